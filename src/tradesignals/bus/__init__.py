@@ -1,0 +1,1 @@
+"""Message bus: topics partitioned by key, consumer groups, at-least-once delivery."""

@@ -1,0 +1,97 @@
+"""Settings, read once from the environment (prefix ``TS_``) by the wiring and passed down.
+
+Everything a deployment may want to change lives here: mode, where state goes, service URLs and the
+tier prices. Nothing below the wiring reads the environment.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Mode(StrEnum):
+    EMBEDDED = "embedded"
+    SERVER = "server"
+
+
+class ConfigError(Exception):
+    """A setting that cannot be used; the message is one line naming the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TS_", extra="ignore", validate_default=True)
+
+    mode: Mode = Mode.EMBEDDED
+    home: Path = Field(default=Path("var"), description="State directory: SQLite file, lake, models, images.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; defaults to SQLite in TS_HOME (embedded) or local PostgreSQL.",
+    )
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    bus_partitions: int = Field(default=8, ge=1, le=1024)
+    bus_prefix: str = Field(default="ts", min_length=1)
+
+    # Tiers and prices (USD). Settings, so that marketing can change them without a release.
+    premium_price_usd: Decimal = Field(default=Decimal("19.99"), ge=0)
+    premium_period_days: int = Field(default=30, ge=1)
+    dynamic_price_usd: Decimal = Field(default=Decimal("4.99"), ge=0)
+    dynamic_duration_hours: int = Field(default=72, ge=1)
+
+    # Demo / feeds.
+    feed: str = Field(default="sim", description="sim | replay:PATH")
+    sim_symbols: int = Field(default=20, ge=1, le=5000)
+    sim_seed: int = 7
+    speed: float = Field(
+        default=60.0, gt=0, description="Simulated seconds per wall second; inf = as fast as possible."
+    )
+    signal_timeframe: str = "1m"
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    log_level: str = "info"
+
+    @field_validator("feed")
+    @classmethod
+    def _feed_known(cls, v: str) -> str:
+        if v == "sim" or (v.startswith("replay:") and len(v) > len("replay:")):
+            return v
+        raise ValueError(f"unknown feed {v!r}; expected 'sim' or 'replay:PATH'")
+
+    @field_validator("log_level")
+    @classmethod
+    def _level_known(cls, v: str) -> str:
+        if v.lower() not in {"debug", "info", "warning", "error"}:
+            raise ValueError(f"unknown log level {v!r}; expected debug, info, warning or error")
+        return v.lower()
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        if self.mode is Mode.SERVER:
+            return "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        return f"sqlite:///{(self.home / 'tradesignals.db').as_posix()}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings from the environment plus overrides, turning validation errors into one line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        name = "_".join(str(p) for p in err.get("loc", ())) or "settings"
+        msg = err.get("msg", "invalid").removeprefix("Value error, ")
+        value = err.get("input")
+        shown = f" (got {value!r})" if value is not None and not isinstance(value, dict) else ""
+        parts.append(f"TS_{name.upper()}: {msg}{shown}")
+    return "invalid settings: " + "; ".join(parts)

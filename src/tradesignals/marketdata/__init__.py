@@ -1,0 +1,1 @@
+"""Market data: feeds, validation, bar aggregation, calendars."""

@@ -1,0 +1,1 @@
+"""Persistence: app data (SQLAlchemy: SQLite embedded, PostgreSQL server), history, cache, objects."""

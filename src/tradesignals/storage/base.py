@@ -1,0 +1,88 @@
+"""Repository protocols the core depends on; storage/repositories.py implements them with SQLAlchemy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from tradesignals.domain.risk import ProfileName
+from tradesignals.domain.signals import Signal, SignalEvent, SignalStatus, SignalType
+from tradesignals.domain.tiers import Tier
+
+
+class StorageError(Exception):
+    """The store cannot do what was asked; the message says which store and why, in one line."""
+
+
+class DuplicateError(StorageError):
+    """A row with the same unique key exists already."""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    email: str
+    password_hash: str
+    tier: Tier
+    risk_profile: ProfileName
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    seq: int  # global, strictly increasing insertion order
+    event: SignalEvent
+
+
+@dataclass(frozen=True, slots=True)
+class SignalQuery:
+    symbol: str | None = None
+    status: SignalStatus | None = None
+    open_only: bool = False
+    closed_only: bool = False
+    type: SignalType | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    before_id: str | None = None  # cursor: ids are time-sortable, newest first
+    limit: int = 50
+
+
+class SignalRepository(Protocol):
+    def add(self, signal: Signal) -> None:
+        """Insert a new signal and its ``created`` event in one transaction."""
+        ...
+
+    def get(self, signal_id: str) -> Signal | None: ...
+
+    def query(self, query: SignalQuery) -> list[Signal]:
+        """Newest first."""
+        ...
+
+    def set_status(self, signal_id: str, status: SignalStatus, event: SignalEvent) -> None:
+        """Change status and append the event in one transaction."""
+        ...
+
+    def add_event(self, event: SignalEvent) -> StoredEvent: ...
+
+    def events(
+        self, signal_id: str | None = None, after_seq: int = 0, limit: int = 1000
+    ) -> list[StoredEvent]: ...
+
+
+class UserRepository(Protocol):
+    def create(
+        self,
+        email: str,
+        password_hash: str,
+        tier: Tier = Tier.FREE,
+        risk_profile: ProfileName = ProfileName.MODERATE,
+    ) -> User: ...
+
+    def get(self, user_id: int) -> User | None: ...
+
+    def by_email(self, email: str) -> User | None: ...
+
+    def set_tier(self, user_id: int, tier: Tier) -> User: ...
+
+    def set_risk_profile(self, user_id: int, profile: ProfileName) -> User: ...
