@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 T = TypeVar("T")
-T_co = TypeVar("T_co", covariant=True)
 
 Decoder = Callable[[bytes], T]
 
@@ -53,11 +52,11 @@ class BusError(Exception):
     """The bus cannot do what was asked (unreachable server, closed bus)."""
 
 
-class Consumer(Protocol[T_co]):
+class Consumer(Protocol[T]):
     name: str
     group: str
 
-    async def fetch(self, max_count: int = 100, wait: float = 1.0) -> list[Delivery[T_co]]:
+    async def fetch(self, max_count: int = 100, wait: float = 1.0) -> list[Delivery[T]]:
         """Up to ``max_count`` deliveries, waiting at most ``wait`` seconds for the first."""
         ...
 
@@ -67,7 +66,7 @@ class Consumer(Protocol[T_co]):
         """Leave the group now; unacked messages go to other members without waiting for the lease."""
         ...
 
-    def __aiter__(self) -> AsyncIterator[Delivery[T_co]]: ...
+    def __aiter__(self) -> AsyncIterator[Delivery[T]]: ...
 
 
 class Bus(Protocol):
