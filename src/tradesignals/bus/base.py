@@ -1,12 +1,20 @@
-"""The bus contract every implementation meets (tests/contract/test_bus_contract.py proves it).
+"""The bus contract every implementation meets (tests/integration/bus/test_bus_contract.py proves it
+against each implementation with the same tests).
 
 - A topic is split into ``partitions``; a message goes to ``partition_for(key, n)`` so all
   messages of one key (a symbol) stay in order.
 - A consumer group shares the work: each partition is owned by at most one live member at a time,
-  so order per partition holds with many members.
+  so order per partition holds with many members. Members take a fair share each (partitions /
+  live members); a member over its share hands a partition over only once everything it fetched
+  from it is acked, so a rebalance among live members neither duplicates nor reorders.
+- Member names are unique within a group: the name is the identity (a process that restarts under
+  the same name gets its own unacked messages back).
+- A consumer joins its group on its first ``fetch``; a group that does not exist yet is created
+  then, at ``start`` (earliest: all retained history; latest: only messages published after).
 - Delivery is at least once: a message is pending until acked. A member is alive while it keeps
   calling ``fetch`` within ``lease_seconds``; when it stops (crash, hang, close), its partitions
-  and its pending messages pass to another member, which gets them again, in order, first.
+  and its pending messages pass to another member, which gets them again, in order, first, with
+  ``attempt`` > 1. ``close`` hands over at once instead of waiting for the lease.
 - A message that cannot be decoded is parked on the topic's dead-letter list with the reason and
   acked, so it never blocks its partition.
 """
@@ -14,9 +22,9 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -33,7 +41,7 @@ class Delivery(Generic[T]):
     topic: str
     partition: int
     key: str
-    id: str
+    id: str  # opaque; unique within (topic, partition), e.g. a Redis stream id
     value: T
     attempt: int  # 1 on first delivery; more when redelivered after a member died
 
@@ -43,7 +51,7 @@ class DeadLetter:
     topic: str
     partition: int
     key: str
-    id: str
+    id: str  # opaque; unique within (topic, partition), e.g. a Redis stream id
     payload: bytes
     reason: str
 
@@ -60,13 +68,17 @@ class Consumer(Protocol[T]):
         """Up to ``max_count`` deliveries, waiting at most ``wait`` seconds for the first."""
         ...
 
-    async def ack(self, *deliveries: Delivery[object]) -> None: ...
+    async def ack(self, *deliveries: Delivery[Any]) -> None:
+        """Done with these; acking twice, or after the message was handed over, is harmless."""
+        ...
 
     async def close(self) -> None:
         """Leave the group now; unacked messages go to other members without waiting for the lease."""
         ...
 
-    def __aiter__(self) -> AsyncIterator[Delivery[T]]: ...
+    def __aiter__(self) -> AsyncIterator[Delivery[T]]:
+        """Deliveries one by one until the consumer is closed; the caller still acks each."""
+        ...
 
 
 class Bus(Protocol):
@@ -74,6 +86,10 @@ class Bus(Protocol):
 
     async def publish(self, topic: str, key: str, payload: bytes) -> str:
         """Append and return the message id; durable once this returns."""
+        ...
+
+    async def publish_many(self, topic: str, items: Sequence[tuple[str, bytes]]) -> list[str]:
+        """``publish`` for a batch of (key, payload), in order; one round trip where the server allows."""
         ...
 
     def consumer(
@@ -89,8 +105,12 @@ class Bus(Protocol):
         """A member ``name`` of ``group`` on ``topic``; ``start`` is earliest|latest for a new group."""
         ...
 
-    async def dead_letters(self, topic: str, limit: int = 100) -> list[DeadLetter]: ...
+    async def dead_letters(self, topic: str, limit: int = 100) -> list[DeadLetter]:
+        """The most recent ``limit`` parked messages of ``topic``, oldest first."""
+        ...
 
-    async def ping(self) -> bool: ...
+    async def ping(self) -> bool:
+        """True when the bus can take messages; never raises, so health checks stay simple."""
+        ...
 
     async def close(self) -> None: ...

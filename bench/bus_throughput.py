@@ -1,0 +1,166 @@
+"""Bus figures: publish + consume + ack throughput and publish -> delivery latency, as JSON.
+
+    .venv/bin/python bench/bus_throughput.py [--redis-url URL] [--quick]
+
+Measures the in-process bus and, when Redis answers (TS_REDIS_URL, else redis://127.0.0.1:6379/0),
+the Redis Streams bus. Payloads are real encoded ``Tick``s decoded on the way out, so the figures
+include the codec as the tick path pays it. Throughput runs producer and consumer concurrently on
+one event loop (one core); latency is ping-pong (publish one, wait for its delivery), i.e. the
+unloaded path a lone tick takes. Keys under a random ``tsbench:`` prefix are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import time
+import uuid
+from typing import Any
+
+from tradesignals.bus.base import Bus
+from tradesignals.bus.codec import decoder, encode
+from tradesignals.bus.memory import MemoryBus
+from tradesignals.bus.redis_streams import RedisStreamsBus
+from tradesignals.domain.market import Tick
+
+PARTITIONS = 8
+SYMBOLS = [f"SYM{i:03d}" for i in range(100)]
+DECODE = decoder(Tick)
+
+
+def ticks(n: int) -> list[tuple[str, bytes]]:
+    base = time.time_ns()
+    return [
+        (SYMBOLS[i % len(SYMBOLS)], encode(Tick(SYMBOLS[i % len(SYMBOLS)], base + i, 100.0 + i % 7, 1.0)))
+        for i in range(n)
+    ]
+
+
+async def throughput(bus: Bus, n: int, batch: int | None) -> float:
+    """Messages per second through publish (or publish_many in ``batch``es), fetch and ack."""
+    topic = f"bench.tp.{uuid.uuid4().hex[:8]}"
+    consumer = bus.consumer(topic, "bench", "w1", DECODE, lease_seconds=30)
+    await consumer.fetch(1, wait=0)  # join before the clock starts
+    items = ticks(n)
+
+    async def produce() -> None:
+        if batch is None:
+            for key, payload in items:
+                await bus.publish(topic, key, payload)
+        else:
+            for i in range(0, n, batch):
+                await bus.publish_many(topic, items[i : i + batch])
+
+    async def consume() -> None:
+        got = 0
+        while got < n:
+            deliveries = await consumer.fetch(1_000, wait=1.0)
+            got += len(deliveries)
+            if deliveries:
+                await consumer.ack(*deliveries)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(produce(), consume())
+    elapsed = time.perf_counter() - t0
+    await consumer.close()
+    return n / elapsed
+
+
+async def latency(bus: Bus, n: int) -> dict[str, float]:
+    """Publish one message, wait until the consumer holds it; p50/p99 of that, in microseconds."""
+    topic = f"bench.lat.{uuid.uuid4().hex[:8]}"
+    consumer = bus.consumer(topic, "bench", "w1", DECODE, lease_seconds=30)
+    await consumer.fetch(1, wait=0)
+    received = asyncio.Event()
+    sent_at = 0
+    samples: list[int] = []
+
+    async def consume() -> None:
+        while len(samples) < n:
+            deliveries = await consumer.fetch(100, wait=1.0)
+            if deliveries:
+                samples.append(time.perf_counter_ns() - sent_at)
+                received.set()
+                await consumer.ack(*deliveries)
+
+    reader = asyncio.create_task(consume())
+    items = ticks(n)
+    for key, payload in items:
+        received.clear()
+        sent_at = time.perf_counter_ns()
+        await bus.publish(topic, key, payload)
+        await received.wait()
+    await reader
+    await consumer.close()
+    samples.sort()
+    return {
+        "p50": round(samples[len(samples) // 2] / 1_000, 1),
+        "p99": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))] / 1_000, 1),
+        "samples": len(samples),
+    }
+
+
+async def measure(bus: Bus, *, single: int, batched: int, pings: int) -> dict[str, Any]:
+    return {
+        "publish_consume_ack_msgs_per_s": round(await throughput(bus, single, None)),
+        "publish_many_consume_ack_msgs_per_s": round(await throughput(bus, batched, 500)),
+        "publish_to_delivery_latency_us": await latency(bus, pings),
+        "messages": {"publish": single, "publish_many": batched, "latency": pings},
+    }
+
+
+async def redis_figures(url: str, quick: bool) -> dict[str, Any]:
+    prefix = f"tsbench:{uuid.uuid4().hex[:8]}"
+    bus = RedisStreamsBus(url, partitions=PARTITIONS, prefix=prefix)
+    if not await bus.ping():
+        await bus.close()
+        return {"skipped": f"Redis at {url} does not answer"}
+    try:
+        scale = 4 if quick else 1
+        return {
+            "url": url,
+            **await measure(bus, single=20_000 // scale, batched=100_000 // scale, pings=2_000 // scale),
+        }
+    finally:
+        await bus.close()
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(url)
+        keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1_000)]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get(
+            "TS_REDIS_URL", os.environ.get("TS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+        ),
+    )
+    parser.add_argument("--quick", action="store_true", help="a quarter of the messages")
+    args = parser.parse_args()
+    scale = 4 if args.quick else 1
+    memory = MemoryBus(partitions=PARTITIONS)
+    result = {
+        "bench": "bus_throughput",
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+        "partitions": PARTITIONS,
+        "memory": await measure(
+            memory, single=200_000 // scale, batched=400_000 // scale, pings=20_000 // scale
+        ),
+        "redis": await redis_figures(args.redis_url, args.quick),
+    }
+    await memory.close()
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

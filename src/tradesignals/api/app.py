@@ -1,0 +1,52 @@
+"""FastAPI application factory: routers, error shapes, and the lifespan that runs this node's roles."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from tradesignals import __version__
+from tradesignals.api import ws
+from tradesignals.api.routes import health, signals
+from tradesignals.marketdata.feeds.base import Feed
+from tradesignals.storage.base import StorageError
+from tradesignals.wiring import Services, start_roles
+
+
+def create_app(
+    services: Services,
+    *,
+    roles: frozenset[str] = frozenset({"api"}),
+    feed: Feed | None = None,
+    close_services: bool = True,
+) -> FastAPI:
+    """An app over ready-made ``services``; the lifespan starts ``roles`` and stops them on shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        start_roles(services, set(roles), feed)
+        try:
+            yield
+        finally:
+            if close_services:
+                await services.close()
+
+    app = FastAPI(
+        title="tradesignals",
+        version=__version__,
+        summary="Calibrated trading signals with a verifiable, hash-chained track record.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.include_router(health.router)
+    app.include_router(signals.router)
+    app.include_router(ws.router)
+
+    @app.exception_handler(StorageError)
+    async def storage_unavailable(request: Request, exc: StorageError) -> JSONResponse:
+        return JSONResponse(status_code=503, content={"detail": f"storage unavailable: {exc}"})
+
+    return app

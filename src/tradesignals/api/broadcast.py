@@ -1,0 +1,40 @@
+"""Bridge from the bus to this node's WebSocket hub.
+
+Each API node reads the ``signals`` topic in a consumer group of its own, so every node sees every
+signal and can serve any client; a node starts at the latest message (clients catch up by REST).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+
+from tradesignals.api.hub import Hub
+from tradesignals.api.schemas import SignalPublic
+from tradesignals.bus import topics
+from tradesignals.bus.base import Bus
+from tradesignals.bus.codec import decoder
+from tradesignals.domain.signals import Signal
+
+log = structlog.get_logger(__name__)
+
+SIGNALS_CHANNEL = "signals"
+
+
+def signal_payload(signal: Signal) -> dict[str, Any]:
+    return SignalPublic.of(signal).model_dump(mode="json")
+
+
+async def broadcast_signals(bus: Bus, hub: Hub, node_id: str, stop: asyncio.Event) -> None:
+    consumer = bus.consumer(topics.SIGNALS, f"api-{node_id}", node_id, decoder(Signal), start="latest")
+    try:
+        while not stop.is_set():
+            batch = await consumer.fetch(500, wait=0.2)
+            for d in batch:
+                hub.publish(SIGNALS_CHANNEL, "signal", signal_payload(d.value))
+            if batch:
+                await consumer.ack(*batch)
+    finally:
+        await consumer.close()

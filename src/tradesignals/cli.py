@@ -1,0 +1,160 @@
+"""Command line: ``tradesignals demo | serve | --version``.
+
+Every failure a person can cause (a bad setting, a missing file, a busy port, an unreachable
+service) ends with one line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from tradesignals import __version__
+from tradesignals.config import ConfigError, Mode, Settings, load_settings
+from tradesignals.marketdata.feeds.base import Feed, FeedError
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="tradesignals: calibrated trading signals."
+)
+console = Console(stderr=True)
+ROLES = ("api", "engine", "ingest")
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tradesignals {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Market data in, calibrated signals out, every outcome on a verifiable ledger."""
+
+
+def _check_port(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            why = (
+                "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
+            )
+            raise ConfigError(f"port {port} on {host} {why}; pick another with --port") from None
+
+
+def _configure_logging(level: str) -> None:
+    import structlog
+
+    logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
+    for noisy in ("alembic", "sqlalchemy", "uvicorn.error", "httpx"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+    )
+
+
+async def _run(settings: Settings, roles: frozenset[str], banner: str) -> None:
+    import uvicorn
+
+    from tradesignals.api.app import create_app
+    from tradesignals.wiring import build_feed, build_services
+
+    feed: Feed | None = build_feed(settings) if "ingest" in roles else None
+    services = await build_services(settings)
+    app_ = create_app(services, roles=roles, feed=feed)
+    config = uvicorn.Config(
+        app_, host=settings.host, port=settings.port, log_level="warning", lifespan="on", ws="auto"
+    )
+    server = uvicorn.Server(config)
+    typer.echo(banner.format(url=f"http://{settings.host}:{settings.port}"), err=False)
+    await server.serve()
+
+
+def _settings(**overrides: object) -> Settings:
+    return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    feed: Annotated[str, typer.Option(help="sim | replay:PATH")] = "sim",
+    speed: Annotated[
+        float, typer.Option(help="Simulated seconds per wall second (inf = full speed).")
+    ] = 60.0,
+    symbols: Annotated[int, typer.Option(help="Simulated symbols.")] = 20,
+) -> None:
+    """Everything embedded in one process: simulator or replay → engine → API and WebSocket."""
+    try:
+        settings = _settings(
+            mode=Mode.EMBEDDED, port=port, host=host, feed=feed, speed=speed, sim_symbols=symbols
+        )
+        _configure_logging(settings.log_level)
+        _check_port(settings.host, settings.port)
+        asyncio.run(
+            _run(
+                settings,
+                frozenset(ROLES),
+                "tradesignals demo on {url}  (API {url}/api/signals, docs {url}/docs, WebSocket {url}/ws)",
+            )
+        )
+    except (ConfigError, FeedError) as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def serve(
+    role: Annotated[
+        list[str] | None, typer.Option(help="api | engine | ingest (repeatable); default all.")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (api role).")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
+    feed: Annotated[str | None, typer.Option(help="sim | replay:PATH (ingest role).")] = None,
+) -> None:
+    """Server mode (PostgreSQL + Redis Streams); run roles in separate processes to scale out."""
+    try:
+        roles = frozenset(role or ROLES)
+        unknown = roles - set(ROLES)
+        if unknown:
+            raise ConfigError(f"unknown role {sorted(unknown)[0]!r}; expected api, engine or ingest")
+        settings = _settings(mode=Mode.SERVER, port=port, host=host, feed=feed)
+        _configure_logging(settings.log_level)
+        if "api" in roles:
+            _check_port(settings.host, settings.port)
+        asyncio.run(_run(settings, roles, "tradesignals serve (" + ",".join(sorted(roles)) + ") on {url}"))
+    except (ConfigError, FeedError) as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

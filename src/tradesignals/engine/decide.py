@@ -1,0 +1,88 @@
+"""Turn a directional decision into a concrete signal: entry, ATR stop, 1R/2R/3R targets, expiry.
+
+Kept separate from the scorer so that the placeholder rule and the ML model share the same
+price arithmetic and the same de-duplication.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+
+from tradesignals.domain.market import Bar, Timeframe, to_datetime
+from tradesignals.domain.signals import (
+    MAX_SIGNAL_LIFETIME,
+    Direction,
+    InvalidSignal,
+    Signal,
+    SignalType,
+    new_signal_id,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DecideParams:
+    stop_atr: float = 1.5
+    target_r: tuple[float, ...] = (1.0, 2.0, 3.0)
+    swing_horizon_bars: int = 5
+    day_horizon_bars: int = 60
+
+
+def round_price(price: float) -> float:
+    """Round to six significant digits, and never below cents: 31.4371, 60012.35, 0.512346.
+
+    Enough precision for any stop or target a person would place, without the float noise that
+    ATR arithmetic leaves behind.
+    """
+    if price <= 0 or not math.isfinite(price):
+        return price
+    decimals = max(2, 5 - math.floor(math.log10(price)))
+    return round(price, decimals)
+
+
+def signal_type_for(timeframe: Timeframe) -> SignalType:
+    return SignalType.SWING if timeframe is Timeframe.D1 else SignalType.DAY
+
+
+def build_signal(
+    bar: Bar,
+    direction: Direction,
+    confidence: float,
+    atr: float,
+    model_version: str,
+    reasons: tuple[str, ...] = (),
+    params: DecideParams = DecideParams(),
+) -> Signal | None:
+    """A signal entered at the bar's close; None when the numbers cannot make a valid one (ATR 0…)."""
+    if atr <= 0:
+        return None
+    s = direction.sign
+    entry = bar.close
+    risk = params.stop_atr * atr
+    stop = entry - s * risk
+    if stop <= 0:
+        return None
+    targets = tuple(round_price(entry + s * r * risk) for r in params.target_r)
+    kind = signal_type_for(bar.timeframe)
+    horizon = params.swing_horizon_bars if kind is SignalType.SWING else params.day_horizon_bars
+    created = to_datetime(bar.end)
+    expires = created + min(timedelta(seconds=horizon * bar.timeframe.seconds), MAX_SIGNAL_LIFETIME)
+    try:
+        return Signal(
+            id=new_signal_id(),
+            symbol=bar.symbol,
+            type=kind,
+            direction=direction,
+            entry=round_price(entry),
+            stop=round_price(stop),
+            targets=targets,
+            confidence=confidence,
+            created_at=created,
+            expires_at=expires,
+            model_version=model_version,
+            timeframe=bar.timeframe.value,
+            reasons=reasons,
+        )
+    except InvalidSignal:
+        return None

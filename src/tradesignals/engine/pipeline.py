@@ -1,0 +1,184 @@
+"""The engine role: market events → bars → decision → signal → store → bus.
+
+``SignalEngine`` is the synchronous core (pure compute, no I/O) used unchanged by live, replay and
+backtests. ``EngineService`` is the async shell that feeds it from the bus and does the I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from tradesignals.bus import topics
+from tradesignals.bus.base import Bus, Consumer, Delivery
+from tradesignals.bus.codec import decoder, encode
+from tradesignals.domain.market import Bar, Tick, Timeframe, to_ns
+from tradesignals.domain.signals import Direction, Signal
+from tradesignals.engine.decide import DecideParams, build_signal
+from tradesignals.engine.placeholder_rule import Decision
+from tradesignals.marketdata.bars import BarAggregator
+from tradesignals.storage.base import SignalRepository
+
+log = structlog.get_logger(__name__)
+
+
+class Scorer(Protocol):
+    """Anything that turns the next bar of a symbol into a directional decision (rule or model)."""
+
+    version: str
+
+    def on_bar(self, bar: Bar) -> Decision | None: ...
+
+
+@dataclass(slots=True)
+class EngineStats:
+    bars: int = 0
+    ticks: int = 0
+    decisions: int = 0
+    signals: int = 0
+    suppressed_duplicates: int = 0
+    last_latency_ns: int = 0
+
+
+class SignalEngine:
+    """Bars in, signals out. Holds one open signal per (symbol, direction) until it expires."""
+
+    def __init__(
+        self,
+        scorer: Scorer,
+        timeframe: Timeframe,
+        params: DecideParams = DecideParams(),
+    ) -> None:
+        self.scorer = scorer
+        self.timeframe = timeframe
+        self.params = params
+        self.stats = EngineStats()
+        self._aggregator = BarAggregator(timeframe)
+        self._open: dict[tuple[str, Direction], int] = {}
+        self._expiries: list[tuple[int, str, Direction]] = []
+
+    def on_tick(self, tick: Tick) -> list[Signal]:
+        self.stats.ticks += 1
+        out: list[Signal] = []
+        for bar in self._aggregator.update(tick):
+            sig = self.on_bar(bar)
+            if sig is not None:
+                out.append(sig)
+        return out
+
+    def on_bar(self, bar: Bar) -> Signal | None:
+        self.stats.bars += 1
+        self._expire(bar.end)
+        decision = self.scorer.on_bar(bar)
+        if decision is None:
+            return None
+        self.stats.decisions += 1
+        key = (bar.symbol, decision.direction)
+        if key in self._open:
+            self.stats.suppressed_duplicates += 1
+            return None
+        signal = build_signal(
+            bar,
+            decision.direction,
+            decision.confidence,
+            decision.atr,
+            self.scorer.version,
+            decision.reasons,
+            self.params,
+        )
+        if signal is None:
+            return None
+        expires_ns = to_ns(signal.expires_at)
+        self._open[key] = expires_ns
+        heapq.heappush(self._expiries, (expires_ns, key[0], key[1]))
+        self.stats.signals += 1
+        return signal
+
+    def _expire(self, now_ns: int) -> None:
+        heap = self._expiries
+        while heap and heap[0][0] <= now_ns:
+            exp, symbol, direction = heapq.heappop(heap)
+            if self._open.get((symbol, direction)) == exp:
+                del self._open[(symbol, direction)]
+
+
+class EngineService:
+    """Consumes bars and ticks from the bus, persists and publishes each new signal, then acks.
+
+    Acks come after the signal is stored and published, so a crash replays the bar rather than
+    losing a signal (at-least-once; the engine's de-duplication absorbs the replay).
+    """
+
+    def __init__(
+        self,
+        engine: SignalEngine,
+        bus: Bus,
+        repo: SignalRepository,
+        *,
+        group: str = "engine",
+        name: str = "engine-1",
+        on_signal: Callable[[Signal], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.bus = bus
+        self.repo = repo
+        self.group = group
+        self.name = name
+        self.on_signal = on_signal
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        """Consume bars and ticks concurrently, so neither topic waits on the other's poll."""
+        bars: Consumer[Bar] = self.bus.consumer(topics.MARKET_BARS, self.group, self.name, decoder(Bar))
+        ticks: Consumer[Tick] = self.bus.consumer(topics.MARKET_TICKS, self.group, self.name, decoder(Tick))
+        log.info("engine.start", model=self.engine.scorer.version, timeframe=self.engine.timeframe.value)
+        try:
+            await asyncio.gather(self._consume_bars(bars), self._consume_ticks(ticks))
+        finally:
+            await bars.close()
+            await ticks.close()
+
+    async def _consume_bars(self, consumer: Consumer[Bar]) -> None:
+        while not self._stop.is_set():
+            batch = await consumer.fetch(500, wait=0.2)
+            for d in batch:
+                await self._emit(d, self.engine.on_bar(d.value))
+            if batch:
+                await consumer.ack(*batch)
+
+    async def _consume_ticks(self, consumer: Consumer[Tick]) -> None:
+        while not self._stop.is_set():
+            batch = await consumer.fetch(2000, wait=0.2)
+            for d in batch:
+                for sig in self.engine.on_tick(d.value):
+                    await self._emit(d, sig)
+            if batch:
+                await consumer.ack(*batch)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _emit(self, delivery: Delivery[Bar] | Delivery[Tick], signal: Signal | None) -> None:
+        if signal is None:
+            return
+        t0 = time.perf_counter_ns()
+        await asyncio.to_thread(self.repo.add, signal)
+        await self.bus.publish(topics.SIGNALS, signal.symbol, encode(signal))
+        self.engine.stats.last_latency_ns = time.perf_counter_ns() - t0
+        if self.on_signal is not None:
+            self.on_signal(signal)
+        log.info(
+            "signal",
+            id=signal.id,
+            symbol=signal.symbol,
+            direction=signal.direction.value,
+            entry=signal.entry,
+            confidence=signal.confidence,
+            attempt=delivery.attempt,
+        )

@@ -1,0 +1,170 @@
+"""SQLAlchemy models of the app data, portable between SQLite and PostgreSQL.
+
+These classes describe the schema for autogenerate and for the repositories; the schema itself is
+created only by the migrations in ``migrations/versions`` (never ``metadata.create_all``), and a test
+compares the two on both databases. Types are chosen to mean the same thing on both: no native
+enums (strings with a CHECK, so adding a value is an ordinary migration), ``DOUBLE PRECISION`` for
+prices (a float in, the same float out), JSON as text, and timestamps that always come back as
+aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from tradesignals.domain.risk import ProfileName
+from tradesignals.domain.signals import Direction, SignalEventKind, SignalStatus, SignalType
+from tradesignals.domain.tiers import Tier
+
+# Fixed constraint names: the migrations spell the same names, so a later migration can drop or
+# alter a constraint by name on both databases (SQLite batch mode needs names, too).
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SIGNAL_ID_LENGTH = 22
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware datetime stored as UTC, returned as aware UTC on every database.
+
+    PostgreSQL has ``timestamptz`` but returns it in the session's time zone; SQLite has no time
+    type at all, and SQLAlchemy's SQLite DATETIME silently drops the offset of an aware value. So
+    values are converted to UTC on the way in (stored naive on SQLite, in a fixed-width text form
+    that sorts chronologically) and tagged UTC on the way out. A naive datetime is refused, never
+    guessed (ADR 0002).
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} refused: timestamps must be aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class StrEnumType(TypeDecorator[E], Generic[E]):
+    """A ``StrEnum`` stored as its value in a VARCHAR, read back as the enum member.
+
+    Paired with a CHECK constraint listing the values (see ``_enum_check``), so the database
+    refuses what the code would fail to read.
+    """
+
+    impl = sa.String
+    cache_ok = True
+
+    def __init__(self, enum_cls: type[E], length: int = 16) -> None:
+        super().__init__(length)
+        self.enum_cls = enum_cls
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return self.enum_cls(value).value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> E | None:
+        if value is None:
+            return None
+        return self.enum_cls(value)
+
+
+def _enum_check(column: str, enum_cls: type[StrEnum]) -> sa.CheckConstraint:
+    values = ", ".join(f"'{m.value}'" for m in enum_cls)
+    return sa.CheckConstraint(f"{column} IN ({values})", name=column)
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# SQLite makes a column an alias of its 64-bit rowid only when it is exactly "INTEGER PRIMARY KEY".
+BigIntId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        _enum_check("tier", Tier),
+        _enum_check("risk_profile", ProfileName),
+        sa.UniqueConstraint("email"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    # Stored lowercased by the repository, so the plain unique constraint is case-insensitive.
+    email: Mapped[str] = mapped_column(sa.String(320))
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    tier: Mapped[Tier] = mapped_column(StrEnumType(Tier))
+    risk_profile: Mapped[ProfileName] = mapped_column(StrEnumType(ProfileName))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class SignalRow(Base):
+    __tablename__ = "signals"
+    __table_args__ = (
+        _enum_check("type", SignalType),
+        _enum_check("direction", Direction),
+        _enum_check("status", SignalStatus),
+        sa.Index(None, "symbol", "created_at"),
+        # The API pages a symbol newest-first by id (the keyset cursor); this makes that an index scan.
+        sa.Index(None, "symbol", "id"),
+        sa.Index(None, "status"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(SIGNAL_ID_LENGTH), primary_key=True)
+    symbol: Mapped[str] = mapped_column(sa.String(32))
+    type: Mapped[SignalType] = mapped_column(StrEnumType(SignalType))
+    direction: Mapped[Direction] = mapped_column(StrEnumType(Direction, 8))
+    entry: Mapped[float] = mapped_column(sa.Double)
+    stop: Mapped[float] = mapped_column(sa.Double)
+    targets: Mapped[list[float]] = mapped_column(sa.JSON)
+    confidence: Mapped[float] = mapped_column(sa.Double)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    model_version: Mapped[str] = mapped_column(sa.String(128))
+    status: Mapped[SignalStatus] = mapped_column(StrEnumType(SignalStatus))
+    timeframe: Mapped[str] = mapped_column(sa.String(16))
+    reasons: Mapped[list[str]] = mapped_column(sa.JSON)
+
+
+class SignalEventRow(Base):
+    __tablename__ = "signal_events"
+    __table_args__ = (
+        _enum_check("kind", SignalEventKind),
+        sa.Index(None, "signal_id", "seq"),
+        # AUTOINCREMENT: SQLite never reuses a seq, so "after_seq" cursors stay valid forever.
+        {"sqlite_autoincrement": True},
+    )
+
+    seq: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    signal_id: Mapped[str] = mapped_column(sa.String(SIGNAL_ID_LENGTH), sa.ForeignKey("signals.id"))
+    kind: Mapped[SignalEventKind] = mapped_column(StrEnumType(SignalEventKind))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    data: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+
+
+metadata = Base.metadata

@@ -1,0 +1,79 @@
+"""The demo as a new user runs it: health within 60 s, a signal over REST and over /ws within 60 s."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+import websockets
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def first_ws_signal(url: str, deadline: float) -> dict[str, object]:
+    async with websockets.connect(url) as ws:
+        await ws.send(orjson.dumps({"op": "subscribe", "channels": ["signals"]}).decode())
+        while True:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, "no signal over /ws within 60 s"
+            msg = orjson.loads(await asyncio.wait_for(ws.recv(), timeout=remaining))
+            if msg.get("channel") == "signals":
+                return msg  # type: ignore[no-any-return]
+
+
+def test_demo_serves_health_signals_and_websocket(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "TS_HOME": str(tmp_path / "var")}
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tradesignals.cli", "demo", "--port", str(port), "--symbols", "20"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = start + 60
+        health = None
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            try:
+                health = httpx.get(f"{base}/api/health", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert health is not None and health.status_code == 200, "health did not answer 200 within 60 s"
+        assert health.json()["mode"] == "embedded"
+
+        ws_msg = asyncio.run(first_ws_signal(f"ws://127.0.0.1:{port}/ws", start + 60))
+        data = ws_msg["data"]
+        assert isinstance(data, dict) and data["symbol"] and data["model_version"]
+
+        items = httpx.get(f"{base}/api/signals", timeout=5).json()["items"]
+        assert items, "signals arrived over /ws but not at /api/signals"
+        assert data["id"] in {s["id"] for s in items} or len(items) >= 50
+        assert time.monotonic() - start < 60
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from fastapi.testclient import TestClient
+
+from tradesignals.bus import topics
+from tradesignals.bus.codec import encode
+from tradesignals.domain.signals import Direction, Signal, SignalType, new_signal_id
+from tradesignals.wiring import Services
+
+
+def signal() -> Signal:
+    now = datetime.now(UTC)
+    return Signal(
+        id=new_signal_id(),
+        symbol="ETHUSDT",
+        type=SignalType.DAY,
+        direction=Direction.SHORT,
+        entry=3000.0,
+        stop=3030.0,
+        targets=(2970.0,),
+        confidence=0.57,
+        created_at=now,
+        expires_at=now + timedelta(hours=2),
+        model_version="test-1",
+    )
+
+
+def wait_subscribers(services: Services, channel: str, n: int = 1) -> None:
+    deadline = time.monotonic() + 5
+    while services.hub.subscriber_count(channel) < n:
+        assert time.monotonic() < deadline, "subscription never registered"
+        time.sleep(0.01)
+
+
+def test_signal_published_on_the_bus_reaches_a_subscriber(client: TestClient, services: Services) -> None:
+    s = signal()
+    with client.websocket_connect("/ws") as ws:
+        ws.send_json({"op": "subscribe", "channels": ["signals"]})
+        ack = ws.receive_json()
+        assert ack["type"] == "subscribed" and ack["channels"] == ["signals"]
+        wait_subscribers(services, "signals")
+        # The broadcaster's consumer starts at "latest"; give it a moment to join its group.
+        time.sleep(0.3)
+        client.portal.call(services.bus.publish, topics.SIGNALS, s.symbol, encode(s))  # type: ignore[union-attr]
+        msg = ws.receive_json()
+        assert msg["channel"] == "signals" and msg["type"] == "signal" and msg["seq"] >= 1
+        assert msg["data"]["id"] == s.id and msg["data"]["direction"] == "short"
+        assert msg["data"]["targets"] == [2970.0]
+
+
+def test_resume_with_since_replays_what_was_missed(client: TestClient, services: Services) -> None:
+    for i in range(3):
+        services.hub.publish("signals", "signal", {"n": i})
+    with client.websocket_connect("/ws") as ws:
+        ws.send_json({"op": "subscribe", "channels": ["signals"], "since": 1})
+        got = [ws.receive_json() for _ in range(3)]
+    replayed = [m for m in got if m.get("channel") == "signals"]
+    assert [m["seq"] for m in replayed] == [2, 3]
+    assert any(m.get("type") == "subscribed" for m in got)
+
+
+def test_bad_frames_get_error_frames_and_the_socket_stays_open(client: TestClient) -> None:
+    with client.websocket_connect("/ws") as ws:
+        cases = [
+            ("{not json", "bad_json"),
+            ('["subscribe"]', "bad_request"),
+            ('{"op": "dance"}', "bad_op"),
+            ('{"op": "subscribe", "channels": []}', "bad_request"),
+            ('{"op": "subscribe", "channels": ["signals"], "since": -1}', "bad_request"),
+            ('{"op": "subscribe", "channels": ["nope"]}', "unknown_channel"),
+            ('{"op": "subscribe", "channels": ["user:7:signals"]}', "forbidden"),
+            ('{"op": "subscribe", "channels": ["signal:0123456789abcdef012345:live"]}', "forbidden"),
+        ]
+        for raw, code in cases:
+            ws.send_text(raw)
+            reply = ws.receive_json()
+            assert reply["type"] == "error" and reply["code"] == code, (raw, reply)
+            assert reply["message"]
+        ws.send_json({"op": "ping"})
+        assert ws.receive_json() == {"type": "pong"}
+
+
+def test_public_channels_are_open_to_anyone(client: TestClient) -> None:
+    with client.websocket_connect("/ws") as ws:
+        ws.send_json(
+            {"op": "subscribe", "channels": ["system:alerts", "market:status", "market:AAPL:updates"]}
+        )
+        assert ws.receive_json()["type"] == "subscribed"
+        ws.send_json({"op": "unsubscribe", "channels": ["market:status"]})
+        assert ws.receive_json() == {"type": "unsubscribed", "channels": ["market:status"]}

@@ -1,0 +1,39 @@
+from pathlib import Path
+
+import pytest
+
+from tradesignals.config import ConfigError, Mode, load_settings
+
+
+def test_defaults_are_embedded_sqlite_in_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TS_HOME", str(tmp_path))
+    s = load_settings()
+    assert s.mode is Mode.EMBEDDED
+    assert s.db_url == f"sqlite:///{tmp_path.as_posix()}/tradesignals.db"
+    assert str(s.premium_price_usd) == "19.99" and s.dynamic_duration_hours == 72
+
+
+def test_server_mode_defaults_to_local_postgres(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TS_MODE", "server")
+    assert load_settings().db_url.startswith("postgresql+psycopg://")
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "message"),
+    [
+        ("TS_MODE", "cloud", "TS_MODE: Input should be 'embedded' or 'server' (got 'cloud')"),
+        ("TS_FEED", "kraken", "TS_FEED: unknown feed 'kraken'; expected 'sim' or 'replay:PATH'"),
+        ("TS_PREMIUM_PRICE_USD", "-1", "TS_PREMIUM_PRICE_USD"),
+        ("TS_BUS_PARTITIONS", "zero", "TS_BUS_PARTITIONS"),
+        ("TS_LOG_LEVEL", "loud", "unknown log level 'loud'"),
+    ],
+)
+def test_bad_values_give_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    text = str(info.value)
+    assert message in text
+    assert "\n" not in text
