@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import logging
 import socket
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -150,6 +152,89 @@ def serve(
         raise _fail(str(exc)) from None
     except KeyboardInterrupt:
         pass
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="OHLCV files: CSV (gzip ok) or Parquet.")],
+    timeframe: Annotated[
+        str | None, typer.Option(help="1m|5m|15m|1h|1d; inferred from the data when omitted.")
+    ] = None,
+    tz: Annotated[
+        str | None, typer.Option(help="Time zone of times written without an offset (default UTC).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Load OHLCV files into the history store (idempotent: loading a file twice changes nothing)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from tradesignals.domain.market import Timeframe
+    from tradesignals.marketdata.ingest_files import ingest_files
+    from tradesignals.storage.base import StorageError
+    from tradesignals.wiring import build_bar_store
+
+    try:
+        settings = _settings()
+        tf = Timeframe.parse(timeframe) if timeframe else None
+        for path in paths:
+            if not path.is_file():
+                raise FeedError(f"{path}: no such file")
+        if settings.mode is Mode.EMBEDDED:
+            settings.home.mkdir(parents=True, exist_ok=True)
+        store = build_bar_store(settings)
+        try:
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+                disable=as_json or not console.is_terminal,
+            ) as bar:
+                task = bar.add_task("ingesting", total=None)
+
+                def progress(done: int, total: int) -> None:
+                    bar.update(task, completed=done, total=total)
+
+                summary = ingest_files(list(paths), store, timeframe=tf, progress=progress, tz=tz)
+        finally:
+            store.close()
+    except (ConfigError, FeedError, StorageError, ValueError) as exc:
+        raise _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    data = summary.to_json()
+    if as_json:
+        typer.echo(json.dumps(data))
+        return
+    _print_ingest(data)
+
+
+def _print_ingest(data: dict[str, object]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = Console()
+    table = Table(show_header=False, box=None)
+    for key in (
+        "files",
+        "rows_read",
+        "rows_loaded",
+        "inserted",
+        "updated",
+        "unchanged",
+        "rows_rejected",
+        "symbols",
+        "timeframe",
+        "first_ts",
+        "last_ts",
+        "seconds",
+    ):
+        table.add_row(key.replace("_", " "), str(data[key]))
+    rejected = data.get("rejected") or {}
+    if isinstance(rejected, dict):
+        for reason, count in rejected.items():
+            table.add_row(escape(f"  rejected: {reason}"), str(count))
+    out.print(table)
 
 
 def main() -> None:

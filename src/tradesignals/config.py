@@ -43,7 +43,20 @@ class Settings(BaseSettings):
     dynamic_duration_hours: int = Field(default=72, ge=1)
 
     # Demo / feeds.
-    feed: str = Field(default="sim", description="sim | replay:PATH")
+    feed: str = Field(
+        default="sim",
+        description="sim | replay:PATH | binance[:SYM,…] | alpaca:SYM,… | polygon:SYM,…",
+    )
+    engine_input: str = Field(
+        default="bars", pattern="^(bars|ticks)$", description="What the engine scores from."
+    )
+    binance_url: str = "wss://stream.binance.com:9443"
+    alpaca_key: str = ""
+    alpaca_secret: str = ""
+    alpaca_feed: str = "iex"
+    alpaca_url: str | None = None
+    polygon_key: str = ""
+    polygon_url: str | None = None
     sim_symbols: int = Field(default=20, ge=1, le=5000)
     sim_seed: int = 7
     speed: float = Field(
@@ -58,9 +71,26 @@ class Settings(BaseSettings):
     @field_validator("feed")
     @classmethod
     def _feed_known(cls, v: str) -> str:
-        if v == "sim" or (v.startswith("replay:") and len(v) > len("replay:")):
+        kind, _, arg = v.partition(":")
+        if kind == "sim" and not arg:
             return v
-        raise ValueError(f"unknown feed {v!r}; expected 'sim' or 'replay:PATH'")
+        if kind in ("replay", "alpaca", "polygon") and arg:
+            return v
+        if kind == "binance":
+            return v
+        raise ValueError(
+            f"unknown feed {v!r}; expected 'sim', 'replay:PATH', 'binance[:SYMBOLS]', 'alpaca:SYMBOLS' or 'polygon:SYMBOLS'"
+        )
+
+    @property
+    def feed_kind(self) -> str:
+        return self.feed.partition(":")[0]
+
+    @property
+    def feed_symbols(self) -> list[str]:
+        """Comma-separated symbols after the feed name, upper-cased (live feeds)."""
+        arg = self.feed.partition(":")[2]
+        return [s.strip().upper() for s in arg.split(",") if s.strip()]
 
     @field_validator("log_level")
     @classmethod

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
@@ -21,6 +23,7 @@ from tradesignals.config import ConfigError, Mode, Settings
 from tradesignals.domain.market import Timeframe
 from tradesignals.marketdata.feeds.base import Feed
 from tradesignals.storage.base import SignalRepository, StorageError, UserRepository
+from tradesignals.storage.timeseries import BarStore
 
 log = structlog.get_logger(__name__)
 
@@ -40,7 +43,9 @@ class Services:
     bus: Bus
     hub: Hub
     node_id: str
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    bars: BarStore
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def check_health(self) -> dict[str, Check]:
         return {"database": await self._check_db(), "bus": await self._check_bus()}
@@ -64,9 +69,13 @@ class Services:
             ok = False
         return Check(ok, name if ok else f"{name}: no answer")
 
-    async def close(self) -> None:
-        for task in self.tasks:
-            task.cancel()
+    async def close(self, grace: float = 2.0) -> None:
+        """Ask the roles to finish (flush, ack, leave their groups), then cancel what is left."""
+        self.stop.set()
+        if self.tasks:
+            _, still = await asyncio.wait(self.tasks, timeout=grace)
+            for task in still:
+                task.cancel()
         for task in self.tasks:
             try:
                 await task
@@ -76,6 +85,7 @@ class Services:
                 log.warning("task.failed", task=task.get_name(), error=repr(exc))
         self.tasks.clear()
         await self.bus.close()
+        self.bars.close()
         self.db.dispose()
 
 
@@ -111,6 +121,12 @@ async def build_services(settings: Settings) -> Services:
     except StorageError as exc:
         await bus.close()
         raise ConfigError(f"database: {exc}") from None
+    try:
+        bars = await asyncio.to_thread(build_bar_store, settings, engine)
+    except StorageError as exc:
+        await bus.close()
+        engine.dispose()
+        raise ConfigError(f"history store: {exc}") from None
     node_id = f"{socket.gethostname()}-{os.getpid()}"
     return Services(
         settings=settings,
@@ -120,26 +136,73 @@ async def build_services(settings: Settings) -> Services:
         bus=bus,
         hub=Hub(),
         node_id=node_id,
+        bars=bars,
     )
 
 
+def build_bar_store(settings: Settings, engine: sa.Engine | None = None) -> BarStore:
+    """Bar history: PostgreSQL when the app database is PostgreSQL, else Parquet under TS_HOME/lake."""
+    if settings.db_url.startswith("postgresql"):
+        from tradesignals.storage.timeseries_pg import PostgresBarStore
+
+        return PostgresBarStore(engine if engine is not None else settings.db_url)
+    from tradesignals.storage.timeseries_parquet import ParquetBarStore
+
+    return ParquetBarStore(settings.home / "lake")
+
+
+BINANCE_DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "ADAUSDT")
+
+
 def build_feed(settings: Settings) -> Feed:
-    """The market-data feed named by ``TS_FEED``; a bad path or file fails here, before anything starts."""
+    """The market-data feed named by ``TS_FEED``; a bad path, file or key fails here, before anything starts."""
     timeframe = Timeframe.parse(settings.signal_timeframe)
-    if settings.feed == "sim":
+    kind = settings.feed_kind
+    if kind == "sim":
         from tradesignals.marketdata.feeds.simulator import SimulatorFeed
 
+        # Anchor the simulated clock at the wall clock (less the warm-up), so demo signals carry
+        # current dates; the seed still fixes prices, so a run is reproducible up to its start time.
+        warmup = 60
+        now = time.time_ns()
+        start = now - now % timeframe.ns - warmup * timeframe.ns
         return SimulatorFeed(
             settings.sim_symbols,
             seed=settings.sim_seed,
             speed=settings.speed,
             timeframe=timeframe,
-            warmup_bars=60,
+            warmup_bars=warmup,
+            start_ns=start,
+            asset_class="mix",
         )
-    from tradesignals.marketdata.feeds.replay import ReplayFeed
+    if kind == "replay":
+        from tradesignals.marketdata.feeds.replay import ReplayFeed
 
-    path = Path(settings.feed.removeprefix("replay:"))
-    return ReplayFeed(path, speed=settings.speed)
+        return ReplayFeed(Path(settings.feed.removeprefix("replay:")), speed=settings.speed)
+    if kind == "binance":
+        from tradesignals.marketdata.feeds.binance import BinanceFeed
+
+        symbols = settings.feed_symbols or list(BINANCE_DEFAULT_SYMBOLS)
+        return BinanceFeed(symbols, streams=("trade", f"kline_{timeframe.value}"), url=settings.binance_url)
+    if kind == "alpaca":
+        from tradesignals.marketdata.feeds.alpaca import AlpacaFeed
+
+        if not settings.alpaca_key or not settings.alpaca_secret:
+            raise ConfigError("the alpaca feed needs TS_ALPACA_KEY and TS_ALPACA_SECRET")
+        return AlpacaFeed(
+            settings.feed_symbols,
+            key=settings.alpaca_key,
+            secret=settings.alpaca_secret,
+            feed=settings.alpaca_feed,
+            url=settings.alpaca_url,
+        )
+    if kind == "polygon":
+        from tradesignals.marketdata.feeds.polygon import PolygonFeed
+
+        if not settings.polygon_key:
+            raise ConfigError("the polygon feed needs TS_POLYGON_KEY")
+        return PolygonFeed(settings.feed_symbols, key=settings.polygon_key, url=settings.polygon_url)
+    raise ConfigError(f"unknown feed {settings.feed!r}")
 
 
 def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -> None:
@@ -148,7 +211,7 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
     from tradesignals.engine.pipeline import EngineService, SignalEngine
     from tradesignals.engine.placeholder_rule import PlaceholderRule
 
-    stop = asyncio.Event()
+    stop = services.stop
     settings = services.settings
     if "api" in roles:
         services.tasks.append(
@@ -157,11 +220,31 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
             )
         )
     if "engine" in roles:
-        timeframe = Timeframe.parse(settings.signal_timeframe) if settings.feed == "sim" else None
-        engine = SignalEngine(PlaceholderRule(), timeframe or _replay_timeframe(feed))
-        service = EngineService(engine, services.bus, services.signals, name=f"engine-{services.node_id}")
+        if settings.feed_kind == "replay" and feed is not None:
+            timeframe = _replay_timeframe(feed)
+        else:
+            timeframe = Timeframe.parse(settings.signal_timeframe)
+        from tradesignals.marketdata.calendar import calendar_for
+
+        engine = SignalEngine(PlaceholderRule(), timeframe, calendar=calendar_for)
+        service = EngineService(
+            engine,
+            services.bus,
+            services.signals,
+            name=f"engine-{services.node_id}",
+            inputs=frozenset({settings.engine_input}),
+            stop=stop,
+        )
         services.tasks.append(asyncio.create_task(service.run(), name="engine"))
     if "ingest" in roles:
+        from tradesignals.engine.recorder import record_bars
+
+        services.tasks.append(
+            asyncio.create_task(
+                record_bars(services.bus, services.bars, stop, name=f"history-{services.node_id}"),
+                name="recorder",
+            )
+        )
         if feed is None:
             raise ConfigError("the ingest role needs a feed (TS_FEED)")
         services.tasks.append(asyncio.create_task(_ingest(feed, services), name="ingest"))
@@ -172,10 +255,19 @@ def _replay_timeframe(feed: Feed | None) -> Timeframe:
     return tf if isinstance(tf, Timeframe) else Timeframe.D1
 
 
+LIVE_FEEDS = frozenset({"binance", "alpaca", "polygon"})
+
+
 async def _ingest(feed: Feed, services: Services) -> None:
     from tradesignals.engine.ingest import run_ingest
+    from tradesignals.marketdata.validate import Validator
 
+    # Live feeds are judged against the wall clock: a tick stamped in the future would otherwise
+    # make every later tick of its symbol look out of order. Simulated and replayed time runs
+    # ahead of or behind the wall clock by design, so they get no clock limits.
+    live = services.settings.feed_kind in LIVE_FEEDS
+    validator = Validator(max_future_ns=5 * 10**9) if live else Validator()
     try:
-        await run_ingest(feed, services.bus)
+        await run_ingest(feed, services.bus, validator)
     finally:
         await feed.close()

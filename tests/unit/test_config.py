@@ -22,7 +22,7 @@ def test_server_mode_defaults_to_local_postgres(monkeypatch: pytest.MonkeyPatch)
     ("env", "value", "message"),
     [
         ("TS_MODE", "cloud", "TS_MODE: Input should be 'embedded' or 'server' (got 'cloud')"),
-        ("TS_FEED", "kraken", "TS_FEED: unknown feed 'kraken'; expected 'sim' or 'replay:PATH'"),
+        ("TS_FEED", "kraken", "TS_FEED: unknown feed 'kraken'; expected 'sim', 'replay:PATH'"),
         ("TS_PREMIUM_PRICE_USD", "-1", "TS_PREMIUM_PRICE_USD"),
         ("TS_BUS_PARTITIONS", "zero", "TS_BUS_PARTITIONS"),
         ("TS_LOG_LEVEL", "loud", "unknown log level 'loud'"),

@@ -23,6 +23,7 @@ from tradesignals.domain.signals import Direction, Signal
 from tradesignals.engine.decide import DecideParams, build_signal
 from tradesignals.engine.placeholder_rule import Decision
 from tradesignals.marketdata.bars import BarAggregator
+from tradesignals.marketdata.calendar import SessionCalendar
 from tradesignals.storage.base import SignalRepository
 
 log = structlog.get_logger(__name__)
@@ -54,12 +55,15 @@ class SignalEngine:
         scorer: Scorer,
         timeframe: Timeframe,
         params: DecideParams = DecideParams(),
+        *,
+        calendar: SessionCalendar | Callable[[str], SessionCalendar] | None = None,
     ) -> None:
         self.scorer = scorer
         self.timeframe = timeframe
         self.params = params
         self.stats = EngineStats()
-        self._aggregator = BarAggregator(timeframe)
+        # With a calendar, ticks become session-aligned bars (09:30-based for XNYS, 24/7 for crypto).
+        self._aggregator = BarAggregator(timeframe, calendar=calendar)
         self._open: dict[tuple[str, Direction], int] = {}
         self._expiries: list[tuple[int, str, Direction]] = []
 
@@ -123,7 +127,9 @@ class EngineService:
         *,
         group: str = "engine",
         name: str = "engine-1",
+        inputs: frozenset[str] = frozenset({"bars"}),
         on_signal: Callable[[Signal], None] | None = None,
+        stop: asyncio.Event | None = None,
     ) -> None:
         self.engine = engine
         self.bus = bus
@@ -131,18 +137,39 @@ class EngineService:
         self.group = group
         self.name = name
         self.on_signal = on_signal
-        self._stop = asyncio.Event()
+        # Score from exchange bars or from our own aggregation of ticks, never both: a feed that
+        # sends both (Binance trades + klines) would otherwise count every minute twice.
+        unknown = inputs - {"bars", "ticks"}
+        if unknown or not inputs:
+            raise ValueError(f"engine inputs must be 'bars' and/or 'ticks', got {sorted(inputs)}")
+        self.inputs = inputs
+        self._stop = stop if stop is not None else asyncio.Event()
 
     async def run(self) -> None:
-        """Consume bars and ticks concurrently, so neither topic waits on the other's poll."""
-        bars: Consumer[Bar] = self.bus.consumer(topics.MARKET_BARS, self.group, self.name, decoder(Bar))
-        ticks: Consumer[Tick] = self.bus.consumer(topics.MARKET_TICKS, self.group, self.name, decoder(Tick))
-        log.info("engine.start", model=self.engine.scorer.version, timeframe=self.engine.timeframe.value)
+        """Consume the configured inputs concurrently, so neither topic waits on the other's poll."""
+        log.info(
+            "engine.start",
+            model=self.engine.scorer.version,
+            timeframe=self.engine.timeframe.value,
+            inputs=sorted(self.inputs),
+        )
+        consumers: list[Consumer[Bar] | Consumer[Tick]] = []
+        loops = []
+        if "bars" in self.inputs:
+            bars: Consumer[Bar] = self.bus.consumer(topics.MARKET_BARS, self.group, self.name, decoder(Bar))
+            consumers.append(bars)
+            loops.append(self._consume_bars(bars))
+        if "ticks" in self.inputs:
+            ticks: Consumer[Tick] = self.bus.consumer(
+                topics.MARKET_TICKS, self.group, self.name, decoder(Tick)
+            )
+            consumers.append(ticks)
+            loops.append(self._consume_ticks(ticks))
         try:
-            await asyncio.gather(self._consume_bars(bars), self._consume_ticks(ticks))
+            await asyncio.gather(*loops)
         finally:
-            await bars.close()
-            await ticks.close()
+            for c in consumers:
+                await c.close()
 
     async def _consume_bars(self, consumer: Consumer[Bar]) -> None:
         while not self._stop.is_set():

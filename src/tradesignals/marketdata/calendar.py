@@ -139,7 +139,16 @@ class AlwaysOpen:
 class _Schedule:
     """One immutable snapshot of precomputed sessions, swapped whole when the range grows."""
 
-    __slots__ = ("break_ends", "break_starts", "closes", "first_day", "labels", "last_day", "opens", "reaches")
+    __slots__ = (
+        "break_ends",
+        "break_starts",
+        "closes",
+        "first_day",
+        "labels",
+        "last_day",
+        "opens",
+        "reaches",
+    )
 
     def __init__(
         self,

@@ -182,6 +182,7 @@ class Validator:
         self._alpha = 2.0 / (spike_window + 1)
         self._warm = spike_window
         self._future_limit = -_INF if max_future_ns is not None else _INF  # read the clock on first use
+        self._set_time_gate()
         self._ticks: dict[str, _State] = {}
         self._bars: dict[tuple[str, Timeframe], _State] = {}
         self._trace: tuple[list[str], list[str]] | None = None
@@ -265,7 +266,7 @@ class Validator:
                     if fixed is None:
                         return 0
                     ts, price, size = fixed
-                if (ts > self._future_limit or self.stale_after_ns is not None) and not self._in_time(ts, ts):
+                if ts > self._time_gate and not self._in_time(ts, ts):
                     return 0
                 st = self._ticks.get(event.symbol)
                 if st is None:
@@ -311,14 +312,13 @@ class Validator:
             lp = _log(price)
             r = lp - logp
             rr = r * r
-            if n >= self._warm:
-                thr = self._k2 * st.var
-                if rr > (thr if thr > self._floor2 else self._floor2):
-                    st.ref = st.price
-                    st.ts, st.price, st.logp, st.size = ts, price, lp, size
-                    self._flag(Reason.SPIKE.value)
-                    self.accepted += 1
-                    return code | _SPIKE
+            # The floor first: almost every return is below it, and then nothing else is computed.
+            if rr > self._floor2 and rr > self._k2 * st.var and n >= self._warm:
+                st.ref = st.price
+                st.ts, st.price, st.logp, st.size = ts, price, lp, size
+                self._flag(Reason.SPIKE.value)
+                self.accepted += 1
+                return code | _SPIKE
             st.logp = lp
         else:
             rr = 0.0
@@ -441,10 +441,16 @@ class Validator:
         self.accepted += 1
         return _ACCEPT
 
+    def _set_time_gate(self) -> None:
+        """Ticks newer than the gate need a time check: every tick when staleness is on, else only
+        those past the cached future limit (none when both are off)."""
+        self._time_gate = -_INF if self.stale_after_ns is not None else self._future_limit
+
     def _in_time(self, ts: int, end: int) -> bool:
         """Stale/future checks; ``end`` is when the event was complete (a bar's close, a tick's ts)."""
         if self.max_future_ns is not None and ts > self._future_limit:
             self._future_limit = self._clock() + self.max_future_ns
+            self._set_time_gate()
             if ts > self._future_limit:
                 self._reject(Reason.FUTURE.value)
                 return False

@@ -1,0 +1,86 @@
+"""Market data for charts and clients: bars from the history store."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query
+from pydantic import BaseModel
+
+from tradesignals.api.deps import ServicesDep
+from tradesignals.api.schemas import ErrorOut
+from tradesignals.domain.market import Timeframe, to_datetime, to_ns
+
+router = APIRouter(prefix="/api/market", tags=["market"])
+
+MAX_BARS = 50_000
+
+
+class BarOut(BaseModel):
+    ts: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+def _ns(name: str, value: str | None) -> int | None:
+    """A date (midnight UTC) or an ISO time with an offset; a naive time is refused, not guessed."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            d = date.fromisoformat(value)
+            return to_ns(datetime(d.year, d.month, d.day, tzinfo=UTC))
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise HTTPException(422, detail=f"{name}: {value!r} is not a date or an ISO time") from None
+    if when.tzinfo is None:
+        raise HTTPException(422, detail=f"{name}: {value} has no timezone; add Z or an offset")
+    return to_ns(when)
+
+
+@router.get(
+    "/{symbol}/bars",
+    response_model=list[BarOut],
+    responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+async def bars(
+    services: ServicesDep,
+    symbol: Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9.\-_/]+$")],
+    timeframe: Timeframe = Timeframe.D1,
+    start: Annotated[
+        str | None, Query(max_length=40, description="Inclusive: a date or ISO time with offset.")
+    ] = None,
+    end: Annotated[
+        str | None, Query(max_length=40, description="Exclusive: a date or ISO time with offset.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_BARS)] = 5_000,
+) -> list[BarOut]:
+    """Bars of one symbol in ``[start, end)``, oldest first; the last ``limit`` when the range holds more."""
+    sym = symbol.upper()
+    start_ns, end_ns = _ns("start", start), _ns("end", end)
+    if start_ns is not None and end_ns is not None and end_ns <= start_ns:
+        raise HTTPException(422, detail=f"empty range: end {end} is not after start {start}")
+    store = services.bars
+    span = await asyncio.to_thread(store.range, timeframe, sym)
+    if span is None:
+        raise HTTPException(404, detail=f"no {timeframe.value} bars for {sym}")
+    frame = await asyncio.to_thread(store.read, timeframe, [sym], start_ns, end_ns)
+    frame = frame.tail(limit)
+    ts = frame["ts"].to_numpy()
+    cols = [frame[c].to_numpy() for c in ("open", "high", "low", "close", "volume")]
+    return [
+        BarOut(
+            ts=to_datetime(int(ts[i])),
+            open=cols[0][i],
+            high=cols[1][i],
+            low=cols[2][i],
+            close=cols[3][i],
+            volume=cols[4][i],
+        )
+        for i in range(len(frame))
+    ]

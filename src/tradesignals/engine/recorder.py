@@ -1,0 +1,82 @@
+"""Record the bars flowing on the bus into the history store, so charts and training see live data.
+
+Its own consumer group, so recording never slows the engine; batches by size and time so the
+store sees few, large, idempotent upserts. Acks only after the upsert: a crash re-records a batch,
+which the store's idempotent upsert absorbs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+import pandas as pd
+import structlog
+
+from tradesignals.bus import topics
+from tradesignals.bus.base import Bus, Delivery
+from tradesignals.bus.codec import decoder
+from tradesignals.domain.market import Bar, Timeframe
+from tradesignals.storage.timeseries import BarStore
+
+log = structlog.get_logger(__name__)
+
+
+def bars_frame(bars: list[Bar]) -> pd.DataFrame:
+    """Bars as the store's frame; the last of several bars for one (symbol, ts) wins (a revision)."""
+    latest = {(b.symbol, b.ts): b for b in bars}
+    rows = list(latest.values())
+    return pd.DataFrame(
+        {
+            "ts": pd.array([b.ts for b in rows], dtype="int64"),
+            "symbol": [b.symbol for b in rows],
+            "open": [b.open for b in rows],
+            "high": [b.high for b in rows],
+            "low": [b.low for b in rows],
+            "close": [b.close for b in rows],
+            "volume": [b.volume for b in rows],
+        }
+    )
+
+
+async def record_bars(
+    bus: Bus,
+    store: BarStore,
+    stop: asyncio.Event,
+    *,
+    name: str,
+    max_batch: int = 5_000,
+    max_wait: float = 1.0,
+) -> int:
+    """Run until ``stop``; returns the number of bars recorded."""
+    consumer = bus.consumer(topics.MARKET_BARS, "history", name, decoder(Bar))
+    recorded = 0
+    pending: list[Delivery[Bar]] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max_wait
+    try:
+        while not stop.is_set():
+            pending += await consumer.fetch(max_batch, wait=min(0.2, max_wait))
+            if pending and (len(pending) >= max_batch or loop.time() >= deadline):
+                recorded += await _flush(store, pending)
+                await consumer.ack(*pending)
+                pending = []
+            if loop.time() >= deadline:
+                deadline = loop.time() + max_wait
+        if pending:
+            recorded += await _flush(store, pending)
+            await consumer.ack(*pending)
+    finally:
+        await consumer.close()
+    return recorded
+
+
+async def _flush(store: BarStore, batch: list[Delivery[Bar]]) -> int:
+    by_tf: dict[Timeframe, list[Bar]] = defaultdict(list)
+    for d in batch:
+        by_tf[d.value.timeframe].append(d.value)
+    n = 0
+    for tf, bars in by_tf.items():
+        result = await asyncio.to_thread(store.upsert, tf, bars_frame(bars))
+        n += result.total
+    return n
