@@ -19,7 +19,9 @@ async def test_recorder_upserts_bus_bars_and_keeps_the_latest_revision(tmp_path:
     stop = asyncio.Event()
     task = asyncio.create_task(record_bars(bus, store, stop, name="t", max_batch=100, max_wait=0.1))
     m = Timeframe.M1.ns
-    bars = [Bar(sym, Timeframe.M1, i * m, 10, 11, 9, 10 + i / 100, 5) for sym in ("AAA", "BBB") for i in range(20)]
+    bars = [
+        Bar(sym, Timeframe.M1, i * m, 10, 11, 9, 10 + i / 100, 5) for sym in ("AAA", "BBB") for i in range(20)
+    ]
     revised = Bar("AAA", Timeframe.M1, 19 * m, 10, 12, 9, 11.5, 7)
     for b in [*bars, revised]:
         await bus.publish(topics.MARKET_BARS, b.symbol, encode(b))
