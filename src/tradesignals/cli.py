@@ -10,10 +10,11 @@ import asyncio
 import errno
 import json
 import logging
+import signal
 import socket
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -21,6 +22,9 @@ from rich.console import Console
 from tradesignals import __version__
 from tradesignals.config import ConfigError, Mode, Settings, load_settings
 from tradesignals.marketdata.feeds.base import Feed, FeedError
+
+if TYPE_CHECKING:
+    from tradesignals.wiring import Services
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="tradesignals: calibrated trading signals."
@@ -69,6 +73,7 @@ def _configure_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -78,20 +83,52 @@ def _configure_logging(level: str) -> None:
 
 
 async def _run(settings: Settings, roles: frozenset[str], banner: str) -> None:
-    import uvicorn
-
-    from tradesignals.api.app import create_app
     from tradesignals.wiring import build_feed, build_services
 
     feed: Feed | None = build_feed(settings) if "ingest" in roles else None
     services = await build_services(settings)
+    if "api" in roles:
+        await _serve_http(settings, services, roles, feed, banner)
+    else:
+        await _run_headless(services, roles, feed, banner)
+
+
+async def _serve_http(
+    settings: Settings, services: Services, roles: frozenset[str], feed: Feed | None, banner: str
+) -> None:
+    import uvicorn
+
+    from tradesignals.api.app import create_app
+
     app_ = create_app(services, roles=roles, feed=feed)
     config = uvicorn.Config(
         app_, host=settings.host, port=settings.port, log_level="warning", lifespan="on", ws="auto"
     )
     server = uvicorn.Server(config)
-    typer.echo(banner.format(url=f"http://{settings.host}:{settings.port}"), err=False)
+    typer.echo(banner.format(url=f"http://{settings.host}:{settings.port}"))
     await server.serve()
+
+
+async def _run_headless(services: Services, roles: frozenset[str], feed: Feed | None, banner: str) -> None:
+    """Roles without HTTP (engine, ingest) run until SIGINT/SIGTERM, then stop cleanly."""
+    from tradesignals.wiring import start_roles
+
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, done.set)
+    start_roles(services, set(roles), feed)
+    typer.echo(banner.format(url="(no HTTP)"))
+    try:
+        tasks = set(services.tasks)
+        waiter = asyncio.create_task(done.wait())
+        finished, _ = await asyncio.wait({*tasks, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        for task in finished - {waiter}:
+            if not task.cancelled() and task.exception() is not None:
+                raise ConfigError(f"role task {task.get_name()} failed: {task.exception()}")
+        waiter.cancel()
+    finally:
+        await services.close()
 
 
 def _settings(**overrides: object) -> Settings:

@@ -1,0 +1,85 @@
+"""Server mode as an operator runs it: three roles in three processes over real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_ingest_engine_and_api_roles_in_separate_processes(
+    pg_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "TS_MODE": "server",
+        "TS_DATABASE_URL": pg_url,
+        "TS_REDIS_URL": redis_url,
+        "TS_BUS_PREFIX": f"tse2e{uuid.uuid4().hex[:6]}",
+        "TS_HOME": str(tmp_path),
+        "TS_SPEED": "600",
+    }
+    exe = [sys.executable, "-m", "tradesignals.cli", "serve"]
+    logs: list[Path] = []
+
+    def start(*args: str) -> subprocess.Popen[str]:
+        # Logs go to files, not pipes: a chatty role must never block on a full pipe.
+        log = tmp_path / f"{args[1]}.log"
+        logs.append(log)
+        return subprocess.Popen(
+            [*exe, *args], env=env, stderr=log.open("w"), stdout=subprocess.DEVNULL, text=True
+        )
+
+    procs = [start("--role", "api", "--port", str(port)), start("--role", "engine")]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert time.monotonic() < deadline, "api role never became healthy"
+            try:
+                health = httpx.get(f"{base}/api/health", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert health.status_code == 200
+        assert health.json()["services"]["database"]["detail"] == "postgresql"
+        assert health.json()["services"]["bus"]["detail"] == "RedisStreamsBus"
+        # Start ingest last: the engine group reads from the earliest entry, so nothing is missed.
+        procs.append(start("--role", "ingest", "--feed", "sim"))
+        items: list[dict[str, object]] = []
+        while not items:
+            assert time.monotonic() < deadline, "no signal reached the API through Redis within 60 s"
+            for p in procs:
+                assert p.poll() is None, [log.read_text()[-2000:] for log in logs]
+            items = httpx.get(f"{base}/api/signals", timeout=5).json()["items"]
+            time.sleep(0.3)
+        assert items[0]["model_version"] == "rule-sma-cross-v0"
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    codes = [p.returncode for p in procs]
+    assert codes == [0, 0, 0], [log.read_text()[-2000:] for log in logs]
+    assert all("Traceback" not in log.read_text() for log in logs)
