@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import faulthandler
 import json
 import logging
 import signal
@@ -85,12 +86,19 @@ def _configure_logging(level: str) -> None:
 async def _run(settings: Settings, roles: frozenset[str], banner: str) -> None:
     from tradesignals.wiring import build_feed, build_services
 
+    done = asyncio.Event()
+    if "api" not in roles:
+        # Installed before anything connects, so a signal during start-up is an orderly stop too
+        # (uvicorn installs its own handlers for the api role).
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, done.set)
     feed: Feed | None = build_feed(settings) if "ingest" in roles else None
     services = await build_services(settings)
     if "api" in roles:
         await _serve_http(settings, services, roles, feed, banner)
     else:
-        await _run_headless(services, roles, feed, banner)
+        await _run_headless(services, roles, feed, banner, done)
 
 
 async def _serve_http(
@@ -109,14 +117,12 @@ async def _serve_http(
     await server.serve()
 
 
-async def _run_headless(services: Services, roles: frozenset[str], feed: Feed | None, banner: str) -> None:
+async def _run_headless(
+    services: Services, roles: frozenset[str], feed: Feed | None, banner: str, done: asyncio.Event
+) -> None:
     """Roles without HTTP (engine, ingest) run until SIGINT/SIGTERM, then stop cleanly."""
     from tradesignals.wiring import start_roles
 
-    loop = asyncio.get_running_loop()
-    done = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, done.set)
     start_roles(services, set(roles), feed)
     typer.echo(banner.format(url="(no HTTP)"))
     try:
@@ -128,7 +134,10 @@ async def _run_headless(services: Services, roles: frozenset[str], feed: Feed | 
                 raise ConfigError(f"role task {task.get_name()} failed: {task.exception()}")
         waiter.cancel()
     finally:
+        # If shutdown ever wedges, say where instead of hanging silently until SIGKILL.
+        faulthandler.dump_traceback_later(10, exit=True)
         await services.close()
+        faulthandler.cancel_dump_traceback_later()
 
 
 def _settings(**overrides: object) -> Settings:

@@ -72,6 +72,7 @@ class Services:
     async def close(self, grace: float = 2.0) -> None:
         """Ask the roles to finish (flush, ack, leave their groups), then cancel what is left."""
         self.stop.set()
+        log.info("shutdown.begin", tasks=[t.get_name() for t in self.tasks])
         if self.tasks:
             _, still = await asyncio.wait(self.tasks, timeout=grace)
             for task in still:
@@ -87,6 +88,7 @@ class Services:
         await self.bus.close()
         self.bars.close()
         self.db.dispose()
+        log.info("shutdown.done")
 
 
 def _build_bus(settings: Settings) -> Bus:

@@ -76,7 +76,7 @@ def test_ingest_engine_and_api_roles_in_separate_processes(
             p.send_signal(signal.SIGINT)
         for p in procs:
             try:
-                p.wait(timeout=15)
+                p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
