@@ -283,6 +283,59 @@ def _print_ingest(data: dict[str, object]) -> None:
     out.print(table)
 
 
+@app.command()
+def bench(
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Run only these scripts (name without .py).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object: script name → its figures.")
+    ] = False,
+    directory: Annotated[Path, typer.Option("--dir", help="Folder of benchmark scripts.")] = Path("bench"),
+    timeout: Annotated[int, typer.Option(help="Seconds allowed per script.")] = 600,
+) -> None:
+    """Run the benchmark scripts (each prints one JSON object) and gather their figures."""
+    import subprocess
+    import time as _time
+
+    scripts = sorted(p for p in directory.glob("*.py") if not p.name.startswith("_"))
+    if only:
+        scripts = [p for p in scripts if p.stem in set(only)]
+    if not scripts:
+        raise _fail(f"no benchmark scripts in {directory}" + (f" named {', '.join(only)}" if only else ""))
+    results: dict[str, object] = {}
+    for script in scripts:
+        t0 = _time.perf_counter()
+        if not as_json:
+            console.print(f"[bold]{script.stem}[/] …", highlight=False)
+        try:
+            proc = subprocess.run(
+                [sys.executable, str(script)], capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            results[script.stem] = {"error": f"timed out after {timeout} s"}
+            continue
+        results[script.stem] = _last_json(proc.stdout) if proc.returncode == 0 else None
+        if results[script.stem] is None:
+            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            results[script.stem] = {"error": f"exit {proc.returncode}: {tail}"}
+        if not as_json:
+            console.print_json(json.dumps(results[script.stem]))
+            console.print(f"  ({_time.perf_counter() - t0:.1f} s)", highlight=False)
+    if as_json:
+        typer.echo(json.dumps(results))
+
+
+def _last_json(text: str) -> object | None:
+    """The script's JSON: the whole output if it is one document, else its last line."""
+    for candidate in (text.strip(), (text.strip().splitlines() or [""])[-1]):
+        try:
+            return json.loads(candidate)  # type: ignore[no-any-return]
+        except json.JSONDecodeError:
+            continue
+    return None
+
+
 def main() -> None:
     app()
 
