@@ -7,8 +7,8 @@ price arithmetic and the same de-duplication.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 
 from tradesignals.domain.market import Bar, Timeframe, to_datetime
 from tradesignals.domain.signals import (
@@ -19,6 +19,7 @@ from tradesignals.domain.signals import (
     SignalType,
     new_signal_id,
 )
+from tradesignals.marketdata.calendar import SessionCalendar
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,47 @@ def signal_type_for(timeframe: Timeframe) -> SignalType:
     return SignalType.SWING if timeframe is Timeframe.D1 else SignalType.DAY
 
 
+CalendarLike = SessionCalendar | Callable[[str], SessionCalendar]
+
+
+def _calendar(calendar: CalendarLike | None, symbol: str) -> SessionCalendar | None:
+    if calendar is None:
+        return None
+    return calendar(symbol) if callable(calendar) else calendar
+
+
+def signal_window(
+    bar: Bar, kind: SignalType, horizon_bars: int, calendar: SessionCalendar | None
+) -> tuple[int, int] | None:
+    """(created, expires) in ns for a signal entered at the close of ``bar``; None if none fits.
+
+    With a calendar the times follow the exchange, as the labels the model learns from do: a
+    daily bar closes at its session's close (not midnight), a swing signal lives ``horizon_bars``
+    *sessions*, and a day signal ends with its session — so none is issued at the closing bell.
+    Without one, plain bar arithmetic (the UTC-aligned, 24/7 view).
+    """
+    if calendar is None:
+        created = bar.end
+        return created, created + horizon_bars * bar.timeframe.ns
+    if bar.timeframe is Timeframe.D1:
+        own = calendar.sessions_between(bar.ts, bar.ts + Timeframe.D1.ns)
+        if not own:
+            return None
+        created = own[0].close
+        ahead = calendar.sessions_between(created, created + (3 * horizon_bars + 10) * Timeframe.D1.ns)
+        if len(ahead) < horizon_bars:
+            return None
+        return created, ahead[horizon_bars - 1].close
+    session = calendar.session_at(bar.ts)
+    if session is None:
+        return None
+    created = min(bar.end, session.close)
+    expires = min(created + horizon_bars * bar.timeframe.ns, session.close)
+    if kind is SignalType.DAY and expires <= created:
+        return None
+    return created, expires
+
+
 def build_signal(
     bar: Bar,
     direction: Direction,
@@ -53,6 +95,7 @@ def build_signal(
     model_version: str,
     reasons: tuple[str, ...] = (),
     params: DecideParams = DecideParams(),
+    calendar: CalendarLike | None = None,
 ) -> Signal | None:
     """A signal entered at the bar's close; None when the numbers cannot make a valid one (ATR 0…)."""
     if atr <= 0:
@@ -66,8 +109,11 @@ def build_signal(
     targets = tuple(round_price(entry + s * r * risk) for r in params.target_r)
     kind = signal_type_for(bar.timeframe)
     horizon = params.swing_horizon_bars if kind is SignalType.SWING else params.day_horizon_bars
-    created = to_datetime(bar.end)
-    expires = created + min(timedelta(seconds=horizon * bar.timeframe.seconds), MAX_SIGNAL_LIFETIME)
+    window = signal_window(bar, kind, horizon, _calendar(calendar, bar.symbol))
+    if window is None:
+        return None
+    created = to_datetime(window[0])
+    expires = min(to_datetime(window[1]), created + MAX_SIGNAL_LIFETIME)
     try:
         return Signal(
             id=new_signal_id(),

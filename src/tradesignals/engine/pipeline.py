@@ -64,6 +64,7 @@ class SignalEngine:
         self.stats = EngineStats()
         # With a calendar, ticks become session-aligned bars (09:30-based for XNYS, 24/7 for crypto).
         self._aggregator = BarAggregator(timeframe, calendar=calendar)
+        self.calendar = calendar
         self._open: dict[tuple[str, Direction], int] = {}
         self._expiries: list[tuple[int, str, Direction]] = []
 
@@ -95,6 +96,7 @@ class SignalEngine:
             self.scorer.version,
             decision.reasons,
             self.params,
+            self.calendar,
         )
         if signal is None:
             return None

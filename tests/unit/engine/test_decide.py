@@ -60,3 +60,32 @@ def test_round_price_keeps_six_significant_digits(price: float, expected: float)
     from tradesignals.engine.decide import round_price
 
     assert round_price(price) == expected
+
+
+def test_daily_swing_follows_the_exchange_sessions() -> None:
+    from datetime import UTC, datetime
+
+    from tradesignals.domain.market import to_ns
+    from tradesignals.marketdata.calendar import ExchangeCalendar
+
+    # Thursday 2024-07-03 is a half day (13:00 NY = 17:00 UTC); July 4 is a holiday.
+    day = Bar("AAPL", Timeframe.D1, to_ns(datetime(2024, 7, 3, tzinfo=UTC)), 100, 101, 99, 100, 1e6)
+    s = build_signal(day, Direction.LONG, 0.6, atr=2.0, model_version="m", calendar=ExchangeCalendar("XNYS"))
+    assert s is not None
+    assert s.created_at == datetime(2024, 7, 3, 17, 0, tzinfo=UTC)
+    # five sessions later: Jul 5, 8, 9, 10, 11 → the close of Jul 11 (16:00 NY = 20:00 UTC)
+    assert s.expires_at == datetime(2024, 7, 11, 20, 0, tzinfo=UTC)
+
+
+def test_day_signals_end_with_the_session_and_none_at_the_bell() -> None:
+    from datetime import UTC, datetime
+
+    from tradesignals.domain.market import to_ns
+    from tradesignals.marketdata.calendar import ExchangeCalendar
+
+    cal = ExchangeCalendar("XNYS")
+    late = Bar("AAPL", Timeframe.M1, to_ns(datetime(2024, 1, 2, 20, 30, tzinfo=UTC)), 100, 101, 99, 100, 1e4)
+    s = build_signal(late, Direction.LONG, 0.6, atr=0.5, model_version="m", calendar=cal)
+    assert s is not None and s.expires_at == datetime(2024, 1, 2, 21, 0, tzinfo=UTC)
+    last = Bar("AAPL", Timeframe.M1, to_ns(datetime(2024, 1, 2, 20, 59, tzinfo=UTC)), 100, 101, 99, 100, 1e4)
+    assert build_signal(last, Direction.LONG, 0.6, atr=0.5, model_version="m", calendar=cal) is None
