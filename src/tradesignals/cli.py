@@ -326,6 +326,22 @@ def bench(
         typer.echo(json.dumps(results))
 
 
+ledger_app = typer.Typer(help="The hash-chained signal ledger.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.command("verify")
+def ledger_verify() -> None:
+    """Re-walk the hash chain from genesis; name the first bad entry (exit 1) or print the head."""
+    from tradesignals.ledger_cli import verify_command
+
+    try:
+        settings = _settings()
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(verify_command(settings))
+
+
 def _last_json(text: str) -> object | None:
     """The script's JSON: the whole output if it is one document, else its last line."""
     for candidate in (text.strip(), (text.strip().splitlines() or [""])[-1]):

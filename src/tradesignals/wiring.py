@@ -70,23 +70,39 @@ class Services:
         return Check(ok, name if ok else f"{name}: no answer")
 
     async def close(self, grace: float = 2.0) -> None:
-        """Ask the roles to finish (flush, ack, leave their groups), then cancel what is left."""
+        """Ask the roles to finish (flush, ack, leave their groups), then cancel what is left.
+
+        Bounded: a task that ignores cancellation is reported with its stack and left behind, so
+        shutdown never hangs on one misbehaving role.
+        """
         self.stop.set()
         log.info("shutdown.begin", tasks=[t.get_name() for t in self.tasks])
         if self.tasks:
             _, still = await asyncio.wait(self.tasks, timeout=grace)
             for task in still:
                 task.cancel()
+            if still:
+                _, stuck = await asyncio.wait(still, timeout=grace)
+                for task in stuck:
+                    frames = [
+                        f"{f.f_code.co_filename}:{f.f_lineno} {f.f_code.co_name}" for f in task.get_stack()
+                    ]
+                    log.warning("shutdown.stuck", task=task.get_name(), stack=frames)
         for task in self.tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception as exc:  # a failed background task is logged at shutdown, not re-raised
+            if not task.done():
+                continue
+            if task.cancelled():
+                continue
+            exc = task.exception()
+            if exc is not None:  # a failed background task is logged at shutdown, not re-raised
                 log.warning("task.failed", task=task.get_name(), error=repr(exc))
         self.tasks.clear()
-        await self.bus.close()
-        self.bars.close()
+        for step, action in (("bus", self.bus.close()),):
+            try:
+                await asyncio.wait_for(action, timeout=grace)
+            except TimeoutError:
+                log.warning("shutdown.stuck", step=step)
+        await asyncio.to_thread(self.bars.close)
         self.db.dispose()
         log.info("shutdown.done")
 

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from tradesignals import __version__
 from tradesignals.api import ws
-from tradesignals.api.routes import health, market, metrics, risk, signals
+from tradesignals.api.routes import health, history, ledger, market, metrics, risk, signals
 from tradesignals.marketdata.feeds.base import Feed
 from tradesignals.storage.base import StorageError
 from tradesignals.wiring import Services, start_roles
@@ -46,6 +46,8 @@ def create_app(
     app.include_router(market.router)
     app.include_router(metrics.router)
     app.include_router(risk.router)
+    app.include_router(ledger.router)
+    app.include_router(history.router)
     app.include_router(ws.router)
 
     @app.exception_handler(StorageError)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from tradesignals.domain.ledger import LedgerEntry
 from tradesignals.domain.risk import ProfileName
 from tradesignals.domain.signals import Signal, SignalEvent, SignalStatus, SignalType
 from tradesignals.domain.tiers import Tier
@@ -48,6 +50,26 @@ class SignalQuery:
     limit: int = 50
 
 
+@dataclass(frozen=True, slots=True)
+class CloseQuery:
+    """Which closed signals to list: the history's filters, newest close first."""
+
+    symbol: str | None = None
+    type: SignalType | None = None
+    closed_since: datetime | None = None  # bounds the closed event's time as [since, until)
+    closed_until: datetime | None = None
+    before_seq: int | None = None  # cursor: the seq of the last close of the previous page
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class StoredClose:
+    """A closed signal and the ledger event that closed it (its ``data`` carries the outcome)."""
+
+    signal: Signal
+    close: StoredEvent
+
+
 class SignalRepository(Protocol):
     def add(self, signal: Signal) -> None:
         """Insert a new signal and its ``created`` event in one transaction."""
@@ -68,6 +90,18 @@ class SignalRepository(Protocol):
     def events(
         self, signal_id: str | None = None, after_seq: int = 0, limit: int = 1000
     ) -> list[StoredEvent]: ...
+
+    def ledger(self, from_seq: int = 0, to_seq: int | None = None, limit: int = 1000) -> list[LedgerEntry]:
+        """Hash-chained entries with ``from_seq <= seq <= to_seq``, seq ascending, as stored."""
+        ...
+
+    def closes(self, query: CloseQuery) -> list[StoredClose]:
+        """Closed signals with their latest ``closed`` event, newest close first."""
+        ...
+
+    def closed_among(self, signal_ids: Iterable[str]) -> set[str]:
+        """Those of ``signal_ids`` whose signal is closed (the API seals the others' ledger entries)."""
+        ...
 
 
 class UserRepository(Protocol):

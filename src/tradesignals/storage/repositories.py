@@ -9,30 +9,32 @@ for another signal) is a bug in the caller and raises ``ValueError``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from enum import Enum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from tradesignals.domain.ledger import GENESIS, LedgerEntry, entry_body, entry_hash
 from tradesignals.domain.risk import ProfileName
 from tradesignals.domain.signals import Signal, SignalEvent, SignalEventKind, SignalStatus
 from tradesignals.domain.tiers import Tier
-from tradesignals.storage.base import SignalQuery, StorageError, StoredEvent, User
+from tradesignals.storage.base import CloseQuery, SignalQuery, StorageError, StoredClose, StoredEvent, User
 from tradesignals.storage.db import storage_errors, writer
 from tradesignals.storage.tables import SignalEventRow, SignalRow, UserRow
 
 MAX_QUERY_LIMIT = 500
 MAX_EVENTS_LIMIT = 10_000
 
-# pg_advisory_xact_lock key held by every transaction that appends signal events. A PostgreSQL
-# sequence hands out numbers at INSERT, not at COMMIT, so without it seq 8 could become visible
-# before seq 7 and a reader resuming "after_seq=8" would never see 7. Event writes are rare (one
-# per signal and per outcome), so serialising them costs nothing measurable. SQLite needs nothing:
-# it has one writer at a time.
+# pg_advisory_xact_lock key held by every transaction that appends signal events. It makes the
+# ledger a single line: each append reads the head (last seq and hash) and writes head + 1 while no
+# other append can, so seq order is commit order (a reader resuming "after_seq=8" never misses a 7
+# that commits late), seqs have no gaps, and no two entries ever extend the same head. Event writes
+# are rare (one per signal and per outcome), so serialising them costs nothing measurable. SQLite
+# needs nothing: write transactions begin IMMEDIATE (``db.writer``), one writer at a time.
 _PG_EVENTS_LOCK = 0x7473_6576_7473  # "tsevts"
 
 
@@ -129,7 +131,10 @@ def _to_stored(row: SignalEventRow) -> StoredEvent:
 
 
 class SqlSignalRepository:
-    """Signals and their events; implements ``storage.base.SignalRepository``."""
+    """Signals and their events (the ledger); implements ``storage.base.SignalRepository``.
+
+    Events are append-only: there is deliberately no method to change or remove one.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -141,16 +146,33 @@ class SqlSignalRepository:
             session.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_EVENTS_LOCK)))
 
     def _insert_event(self, session: Session, event: SignalEvent, data: dict[str, Any]) -> StoredEvent:
-        row = SignalEventRow(signal_id=event.signal_id, kind=event.kind, at=event.at, data=data)
-        session.add(row)
-        session.flush()
-        stored = SignalEvent(
-            signal_id=event.signal_id,
-            kind=SignalEventKind(event.kind),
-            at=event.at.astimezone(UTC),
-            data=data,
+        """Append ``event`` as the next ledger entry; the caller holds the events lock.
+
+        The head is read in this transaction, after the lock: under PostgreSQL's default READ
+        COMMITTED each statement sees every append committed before it, so the head is current.
+        (Under a stricter isolation level a stale head would give a seq that exists: the primary
+        key refuses it, so the worst case is a failed write, never a forked chain.)
+        """
+        head = session.execute(
+            sa.select(SignalEventRow.seq, SignalEventRow.hash).order_by(SignalEventRow.seq.desc()).limit(1)
+        ).first()
+        seq, prev_hash = (head.seq + 1, head.hash) if head is not None else (1, GENESIS)
+        kind = SignalEventKind(event.kind)
+        at = event.at.astimezone(UTC)
+        digest = entry_hash(prev_hash, entry_body(seq, event.signal_id, kind, at, data))
+        session.add(
+            SignalEventRow(
+                seq=seq,
+                signal_id=event.signal_id,
+                kind=kind,
+                at=at,
+                data=data,
+                prev_hash=prev_hash,
+                hash=digest,
+            )
         )
-        return StoredEvent(seq=row.seq, event=stored)
+        session.flush()
+        return StoredEvent(seq=seq, event=SignalEvent(signal_id=event.signal_id, kind=kind, at=at, data=data))
 
     def add(self, signal: Signal) -> None:
         """Insert ``signal`` and its ``created`` event together: a signal never exists without it."""
@@ -250,6 +272,77 @@ class SqlSignalRepository:
         stmt = stmt.order_by(SignalEventRow.seq).limit(_clamp(limit, MAX_EVENTS_LIMIT))
         with storage_errors("reading signal events", self.engine), self._read() as session:
             return [_to_stored(row) for row in session.scalars(stmt)]
+
+    def ledger(self, from_seq: int = 0, to_seq: int | None = None, limit: int = 1000) -> list[LedgerEntry]:
+        """Ledger entries with ``from_seq <= seq <= to_seq``, seq ascending; limit clamped to [1, 10000].
+
+        What is read is exactly what is stored: ``verify`` must judge the rows, not a cleaned copy.
+        """
+        ev = SignalEventRow
+        # kind as plain text: a row whose kind was tampered with must reach verify, not fail here.
+        stmt = sa.select(
+            ev.seq, ev.signal_id, sa.type_coerce(ev.kind, sa.String), ev.at, ev.data, ev.prev_hash, ev.hash
+        ).where(ev.seq >= from_seq)
+        if to_seq is not None:
+            stmt = stmt.where(ev.seq <= to_seq)
+        stmt = stmt.order_by(ev.seq).limit(_clamp(limit, MAX_EVENTS_LIMIT))
+        with storage_errors("reading the ledger", self.engine), self._read() as session:
+            return [
+                LedgerEntry(seq, signal_id, kind, at, data, prev_hash, digest)
+                for seq, signal_id, kind, at, data, prev_hash, digest in session.execute(stmt)
+            ]
+
+    def closed_among(self, signal_ids: Iterable[str]) -> set[str]:
+        """Those of ``signal_ids`` that are closed; unknown ids are simply not in the answer."""
+        ids = sorted(set(signal_ids))
+        found: set[str] = set()
+        with storage_errors("reading signal statuses", self.engine), self._read() as session:
+            for start in range(0, len(ids), 500):  # well under every driver's parameter limit
+                stmt = sa.select(SignalRow.id).where(
+                    SignalRow.id.in_(ids[start : start + 500]), SignalRow.status != SignalStatus.OPEN
+                )
+                found.update(session.scalars(stmt))
+        return found
+
+    def closes(self, query: CloseQuery) -> list[StoredClose]:
+        """Closed signals with their ``closed`` event, newest close (highest seq) first.
+
+        One row per signal: should a signal ever have two ``closed`` events (the ledger keeps
+        whatever was appended), the latest one counts. ``closed_since``/``closed_until`` bound the
+        event's ``at`` as [since, until). The limit is clamped to [1, 10000].
+        """
+        _require_aware(query.closed_since, "closed_since")
+        _require_aware(query.closed_until, "closed_until")
+        ev = SignalEventRow
+        later = aliased(SignalEventRow)
+        stmt = (
+            sa.select(SignalRow, ev)
+            .join(SignalRow, SignalRow.id == ev.signal_id)
+            .where(ev.kind == SignalEventKind.CLOSED)
+            .where(
+                ~sa.exists().where(
+                    later.signal_id == ev.signal_id,
+                    later.kind == SignalEventKind.CLOSED,
+                    later.seq > ev.seq,
+                )
+            )
+        )
+        if query.symbol is not None:
+            stmt = stmt.where(SignalRow.symbol == query.symbol)
+        if query.type is not None:
+            stmt = stmt.where(SignalRow.type == query.type)
+        if query.closed_since is not None:
+            stmt = stmt.where(ev.at >= query.closed_since)
+        if query.closed_until is not None:
+            stmt = stmt.where(ev.at < query.closed_until)
+        if query.before_seq is not None:
+            stmt = stmt.where(ev.seq < query.before_seq)
+        stmt = stmt.order_by(ev.seq.desc()).limit(_clamp(query.limit, MAX_EVENTS_LIMIT))
+        with storage_errors("reading closed signals", self.engine), self._read() as session:
+            return [
+                StoredClose(signal=_to_signal(signal_row), close=_to_stored(event_row))
+                for signal_row, event_row in session.execute(stmt)
+            ]
 
 
 def normalize_email(email: str) -> str:

@@ -151,11 +151,26 @@ class SignalRow(Base):
     reasons: Mapped[list[str]] = mapped_column(sa.JSON)
 
 
+LEDGER_HASH_LENGTH = 64  # sha256 as lowercase hex
+
+
 class SignalEventRow(Base):
+    """The ledger: one row per signal event, hash-chained in ``seq`` order (``domain/ledger.py``).
+
+    Append-only. The repository has no update or delete, and migration 0002 adds triggers that make
+    the database itself refuse UPDATE, DELETE (and TRUNCATE on PostgreSQL; on SQLite an INSERT that
+    is not past the end, which ``INSERT OR REPLACE`` would otherwise turn into a silent delete).
+    ``seq`` is assigned by the repository as last + 1 under the events lock, so it has no gaps.
+    """
+
     __tablename__ = "signal_events"
     __table_args__ = (
         _enum_check("kind", SignalEventKind),
         sa.Index(None, "signal_id", "seq"),
+        # History pages closed events newest first.
+        sa.Index(None, "kind", "seq"),
+        # Two entries with one hash would be one entry written twice (or a sha256 collision).
+        sa.Index(None, "hash", unique=True),
         # AUTOINCREMENT: SQLite never reuses a seq, so "after_seq" cursors stay valid forever.
         {"sqlite_autoincrement": True},
     )
@@ -165,6 +180,8 @@ class SignalEventRow(Base):
     kind: Mapped[SignalEventKind] = mapped_column(StrEnumType(SignalEventKind))
     at: Mapped[datetime] = mapped_column(UtcDateTime())
     data: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    prev_hash: Mapped[str] = mapped_column(sa.String(LEDGER_HASH_LENGTH))
+    hash: Mapped[str] = mapped_column(sa.String(LEDGER_HASH_LENGTH))
 
 
 metadata = Base.metadata

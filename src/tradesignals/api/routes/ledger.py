@@ -1,0 +1,93 @@
+"""The public ledger: every signal event with its place in the hash chain, for anyone to re-verify."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from tradesignals.api.deps import SignalRepoDep
+from tradesignals.api.schemas import ErrorOut
+from tradesignals.domain.ledger import GENESIS, LedgerEntry, format_at
+
+router = APIRouter(prefix="/api/ledger", tags=["ledger"])
+
+MAX_LEDGER_PAGE = 5_000
+
+RECIPE = f"""
+Every signal event, in `seq` order (1, 2, 3, … without gaps), each chained to the one before.
+
+**Re-verify** (needs nothing but these pages): walk every entry from `seq` 1 and check
+
+- `prev_hash` of seq 1 is the genesis `{GENESIS}`; of every other entry, the previous `hash`;
+- `hash == sha256(bytes.fromhex(prev_hash) + canonical_json({{seq, signal_id, kind, at, data}}))`
+  in lowercase hex, where canonical JSON is Python's
+  `json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)`
+  encoded as UTF-8 (floats in shortest round-trip form: keep `5.0` a float and `5` an int when
+  parsing), and `at` is hashed exactly as served (`YYYY-MM-DDTHH:MM:SS.ffffffZ`).
+
+**Sealed entries**: while a signal is open, its events are served with `data` null and `sealed`
+true (live signals are the paid product). Check only their link; the `hash` is a commitment, and
+the same entry, served in full once the signal closes, must hash to it.
+
+A valid chain can still be a truncated one: keep the last `hash` you verified and check that later
+pages still extend it. The full recipe, with a ten-line script, is in `tradesignals.domain.ledger`.
+"""
+
+
+class LedgerEntryOut(BaseModel):
+    seq: int
+    signal_id: str
+    kind: str = Field(description="created | updated | closed")
+    at: str = Field(description="UTC event time, hashed exactly as written: YYYY-MM-DDTHH:MM:SS.ffffffZ")
+    data: dict[str, Any] | None = Field(description="The event's data; null while sealed.")
+    sealed: bool
+    prev_hash: str
+    hash: str
+
+
+class LedgerPage(BaseModel):
+    genesis: str = Field(default=GENESIS, description="prev_hash of seq 1.")
+    entries: list[LedgerEntryOut]
+    next_from: int | None = Field(
+        description="Pass as `from` for the next page; null when this page reached `to` or the end."
+    )
+
+
+def _out(entry: LedgerEntry, sealed: bool) -> LedgerEntryOut:
+    return LedgerEntryOut(
+        seq=entry.seq,
+        signal_id=entry.signal_id,
+        kind=entry.kind,
+        at=format_at(entry.at),
+        data=None if sealed or entry.data is None else dict(entry.data),
+        sealed=sealed,
+        prev_hash=entry.prev_hash,
+        hash=entry.hash,
+    )
+
+
+@router.get(
+    "",
+    response_model=LedgerPage,
+    summary="Ledger entries with their hashes",
+    description=RECIPE,
+    responses={422: {"model": ErrorOut}},
+)
+async def ledger(
+    repo: SignalRepoDep,
+    from_seq: Annotated[int, Query(alias="from", ge=0, description="First seq (inclusive).")] = 0,
+    to_seq: Annotated[int | None, Query(alias="to", ge=0, description="Last seq (inclusive).")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LEDGER_PAGE)] = 1000,
+) -> LedgerPage:
+    if to_seq is not None and to_seq < from_seq:
+        raise HTTPException(422, detail=f"to ({to_seq}) is before from ({from_seq})")
+    entries = await asyncio.to_thread(repo.ledger, from_seq, to_seq, limit)
+    closed = await asyncio.to_thread(repo.closed_among, {e.signal_id for e in entries})
+    more = len(entries) == limit and (to_seq is None or entries[-1].seq < to_seq)
+    return LedgerPage(
+        entries=[_out(e, e.signal_id not in closed) for e in entries],
+        next_from=entries[-1].seq + 1 if more else None,
+    )
