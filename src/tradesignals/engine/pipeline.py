@@ -7,7 +7,6 @@ backtests. ``EngineService`` is the async shell that feeds it from the bus and d
 from __future__ import annotations
 
 import asyncio
-import heapq
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,13 +17,14 @@ import structlog
 from tradesignals.bus import topics
 from tradesignals.bus.base import Bus, Consumer, Delivery
 from tradesignals.bus.codec import decoder, encode
-from tradesignals.domain.market import Bar, Tick, Timeframe, to_ns
-from tradesignals.domain.signals import Direction, Signal
+from tradesignals.domain.market import Bar, Tick, Timeframe
+from tradesignals.domain.signals import Signal, SignalStatus
 from tradesignals.engine.decide import DecideParams, build_signal
+from tradesignals.engine.lifecycle import LifecycleTracker, Outcome
 from tradesignals.engine.placeholder_rule import Decision
 from tradesignals.marketdata.bars import BarAggregator
 from tradesignals.marketdata.calendar import SessionCalendar
-from tradesignals.storage.base import SignalRepository
+from tradesignals.storage.base import SignalQuery, SignalRepository
 
 log = structlog.get_logger(__name__)
 
@@ -65,8 +65,22 @@ class SignalEngine:
         # With a calendar, ticks become session-aligned bars (09:30-based for XNYS, 24/7 for crypto).
         self._aggregator = BarAggregator(timeframe, calendar=calendar)
         self.calendar = calendar
-        self._open: dict[tuple[str, Direction], int] = {}
-        self._expiries: list[tuple[int, str, Direction]] = []
+        # Every open signal is followed to its outcome here, on the same bars that score, so
+        # de-duplication ("one open signal per symbol and direction") frees a slot the moment
+        # a stop or target closes a signal, not only at expiry.
+        self.lifecycle = LifecycleTracker()
+        self._closed: list[Outcome] = []
+
+    def restore(self, signals: list[Signal]) -> None:
+        """Resume after a restart: follow the signals still open in the store."""
+        for signal in signals:
+            if signal.status is SignalStatus.OPEN and signal.id not in self.lifecycle:
+                self.lifecycle.add(signal)
+
+    def drain_outcomes(self) -> list[Outcome]:
+        """Outcomes produced since the last call, oldest first."""
+        out, self._closed = self._closed, []
+        return out
 
     def on_tick(self, tick: Tick) -> list[Signal]:
         self.stats.ticks += 1
@@ -79,13 +93,14 @@ class SignalEngine:
 
     def on_bar(self, bar: Bar) -> Signal | None:
         self.stats.bars += 1
-        self._expire(bar.end)
+        # Outcomes first: a bar can close an older signal and then justify a new one.
+        self._closed += self.lifecycle.on_bar(bar)
+        self._closed += self.lifecycle.expire_due(bar.end)
         decision = self.scorer.on_bar(bar)
         if decision is None:
             return None
         self.stats.decisions += 1
-        key = (bar.symbol, decision.direction)
-        if key in self._open:
+        if any(s.direction is decision.direction for s in self.lifecycle.open_signals(bar.symbol)):
             self.stats.suppressed_duplicates += 1
             return None
         signal = build_signal(
@@ -100,18 +115,9 @@ class SignalEngine:
         )
         if signal is None:
             return None
-        expires_ns = to_ns(signal.expires_at)
-        self._open[key] = expires_ns
-        heapq.heappush(self._expiries, (expires_ns, key[0], key[1]))
+        self.lifecycle.add(signal)
         self.stats.signals += 1
         return signal
-
-    def _expire(self, now_ns: int) -> None:
-        heap = self._expiries
-        while heap and heap[0][0] <= now_ns:
-            exp, symbol, direction = heapq.heappop(heap)
-            if self._open.get((symbol, direction)) == exp:
-                del self._open[(symbol, direction)]
 
 
 class EngineService:
@@ -155,6 +161,7 @@ class EngineService:
             timeframe=self.engine.timeframe.value,
             inputs=sorted(self.inputs),
         )
+        await self._restore()
         consumers: list[Consumer[Bar] | Consumer[Tick]] = []
         loops = []
         if "bars" in self.inputs:
@@ -173,11 +180,27 @@ class EngineService:
             for c in consumers:
                 await c.close()
 
+    async def _restore(self) -> None:
+        restored: list[Signal] = []
+        before: str | None = None
+        while True:
+            page = await asyncio.to_thread(
+                self.repo.query, SignalQuery(open_only=True, before_id=before, limit=500)
+            )
+            restored += page
+            if len(page) < 500:
+                break
+            before = page[-1].id
+        self.engine.restore(restored)
+        if restored:
+            log.info("engine.restored", open_signals=len(restored))
+
     async def _consume_bars(self, consumer: Consumer[Bar]) -> None:
         while not self._stop.is_set():
             batch = await consumer.fetch(500, wait=0.2)
             for d in batch:
                 await self._emit(d, self.engine.on_bar(d.value))
+                await self._close_outcomes()
             if batch:
                 await consumer.ack(*batch)
 
@@ -187,11 +210,27 @@ class EngineService:
             for d in batch:
                 for sig in self.engine.on_tick(d.value):
                     await self._emit(d, sig)
+                await self._close_outcomes()
             if batch:
                 await consumer.ack(*batch)
 
     def stop(self) -> None:
         self._stop.set()
+
+    async def _close_outcomes(self) -> None:
+        """Store each outcome with its status change (one transaction) and announce it."""
+        for outcome in self.engine.drain_outcomes():
+            event = outcome.to_event()
+            await asyncio.to_thread(self.repo.set_status, outcome.signal_id, outcome.status, event)
+            await self.bus.publish(topics.SIGNAL_EVENTS, outcome.symbol, encode(event))
+            log.info(
+                "signal.closed",
+                id=outcome.signal_id,
+                symbol=outcome.symbol,
+                outcome=outcome.outcome.value,
+                pnl_pct=round(outcome.pnl_pct, 4),
+                r=round(outcome.r_multiple, 3),
+            )
 
     async def _emit(self, delivery: Delivery[Bar] | Delivery[Tick], signal: Signal | None) -> None:
         if signal is None:

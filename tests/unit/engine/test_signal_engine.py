@@ -43,3 +43,29 @@ def test_ticks_are_aggregated_into_bars_before_scoring() -> None:
     assert eng.stats.bars == len(prices) - 1  # the last bar is still open
     assert len(signals) == 1 and signals[0].direction is Direction.LONG
     assert signals[0].symbol == "X"
+
+
+def test_a_stopped_signal_frees_its_slot_and_reports_the_outcome() -> None:
+    eng = SignalEngine(Always(), Timeframe.M1)
+    first = eng.on_bar(bar(0))
+    assert first is not None and first.stop == 98.5  # 100 - 1.5 * ATR(1.0)
+    crash = Bar("A", Timeframe.M1, 1 * Timeframe.M1.ns, 99, 99.5, 97, 97.5, 10)
+    second = eng.on_bar(crash)
+    outcomes = eng.drain_outcomes()
+    assert [(o.signal_id, o.outcome.value) for o in outcomes] == [(first.id, "stop")]
+    assert outcomes[0].exit_price == 98.5 and outcomes[0].r_multiple == -1.0
+    assert second is not None and second.id != first.id, "the closed signal's slot is free again"
+    assert eng.drain_outcomes() == []
+
+
+def test_restore_resumes_following_open_signals() -> None:
+    eng = SignalEngine(Always(), Timeframe.M1)
+    s = eng.on_bar(bar(0))
+    assert s is not None
+    fresh = SignalEngine(Always(), Timeframe.M1)
+    fresh.restore([s])
+    assert fresh.on_bar(bar(1)) is None, "the restored open signal still blocks a duplicate"
+    target = Bar("A", Timeframe.M1, 2 * Timeframe.M1.ns, 100, 106, 99.9, 105, 10)
+    fresh.on_bar(target)
+    (o,) = fresh.drain_outcomes()
+    assert o.signal_id == s.id and o.outcome.value == "target" and o.target_index == 2
