@@ -19,6 +19,7 @@ from tradesignals.bus.base import Bus, Consumer, Delivery
 from tradesignals.bus.codec import decoder, encode
 from tradesignals.domain.market import Bar, Tick, Timeframe
 from tradesignals.domain.signals import Signal, SignalStatus
+from tradesignals.engine import stage_metrics
 from tradesignals.engine.decide import DecideParams, build_signal
 from tradesignals.engine.lifecycle import LifecycleTracker, Outcome
 from tradesignals.engine.placeholder_rule import Decision
@@ -96,7 +97,10 @@ class SignalEngine:
         # Outcomes first: a bar can close an older signal and then justify a new one.
         self._closed += self.lifecycle.on_bar(bar)
         self._closed += self.lifecycle.expire_due(bar.end)
+        t0 = time.perf_counter()
         decision = self.scorer.on_bar(bar)
+        t1 = time.perf_counter()
+        stage_metrics.INFERENCE.observe(t1 - t0)
         if decision is None:
             return None
         self.stats.decisions += 1
@@ -113,6 +117,7 @@ class SignalEngine:
             self.params,
             self.calendar,
         )
+        stage_metrics.DECIDE.observe(time.perf_counter() - t1)
         if signal is None:
             return None
         self.lifecycle.add(signal)
@@ -199,7 +204,9 @@ class EngineService:
         while not self._stop.is_set():
             batch = await consumer.fetch(500, wait=0.2)
             for d in batch:
-                await self._emit(d, self.engine.on_bar(d.value))
+                t0 = time.perf_counter()
+                signal = self.engine.on_bar(d.value)
+                await self._emit(d, signal, t0)
                 await self._close_outcomes()
             if batch:
                 await consumer.ack(*batch)
@@ -208,8 +215,9 @@ class EngineService:
         while not self._stop.is_set():
             batch = await consumer.fetch(2000, wait=0.2)
             for d in batch:
+                t0 = time.perf_counter()
                 for sig in self.engine.on_tick(d.value):
-                    await self._emit(d, sig)
+                    await self._emit(d, sig, t0)
                 await self._close_outcomes()
             if batch:
                 await consumer.ack(*batch)
@@ -232,13 +240,21 @@ class EngineService:
                 r=round(outcome.r_multiple, 3),
             )
 
-    async def _emit(self, delivery: Delivery[Bar] | Delivery[Tick], signal: Signal | None) -> None:
+    async def _emit(
+        self, delivery: Delivery[Bar] | Delivery[Tick], signal: Signal | None, started: float
+    ) -> None:
+        """Store, then publish, a new signal; ``started`` is when its bar or tick reached the engine."""
         if signal is None:
             return
-        t0 = time.perf_counter_ns()
+        t0 = time.perf_counter()
         await asyncio.to_thread(self.repo.add, signal)
+        t1 = time.perf_counter()
         await self.bus.publish(topics.SIGNALS, signal.symbol, encode(signal))
-        self.engine.stats.last_latency_ns = time.perf_counter_ns() - t0
+        t2 = time.perf_counter()
+        stage_metrics.STORE.observe(t1 - t0)
+        stage_metrics.PUBLISH.observe(t2 - t1)
+        stage_metrics.END_TO_END.observe(t2 - started)
+        self.engine.stats.last_latency_ns = int((t2 - started) * 1e9)
         if self.on_signal is not None:
             self.on_signal(signal)
         log.info(
