@@ -326,6 +326,35 @@ def bench(
         typer.echo(json.dumps(results))
 
 
+@app.command()
+def features(
+    path: Annotated[Path, typer.Argument(help="OHLCV file: CSV (gzip ok) or Parquet, as ingest reads it.")],
+    out: Annotated[Path, typer.Option("--out", help="Output Parquet file.")],
+    timeframe: Annotated[str | None, typer.Option(help="1m|5m|15m|1h|1d; inferred when omitted.")] = None,
+    tz: Annotated[
+        str | None, typer.Option(help="Time zone of times written without an offset (default UTC).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Batch feature table: one row per symbol and bar — timestamp, symbol, then the features."""
+    from tradesignals.domain.market import Timeframe
+    from tradesignals.features.compute_file import compute_features_file
+
+    try:
+        tf = Timeframe.parse(timeframe) if timeframe else None
+        if not path.is_file():
+            raise FeedError(f"{path}: no such file")
+        summary = compute_features_file(path, out, tz=tz, timeframe=tf)
+    except (FeedError, ValueError, OSError) as exc:
+        raise _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    data = summary.as_dict()
+    if as_json:
+        typer.echo(json.dumps(data))
+    else:
+        for key, value in data.items():
+            typer.echo(f"{key.replace('_', ' '):>22}  {value}")
+
+
 ledger_app = typer.Typer(help="The hash-chained signal ledger.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 
