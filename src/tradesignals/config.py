@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     engine_input: str = Field(
         default="bars", pattern="^(bars|ticks)$", description="What the engine scores from."
     )
+    earnings_file: Path | None = Field(
+        default=None, description="CSV symbol,date[,time bmo|amc]: signals expire before each report."
+    )
     binance_url: str = "wss://stream.binance.com:9443"
     alpaca_key: str = ""
     alpaca_secret: str = ""

@@ -22,6 +22,7 @@ from tradesignals.bus.base import Bus
 from tradesignals.config import ConfigError, Mode, Settings
 from tradesignals.domain.market import Timeframe
 from tradesignals.marketdata.feeds.base import Feed
+from tradesignals.news.earnings import EarningsCalendar, EarningsCalendarError
 from tradesignals.storage.base import SignalRepository, StorageError, UserRepository
 from tradesignals.storage.timeseries import BarStore
 
@@ -44,6 +45,7 @@ class Services:
     hub: Hub
     node_id: str
     bars: BarStore
+    earnings: EarningsCalendar | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -124,7 +126,12 @@ async def build_services(settings: Settings) -> Services:
     from tradesignals.storage.db import check_connection, make_engine, migrate
     from tradesignals.storage.repositories import SqlSignalRepository, SqlUserRepository
 
-    # Reach every service before writing anything, so a failed start leaves no half-made state.
+    # Read every file and reach every service before writing anything, so a failed start
+    # leaves no half-made state.
+    try:
+        earnings = EarningsCalendar.from_csv(settings.earnings_file) if settings.earnings_file else None
+    except EarningsCalendarError as exc:
+        raise ConfigError(f"TS_EARNINGS_FILE: {exc}") from None
     bus = _build_bus(settings)
     if settings.mode is Mode.SERVER and not await bus.ping():
         await bus.close()
@@ -155,6 +162,7 @@ async def build_services(settings: Settings) -> Services:
         hub=Hub(),
         node_id=node_id,
         bars=bars,
+        earnings=earnings,
     )
 
 
@@ -244,7 +252,7 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
             timeframe = Timeframe.parse(settings.signal_timeframe)
         from tradesignals.marketdata.calendar import calendar_for
 
-        engine = SignalEngine(PlaceholderRule(), timeframe, calendar=calendar_for)
+        engine = SignalEngine(PlaceholderRule(), timeframe, calendar=calendar_for, earnings=services.earnings)
         service = EngineService(
             engine,
             services.bus,

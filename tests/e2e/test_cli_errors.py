@@ -34,6 +34,7 @@ def test_version() -> None:
         (["demo", "--feed", "kraken"], {}, "unknown feed 'kraken'"),
         (["demo"], {"TS_BUS_PARTITIONS": "zero"}, "TS_BUS_PARTITIONS"),
         (["serve"], {"TS_LOG_LEVEL": "loud"}, "TS_LOG_LEVEL"),
+        (["demo"], {"TS_EARNINGS_FILE": "/no/earnings.csv"}, "TS_EARNINGS_FILE"),
         (["demo", "--speed", "-1"], {}, "TS_SPEED"),
         (["serve", "--role", "gateway"], {}, "unknown role 'gateway'"),
         (

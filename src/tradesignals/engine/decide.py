@@ -20,6 +20,7 @@ from tradesignals.domain.signals import (
     new_signal_id,
 )
 from tradesignals.marketdata.calendar import SessionCalendar
+from tradesignals.news.earnings import EarningsCalendar
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,9 @@ class DecideParams:
     target_r: tuple[float, ...] = (1.0, 2.0, 3.0)
     swing_horizon_bars: int = 5
     day_horizon_bars: int = 60
+    # After a signal closes, the same symbol and direction wait this many bars before another:
+    # a stopped-out idea re-issued on the next bar is the same idea, not new information.
+    cooldown_bars: int = 3
 
 
 def round_price(price: float) -> float:
@@ -96,6 +100,8 @@ def build_signal(
     reasons: tuple[str, ...] = (),
     params: DecideParams = DecideParams(),
     calendar: CalendarLike | None = None,
+    earnings: EarningsCalendar | None = None,
+    kind: SignalType | None = None,
 ) -> Signal | None:
     """A signal entered at the bar's close; None when the numbers cannot make a valid one (ATR 0…)."""
     if atr <= 0:
@@ -107,13 +113,21 @@ def build_signal(
     if stop <= 0:
         return None
     targets = tuple(round_price(entry + s * r * risk) for r in params.target_r)
-    kind = signal_type_for(bar.timeframe)
+    kind = kind or signal_type_for(bar.timeframe)
     horizon = params.swing_horizon_bars if kind is SignalType.SWING else params.day_horizon_bars
     window = signal_window(bar, kind, horizon, _calendar(calendar, bar.symbol))
     if window is None:
         return None
-    created = to_datetime(window[0])
-    expires = min(to_datetime(window[1]), created + MAX_SIGNAL_LIFETIME)
+    created_ns, expires_ns = window
+    if earnings is not None and kind is not SignalType.EVENT:
+        # Not an earnings play: never hold through the next report.
+        release = earnings.next_release(bar.symbol, created_ns)
+        if release is not None:
+            if release <= created_ns + bar.timeframe.ns:
+                return None  # the report is too close for the idea to play out
+            expires_ns = min(expires_ns, release)
+    created = to_datetime(created_ns)
+    expires = min(to_datetime(expires_ns), created + MAX_SIGNAL_LIFETIME)
     try:
         return Signal(
             id=new_signal_id(),

@@ -17,14 +17,15 @@ import structlog
 from tradesignals.bus import topics
 from tradesignals.bus.base import Bus, Consumer, Delivery
 from tradesignals.bus.codec import decoder, encode
-from tradesignals.domain.market import Bar, Tick, Timeframe
-from tradesignals.domain.signals import Signal, SignalStatus
+from tradesignals.domain.market import Bar, Tick, Timeframe, to_ns
+from tradesignals.domain.signals import Direction, Signal, SignalStatus
 from tradesignals.engine import stage_metrics
 from tradesignals.engine.decide import DecideParams, build_signal
 from tradesignals.engine.lifecycle import LifecycleTracker, Outcome
 from tradesignals.engine.placeholder_rule import Decision
 from tradesignals.marketdata.bars import BarAggregator
 from tradesignals.marketdata.calendar import SessionCalendar
+from tradesignals.news.earnings import EarningsCalendar
 from tradesignals.storage.base import SignalQuery, SignalRepository
 
 log = structlog.get_logger(__name__)
@@ -45,6 +46,7 @@ class EngineStats:
     decisions: int = 0
     signals: int = 0
     suppressed_duplicates: int = 0
+    suppressed_cooldown: int = 0
     last_latency_ns: int = 0
 
 
@@ -58,8 +60,10 @@ class SignalEngine:
         params: DecideParams = DecideParams(),
         *,
         calendar: SessionCalendar | Callable[[str], SessionCalendar] | None = None,
+        earnings: EarningsCalendar | None = None,
     ) -> None:
         self.scorer = scorer
+        self.earnings = earnings
         self.timeframe = timeframe
         self.params = params
         self.stats = EngineStats()
@@ -71,12 +75,24 @@ class SignalEngine:
         # a stop or target closes a signal, not only at expiry.
         self.lifecycle = LifecycleTracker()
         self._closed: list[Outcome] = []
+        self._cooldown_until: dict[tuple[str, Direction], int] = {}
+        self._directions: dict[str, Direction] = {}
 
     def restore(self, signals: list[Signal]) -> None:
         """Resume after a restart: follow the signals still open in the store."""
         for signal in signals:
             if signal.status is SignalStatus.OPEN and signal.id not in self.lifecycle:
                 self.lifecycle.add(signal)
+                self._directions[signal.id] = signal.direction
+
+    def _start_cooldowns(self, closed: list[Outcome]) -> None:
+        wait = self.params.cooldown_bars * self.timeframe.ns
+        if wait <= 0:
+            return
+        for o in closed:
+            signal_dir = self._directions.pop(o.signal_id, None)
+            if signal_dir is not None:
+                self._cooldown_until[(o.symbol, signal_dir)] = to_ns(o.closed_at) + wait
 
     def drain_outcomes(self) -> list[Outcome]:
         """Outcomes produced since the last call, oldest first."""
@@ -95,8 +111,10 @@ class SignalEngine:
     def on_bar(self, bar: Bar) -> Signal | None:
         self.stats.bars += 1
         # Outcomes first: a bar can close an older signal and then justify a new one.
-        self._closed += self.lifecycle.on_bar(bar)
-        self._closed += self.lifecycle.expire_due(bar.end)
+        closed = self.lifecycle.on_bar(bar) + self.lifecycle.expire_due(bar.end)
+        if closed:
+            self._start_cooldowns(closed)
+            self._closed += closed
         t0 = time.perf_counter()
         decision = self.scorer.on_bar(bar)
         t1 = time.perf_counter()
@@ -107,6 +125,9 @@ class SignalEngine:
         if any(s.direction is decision.direction for s in self.lifecycle.open_signals(bar.symbol)):
             self.stats.suppressed_duplicates += 1
             return None
+        if self._cooldown_until.get((bar.symbol, decision.direction), 0) > bar.ts:
+            self.stats.suppressed_cooldown += 1
+            return None
         signal = build_signal(
             bar,
             decision.direction,
@@ -116,11 +137,13 @@ class SignalEngine:
             decision.reasons,
             self.params,
             self.calendar,
+            self.earnings,
         )
         stage_metrics.DECIDE.observe(time.perf_counter() - t1)
         if signal is None:
             return None
         self.lifecycle.add(signal)
+        self._directions[signal.id] = signal.direction
         self.stats.signals += 1
         return signal
 

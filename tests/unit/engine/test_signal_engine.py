@@ -1,5 +1,6 @@
 from tradesignals.domain.market import Bar, Tick, Timeframe
 from tradesignals.domain.signals import Direction
+from tradesignals.engine.decide import DecideParams
 from tradesignals.engine.pipeline import SignalEngine
 from tradesignals.engine.placeholder_rule import Decision, PlaceholderRule
 
@@ -18,7 +19,7 @@ def bar(i: int, symbol: str = "A", tf: Timeframe = Timeframe.M1) -> Bar:
 
 
 def test_one_open_signal_per_symbol_and_direction_until_expiry() -> None:
-    eng = SignalEngine(Always(), Timeframe.M1)
+    eng = SignalEngine(Always(), Timeframe.M1, DecideParams(cooldown_bars=0))
     first = eng.on_bar(bar(0))
     assert first is not None and first.model_version == "always-long"
     horizon = eng.params.day_horizon_bars
@@ -46,7 +47,7 @@ def test_ticks_are_aggregated_into_bars_before_scoring() -> None:
 
 
 def test_a_stopped_signal_frees_its_slot_and_reports_the_outcome() -> None:
-    eng = SignalEngine(Always(), Timeframe.M1)
+    eng = SignalEngine(Always(), Timeframe.M1, DecideParams(cooldown_bars=0))
     first = eng.on_bar(bar(0))
     assert first is not None and first.stop == 98.5  # 100 - 1.5 * ATR(1.0)
     crash = Bar("A", Timeframe.M1, 1 * Timeframe.M1.ns, 99, 99.5, 97, 97.5, 10)
@@ -69,3 +70,27 @@ def test_restore_resumes_following_open_signals() -> None:
     fresh.on_bar(target)
     (o,) = fresh.drain_outcomes()
     assert o.signal_id == s.id and o.outcome.value == "target" and o.target_index == 2
+
+
+def test_cooldown_after_a_close_then_signals_again() -> None:
+    eng = SignalEngine(Always(), Timeframe.M1, DecideParams(cooldown_bars=3))
+    first = eng.on_bar(bar(0))
+    assert first is not None
+    crash = Bar("A", Timeframe.M1, 1 * Timeframe.M1.ns, 99, 99.5, 97, 97.5, 10)
+    assert eng.on_bar(crash) is None  # stopped at the end of bar 1; cool-down until bar 1 end + 3 bars
+    assert [eng.on_bar(bar(i)) for i in (2, 3, 4)] == [None, None, None]
+    assert eng.stats.suppressed_cooldown == 4
+    assert eng.on_bar(bar(5)) is not None
+
+
+def test_signals_expire_before_the_next_earnings_report() -> None:
+    from tradesignals.news.earnings import EarningsCalendar
+
+    day = Timeframe.D1.ns
+    cal = EarningsCalendar({"A": [10 * day + 12 * 3600 * 10**9]})
+    eng = SignalEngine(Always(), Timeframe.D1, earnings=cal)
+    s = eng.on_bar(Bar("A", Timeframe.D1, 7 * day, 100, 101, 99, 100, 10))
+    assert s is not None
+    assert s.expires_at.isoformat() == "1970-01-11T12:00:00+00:00"  # the release, not 5 days on
+    too_close = SignalEngine(Always(), Timeframe.D1, earnings=cal)
+    assert too_close.on_bar(Bar("A", Timeframe.D1, 9 * day, 100, 101, 99, 100, 10)) is None

@@ -1,0 +1,1 @@
+"""News, catalysts and the earnings calendar."""
