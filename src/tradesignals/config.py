@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     engine_input: str = Field(
         default="bars", pattern="^(bars|ticks)$", description="What the engine scores from."
     )
+    model: str = Field(
+        default="auto",
+        description="Registry model name (TS_HOME/models/NAME), 'auto' = named after the signal type, 'rule' = placeholder.",
+    )
+    min_confidence: float = Field(
+        default=0.55, ge=0, le=1, description="Engine-wide floor on model confidence."
+    )
     earnings_file: Path | None = Field(
         default=None, description="CSV symbol,date[,time bmo|amc]: signals expire before each report."
     )

@@ -12,7 +12,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 import structlog
@@ -25,6 +25,9 @@ from tradesignals.marketdata.feeds.base import Feed
 from tradesignals.news.earnings import EarningsCalendar, EarningsCalendarError
 from tradesignals.storage.base import SignalRepository, StorageError, UserRepository
 from tradesignals.storage.timeseries import BarStore
+
+if TYPE_CHECKING:
+    from tradesignals.engine.pipeline import Scorer
 
 log = structlog.get_logger(__name__)
 
@@ -231,11 +234,53 @@ def build_feed(settings: Settings) -> Feed:
     raise ConfigError(f"unknown feed {settings.feed!r}")
 
 
+def model_name_for(settings: Settings, timeframe: Timeframe) -> str | None:
+    """The registry name the engine scores with, or None for the placeholder rule."""
+    if settings.model == "rule":
+        return None
+    if settings.model != "auto":
+        return settings.model
+    return "swing" if timeframe is Timeframe.D1 else "day"
+
+
+def build_scorer(settings: Settings, timeframe: Timeframe) -> Scorer:
+    """The registered model for this timeframe when there is one, else the placeholder rule.
+
+    A model that exists but cannot be used (corrupt, trained on other features) is an error, not
+    a silent fall-back: signals would otherwise change meaning without anyone noticing.
+    """
+    from tradesignals.engine.placeholder_rule import PlaceholderRule
+
+    name = model_name_for(settings, timeframe)
+    if name is None:
+        return PlaceholderRule()
+    from tradesignals.models.registry import ModelRegistry, ModelRegistryError
+
+    registry = ModelRegistry.at_home(settings.home)
+    if registry.latest_version(name) is None:
+        if settings.model != "auto":
+            raise ConfigError(f"TS_MODEL: no model named {name!r} under {settings.home / 'models'}")
+        log.info(
+            "engine.model", model=None, reason=f"no {name!r} model registered; using the placeholder rule"
+        )
+        return PlaceholderRule()
+    from tradesignals.engine.model_scorer import ModelScorer
+    from tradesignals.features.catalog import FeatureSetMismatch
+    from tradesignals.marketdata.calendar import calendar_for
+
+    try:
+        loaded = registry.load(name)
+        scorer = ModelScorer(loaded, timeframe, calendar=calendar_for, min_confidence=settings.min_confidence)
+    except (ModelRegistryError, FeatureSetMismatch, ValueError) as exc:
+        raise ConfigError(f"model {name!r}: {str(exc).splitlines()[0]}") from None
+    log.info("engine.model", model=scorer.version, min_confidence=settings.min_confidence)
+    return scorer
+
+
 def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -> None:
     """Start the background roles this process runs: ingest, engine, and the API's broadcaster."""
     from tradesignals.api.broadcast import broadcast_signals
     from tradesignals.engine.pipeline import EngineService, SignalEngine
-    from tradesignals.engine.placeholder_rule import PlaceholderRule
 
     stop = services.stop
     settings = services.settings
@@ -252,7 +297,8 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
             timeframe = Timeframe.parse(settings.signal_timeframe)
         from tradesignals.marketdata.calendar import calendar_for
 
-        engine = SignalEngine(PlaceholderRule(), timeframe, calendar=calendar_for, earnings=services.earnings)
+        scorer = build_scorer(settings, timeframe)
+        engine = SignalEngine(scorer, timeframe, calendar=calendar_for, earnings=services.earnings)
         service = EngineService(
             engine,
             services.bus,

@@ -1,0 +1,86 @@
+"""The engine scoring with a registry model: features → calibrated probability → long decision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+
+from tradesignals.domain.market import Bar, Timeframe
+from tradesignals.domain.signals import Direction
+from tradesignals.engine.model_scorer import ModelScorer
+from tradesignals.features.catalog import CORE_V2, FeatureSetMismatch
+from tradesignals.features.incremental import FEATURE_NAMES, FeatureEngine
+from tradesignals.models.inference import Scorer, TreeMember
+from tradesignals.models.registry import ModelRegistry
+
+NAMES = ("rsi_14", "ret_5", "ret_20", "bb_pctb")
+
+
+def bars(n: int = 120) -> list[Bar]:
+    rng = np.random.default_rng(4)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.015, n)))
+    day = Timeframe.D1.ns
+    return [
+        Bar("X", Timeframe.D1, i * day, float(c), float(c * 1.01), float(c * 0.99), float(c), 1e5)
+        for i, c in enumerate(close)
+    ]
+
+
+def registry_with_model(tmp_path: Path, feature_set: dict[str, object]) -> ModelRegistry:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, len(NAMES))) * [15, 0.05, 0.1, 0.4] + [50, 0, 0, 0.5]
+    y = (x[:, 0] < 50).astype(float)  # "oversold wins": a planted, learnable rule
+    booster = lgb.train(
+        {"objective": "binary", "num_leaves": 7, "verbose": -1, "num_threads": 1},
+        lgb.Dataset(x, y, feature_name=list(NAMES)),
+        num_boost_round=20,
+    )
+    scorer = Scorer([TreeMember.from_lightgbm(booster)], feature_names=NAMES)
+    reg = ModelRegistry(tmp_path / "models")
+    reg.save(
+        "swing",
+        scorer,
+        feature_set=feature_set,
+        training_range=("2020-01-01", "2020-12-31"),
+        symbols=["X"],
+        signal_type="swing",
+        metrics={},
+    )
+    return reg
+
+
+def test_scores_warm_bars_and_explains_the_signal(tmp_path: Path) -> None:
+    reg = registry_with_model(tmp_path, CORE_V2.ref.to_dict())
+    loaded = reg.load("swing")
+    ms = ModelScorer(loaded, Timeframe.D1, min_confidence=0.0)
+    ref = FeatureEngine(Timeframe.D1)
+    decisions = []
+    for b in bars():
+        vec = ref.update(b)
+        d = ms.on_bar(b)
+        if not vec.warm:
+            assert d is None
+            continue
+        assert d is not None and d.direction is Direction.LONG
+        x = vec.values[[FEATURE_NAMES.index(n) for n in NAMES]]
+        expected = loaded.scorer.reference_predict(x[None, :]).probability[0]
+        assert d.confidence == pytest.approx(expected, abs=1e-4)
+        assert d.atr == pytest.approx(vec["atr_14"])
+        decisions.append(d)
+    assert decisions, "warm bars must be scored"
+    assert ms.version.startswith("swing:")
+    assert "P(first target before stop)" in decisions[-1].reasons[0]
+    assert any("rsi_14" in r for r in decisions[-1].reasons[1:])
+
+
+def test_min_confidence_filters_and_a_feature_set_mismatch_is_refused(tmp_path: Path) -> None:
+    reg = registry_with_model(tmp_path, CORE_V2.ref.to_dict())
+    strict = ModelScorer(reg.load("swing"), Timeframe.D1, min_confidence=1.0)
+    assert all(strict.on_bar(b) is None for b in bars())
+    wrong = dict(CORE_V2.ref.to_dict(), fingerprint="0" * 64)
+    other = registry_with_model(tmp_path / "other", wrong)
+    with pytest.raises(FeatureSetMismatch, match="model trained on core v2 \\(0000000000000000\\)"):
+        ModelScorer(other.load("swing"), Timeframe.D1)
