@@ -355,6 +355,48 @@ def features(
             typer.echo(f"{key.replace('_', ' '):>22}  {value}")
 
 
+@app.command()
+def train(
+    data: Annotated[list[Path], typer.Option("--data", help="OHLCV file(s) to train on (repeatable).")],
+    out: Annotated[Path, typer.Option("--out", help="Model registry directory.")],
+    signal_type: Annotated[str, typer.Option(help="swing (daily bars) or day (intraday).")] = "swing",
+    until: Annotated[str | None, typer.Option(help="Train only on labels resolved before this date.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Purged walk-forward training of the calibrated ensemble; saves a new version in the registry."""
+    from tradesignals.models.commands import rich_progress, train_command
+
+    def err(message: str) -> None:
+        console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+
+    if as_json or not console.is_terminal:
+        code = train_command(data, out, signal_type=signal_type, until=until, as_json=as_json,
+                             echo=typer.echo, err=err)  # fmt: skip
+    else:
+        with rich_progress() as progress:
+            code = train_command(data, out, signal_type=signal_type, until=until, as_json=as_json,
+                                 echo=typer.echo, err=err, progress=progress)  # fmt: skip
+    raise typer.Exit(code)
+
+
+@app.command()
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="Model registry directory.")],
+    data: Annotated[list[Path], typer.Option("--data", help="OHLCV file(s) to evaluate on.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    name: Annotated[
+        str | None, typer.Option(help="Model name in the registry (default: the only one).")
+    ] = None,
+) -> None:
+    """Score only rows the model never trained on; metrics beside the always-long and momentum baselines."""
+    from tradesignals.models.commands import evaluate_command
+
+    def err(message: str) -> None:
+        console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+
+    raise typer.Exit(evaluate_command(model_dir, data, as_json=as_json, name=name, echo=typer.echo, err=err))
+
+
 ledger_app = typer.Typer(help="The hash-chained signal ledger.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 
