@@ -153,11 +153,25 @@ def demo(
         float, typer.Option(help="Simulated seconds per wall second (inf = full speed).")
     ] = 60.0,
     symbols: Annotated[int, typer.Option(help="Simulated symbols.")] = 20,
+    min_confidence: Annotated[
+        float, typer.Option(help="Publish only signals at least this confident (the demo shows all).")
+    ] = 0.0,
 ) -> None:
-    """Everything embedded in one process: simulator or replay → engine → API and WebSocket."""
+    """Everything embedded in one process: simulator or replay → engine → API and WebSocket.
+
+    With the simulator and no registered model, a small model is trained on simulated history at
+    start (a few seconds); it has no edge on a random walk, and its confidences say so.
+    """
     try:
         settings = _settings(
-            mode=Mode.EMBEDDED, port=port, host=host, feed=feed, speed=speed, sim_symbols=symbols
+            mode=Mode.EMBEDDED,
+            port=port,
+            host=host,
+            feed=feed,
+            speed=speed,
+            sim_symbols=symbols,
+            min_confidence=min_confidence,
+            train_demo_model=True,
         )
         _configure_logging(settings.log_level)
         _check_port(settings.host, settings.port)

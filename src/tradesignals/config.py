@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     min_confidence: float = Field(
         default=0.55, ge=0, le=1, description="Engine-wide floor on model confidence."
     )
+    train_demo_model: bool = Field(
+        default=False,
+        description="Train a small model on simulated history at start when none is registered.",
+    )
     earnings_file: Path | None = Field(
         default=None, description="CSV symbol,date[,time bmo|amc]: signals expire before each report."
     )

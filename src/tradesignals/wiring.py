@@ -92,7 +92,7 @@ class Services:
                     frames = [
                         f"{f.f_code.co_filename}:{f.f_lineno} {f.f_code.co_name}" for f in task.get_stack()
                     ]
-                    log.warning("shutdown.stuck", task=task.get_name(), stack=frames)
+                    log.warning("shutdown.stuck", task=task.get_name(), where=" <- ".join(reversed(frames)))
         for task in self.tasks:
             if not task.done():
                 continue
@@ -192,7 +192,7 @@ def build_feed(settings: Settings) -> Feed:
 
         # Anchor the simulated clock at the wall clock (less the warm-up), so demo signals carry
         # current dates; the seed still fixes prices, so a run is reproducible up to its start time.
-        warmup = 60
+        warmup = 1600  # a full UTC day and more: session features (VWAP, previous-day context) need one
         now = time.time_ns()
         start = now - now % timeframe.ns - warmup * timeframe.ns
         return SimulatorFeed(
@@ -257,6 +257,10 @@ def build_scorer(settings: Settings, timeframe: Timeframe) -> Scorer:
     from tradesignals.models.registry import ModelRegistry, ModelRegistryError
 
     registry = ModelRegistry.at_home(settings.home)
+    if registry.latest_version(name) is None and settings.train_demo_model and settings.feed_kind == "sim":
+        from tradesignals.engine.demo_model import ensure_demo_model
+
+        ensure_demo_model(settings, timeframe, name)
     if registry.latest_version(name) is None:
         if settings.model != "auto":
             raise ConfigError(f"TS_MODEL: no model named {name!r} under {settings.home / 'models'}")
@@ -340,6 +344,6 @@ async def _ingest(feed: Feed, services: Services) -> None:
     live = services.settings.feed_kind in LIVE_FEEDS
     validator = Validator(max_future_ns=5 * 10**9) if live else Validator()
     try:
-        await run_ingest(feed, services.bus, validator)
+        await run_ingest(feed, services.bus, validator, services.stop)
     finally:
         await feed.close()
