@@ -77,9 +77,23 @@ def sp500_bars(path: Path, symbols: int | None = None) -> list[Bar]:
     return [b for b in bars if not b.problems()]
 
 
-def daily_replay(path: Path) -> dict[str, Any]:
+def make_scorer(registry: Path | None, timeframe: Timeframe) -> tuple[Any, str]:
+    """The registered ``swing`` model in ``registry`` (min confidence 0: every warm bar is scored
+    and decided, the heaviest path), else the placeholder rule."""
+    if registry is None:
+        return PlaceholderRule(), "placeholder rule (rule-sma-cross-v0)"
+    from tradesignals.engine.model_scorer import ModelScorer
+    from tradesignals.models.registry import ModelRegistry
+
+    loaded = ModelRegistry(registry).load("swing")
+    scorer = ModelScorer(loaded, timeframe, calendar=calendar_for, min_confidence=0.0, explain_top=3)
+    return scorer, f"model {scorer.version} (features + ensemble + contributions)"
+
+
+def daily_replay(path: Path, registry: Path | None) -> dict[str, Any]:
     bars = sp500_bars(path)
-    engine = SignalEngine(PlaceholderRule(), Timeframe.D1, calendar=calendar_for)
+    scorer, _ = make_scorer(registry, Timeframe.D1)
+    engine = SignalEngine(scorer, Timeframe.D1, calendar=calendar_for)
     lat = np.empty(len(bars), dtype=np.int64)
     gc.disable()
     t0 = time.perf_counter()
@@ -112,6 +126,7 @@ def tick_stream(n_ticks: int, n_symbols: int) -> dict[str, Any]:
             break
     ticks = ticks[:n_ticks]
     validator = Validator()
+    # The tick path scores with the placeholder rule: the registered model is a daily (swing) model.
     engine = SignalEngine(PlaceholderRule(), Timeframe.M1, calendar=calendar_for)
     sample_every = 10
     lat = []
@@ -139,7 +154,7 @@ def tick_stream(n_ticks: int, n_symbols: int) -> dict[str, Any]:
     }
 
 
-async def in_process_publish(path: Path | None, n_symbols: int) -> dict[str, Any]:
+async def in_process_publish(path: Path | None, n_symbols: int, registry: Path | None) -> dict[str, Any]:
     if path is not None:
         bars = sp500_bars(path, n_symbols)
         source = f"{SP500} first {n_symbols} symbols"
@@ -159,8 +174,9 @@ async def in_process_publish(path: Path | None, n_symbols: int) -> dict[str, Any
         def record(_: object) -> None:
             e2e.append(service.engine.stats.last_latency_ns)
 
+        scorer, _ = make_scorer(registry, Timeframe.D1)
         service = EngineService(
-            SignalEngine(PlaceholderRule(), Timeframe.D1, calendar=calendar_for),
+            SignalEngine(scorer, Timeframe.D1, calendar=calendar_for),
             bus,
             repo,
             stop=stop,
@@ -194,15 +210,16 @@ def main() -> None:
     ap.add_argument("--ticks", type=int, default=1_000_000)
     ap.add_argument("--symbols", type=int, default=1000)
     ap.add_argument("--publish-symbols", type=int, default=50)
+    ap.add_argument("--registry", type=Path, default=None, help="Model registry dir with a 'swing' model.")
     args = ap.parse_args()
     data = data_dir()
     out: dict[str, Any] = {"python": platform.python_version(), "machine": platform.machine(),
-                           "scorer": "placeholder rule (rule-sma-cross-v0)"}  # fmt: skip
+                           "scorer": make_scorer(args.registry, Timeframe.D1)[1]}  # fmt: skip
     if data is not None and (data / SP500).exists():
-        out["daily_replay"] = daily_replay(data / SP500)
+        out["daily_replay"] = daily_replay(data / SP500, args.registry)
     out["ticks"] = tick_stream(args.ticks, args.symbols)
     sp = data / SP500 if data is not None and (data / SP500).exists() else None
-    out["in_process_publish"] = asyncio.run(in_process_publish(sp, args.publish_symbols))
+    out["in_process_publish"] = asyncio.run(in_process_publish(sp, args.publish_symbols, args.registry))
     out["budgets"] = {"tick_to_signal_published_p99_ms": 10, "ticks_per_s_over_1000_symbols": 100_000}
     print(json.dumps(out))
 

@@ -83,7 +83,15 @@ class ModelScorer:
         atr = float(vec.values[self._atr])
         if not atr > 0:
             return None
-        reasons = [f"P(first target before stop) {p:.0%}; models disagree by {score.disagreement:.2f}"]
-        if self._explainer is not None and self.explain_top > 0:
-            reasons += self._explainer.explain(x, k=self.explain_top).reasons()
-        return Decision(Direction.LONG, round(p, 4), atr, tuple(reasons))
+        reasons = (f"P(first target before stop) {p:.0%}; models disagree by {score.disagreement:.2f}",)
+        explainer = self._explainer if self.explain_top > 0 else None
+        if explainer is None:
+            return Decision(Direction.LONG, round(p, 4), atr, reasons)
+        row, k = x.copy(), self.explain_top
+        return Decision(
+            Direction.LONG,
+            round(p, 4),
+            atr,
+            reasons,
+            explain=lambda: tuple(explainer.explain(row, k=k).reasons()),
+        )

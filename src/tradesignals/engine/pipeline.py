@@ -134,7 +134,7 @@ class SignalEngine:
             decision.confidence,
             decision.atr,
             self.scorer.version,
-            decision.reasons,
+            decision.reasons + (decision.explain() if decision.explain is not None else ()),
             self.params,
             self.calendar,
             self.earnings,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tradesignals.domain.market import Bar
@@ -24,6 +25,9 @@ class Decision:
     confidence: float
     atr: float
     reasons: tuple[str, ...]
+    # Reasons that cost real time (model contributions): computed only if the decision becomes a
+    # signal, never for one the engine suppresses as a duplicate or during cool-down.
+    explain: Callable[[], tuple[str, ...]] | None = None
 
 
 @dataclass(slots=True)

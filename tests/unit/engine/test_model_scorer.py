@@ -73,7 +73,9 @@ def test_scores_warm_bars_and_explains_the_signal(tmp_path: Path) -> None:
     assert decisions, "warm bars must be scored"
     assert ms.version.startswith("swing:")
     assert "P(first target before stop)" in decisions[-1].reasons[0]
-    assert any("rsi_14" in r for r in decisions[-1].reasons[1:])
+    explain = decisions[-1].explain
+    assert explain is not None, "contributions are offered, computed only when a signal is made"
+    assert any("rsi_14" in r for r in explain())
 
 
 def test_min_confidence_filters_and_a_feature_set_mismatch_is_refused(tmp_path: Path) -> None:
