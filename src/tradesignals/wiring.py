@@ -289,6 +289,13 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
     stop = services.stop
     settings = services.settings
     if "api" in roles:
+        from tradesignals.api.broadcast import broadcast_alerts
+
+        services.tasks.append(
+            asyncio.create_task(
+                broadcast_alerts(services.bus, services.hub, services.node_id, stop), name="alerts"
+            )
+        )
         services.tasks.append(
             asyncio.create_task(
                 broadcast_signals(services.bus, services.hub, services.node_id, stop), name="broadcast"

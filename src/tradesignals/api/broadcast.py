@@ -38,3 +38,19 @@ async def broadcast_signals(bus: Bus, hub: Hub, node_id: str, stop: asyncio.Even
                 await consumer.ack(*batch)
     finally:
         await consumer.close()
+
+
+async def broadcast_alerts(bus: Bus, hub: Hub, node_id: str, stop: asyncio.Event) -> None:
+    """Engine alerts (model drift) to the public ``system:alerts`` channel."""
+    consumer = bus.consumer(
+        topics.SYSTEM_ALERTS, f"api-{node_id}", node_id, decoder(dict[str, Any]), start="latest"
+    )
+    try:
+        while not stop.is_set():
+            batch = await consumer.fetch(100, wait=0.2)
+            for d in batch:
+                hub.publish("system:alerts", "alert", d.value)
+            if batch:
+                await consumer.ack(*batch)
+    finally:
+        await consumer.close()

@@ -17,12 +17,14 @@ import numpy as np
 from tradesignals.domain.market import Bar, Timeframe
 from tradesignals.domain.signals import Direction
 from tradesignals.engine import stage_metrics
+from tradesignals.engine.lifecycle import Outcome
 from tradesignals.engine.placeholder_rule import Decision
 from tradesignals.features.catalog import FeatureSetRef, check_compatible, get_feature_set
 from tradesignals.features.incremental import FEATURE_NAMES, FeatureEngine
 from tradesignals.marketdata.calendar import SessionCalendar
 from tradesignals.models.contributions import ContributionExplainer
 from tradesignals.models.inference import NotWarm
+from tradesignals.models.online import DriftState, OnlineAdapter, won_from_outcome
 from tradesignals.models.registry import LoadedModel
 
 DIRECTION_FEATURE = "direction"
@@ -39,6 +41,7 @@ class ModelScorer:
         calendar: SessionCalendar | Callable[[str], SessionCalendar] | None = None,
         min_confidence: float = 0.55,
         explain_top: int = 3,
+        online: bool = True,
     ) -> None:
         meta = loaded.metadata
         trained = FeatureSetRef.from_dict(meta.feature_set)
@@ -53,6 +56,9 @@ class ModelScorer:
         self.loaded = loaded
         self.min_confidence = min_confidence
         self.explain_top = explain_top
+        self.feature_names = tuple(names)
+        # Learns from resolved outcomes and watches the live hit rate for drift (models/online.py).
+        self.adapter: OnlineAdapter | None = OnlineAdapter(self.feature_names) if online else None
         self.features = FeatureEngine(timeframe, calendar=calendar)
         index = {n: i for i, n in enumerate(FEATURE_NAMES)}
         self._take = np.array([index.get(n, 0) for n in names], dtype=np.int64)
@@ -78,6 +84,9 @@ class ModelScorer:
         if isinstance(score, NotWarm):
             return None
         p = float(score.probability)
+        if self.adapter is not None:
+            # Online adaptation nudges the batch probability by at most its max weight.
+            p = self.adapter.blend(p, x)
         if not p >= self.min_confidence:
             return None
         atr = float(vec.values[self._atr])
@@ -86,7 +95,7 @@ class ModelScorer:
         reasons = (f"P(first target before stop) {p:.0%}; models disagree by {score.disagreement:.2f}",)
         explainer = self._explainer if self.explain_top > 0 else None
         if explainer is None:
-            return Decision(Direction.LONG, round(p, 4), atr, reasons)
+            return Decision(Direction.LONG, round(p, 4), atr, reasons, features=x.copy())
         row, k = x.copy(), self.explain_top
         return Decision(
             Direction.LONG,
@@ -94,4 +103,18 @@ class ModelScorer:
             atr,
             reasons,
             explain=lambda: tuple(explainer.explain(row, k=k).reasons()),
+            features=row,
         )
+
+    def on_outcome(self, outcome: Outcome, p_at_signal: float, features: object) -> DriftState | None:
+        """Feed a resolved signal back: the online model learns it, the drift monitor counts it."""
+        if self.adapter is None:
+            return None
+        won = won_from_outcome(outcome)
+        if features is not None:
+            self.adapter.learn(features, won, p_batch=p_at_signal)  # type: ignore[arg-type]
+        return self.adapter.observe_outcome(p_at_signal, won)
+
+    @property
+    def drift_flag(self) -> str | None:
+        return self.adapter.drift_flag if self.adapter is not None else None

@@ -77,6 +77,8 @@ class SignalEngine:
         self._closed: list[Outcome] = []
         self._cooldown_until: dict[tuple[str, Direction], int] = {}
         self._directions: dict[str, Direction] = {}
+        self._learning: dict[str, tuple[float, object]] = {}
+        self._alerts: list[dict[str, object]] = []
 
     def restore(self, signals: list[Signal]) -> None:
         """Resume after a restart: follow the signals still open in the store."""
@@ -93,6 +95,23 @@ class SignalEngine:
             signal_dir = self._directions.pop(o.signal_id, None)
             if signal_dir is not None:
                 self._cooldown_until[(o.symbol, signal_dir)] = to_ns(o.closed_at) + wait
+
+    def _learn(self, closed: list[Outcome]) -> None:
+        on_outcome = getattr(self.scorer, "on_outcome", None)
+        if on_outcome is None:
+            return
+        for o in closed:
+            p, features = self._learning.pop(o.signal_id, (None, None))
+            if p is None:
+                continue  # restored after a restart: its features were not kept
+            state = on_outcome(o, p, features)
+            if state is not None and state.drift:
+                self._alerts.append(state.alert_payload())
+
+    def drain_alerts(self) -> list[dict[str, object]]:
+        """``system:alerts`` payloads raised since the last call (model drift)."""
+        out, self._alerts = self._alerts, []
+        return out
 
     def drain_outcomes(self) -> list[Outcome]:
         """Outcomes produced since the last call, oldest first."""
@@ -114,6 +133,7 @@ class SignalEngine:
         closed = self.lifecycle.on_bar(bar) + self.lifecycle.expire_due(bar.end)
         if closed:
             self._start_cooldowns(closed)
+            self._learn(closed)
             self._closed += closed
         t0 = time.perf_counter()
         decision = self.scorer.on_bar(bar)
@@ -128,13 +148,16 @@ class SignalEngine:
         if self._cooldown_until.get((bar.symbol, decision.direction), 0) > bar.ts:
             self.stats.suppressed_cooldown += 1
             return None
+        flag = getattr(self.scorer, "drift_flag", None)
         signal = build_signal(
             bar,
             decision.direction,
             decision.confidence,
             decision.atr,
             self.scorer.version,
-            decision.reasons + (decision.explain() if decision.explain is not None else ()),
+            decision.reasons
+            + (decision.explain() if decision.explain is not None else ())
+            + ((flag,) if flag else ()),
             self.params,
             self.calendar,
             self.earnings,
@@ -144,6 +167,8 @@ class SignalEngine:
             return None
         self.lifecycle.add(signal)
         self._directions[signal.id] = signal.direction
+        if hasattr(self.scorer, "on_outcome"):
+            self._learning[signal.id] = (signal.confidence, decision.features)
         self.stats.signals += 1
         return signal
 
@@ -250,6 +275,9 @@ class EngineService:
 
     async def _close_outcomes(self) -> None:
         """Store each outcome with its status change (one transaction) and announce it."""
+        for alert in self.engine.drain_alerts():
+            await self.bus.publish(topics.SYSTEM_ALERTS, "model", encode(alert))
+            log.warning("model.drift", **alert)
         for outcome in self.engine.drain_outcomes():
             event = outcome.to_event()
             await asyncio.to_thread(self.repo.set_status, outcome.signal_id, outcome.status, event)

@@ -11,6 +11,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from tradesignals.domain.market import Bar
 from tradesignals.domain.signals import Direction
@@ -28,6 +29,8 @@ class Decision:
     # Reasons that cost real time (model contributions): computed only if the decision becomes a
     # signal, never for one the engine suppresses as a duplicate or during cool-down.
     explain: Callable[[], tuple[str, ...]] | None = None
+    # The model's input row, so the online adapter can learn from this signal's outcome.
+    features: Any = None
 
 
 @dataclass(slots=True)

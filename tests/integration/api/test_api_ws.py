@@ -91,3 +91,15 @@ def test_public_channels_are_open_to_anyone(client: TestClient) -> None:
         assert ws.receive_json()["type"] == "subscribed"
         ws.send_json({"op": "unsubscribe", "channels": ["market:status"]})
         assert ws.receive_json() == {"type": "unsubscribed", "channels": ["market:status"]}
+
+
+def test_engine_alerts_reach_the_public_alerts_channel(client: TestClient, services: Services) -> None:
+    alert = {"kind": "model_drift", "source": "hit_rate", "hit_rate": 0.3, "expected_hit_rate": 0.6, "n": 120,
+             "message": "live hit rate 30% vs 60% expected"}  # fmt: skip
+    with client.websocket_connect("/ws") as ws:
+        ws.send_json({"op": "subscribe", "channels": ["system:alerts"]})
+        assert ws.receive_json()["type"] == "subscribed"
+        time.sleep(0.3)  # the alerts bridge joins its group at "latest"
+        client.portal.call(services.bus.publish, topics.SYSTEM_ALERTS, "model", encode(alert))  # type: ignore[union-attr]
+        msg = ws.receive_json()
+    assert msg["channel"] == "system:alerts" and msg["type"] == "alert" and msg["data"] == alert

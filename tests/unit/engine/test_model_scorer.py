@@ -86,3 +86,24 @@ def test_min_confidence_filters_and_a_feature_set_mismatch_is_refused(tmp_path: 
     other = registry_with_model(tmp_path / "other", wrong)
     with pytest.raises(FeatureSetMismatch, match="model trained on core v2 \\(0000000000000000\\)"):
         ModelScorer(other.load("swing"), Timeframe.D1)
+
+
+def test_outcomes_feed_the_online_adapter() -> None:
+    import tempfile
+
+    from tradesignals.engine.decide import DecideParams
+    from tradesignals.engine.pipeline import SignalEngine
+
+    with tempfile.TemporaryDirectory() as tmp:
+        reg = registry_with_model(Path(tmp), CORE_V2.ref.to_dict())
+        ms = ModelScorer(reg.load("swing"), Timeframe.D1, min_confidence=0.0)
+        engine = SignalEngine(ms, Timeframe.D1, DecideParams(cooldown_bars=0))
+        closed = 0
+        for b in bars(200):
+            engine.on_bar(b)
+            closed += len(engine.drain_outcomes())
+        assert closed > 0
+        assert ms.adapter is not None and ms.adapter.n_updates == closed
+        # Too few outcomes for the drift monitor to confirm anything: no alert, no flag on signals.
+        assert engine.drain_alerts() == []
+        assert ms.drift_flag is None
