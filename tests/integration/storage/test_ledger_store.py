@@ -5,7 +5,6 @@ a real PostgreSQL schema alike."""
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
 from tradesignals.config import load_settings
 from tradesignals.domain.ledger import GENESIS, Chain, Problem, entry_body, entry_hash, verify
@@ -36,24 +35,6 @@ pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 T0_MS = int(T0.timestamp() * 1000)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A database with nothing in it: a new SQLite file, or a new PostgreSQL schema on ``pg_url``."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'app.db'}"
-        return
-    pg_url: str = request.getfixturevalue("pg_url")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(pg_url, poolclass=sa.NullPool)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    url = make_url(pg_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    yield url.render_as_string(hide_password=False)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-    admin.dispose()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
 from tradesignals.storage.base import StorageError
 from tradesignals.storage.db import (
@@ -34,24 +33,6 @@ from tradesignals.storage.tables import metadata
 pytestmark = pytest.mark.integration
 
 APP_TABLES = {"users", "signals", "signal_events"}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A database with nothing in it: a new SQLite file, or a new PostgreSQL schema on ``pg_url``."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'app.db'}"
-        return
-    pg_url: str = request.getfixturevalue("pg_url")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(pg_url, poolclass=sa.NullPool)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    url = make_url(pg_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    yield url.render_as_string(hide_password=False)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-    admin.dispose()
 
 
 @pytest.fixture
