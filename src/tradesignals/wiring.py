@@ -10,6 +10,7 @@ import asyncio
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,7 @@ class Services:
     earnings: EarningsCalendar | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    on_close: list[Callable[[], None]] = field(default_factory=list)
 
     async def check_health(self) -> dict[str, Check]:
         return {"database": await self._check_db(), "bus": await self._check_bus()}
@@ -107,6 +109,11 @@ class Services:
                 await asyncio.wait_for(action, timeout=grace)
             except TimeoutError:
                 log.warning("shutdown.stuck", step=step)
+        for hook in self.on_close:
+            try:
+                await asyncio.to_thread(hook)
+            except Exception as exc:  # a failed hook is logged; it must not stop the others
+                log.warning("shutdown.hook_failed", error=repr(exc))
         await asyncio.to_thread(self.bars.close)
         self.db.dispose()
         log.info("shutdown.done")
@@ -281,6 +288,37 @@ def build_scorer(settings: Settings, timeframe: Timeframe) -> Scorer:
     return scorer
 
 
+def _keep_online_state(services: Services, scorer: Scorer) -> None:
+    """Resume the online adapter from its last snapshot and save it at shutdown.
+
+    The snapshot is strict JSON next to the model version it adapts (never pickle), written to a
+    temporary file and renamed, so a crash mid-write leaves the previous snapshot intact.
+    """
+    from tradesignals.engine.model_scorer import ModelScorer
+    from tradesignals.models.online import OnlineAdapter
+
+    if not isinstance(scorer, ModelScorer) or scorer.adapter is None:
+        return
+    meta = scorer.loaded.metadata
+    path = services.settings.home / "models" / meta.name / f"online-{meta.version}.json"
+    if path.exists():
+        try:
+            scorer.adapter = OnlineAdapter.from_json(path.read_text())
+            log.info("engine.online_restored", path=str(path), updates=scorer.adapter.n_updates)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("engine.online_snapshot_unreadable", path=str(path), error=str(exc)[:200])
+
+    def save() -> None:
+        adapter = scorer.adapter
+        if adapter is None:
+            return
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(adapter.to_json())
+        os.replace(tmp, path)
+
+    services.on_close.append(save)
+
+
 def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -> None:
     """Start the background roles this process runs: ingest, engine, and the API's broadcaster."""
     from tradesignals.api.broadcast import broadcast_signals
@@ -309,6 +347,7 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
         from tradesignals.marketdata.calendar import calendar_for
 
         scorer = build_scorer(settings, timeframe)
+        _keep_online_state(services, scorer)
         engine = SignalEngine(scorer, timeframe, calendar=calendar_for, earnings=services.earnings)
         service = EngineService(
             engine,
