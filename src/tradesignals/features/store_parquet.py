@@ -56,6 +56,7 @@ import pyarrow.parquet as pq
 from tradesignals.domain.market import Timeframe
 from tradesignals.features.catalog import RESERVED_COLUMNS, FeatureSet, FeatureSetMismatch
 from tradesignals.features.store import KEY_COLUMNS, empty_feature_frame, normalize_feature_frame, ns_column
+from tradesignals.storage.duckdb_session import DuckDBSession
 from tradesignals.storage.timeseries import UpsertResult, check_range, check_symbol
 
 # The bar store's bucketing and directory fsync: one cut of the lake, one implementation of it.
@@ -84,11 +85,9 @@ class ParquetOfflineFeatureStore:
         self.engine: JoinEngine = engine
         self._features = self.root / "features"
         self._durable = durable
-        self._db = duckdb.connect(":memory:")
-        self._db_lock = threading.Lock()
+        self._session = DuckDBSession(f"ParquetOfflineFeatureStore({self.root})")
         self._meta_lock = threading.Lock()
         self._bucketing: dict[str, _Bucketing] = {}
-        self._closed = False
 
     # -- paths and metadata ----------------------------------------------------------------------
 
@@ -534,26 +533,14 @@ class ParquetOfflineFeatureStore:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A private cursor per read: one DuckDB connection object must not be used by two threads."""
-        with self._db_lock:
-            self._check_open()
-            cur = self._db.cursor()
-        try:
-            yield cur
-        finally:
-            cur.close()
+    def _cursor(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return self._session.cursor()
 
     def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError(f"ParquetOfflineFeatureStore({self.root}) is closed")
+        self._session.check_open()
 
     def close(self) -> None:
-        with self._db_lock:
-            if not self._closed:
-                self._closed = True
-                self._db.close()
+        self._session.close()
 
     def __repr__(self) -> str:
         return f"ParquetOfflineFeatureStore({str(self.root)!r}, engine={self.engine!r})"

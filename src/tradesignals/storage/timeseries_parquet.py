@@ -48,7 +48,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,6 +62,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tradesignals.domain.market import Timeframe
+from tradesignals.storage.duckdb_session import DuckDBSession
 from tradesignals.storage.timeseries import (
     VALUE_COLUMNS,
     UpsertResult,
@@ -131,9 +131,7 @@ class ParquetBarStore:
         self.root = Path(root)
         self._bars = self.root / "bars"
         self._durable = durable
-        self._db = duckdb.connect(":memory:")
-        self._db_lock = threading.Lock()
-        self._closed = False
+        self._session = DuckDBSession(f"ParquetBarStore({self.root})")
 
     # -- paths -----------------------------------------------------------------------------------
 
@@ -380,26 +378,14 @@ class ParquetBarStore:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A private cursor per read: one DuckDB connection object must not be used by two threads."""
-        with self._db_lock:
-            self._check_open()
-            cur = self._db.cursor()
-        try:
-            yield cur
-        finally:
-            cur.close()
+    def _cursor(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return self._session.cursor()
 
     def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError(f"ParquetBarStore({self.root}) is closed")
+        self._session.check_open()
 
     def close(self) -> None:
-        with self._db_lock:
-            if not self._closed:
-                self._closed = True
-                self._db.close()
+        self._session.close()
 
     def __repr__(self) -> str:
         return f"ParquetBarStore({str(self.root)!r})"
