@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     min_confidence: float = Field(
         default=0.55, ge=0, le=1, description="Engine-wide floor on model confidence."
     )
+    model_store: str | None = Field(
+        default=None,
+        description="s3://BUCKET/PREFIX for model artifacts (server mode); default TS_HOME/models.",
+    )
+    s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint (MinIO, Ceph…).")
     train_demo_model: bool = Field(
         default=False,
         description="Train a small model on simulated history at start when none is registered.",
@@ -105,6 +110,13 @@ class Settings(BaseSettings):
         """Comma-separated symbols after the feed name, upper-cased (live feeds)."""
         arg = self.feed.partition(":")[2]
         return [s.strip().upper() for s in arg.split(",") if s.strip()]
+
+    @field_validator("model_store")
+    @classmethod
+    def _store_known(cls, v: str | None) -> str | None:
+        if v is None or (v.startswith("s3://") and len(v) > len("s3://")):
+            return v
+        raise ValueError(f"unknown model store {v!r}; expected s3://BUCKET[/PREFIX] or unset")
 
     @field_validator("log_level")
     @classmethod

@@ -29,6 +29,7 @@ from tradesignals.storage.timeseries import BarStore
 
 if TYPE_CHECKING:
     from tradesignals.engine.pipeline import Scorer
+    from tradesignals.models.registry import ModelRegistry
 
 log = structlog.get_logger(__name__)
 
@@ -250,6 +251,20 @@ def model_name_for(settings: Settings, timeframe: Timeframe) -> str | None:
     return "swing" if timeframe is Timeframe.D1 else "day"
 
 
+def model_registry(settings: Settings) -> ModelRegistry:
+    """Model artifacts: the object store named by TS_MODEL_STORE, else TS_HOME/models."""
+    from tradesignals.models.registry import ModelRegistry
+
+    if settings.model_store:
+        from tradesignals.models.artifacts_s3 import S3ArtifactStore
+
+        bucket, _, prefix = settings.model_store.removeprefix("s3://").partition("/")
+        return ModelRegistry(
+            S3ArtifactStore(bucket, prefix or "models", endpoint_url=settings.s3_endpoint_url)
+        )
+    return ModelRegistry.at_home(settings.home)
+
+
 def build_scorer(settings: Settings, timeframe: Timeframe) -> Scorer:
     """The registered model for this timeframe when there is one, else the placeholder rule.
 
@@ -261,9 +276,9 @@ def build_scorer(settings: Settings, timeframe: Timeframe) -> Scorer:
     name = model_name_for(settings, timeframe)
     if name is None:
         return PlaceholderRule()
-    from tradesignals.models.registry import ModelRegistry, ModelRegistryError
+    from tradesignals.models.registry import ModelRegistryError
 
-    registry = ModelRegistry.at_home(settings.home)
+    registry = model_registry(settings)
     if registry.latest_version(name) is None and settings.train_demo_model and settings.feed_kind == "sim":
         from tradesignals.engine.demo_model import ensure_demo_model
 

@@ -26,6 +26,7 @@ def test_server_mode_defaults_to_local_postgres(monkeypatch: pytest.MonkeyPatch)
         ("TS_PREMIUM_PRICE_USD", "-1", "TS_PREMIUM_PRICE_USD"),
         ("TS_BUS_PARTITIONS", "zero", "TS_BUS_PARTITIONS"),
         ("TS_LOG_LEVEL", "loud", "unknown log level 'loud'"),
+        ("TS_MODEL_STORE", "ftp://models", "unknown model store 'ftp://models'"),
     ],
 )
 def test_bad_values_give_one_line_naming_the_variable(
