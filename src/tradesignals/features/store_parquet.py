@@ -60,7 +60,7 @@ from tradesignals.storage.duckdb_session import DuckDBSession
 from tradesignals.storage.timeseries import UpsertResult, check_range, check_symbol
 
 # The bar store's bucketing and directory fsync: one cut of the lake, one implementation of it.
-from tradesignals.storage.timeseries_parquet import _BUCKETING, _Bucketing, _fsync_dir
+from tradesignals.storage.timeseries_parquet import _BUCKETING, _Bucketing, _fsync_dir, bucket_files
 
 JoinEngine = Literal["duckdb", "pandas"]
 
@@ -324,7 +324,7 @@ class ParquetOfflineFeatureStore:
         bucketing = self._read_meta(feature_set)
         if bucketing is None:
             return []
-        return sorted(s for s, d in self._symbol_dirs(feature_set) if _bucket_files(d, bucketing))
+        return sorted(s for s, d in self._symbol_dirs(feature_set) if bucket_files(d, bucketing))
 
     def _symbol_dirs(self, feature_set: FeatureSet) -> list[tuple[str, Path]]:
         try:
@@ -359,7 +359,7 @@ class ParquetOfflineFeatureStore:
         return [
             path
             for directory in dirs
-            for bucket, path in _bucket_files(directory, bucketing)
+            for bucket, path in bucket_files(directory, bucketing)
             if (first is None or bucket >= first) and (last is None or bucket <= last)
         ]
 
@@ -557,24 +557,6 @@ def _select(feature_set: FeatureSet) -> str:
     # Column names are checked identifiers (catalog), never reserved ones; quoted for SQL keywords.
     assert not RESERVED_COLUMNS & set(feature_set.columns)
     return ", ".join([*KEY_COLUMNS, *(f'"{c}"' for c in feature_set.columns)])
-
-
-def _bucket_files(symbol_dir: Path, bucketing: _Bucketing) -> list[tuple[int, str]]:
-    """(bucket, path) of the data files in one symbol directory, oldest first."""
-    prefix = bucketing.key + "="
-    out: list[tuple[int, str]] = []
-    try:
-        entries = list(os.scandir(symbol_dir))
-    except FileNotFoundError:
-        return out
-    for entry in entries:
-        name = entry.name
-        if name.startswith(prefix) and name.endswith(".parquet"):
-            bucket = bucketing.parse(name[len(prefix) : -len(".parquet")])
-            if bucket is not None:
-                out.append((bucket, entry.path))
-    out.sort()
-    return out
 
 
 def _guess_timeframe(frame: pd.DataFrame) -> Timeframe:

@@ -142,21 +142,7 @@ class ParquetBarStore:
         return self._timeframe_dir(timeframe) / _encode(symbol)
 
     def _buckets(self, symbol_dir: Path, bucketing: _Bucketing) -> list[tuple[int, str]]:
-        """(bucket, path) of the data files in one symbol directory, oldest first."""
-        prefix = bucketing.key + "="
-        out: list[tuple[int, str]] = []
-        try:
-            entries = list(os.scandir(symbol_dir))
-        except FileNotFoundError:
-            return out
-        for entry in entries:
-            name = entry.name
-            if name.startswith(prefix) and name.endswith(".parquet"):
-                bucket = bucketing.parse(name[len(prefix) : -len(".parquet")])
-                if bucket is not None:
-                    out.append((bucket, entry.path))
-        out.sort()
-        return out
+        return bucket_files(symbol_dir, bucketing)
 
     def _symbol_dirs(self, timeframe: Timeframe) -> list[tuple[str, Path]]:
         try:
@@ -398,3 +384,24 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def bucket_files(symbol_dir: Path, bucketing: _Bucketing) -> list[tuple[int, str]]:
+    """(bucket, path) of the data files in one symbol directory, oldest first.
+
+    Shared with the offline feature store, which lays its lake out the same way.
+    """
+    prefix = bucketing.key + "="
+    out: list[tuple[int, str]] = []
+    try:
+        entries = list(os.scandir(symbol_dir))
+    except FileNotFoundError:
+        return out
+    for entry in entries:
+        name = entry.name
+        if name.startswith(prefix) and name.endswith(".parquet"):
+            bucket = bucketing.parse(name[len(prefix) : -len(".parquet")])
+            if bucket is not None:
+                out.append((bucket, entry.path))
+    out.sort()
+    return out
