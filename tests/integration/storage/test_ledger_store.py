@@ -5,7 +5,6 @@ a real PostgreSQL schema alike."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,14 +34,6 @@ pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 T0_MS = int(T0.timestamp() * 1000)
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = make_engine(db_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

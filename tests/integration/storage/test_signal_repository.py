@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -20,7 +19,7 @@ from tradesignals.domain.signals import (
     new_signal_id,
 )
 from tradesignals.storage.base import DuplicateError, SignalQuery, StorageError
-from tradesignals.storage.db import make_engine, migrate
+from tradesignals.storage.db import make_engine
 from tradesignals.storage.repositories import SqlSignalRepository, signal_data
 from tradesignals.storage.tables import SignalRow
 
@@ -28,14 +27,6 @@ pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 T0_MS = int(T0.timestamp() * 1000)
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = make_engine(db_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

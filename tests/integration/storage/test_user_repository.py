@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,18 +11,9 @@ from sqlalchemy.engine import Engine
 from tradesignals.domain.risk import ProfileName
 from tradesignals.domain.tiers import Tier
 from tradesignals.storage.base import DuplicateError, StorageError
-from tradesignals.storage.db import make_engine, migrate
 from tradesignals.storage.repositories import SqlUserRepository
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = make_engine(db_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
