@@ -6,6 +6,7 @@ ledger can replay the whole history of any signal.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import time
@@ -37,6 +38,7 @@ class SignalStatus(StrEnum):
     TARGET_HIT = "target_hit"
     STOPPED = "stopped"
     EXPIRED = "expired"
+    NOT_FILLED = "not_filled"
     CANCELLED = "cancelled"
 
     @property
@@ -48,6 +50,20 @@ class SignalEventKind(StrEnum):
     CREATED = "created"
     UPDATED = "updated"
     CLOSED = "closed"
+
+
+def signal_id_for(
+    symbol: str, kind: SignalType, direction: Direction, decided_ns: int, model_version: str
+) -> str:
+    """The id of the signal a model made for one decision: reproducible, and sortable by decision time.
+
+    12 hex digits of the decision's milliseconds, then 10 of a BLAKE2b digest of what makes the
+    decision unique. Replaying the same file gives the same ids, and two engines that make the same
+    decision (a redelivered bar after a crash) make the same id, which the store refuses twice.
+    """
+    ms = decided_ns // 1_000_000
+    key = f"{symbol}|{kind.value}|{direction.value}|{decided_ns}|{model_version}".encode()
+    return f"{ms:012x}{hashlib.blake2b(key, digest_size=5).hexdigest()}"
 
 
 def new_signal_id(now_ns: int | None = None) -> str:
@@ -79,6 +95,10 @@ class Signal:
     status: SignalStatus = SignalStatus.OPEN
     timeframe: str = "1d"
     reasons: tuple[str, ...] = field(default_factory=tuple)
+    # The close of the bar the decision was made on; ``created_at`` is when the signal was
+    # published (later in tick mode: the tick that closed the bar). None only for signals stored
+    # before the rulebook (then the two were one).
+    decided_at: datetime | None = None
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -113,6 +133,11 @@ class Signal:
             out.append("expires_at must be after created_at")
         elif self.expires_at - self.created_at > MAX_SIGNAL_LIFETIME:
             out.append("a signal may live at most 3 months")
+        if self.decided_at is not None:
+            if self.decided_at.tzinfo is None:
+                out.append("timestamps must be timezone-aware")
+            elif self.decided_at > self.created_at:
+                out.append("decided_at must not be after created_at (publication)")
         return out
 
     @property

@@ -25,14 +25,25 @@ from __future__ import annotations
 import threading
 import warnings
 from bisect import bisect_right
-from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from tradesignals.domain.market import NS_PER_SECOND, AssetClass
+from tradesignals.domain.sessions import (
+    ALWAYS_OPEN,
+    DAY_NS,
+    AlwaysOpen,
+    Segment,
+    Session,
+    SessionCalendar,
+    asset_class_of,
+    date_of,
+    day_ns,
+    is_crypto_symbol,
+    utc_date_ns,
+)
 
-DAY_NS = 86_400 * NS_PER_SECOND
 DEFAULT_EXCHANGE = "XNYS"
 # exchange-calendars needs pandas Timestamps, which end in 1677 and 2262; beyond that nothing trades.
 _MIN_DATE = date(1678, 1, 1)
@@ -40,100 +51,6 @@ _MAX_DATE = date(2261, 12, 31)
 _DEFAULT_START = date(1990, 1, 1)
 _EXTEND_MARGIN_DAYS = 400  # rebuild rarely when a live clock walks past the precomputed range
 DEFAULT_CLOSING_PRINT_NS = 10 * NS_PER_SECOND
-
-# A segment is an unbroken stretch of trading: (start, end, anchor, session_label, reach), ns UTC.
-# ``anchor`` is where intraday bars are counted from: the session open, or the end of a lunch break
-# (Hong Kong's afternoon 1h bars open at 13:00, 14:00, 15:00, as exchanges and charting tools show
-# them). ``reach`` is ``end`` plus the closing-print allowance on a session's last segment: times in
-# ``[end, reach)`` belong to the bar that ends at ``end``. Plain tuples because the aggregator keeps
-# the current one and compares against it on every tick.
-Segment = tuple[int, int, int, int, int]
-
-# Suffixes and prefixes that mark a crypto pair in the symbol spellings our feeds produce
-# (Binance BTCUSDT, Coinbase/simulator BTC-USD, Polygon X:BTCUSD). Ticker-only equities never carry them.
-_CRYPTO_SUFFIXES = ("USDT", "USDC", "BUSD", "FDUSD", "TUSD", "-USD", "/USD", "-USDT", "-EUR", "/EUR")
-_CRYPTO_PREFIXES = ("X:",)
-
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    """One trading session; ``break_start``/``break_end`` are None where the exchange has no lunch break."""
-
-    label: int
-    open: int
-    close: int
-    break_start: int | None = None
-    break_end: int | None = None
-
-    @property
-    def date(self) -> date:
-        return date.fromordinal(_EPOCH_ORDINAL + self.label // DAY_NS)
-
-    def is_trading(self, ts: int) -> bool:
-        if not self.open <= ts < self.close:
-            return False
-        return (
-            self.break_start is None or self.break_end is None or not self.break_start <= ts < self.break_end
-        )
-
-
-@runtime_checkable
-class SessionCalendar(Protocol):
-    """What bar aggregation needs from a market's clock."""
-
-    name: str
-    always_open: bool
-    """True when every instant trades and days are UTC days: aggregation can then skip lookups."""
-
-    def segment(self, ts: int) -> Segment | None:
-        """The unbroken trading stretch ``ts`` belongs to, closing print included (None while closed)."""
-        ...
-
-    def session_at(self, ts: int) -> Session | None:
-        """The session ``ts`` belongs to (its closing print included); None on holidays, weekends,
-        overnight and in breaks."""
-        ...
-
-    def sessions_between(self, start: int, end: int) -> list[Session]:
-        """Sessions whose open lies in ``[start, end)``, in order."""
-        ...
-
-
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-
-
-def _day_ns(d: date) -> int:
-    return (d.toordinal() - _EPOCH_ORDINAL) * DAY_NS
-
-
-def _date_of(ts: int) -> date:
-    return date.fromordinal(_EPOCH_ORDINAL + ts // DAY_NS)
-
-
-class AlwaysOpen:
-    """Crypto: trades every instant; a session is a UTC day, so daily bars open at 00:00 UTC."""
-
-    always_open = True
-
-    def __init__(self, name: str = "24/7") -> None:
-        self.name = name
-
-    def segment(self, ts: int) -> Segment | None:
-        day = ts - ts % DAY_NS
-        return (day, day + DAY_NS, day, day, day + DAY_NS)
-
-    def session_at(self, ts: int) -> Session | None:
-        day = ts - ts % DAY_NS
-        return Session(day, day, day + DAY_NS)
-
-    def sessions_between(self, start: int, end: int) -> list[Session]:
-        first = start - start % DAY_NS
-        if first < start:
-            first += DAY_NS
-        return [Session(d, d, d + DAY_NS) for d in range(first, end, DAY_NS)]
-
-    def __repr__(self) -> str:
-        return f"AlwaysOpen({self.name!r})"
 
 
 class _Schedule:
@@ -264,7 +181,7 @@ class ExchangeCalendar:
     def _covering(self, ts: int) -> _Schedule | None:
         """The schedule, grown to cover ``ts`` if it lies outside; None where no calendar can."""
         sched = self._sched
-        day = _date_of(ts)
+        day = date_of(ts)
         if sched.first_day < day < sched.last_day:
             return sched
         if not _MIN_DATE <= day <= _MAX_DATE:
@@ -287,7 +204,7 @@ class ExchangeCalendar:
 
     def _snapshot(self, cal: Any) -> _Schedule:
         sched = cal.schedule
-        labels = [_day_ns(d.date()) for d in sched.index]
+        labels = [day_ns(d.date()) for d in sched.index]
         opens = sched["open"].to_numpy(dtype="datetime64[ns]").astype("int64").tolist()
         closes = sched["close"].to_numpy(dtype="datetime64[ns]").astype("int64").tolist()
         break_starts = break_ends = None
@@ -322,33 +239,33 @@ def exchange_calendar(name: str = DEFAULT_EXCHANGE) -> ExchangeCalendar:
     return ExchangeCalendar(name)
 
 
-_ALWAYS_OPEN = AlwaysOpen()
-
-
-def is_crypto_symbol(symbol: str) -> bool:
-    """Whether a symbol names a crypto pair, by the spellings our feeds use (see ``_CRYPTO_SUFFIXES``).
-
-    A heuristic for callers that only have a name; a feed that knows its asset class should say so.
-    """
-    upper = symbol.upper()
-    return upper.startswith(_CRYPTO_PREFIXES) or upper.endswith(_CRYPTO_SUFFIXES)
-
-
 def calendar_for(key: AssetClass | str) -> SessionCalendar:
     """The calendar for an asset class (``"crypto"``, ``"equity"``) or a symbol.
 
     Equities are US equities on the NYSE calendar (XNYS: NASDAQ shares its sessions). Instances are
     shared, so calling this once per new symbol is cheap.
     """
-    text = key.value if isinstance(key, AssetClass) else str(key)
-    kind = text.strip().lower()
-    if kind == AssetClass.CRYPTO.value:
-        return _ALWAYS_OPEN
-    if kind == AssetClass.EQUITY.value:
-        return exchange_calendar(DEFAULT_EXCHANGE)
-    return _ALWAYS_OPEN if is_crypto_symbol(text) else exchange_calendar(DEFAULT_EXCHANGE)
+    if isinstance(key, AssetClass):
+        asset = key
+    else:
+        text = str(key).strip()
+        kind = text.lower()
+        known = {a.value: a for a in AssetClass}
+        asset = known[kind] if kind in known else asset_class_of(text)
+    return ALWAYS_OPEN if asset is AssetClass.CRYPTO else exchange_calendar(DEFAULT_EXCHANGE)
 
 
-def utc_date_ns(year: int, month: int, day: int) -> int:
-    """Nanoseconds at 00:00 UTC of a date: the label of that date's session (and its daily bar)."""
-    return _day_ns(date(year, month, day))
+__all__ = [
+    "ALWAYS_OPEN",
+    "DAY_NS",
+    "DEFAULT_EXCHANGE",
+    "AlwaysOpen",
+    "ExchangeCalendar",
+    "Segment",
+    "Session",
+    "SessionCalendar",
+    "calendar_for",
+    "exchange_calendar",
+    "is_crypto_symbol",
+    "utc_date_ns",
+]

@@ -89,6 +89,7 @@ def signal_data(signal: Signal) -> dict[str, Any]:
             "status": signal.status,
             "timeframe": signal.timeframe,
             "reasons": signal.reasons,
+            "decided_at": signal.decided_at,
         }
     )
     return data
@@ -120,6 +121,7 @@ def _to_signal(row: SignalRow) -> Signal:
         status=row.status,
         timeframe=row.timeframe,
         reasons=tuple(str(r) for r in row.reasons),
+        decided_at=row.decided_at,
     )
 
 
@@ -194,6 +196,7 @@ class SqlSignalRepository:
                     status=signal.status,
                     timeframe=signal.timeframe,
                     reasons=list(signal.reasons),
+                    decided_at=signal.decided_at,
                 )
             )
             # The signal row first, so that a duplicate id fails on the signals key (DuplicateError)

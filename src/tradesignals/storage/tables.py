@@ -149,6 +149,7 @@ class SignalRow(Base):
     status: Mapped[SignalStatus] = mapped_column(StrEnumType(SignalStatus))
     timeframe: Mapped[str] = mapped_column(sa.String(16))
     reasons: Mapped[list[str]] = mapped_column(sa.JSON)
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 LEDGER_HASH_LENGTH = 64  # sha256 as lowercase hex
