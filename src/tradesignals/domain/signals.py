@@ -99,6 +99,9 @@ class Signal:
     # published (later in tick mode: the tick that closed the bar). None only for signals stored
     # before the rulebook (then the two were one).
     decided_at: datetime | None = None
+    # The model's realised win rate out of fold (``domain.exits.is_win``), so that ``confidence``
+    # can be read as an edge over it (``edge``). None for rule-based signals, which have no base rate.
+    base_rate: float | None = None
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -127,6 +130,8 @@ class Signal:
             out.append("targets must move away from entry in order")
         if not 0.0 <= self.confidence <= 1.0:
             out.append(f"confidence {self.confidence} is outside [0, 1]")
+        if self.base_rate is not None and not (math.isfinite(self.base_rate) and 0.0 < self.base_rate < 1.0):
+            out.append(f"base_rate {self.base_rate} is outside (0, 1)")
         if self.created_at.tzinfo is None or self.expires_at.tzinfo is None:
             out.append("timestamps must be timezone-aware")
         elif self.expires_at <= self.created_at:
@@ -139,6 +144,11 @@ class Signal:
             elif self.decided_at > self.created_at:
                 out.append("decided_at must not be after created_at (publication)")
         return out
+
+    @property
+    def edge(self) -> float | None:
+        """Confidence above the model's base rate, in probability points (None without a base rate)."""
+        return None if self.base_rate is None else self.confidence - self.base_rate
 
     @property
     def risk_per_unit(self) -> float:

@@ -90,6 +90,7 @@ def signal_data(signal: Signal) -> dict[str, Any]:
             "timeframe": signal.timeframe,
             "reasons": signal.reasons,
             "decided_at": signal.decided_at,
+            "base_rate": signal.base_rate,
         }
     )
     return data
@@ -122,6 +123,7 @@ def _to_signal(row: SignalRow) -> Signal:
         timeframe=row.timeframe,
         reasons=tuple(str(r) for r in row.reasons),
         decided_at=row.decided_at,
+        base_rate=row.base_rate,
     )
 
 
@@ -197,6 +199,7 @@ class SqlSignalRepository:
                     timeframe=signal.timeframe,
                     reasons=list(signal.reasons),
                     decided_at=signal.decided_at,
+                    base_rate=signal.base_rate,
                 )
             )
             # The signal row first, so that a duplicate id fails on the signals key (DuplicateError)

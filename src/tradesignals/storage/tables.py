@@ -150,6 +150,7 @@ class SignalRow(Base):
     timeframe: Mapped[str] = mapped_column(sa.String(16))
     reasons: Mapped[list[str]] = mapped_column(sa.JSON)
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    base_rate: Mapped[float | None] = mapped_column(sa.Double, nullable=True)
 
 
 LEDGER_HASH_LENGTH = 64  # sha256 as lowercase hex
