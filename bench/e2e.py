@@ -86,7 +86,7 @@ def make_scorer(registry: Path | None, timeframe: Timeframe) -> tuple[Any, str]:
     from tradesignals.models.registry import ModelRegistry
 
     loaded = ModelRegistry(registry).load("swing")
-    scorer = ModelScorer(loaded, timeframe, calendar=calendar_for, min_confidence=0.0, explain_top=3)
+    scorer = ModelScorer(loaded, timeframe, calendar=calendar_for, min_edge=-1.0, explain_top=3)
     return scorer, f"model {scorer.version} (features + ensemble + contributions)"
 
 

@@ -153,9 +153,13 @@ def demo(
         float, typer.Option(help="Simulated seconds per wall second (inf = full speed).")
     ] = 60.0,
     symbols: Annotated[int, typer.Option(help="Simulated symbols.")] = 20,
-    min_confidence: Annotated[
-        float, typer.Option(help="Publish only signals at least this confident (the demo shows all).")
-    ] = 0.0,
+    min_edge: Annotated[
+        float,
+        typer.Option(
+            help="Publish only signals whose confidence beats the model's base rate by this much "
+            "(probability points; the demo shows all)."
+        ),
+    ] = -1.0,
 ) -> None:
     """Everything embedded in one process: simulator or replay → engine → API and WebSocket.
 
@@ -170,7 +174,7 @@ def demo(
             feed=feed,
             speed=speed,
             sim_symbols=symbols,
-            min_confidence=min_confidence,
+            min_edge=min_edge,
             train_demo_model=True,
         )
         _configure_logging(settings.log_level)

@@ -54,8 +54,11 @@ class Settings(BaseSettings):
         default="auto",
         description="Registry model name (TS_HOME/models/NAME), 'auto' = named after the signal type, 'rule' = placeholder.",
     )
-    min_confidence: float = Field(
-        default=0.55, ge=0, le=1, description="Engine-wide floor on model confidence."
+    min_edge: float = Field(
+        default=0.0,
+        ge=-1,
+        le=1,
+        description="Engine-wide floor on a model's edge: confidence minus its base rate (probability points).",
     )
     model_store: str | None = Field(
         default=None,

@@ -296,10 +296,10 @@ def build_scorer(settings: Settings, timeframe: Timeframe) -> Scorer:
 
     try:
         loaded = registry.load(name)
-        scorer = ModelScorer(loaded, timeframe, calendar=calendar_for, min_confidence=settings.min_confidence)
+        scorer = ModelScorer(loaded, timeframe, calendar=calendar_for, min_edge=settings.min_edge)
     except (ModelRegistryError, FeatureSetMismatch, ValueError) as exc:
         raise ConfigError(f"model {name!r}: {str(exc).splitlines()[0]}") from None
-    log.info("engine.model", model=scorer.version, min_confidence=settings.min_confidence)
+    log.info("engine.model", model=scorer.version, min_edge=settings.min_edge)
     return scorer
 
 

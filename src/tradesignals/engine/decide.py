@@ -1,94 +1,45 @@
-"""Turn a directional decision into a concrete signal: entry, ATR stop, 1R/2R/3R targets, expiry.
+"""Turn a directional decision into a concrete signal: the rulebook's plan, stamped with its times.
 
-Kept separate from the scorer so that the placeholder rule and the ML model share the same
-price arithmetic and the same de-duplication.
+Kept separate from the scorer so that the placeholder rule and the ML model share the same price
+arithmetic. Every number comes from ``domain.trade_plan`` (levels, expiry) and every time from
+``domain.sessions`` (when the deciding bar closed): the labels a model learns from are made by the
+same functions, so a signal's confidence speaks about exactly this plan.
+
+Times: ``decided_at`` is when the deciding bar closed; ``created_at`` is when the signal was
+published — the same in bar mode, later in tick mode (the tick that revealed the bar had closed).
+The fill is the lifecycle's business: the first tradable price after ``created_at``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from tradesignals.domain.market import Bar, Timeframe, to_datetime
+from tradesignals.domain.sessions import ALWAYS_OPEN, SessionCalendar, bar_close_ns
 from tradesignals.domain.signals import (
     MAX_SIGNAL_LIFETIME,
     Direction,
     InvalidSignal,
     Signal,
     SignalType,
-    new_signal_id,
+    signal_id_for,
 )
-from tradesignals.marketdata.calendar import SessionCalendar
+from tradesignals.domain.trade_plan import PlanParams, expiry_ns, levels
 from tradesignals.news.earnings import EarningsCalendar
-
-
-@dataclass(frozen=True, slots=True)
-class DecideParams:
-    stop_atr: float = 1.5
-    target_r: tuple[float, ...] = (1.0, 2.0, 3.0)
-    swing_horizon_bars: int = 5
-    day_horizon_bars: int = 60
-    # After a signal closes, the same symbol and direction wait this many bars before another:
-    # a stopped-out idea re-issued on the next bar is the same idea, not new information.
-    cooldown_bars: int = 3
-
-
-def round_price(price: float) -> float:
-    """Round to six significant digits, and never below cents: 31.4371, 60012.35, 0.512346.
-
-    Enough precision for any stop or target a person would place, without the float noise that
-    ATR arithmetic leaves behind.
-    """
-    if price <= 0 or not math.isfinite(price):
-        return price
-    decimals = max(2, 5 - math.floor(math.log10(price)))
-    return round(price, decimals)
-
-
-def signal_type_for(timeframe: Timeframe) -> SignalType:
-    return SignalType.SWING if timeframe is Timeframe.D1 else SignalType.DAY
-
 
 CalendarLike = SessionCalendar | Callable[[str], SessionCalendar]
 
 
-def _calendar(calendar: CalendarLike | None, symbol: str) -> SessionCalendar | None:
+def signal_type_for(timeframe: Timeframe) -> SignalType:
+    """Daily bars make swing signals, intraday bars day signals."""
+    return SignalType.SWING if timeframe is Timeframe.D1 else SignalType.DAY
+
+
+def calendar_of(calendar: CalendarLike | None, symbol: str) -> SessionCalendar:
+    """The symbol's calendar; without one, the always-open clock (UTC days)."""
     if calendar is None:
-        return None
-    return calendar(symbol) if callable(calendar) else calendar
-
-
-def signal_window(
-    bar: Bar, kind: SignalType, horizon_bars: int, calendar: SessionCalendar | None
-) -> tuple[int, int] | None:
-    """(created, expires) in ns for a signal entered at the close of ``bar``; None if none fits.
-
-    With a calendar the times follow the exchange, as the labels the model learns from do: a
-    daily bar closes at its session's close (not midnight), a swing signal lives ``horizon_bars``
-    *sessions*, and a day signal ends with its session — so none is issued at the closing bell.
-    Without one, plain bar arithmetic (the UTC-aligned, 24/7 view).
-    """
-    if calendar is None:
-        created = bar.end
-        return created, created + horizon_bars * bar.timeframe.ns
-    if bar.timeframe is Timeframe.D1:
-        own = calendar.sessions_between(bar.ts, bar.ts + Timeframe.D1.ns)
-        if not own:
-            return None
-        created = own[0].close
-        ahead = calendar.sessions_between(created, created + (3 * horizon_bars + 10) * Timeframe.D1.ns)
-        if len(ahead) < horizon_bars:
-            return None
-        return created, ahead[horizon_bars - 1].close
-    session = calendar.session_at(bar.ts)
-    if session is None:
-        return None
-    created = min(bar.end, session.close)
-    expires = min(created + horizon_bars * bar.timeframe.ns, session.close)
-    if kind is SignalType.DAY and expires <= created:
-        return None
-    return created, expires
+        return ALWAYS_OPEN
+    return calendar if isinstance(calendar, SessionCalendar) else calendar(symbol)
 
 
 def build_signal(
@@ -98,51 +49,57 @@ def build_signal(
     atr: float,
     model_version: str,
     reasons: tuple[str, ...] = (),
-    params: DecideParams = DecideParams(),
+    plan: PlanParams = PlanParams(),
     calendar: CalendarLike | None = None,
     earnings: EarningsCalendar | None = None,
     kind: SignalType | None = None,
+    *,
+    published_ns: int | None = None,
+    base_rate: float | None = None,
 ) -> Signal | None:
-    """A signal entered at the bar's close; None when the numbers cannot make a valid one (ATR 0…)."""
-    if atr <= 0:
+    """The signal for a decision at ``bar``'s close; None when the plan cannot be made or has no time.
+
+    None for an ATR of 0, levels that cannot exist, a day decision at the closing bell, a publication
+    at or after expiry, and a report too close (never held through the next earnings release unless
+    it is an earnings play).
+    """
+    lv = levels(bar.close, atr, direction, plan)
+    if lv is None:
         return None
-    s = direction.sign
-    entry = bar.close
-    risk = params.stop_atr * atr
-    stop = entry - s * risk
-    if stop <= 0:
-        return None
-    targets = tuple(round_price(entry + s * r * risk) for r in params.target_r)
     kind = kind or signal_type_for(bar.timeframe)
-    horizon = params.swing_horizon_bars if kind is SignalType.SWING else params.day_horizon_bars
-    window = signal_window(bar, kind, horizon, _calendar(calendar, bar.symbol))
-    if window is None:
+    cal = calendar_of(calendar, bar.symbol)
+    decided_ns = bar_close_ns(bar.ts, bar.timeframe, cal)
+    created_ns = decided_ns if published_ns is None else max(decided_ns, published_ns)
+    expires_ns = expiry_ns(decided_ns, kind, plan, cal)
+    if expires_ns is None:
         return None
-    created_ns, expires_ns = window
     if earnings is not None and kind is not SignalType.EVENT:
-        # Not an earnings play: never hold through the next report.
         release = earnings.next_release(bar.symbol, created_ns)
         if release is not None:
             if release <= created_ns + bar.timeframe.ns:
                 return None  # the report is too close for the idea to play out
             expires_ns = min(expires_ns, release)
+    if expires_ns <= created_ns:
+        return None
     created = to_datetime(created_ns)
     expires = min(to_datetime(expires_ns), created + MAX_SIGNAL_LIFETIME)
     try:
         return Signal(
-            id=new_signal_id(),
+            id=signal_id_for(bar.symbol, kind, direction, decided_ns, model_version),
             symbol=bar.symbol,
             type=kind,
             direction=direction,
-            entry=round_price(entry),
-            stop=round_price(stop),
-            targets=targets,
+            entry=lv.entry,
+            stop=lv.stop,
+            targets=lv.targets,
             confidence=confidence,
             created_at=created,
             expires_at=expires,
             model_version=model_version,
             timeframe=bar.timeframe.value,
             reasons=reasons,
+            decided_at=to_datetime(decided_ns),
+            base_rate=base_rate,
         )
     except InvalidSignal:
         return None

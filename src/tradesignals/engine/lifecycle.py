@@ -1,47 +1,30 @@
-"""Follow every open signal to its outcome: the final target, the stop, or expiry, with its P/L.
+"""Follow every open signal to its outcome: fill, then the stop, the last target or expiry, net of costs.
 
 Pure and synchronous — no I/O, no clock. The caller feeds prices (`LifecycleTracker.on_tick`,
-`LifecycleTracker.on_bar`) and the time (`LifecycleTracker.expire_due`) and writes the `Outcome`s
-it gets back to the ledger and the store. The same code serves live, replay and backtest.
+`LifecycleTracker.on_bar`) and the time (`LifecycleTracker.expire_due`) and writes the `Outcome`s it
+gets back to the ledger and the store. The same code serves live, replay and backtest.
 
-Close policy: one position, one exit. A signal is held until the first of its stop, its *last*
-target, or its expiry. ``target_index`` (0-based: 0 is the first target, 1R) records the highest
-target reached before that exit, whatever the exit. Why not close at the first target: it would
-turn 2R/3R into decoration and flatter the record — a 1R touch that then falls back to the stop is
-a loss for anyone holding the signal as published, and the public track record must count it as
-one. The information is not lost: ``target_index`` says how far the signal got, so a "scale out at
-each target" view can be computed from the ledger (the targets are in the signal), without a second
-definition of P/L.
+Every rule it applies is the rulebook's, imported, never restated here:
 
-Fills — the first observed price at or beyond a level, never a price the market did not offer:
+* fills, exits and the win — ``domain.exits`` (the very functions the label kernel compiles);
+* when a bar's prices are final — ``domain.sessions.bar_close_ns`` (a daily equity bar closes at its
+  session's close, not at midnight, so the last session of a swing signal's horizon is seen);
+* costs — ``domain.costs`` by the symbol's asset class (``domain.sessions.asset_class_of``);
+* the outcome record — ``domain.outcomes``.
 
-* A tick at or beyond the stop (or the last target) exits at the tick's price: a gap through the
-  stop costs more than the stop, a gap through the target earns more.
-* A bar opening at or beyond the stop exits at the open (worse than the stop); a bar opening at or
-  beyond the last target exits at the open too (better than the target) — a resting limit order is
-  filled at the better price in a gap, and treating both levels the same way keeps the rule single.
-  Otherwise a level touched inside the bar fills at the level itself.
-* Inside a bar the path is unknown, so we assume the adverse one: open → adverse extreme →
-  favourable extreme → close (O→L→H→C for a long, O→H→L→C for a short). Hence **when one bar
-  touches both the stop and a target, the stop counts**, targets touched in a bar that stops out do
-  not raise ``target_index``, and such a bar adds only its open and the stop to the excursions.
+What this module adds is the bookkeeping of one trade in time. A signal is *pending* from its
+publication (``created_at``) until the first usable price after it: a tick later than ``created_at``,
+or a bar opening at or after it. That price is the fill, or — beyond the stop or the first target —
+the reason it is ``not_filled``. From then on, prices are applied in time order; a tick or bar older
+than one already applied is ignored for that signal (a bar overlapping ticks already seen, a late
+tick). A bar is used whole only if it closes by ``expires_at``; of one straddling expiry only the
+open is used (the rest may come after it): it can exit there through a level, else the exit is the
+last price at or before expiry. A pending signal that sees no
+price before its expiry is ``not_filled`` at its expiry.
 
-Time. A signal is entered at ``entry`` at ``created_at`` (the close of the bar that made it).
-Fills never use a price from before: ticks with ``ts < created_at`` and bars whose interval starts
-before ``created_at`` are ignored for that signal, and so is any update older than one already
-applied to it (a bar that overlaps ticks already seen, a late tick). A signal expires at
-``expires_at`` and exits at the last price at or before it (``entry`` when none came): a tick at
-exactly ``expires_at`` still counts, a bar counts only if it ends by ``expires_at`` (its close is
-then the price at expiry), and a bar straddling ``expires_at`` is not used, since its prices may
-come after expiry.
-
-``closed_at`` is when the exit became known: the tick's time; a bar's open time for a gap at the
-open; a bar's end for a level touched inside it; ``expires_at`` for an expiry.
-
-Numbers: ``pnl_pct`` = sign × (exit − entry) / entry × 100; ``r_multiple`` = sign × (exit − entry)
-/ |entry − stop|; ``mfe_pct`` ≥ 0 and ``mae_pct`` ≤ 0 are the best and worst such return over the
-holding period, exit included, so ``mae_pct ≤ pnl_pct ≤ mfe_pct``. Nothing is rounded: the ledger
-hashes the floats as they are.
+``target_index`` (0-based) records the highest target reached before the exit, whatever the exit —
+information for a "scale out" view, not a second P/L. Excursions (``mfe_pct``/``mae_pct``) are
+measured from the fill; a bar that stops out adds only its open and the stop to them.
 
 Cost: open signals are indexed by symbol, so an update costs O(open signals of its symbol);
 expiries sit in a heap, so `LifecycleTracker.expire_due` costs O(log n) per expired signal.
@@ -51,68 +34,27 @@ from __future__ import annotations
 
 import heapq
 import math
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from enum import StrEnum
+from collections.abc import Callable
 
+from tradesignals.domain.costs import DEFAULT_SCHEDULE, CostModel, CostSchedule
+from tradesignals.domain.exits import (
+    EXIT_NONE,
+    EXIT_STOP,
+    EXIT_TARGET,
+    bar_exit,
+    fill_refused,
+    gross_pct,
+    pct_to_r,
+    tick_exit,
+)
 from tradesignals.domain.market import NS_PER_SECOND, Bar, Tick, to_datetime, to_ns
-from tradesignals.domain.signals import Signal, SignalEvent, SignalEventKind, SignalStatus
+from tradesignals.domain.outcomes import Outcome, OutcomeKind
+from tradesignals.domain.sessions import SessionCalendar, asset_class_of, bar_close_ns
+from tradesignals.domain.signals import Signal, SignalStatus
 
+__all__ = ["LifecycleTracker", "Outcome", "OutcomeKind"]
 
-class OutcomeKind(StrEnum):
-    TARGET = "target"
-    STOP = "stop"
-    EXPIRED = "expired"
-
-    @property
-    def status(self) -> SignalStatus:
-        """The signal's status once closed this way."""
-        return _STATUS[self]
-
-
-_STATUS = {
-    OutcomeKind.TARGET: SignalStatus.TARGET_HIT,
-    OutcomeKind.STOP: SignalStatus.STOPPED,
-    OutcomeKind.EXPIRED: SignalStatus.EXPIRED,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How a signal closed. See the module docstring for the fill and close rules."""
-
-    signal_id: str
-    symbol: str
-    outcome: OutcomeKind
-    target_index: int | None
-    exit_price: float
-    pnl_pct: float
-    r_multiple: float
-    mfe_pct: float
-    mae_pct: float
-    holding_seconds: float
-    closed_at: datetime
-
-    @property
-    def status(self) -> SignalStatus:
-        return self.outcome.status
-
-    def to_event_data(self) -> dict[str, object]:
-        """The ``closed`` ledger event's data. The key names are a contract with the track record."""
-        return {
-            "outcome": self.outcome.value,
-            "target_index": self.target_index,
-            "exit_price": self.exit_price,
-            "pnl_pct": self.pnl_pct,
-            "r_multiple": self.r_multiple,
-            "mfe_pct": self.mfe_pct,
-            "mae_pct": self.mae_pct,
-            "holding_seconds": self.holding_seconds,
-            "closed_at": self.closed_at.astimezone(UTC).isoformat(),
-        }
-
-    def to_event(self) -> SignalEvent:
-        return SignalEvent(self.signal_id, SignalEventKind.CLOSED, self.closed_at, self.to_event_data())
+CalendarFor = Callable[[str], SessionCalendar]
 
 
 class _Open:
@@ -120,9 +62,12 @@ class _Open:
 
     __slots__ = (
         "best",
-        "entry",
+        "costs",
         "expires_ns",
+        "fill",
+        "filled_ns",
         "final",
+        "first",
         "last_price",
         "reached",
         "risk",
@@ -134,20 +79,25 @@ class _Open:
         "worst",
     )
 
-    def __init__(self, signal: Signal) -> None:
+    def __init__(self, signal: Signal, costs: CostModel) -> None:
         self.signal = signal
+        self.costs = costs
         self.sign = signal.direction.sign
-        self.entry = signal.entry
         self.stop = signal.stop
         self.targets = signal.targets
+        self.first = signal.targets[0]
         self.final = signal.targets[-1]
         self.risk = signal.risk_per_unit
         self.expires_ns = to_ns(signal.expires_at)
-        self.seen_ns = to_ns(signal.created_at)  # nothing before this may be used
-        self.last_price = signal.entry
-        self.best = signal.entry
-        self.worst = signal.entry
+        self.seen_ns = to_ns(signal.created_at)  # publication: nothing before may be used
+        self.fill = math.nan
+        self.filled_ns = -1  # -1 while pending
+        self.last_price = math.nan
+        self.best = math.nan
+        self.worst = math.nan
         self.reached = -1  # highest target index reached; -1 for none
+
+    # -- bookkeeping ------------------------------------------------------------------------------
 
     def _observe(self, price: float) -> None:
         s = self.sign
@@ -164,40 +114,96 @@ class _Open:
             self.reached = i
             i += 1
 
+    def _fill(self, price: float, ts: int) -> Outcome | None:
+        """Enter at ``price``; the not-filled outcome when it is already beyond stop or first target."""
+        if fill_refused(self.sign, price, self.stop, self.first):
+            return self._not_filled(price, ts)
+        self.fill = self.last_price = self.best = self.worst = price
+        self.filled_ns = ts
+        return None
+
+    def _not_filled(self, first_price: float | None, closed_ns: int) -> Outcome:
+        sig = self.signal
+        return Outcome(
+            signal_id=sig.id,
+            symbol=sig.symbol,
+            outcome=OutcomeKind.NOT_FILLED,
+            target_index=None,
+            decided_at=sig.decided_at or sig.created_at,
+            filled_at=None,
+            fill_price=None,
+            first_price=first_price,
+            exit_price=None,
+            gross_pnl_pct=None,
+            costs_pct=None,
+            net_pnl_pct=None,
+            gross_r=None,
+            net_r=None,
+            mfe_pct=None,
+            mae_pct=None,
+            holding_seconds=0.0,
+            closed_at=to_datetime(closed_ns),
+        )
+
     def _close(self, kind: OutcomeKind, price: float, closed_ns: int) -> Outcome:
         self._observe(price)
         if kind is OutcomeKind.TARGET:
             self.reached = len(self.targets) - 1
-        s, entry = self.sign, self.entry
-        sig = self.signal
-        closed_at = sig.expires_at if kind is OutcomeKind.EXPIRED else to_datetime(closed_ns)
+        s, fill, sig = self.sign, self.fill, self.signal
+        held = closed_ns - self.filled_ns
+        gross = gross_pct(s, fill, price)
+        costs = self.costs.costs_pct(s, fill, price, held)
+        net = gross - costs
         return Outcome(
             signal_id=sig.id,
             symbol=sig.symbol,
             outcome=kind,
             target_index=self.reached if self.reached >= 0 else None,
+            decided_at=sig.decided_at or sig.created_at,
+            filled_at=to_datetime(self.filled_ns),
+            fill_price=fill,
+            first_price=None,
             exit_price=price,
-            pnl_pct=s * (price - entry) * 100.0 / entry,
-            r_multiple=s * (price - entry) / self.risk,
-            mfe_pct=s * (self.best - entry) * 100.0 / entry,
-            mae_pct=s * (self.worst - entry) * 100.0 / entry,
-            holding_seconds=(closed_ns - to_ns(sig.created_at)) / NS_PER_SECOND,
-            closed_at=closed_at,
+            gross_pnl_pct=gross,
+            costs_pct=costs,
+            net_pnl_pct=net,
+            gross_r=pct_to_r(gross, fill, self.risk),
+            net_r=pct_to_r(net, fill, self.risk),
+            mfe_pct=gross_pct(s, fill, self.best),
+            mae_pct=gross_pct(s, fill, self.worst),
+            holding_seconds=held / NS_PER_SECOND,
+            closed_at=to_datetime(closed_ns),
         )
 
     def expire(self) -> Outcome:
+        """Exit at the last price at or before expiry (never filled: not_filled at expiry)."""
+        if self.filled_ns < 0:
+            return self._not_filled(None, self.expires_ns)
         return self._close(OutcomeKind.EXPIRED, self.last_price, self.expires_ns)
 
+    # -- prices -----------------------------------------------------------------------------------
+
     def on_tick(self, ts: int, price: float) -> Outcome | None:
+        if self.filled_ns < 0:
+            if ts <= self.seen_ns:  # the publishing tick itself is not tradable: the next one is
+                return None
+            if ts > self.expires_ns:
+                return self.expire()
+            refused = self._fill(price, ts)
+            if refused is not None:
+                return refused
+            self.seen_ns = ts
+            self._reach(price)
+            return self.expire() if ts == self.expires_ns else None
         if ts < self.seen_ns:
             return None
         if ts > self.expires_ns:
             return self.expire()
         self.seen_ns = ts
-        s = self.sign
-        if s * (price - self.stop) <= 0:
+        code = tick_exit(self.sign, self.stop, self.final, price)
+        if code == EXIT_STOP:
             return self._close(OutcomeKind.STOP, price, ts)
-        if s * (price - self.final) >= 0:
+        if code == EXIT_TARGET:
             return self._close(OutcomeKind.TARGET, price, ts)
         self._observe(price)
         self._reach(price)
@@ -206,32 +212,42 @@ class _Open:
             return self.expire()
         return None
 
-    def on_bar(self, bar: Bar) -> Outcome | None:
+    def on_bar(self, bar: Bar, close_ns: int) -> Outcome | None:
         if bar.ts < self.seen_ns:
             return None
-        end = bar.end
-        if end > self.expires_ns:  # starts at/after expiry, or straddles it: its prices may be later
+        if bar.ts >= self.expires_ns:
+            return self.expire()
+        if self.filled_ns < 0:
+            refused = self._fill(bar.open, bar.ts)
+            if refused is not None:
+                return refused
+        if close_ns > self.expires_ns:  # straddles expiry: only its open is known to come before
+            code = tick_exit(self.sign, self.stop, self.final, bar.open)
+            if code != EXIT_NONE:  # opened through a level before expiry: exits there, at the open
+                kind = OutcomeKind.STOP if code == EXIT_STOP else OutcomeKind.TARGET
+                return self._close(kind, bar.open, bar.ts)
+            self._observe(bar.open)
+            self._reach(bar.open)
+            self.last_price = bar.open
             return self.expire()
         s = self.sign
-        stop, final = self.stop, self.final
-        price = bar.open
-        if s * (price - stop) <= 0:
-            return self._close(OutcomeKind.STOP, price, bar.ts)
-        if s * (price - final) >= 0:
-            return self._close(OutcomeKind.TARGET, price, bar.ts)
-        self._observe(price)
-        self._reach(price)
+        code, price, at_open = bar_exit(s, self.stop, self.final, bar.open, bar.high, bar.low)
+        if code != EXIT_NONE and at_open:
+            kind = OutcomeKind.STOP if code == EXIT_STOP else OutcomeKind.TARGET
+            return self._close(kind, price, bar.ts)
+        self._observe(bar.open)
+        self._reach(bar.open)
+        if code == EXIT_STOP:
+            return self._close(OutcomeKind.STOP, price, close_ns)
         adverse, favourable = (bar.low, bar.high) if s > 0 else (bar.high, bar.low)
-        if s * (adverse - stop) <= 0:
-            return self._close(OutcomeKind.STOP, stop, end)
         self._observe(adverse)
-        if s * (favourable - final) >= 0:
-            return self._close(OutcomeKind.TARGET, final, end)
+        if code == EXIT_TARGET:
+            return self._close(OutcomeKind.TARGET, price, close_ns)
         self._observe(favourable)
         self._reach(favourable)
         self.last_price = bar.close
-        self.seen_ns = end
-        if end == self.expires_ns:
+        self.seen_ns = close_ns
+        if close_ns == self.expires_ns:
             return self.expire()
         return None
 
@@ -246,9 +262,17 @@ class LifecycleTracker:
     Feed each symbol's updates in time order; an update older than one already applied to a signal
     is ignored for it. Bad prices (non-positive, non-finite) are ignored rather than trusted:
     validation should have dropped them, and a NaN must never close a signal.
+
+    ``calendar`` maps a symbol to its session calendar (``marketdata.calendar.calendar_for``), for
+    when a bar really closes; None treats every market as always open (bars close one timeframe
+    after they open). ``costs`` is the rulebook's cost schedule, chosen per symbol by asset class.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, costs: CostSchedule = DEFAULT_SCHEDULE, calendar: CalendarFor | None = None
+    ) -> None:
+        self.costs = costs
+        self.calendar = calendar
         self._by_symbol: dict[str, dict[str, _Open]] = {}
         self._by_id: dict[str, _Open] = {}
         self._expiries: list[tuple[int, str]] = []
@@ -269,7 +293,7 @@ class LifecycleTracker:
             raise ValueError(f"signal {signal.id} is {signal.status}, not open")
         if signal.id in self._by_id:
             raise ValueError(f"signal {signal.id} is already tracked")
-        state = _Open(signal)
+        state = _Open(signal, self.costs.for_class(asset_class_of(signal.symbol)))
         self._by_id[signal.id] = state
         self._by_symbol.setdefault(signal.symbol, {})[signal.id] = state
         heapq.heappush(self._expiries, (state.expires_ns, signal.id))
@@ -287,27 +311,41 @@ class LifecycleTracker:
             self._compact_expiries()
         return state.signal
 
+    def bar_close(self, bar: Bar) -> int:
+        """When ``bar`` really closes, by its symbol's calendar (``domain.sessions.bar_close_ns``)."""
+        cal = self.calendar(bar.symbol) if self.calendar is not None else None
+        return bar_close_ns(bar.ts, bar.timeframe, cal)
+
     def on_tick(self, tick: Tick) -> list[Outcome]:
         book = self._by_symbol.get(tick.symbol)
         if not book or not _usable_price(tick.price):
             return []
         ts, price = tick.ts, tick.price
-        closed = [out for state in book.values() if (out := state.on_tick(ts, price)) is not None]
+        closed = [out for state in list(book.values()) if (out := state.on_tick(ts, price)) is not None]
         return self._retire(closed)
 
-    def on_bar(self, bar: Bar) -> list[Outcome]:
+    def on_bar(self, bar: Bar, close_ns: int | None = None) -> list[Outcome]:
+        """Apply a bar; ``close_ns`` (when it closes) is computed from the calendar when not given."""
         book = self._by_symbol.get(bar.symbol)
         if not book or bar.problems():
             return []
-        closed = [out for state in book.values() if (out := state.on_bar(bar)) is not None]
+        close = self.bar_close(bar) if close_ns is None else close_ns
+        closed = [out for state in list(book.values()) if (out := state.on_bar(bar, close)) is not None]
         return self._retire(closed)
 
-    def expire_due(self, now_ns: int) -> list[Outcome]:
-        """Expire every signal whose ``expires_at`` is at or before ``now_ns``.
+    def expire_due(self, now_ns: int, symbol: str | None = None) -> list[Outcome]:
+        """Expire the signals whose ``expires_at`` is at or before ``now_ns`` — of ``symbol`` only, if given.
 
-        For signals whose symbol went quiet (a halt, a closed market): without it they would wait
-        for the next price to learn that they expired.
+        ``now`` is a clock of one symbol (its latest bar's close) or a real clock (wall time in live
+        mode, for symbols that went quiet: a halt, a closed market). Never the last bar of *another*
+        symbol: a partition running ahead must not expire signals whose prices have not arrived yet.
         """
+        if symbol is not None:
+            book = self._by_symbol.get(symbol)
+            if not book:
+                return []
+            due = [s.expire() for s in list(book.values()) if s.expires_ns <= now_ns]
+            return self._retire(due)
         closed: list[Outcome] = []
         heap = self._expiries
         while heap and heap[0][0] <= now_ns:

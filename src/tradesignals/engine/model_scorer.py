@@ -1,9 +1,12 @@
 """The registered model as the engine's scorer: bar → features → calibrated probability → decision.
 
-What the probability means is what the model was trained on (``models/dataset.py``): P(the first
-target, 1R, is reached before the stop within the horizon) for a long entry at the bar's close.
-The engine publishes it as the signal's confidence, and only when it clears ``min_confidence``;
-the risk profiles then filter further per user. The top contributions of the LightGBM member
+What the probability means is what the model was trained on (``models/dataset.py``): P(win) — net R
+above zero at the plan's exit, filled at the next open, after costs — for a long signal decided at
+the bar's close. The engine publishes it as the signal's confidence with the model's base rate (the
+realised win rate of its training rows), and only when the confidence clears the base rate by
+``min_edge`` probability points: a calibrated model of a hard market lives in a narrow band around
+its base rate, so a floor in raw probability (0.55) would silence it entirely. The risk profiles
+then filter further per user, on the same edge. The top contributions of the LightGBM member
 become the signal's reasons, computed only for bars that do become signals (about 1–2 ms each).
 """
 
@@ -15,9 +18,10 @@ from collections.abc import Callable
 import numpy as np
 
 from tradesignals.domain.market import Bar, Timeframe
+from tradesignals.domain.outcomes import Outcome
 from tradesignals.domain.signals import Direction
+from tradesignals.domain.trade_plan import PlanParams
 from tradesignals.engine import stage_metrics
-from tradesignals.engine.lifecycle import Outcome
 from tradesignals.engine.placeholder_rule import Decision
 from tradesignals.features.catalog import FeatureSetRef, check_compatible, get_feature_set
 from tradesignals.features.incremental import FEATURE_NAMES, FeatureEngine
@@ -39,7 +43,7 @@ class ModelScorer:
         timeframe: Timeframe,
         *,
         calendar: SessionCalendar | Callable[[str], SessionCalendar] | None = None,
-        min_confidence: float = 0.55,
+        min_edge: float = 0.0,
         explain_top: int = 3,
         online: bool = True,
     ) -> None:
@@ -54,7 +58,17 @@ class ModelScorer:
             raise ValueError(f"model {meta.name}:{meta.version} needs features the engine lacks: {unknown}")
         self.version = f"{meta.name}:{meta.version}"
         self.loaded = loaded
-        self.min_confidence = min_confidence
+        self.min_edge = min_edge
+        label = meta.metrics.get("training", {}).get("label", {})
+        if "plan" not in label:
+            raise ValueError(
+                f"model {meta.name}:{meta.version} was labelled before the rulebook (no plan recorded); "
+                "retrain it with `tradesignals train`"
+            )
+        # The plan its labels followed: the engine refuses the model if it trades another one.
+        self.plan = PlanParams.from_dict(label["plan"])
+        base = label.get("base_rate")
+        self.base_rate: float | None = float(base) if isinstance(base, int | float) and 0 < base < 1 else None
         self.explain_top = explain_top
         self.feature_names = tuple(names)
         # Learns from resolved outcomes and watches the live hit rate for drift (models/online.py).
@@ -87,12 +101,14 @@ class ModelScorer:
         if self.adapter is not None:
             # Online adaptation nudges the batch probability by at most its max weight.
             p = self.adapter.blend(p, x)
-        if not p >= self.min_confidence:
+        floor = (0.5 if self.base_rate is None else self.base_rate) + self.min_edge
+        if not p >= floor:
             return None
         atr = float(vec.values[self._atr])
         if not atr > 0:
             return None
-        reasons = (f"P(first target before stop) {p:.0%}; models disagree by {score.disagreement:.2f}",)
+        base = "" if self.base_rate is None else f" vs a base rate of {self.base_rate:.0%}"
+        reasons = (f"P(win after costs) {p:.0%}{base}; models disagree by {score.disagreement:.2f}",)
         explainer = self._explainer if self.explain_top > 0 else None
         if explainer is None:
             return Decision(Direction.LONG, round(p, 4), atr, reasons, features=x.copy())

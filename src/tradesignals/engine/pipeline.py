@@ -17,16 +17,19 @@ import structlog
 from tradesignals.bus import topics
 from tradesignals.bus.base import Bus, Consumer, Delivery
 from tradesignals.bus.codec import decoder, encode
+from tradesignals.domain.costs import DEFAULT_SCHEDULE, CostSchedule
 from tradesignals.domain.market import Bar, Tick, Timeframe, to_ns
+from tradesignals.domain.outcomes import Outcome
+from tradesignals.domain.sessions import SessionCalendar
 from tradesignals.domain.signals import Direction, Signal, SignalStatus
+from tradesignals.domain.trade_plan import PlanParams
 from tradesignals.engine import stage_metrics
-from tradesignals.engine.decide import DecideParams, build_signal
-from tradesignals.engine.lifecycle import LifecycleTracker, Outcome
+from tradesignals.engine.decide import build_signal
+from tradesignals.engine.lifecycle import LifecycleTracker
 from tradesignals.engine.placeholder_rule import Decision
 from tradesignals.marketdata.bars import BarAggregator
-from tradesignals.marketdata.calendar import SessionCalendar
 from tradesignals.news.earnings import EarningsCalendar
-from tradesignals.storage.base import SignalQuery, SignalRepository
+from tradesignals.storage.base import DuplicateError, SignalQuery, SignalRepository
 
 log = structlog.get_logger(__name__)
 
@@ -50,60 +53,127 @@ class EngineStats:
     last_latency_ns: int = 0
 
 
+class _Lane:
+    """What the engine keeps per bar timeframe: the scorer that speaks for bars of that length."""
+
+    __slots__ = ("scorer", "timeframe")
+
+    def __init__(self, timeframe: Timeframe, scorer: Scorer) -> None:
+        self.timeframe = timeframe
+        self.scorer = scorer
+
+
+ScorerFor = Callable[[Timeframe], Scorer]
+
+
 class SignalEngine:
-    """Bars in, signals out. Holds one open signal per (symbol, direction) until it expires."""
+    """Bars (or ticks) in, signals and outcomes out. Pure compute: live, replay and backtest drive it.
+
+    ``scorer`` is one scorer for every bar, or a function giving the scorer for a timeframe: the
+    engine learns the timeframe from the bars it receives (each bar carries it) and asks once per
+    timeframe, so a daily replay in another process gets the swing model whatever any default says.
+    ``tick_timeframe`` is the bar length ticks are aggregated to (a setting: ticks carry none);
+    without it ticks are refused. A scorer that carries the plan its model was labelled with
+    (``plan``) must match this engine's ``plan`` — a model trained on other stops or horizons would
+    publish a confidence about another promise (``domain.trade_plan.PlanMismatch``).
+
+    One open signal per (symbol, direction); a cool-down after a close. Every open signal is followed
+    by the lifecycle on this engine's prices — bars in bar mode, ticks in tick mode (the fill is the
+    next tick after publication) — and expiry is judged per symbol, on that symbol's own clock.
+    """
 
     def __init__(
         self,
-        scorer: Scorer,
-        timeframe: Timeframe,
-        params: DecideParams = DecideParams(),
+        scorer: Scorer | ScorerFor,
+        tick_timeframe: Timeframe | None = None,
+        plan: PlanParams = PlanParams(),
         *,
         calendar: SessionCalendar | Callable[[str], SessionCalendar] | None = None,
         earnings: EarningsCalendar | None = None,
+        costs: CostSchedule = DEFAULT_SCHEDULE,
     ) -> None:
-        self.scorer = scorer
+        self._scorer_for: ScorerFor | None = None
+        self._fixed: Scorer | None = None
+        if hasattr(scorer, "on_bar"):
+            self._fixed = scorer  # type: ignore[assignment]
+        else:
+            self._scorer_for = scorer  # type: ignore[assignment]
         self.earnings = earnings
-        self.timeframe = timeframe
-        self.params = params
+        self.tick_timeframe = tick_timeframe
+        self.plan = plan
+        self.costs = costs
         self.stats = EngineStats()
-        # With a calendar, ticks become session-aligned bars (09:30-based for XNYS, 24/7 for crypto).
-        self._aggregator = BarAggregator(timeframe, calendar=calendar)
         self.calendar = calendar
-        # Every open signal is followed to its outcome here, on the same bars that score, so
-        # de-duplication ("one open signal per symbol and direction") frees a slot the moment
-        # a stop or target closes a signal, not only at expiry.
-        self.lifecycle = LifecycleTracker()
+        resolve = _resolver(calendar)
+        self._aggregator = BarAggregator(tick_timeframe, calendar=calendar) if tick_timeframe else None
+        self.lifecycle = LifecycleTracker(costs=costs, calendar=resolve)
+        self._lanes: dict[Timeframe, _Lane] = {}
         self._closed: list[Outcome] = []
         self._cooldown_until: dict[tuple[str, Direction], int] = {}
-        self._directions: dict[str, Direction] = {}
-        self._learning: dict[str, tuple[float, object]] = {}
+        self._open_meta: dict[str, tuple[Direction, Timeframe]] = {}
+        self._learning: dict[str, tuple[float, object, Scorer]] = {}
         self._alerts: list[dict[str, object]] = []
+        if self._fixed is not None:
+            _check_plan(self._fixed, plan)
+
+    @property
+    def scorer(self) -> Scorer:
+        """The scorer of the first timeframe seen (the fixed one when there is one): for logs and state."""
+        if self._fixed is not None:
+            return self._fixed
+        if self._lanes:
+            return next(iter(self._lanes.values())).scorer
+        if self.tick_timeframe is not None:
+            return self._lane(self.tick_timeframe).scorer
+        raise LookupError("no bar has reached the engine yet, so no scorer was chosen")
+
+    @property
+    def timeframe(self) -> Timeframe | None:
+        """The tick aggregation timeframe, else the first bar timeframe seen (None before any bar)."""
+        if self.tick_timeframe is not None:
+            return self.tick_timeframe
+        return next(iter(self._lanes), None)
+
+    def scorers(self) -> dict[Timeframe, Scorer]:
+        return {tf: lane.scorer for tf, lane in self._lanes.items()}
+
+    def _lane(self, timeframe: Timeframe) -> _Lane:
+        lane = self._lanes.get(timeframe)
+        if lane is None:
+            if self._fixed is not None:
+                scorer = self._fixed
+            else:
+                assert self._scorer_for is not None
+                scorer = self._scorer_for(timeframe)
+                _check_plan(scorer, self.plan)
+            lane = self._lanes[timeframe] = _Lane(timeframe, scorer)
+        return lane
 
     def restore(self, signals: list[Signal]) -> None:
         """Resume after a restart: follow the signals still open in the store."""
         for signal in signals:
             if signal.status is SignalStatus.OPEN and signal.id not in self.lifecycle:
                 self.lifecycle.add(signal)
-                self._directions[signal.id] = signal.direction
+                self._open_meta[signal.id] = (signal.direction, Timeframe.parse(signal.timeframe))
 
-    def _start_cooldowns(self, closed: list[Outcome]) -> None:
-        wait = self.params.cooldown_bars * self.timeframe.ns
-        if wait <= 0:
-            return
+    def _after_close(self, closed: list[Outcome]) -> None:
         for o in closed:
-            signal_dir = self._directions.pop(o.signal_id, None)
-            if signal_dir is not None:
-                self._cooldown_until[(o.symbol, signal_dir)] = to_ns(o.closed_at) + wait
+            meta = self._open_meta.pop(o.signal_id, None)
+            if meta is not None and self.plan.cooldown_bars > 0:
+                direction, tf = meta
+                wait = self.plan.cooldown_bars * tf.ns
+                self._cooldown_until[(o.symbol, direction)] = to_ns(o.closed_at) + wait
+        self._learn(closed)
+        self._closed += closed
 
     def _learn(self, closed: list[Outcome]) -> None:
-        on_outcome = getattr(self.scorer, "on_outcome", None)
-        if on_outcome is None:
-            return
         for o in closed:
-            p, features = self._learning.pop(o.signal_id, (None, None))
-            if p is None:
-                continue  # restored after a restart: its features were not kept
+            p, features, scorer = self._learning.pop(o.signal_id, (None, None, None))
+            if p is None or not o.filled:
+                continue  # restored after a restart (features not kept), or never traded
+            on_outcome = getattr(scorer, "on_outcome", None)
+            if on_outcome is None:
+                continue
             state = on_outcome(o, p, features)
             if state is not None and state.drift:
                 self._alerts.append(state.alert_payload())
@@ -119,24 +189,37 @@ class SignalEngine:
         return out
 
     def on_tick(self, tick: Tick) -> list[Signal]:
+        """Tick mode: the tick fills or closes open signals, then may close a bar that decides."""
+        if self._aggregator is None:
+            raise ValueError("this engine has no tick timeframe: it takes bars, not ticks")
         self.stats.ticks += 1
+        closed = self.lifecycle.on_tick(tick) + self.lifecycle.expire_due(tick.ts, tick.symbol)
+        if closed:
+            self._after_close(closed)
         out: list[Signal] = []
         for bar in self._aggregator.update(tick):
-            sig = self.on_bar(bar)
+            self.stats.bars += 1
+            # Published now, at this tick: the bar was only known to be complete when it arrived.
+            sig = self._decide(bar, published_ns=tick.ts)
             if sig is not None:
                 out.append(sig)
         return out
 
     def on_bar(self, bar: Bar) -> Signal | None:
+        """Bar mode: the bar moves open signals (fills, exits, expiry on its own symbol's clock), then decides."""
         self.stats.bars += 1
+        close_ns = self.lifecycle.bar_close(bar)
         # Outcomes first: a bar can close an older signal and then justify a new one.
-        closed = self.lifecycle.on_bar(bar) + self.lifecycle.expire_due(bar.end)
+        closed = self.lifecycle.on_bar(bar, close_ns) + self.lifecycle.expire_due(close_ns, bar.symbol)
         if closed:
-            self._start_cooldowns(closed)
-            self._learn(closed)
-            self._closed += closed
+            self._after_close(closed)
+        return self._decide(bar, published_ns=None)
+
+    def _decide(self, bar: Bar, published_ns: int | None) -> Signal | None:
+        lane = self._lane(bar.timeframe)
+        scorer = lane.scorer
         t0 = time.perf_counter()
-        decision = self.scorer.on_bar(bar)
+        decision = scorer.on_bar(bar)
         t1 = time.perf_counter()
         stage_metrics.INFERENCE.observe(t1 - t0)
         if decision is None:
@@ -148,29 +231,47 @@ class SignalEngine:
         if self._cooldown_until.get((bar.symbol, decision.direction), 0) > bar.ts:
             self.stats.suppressed_cooldown += 1
             return None
-        flag = getattr(self.scorer, "drift_flag", None)
+        flag = getattr(scorer, "drift_flag", None)
         signal = build_signal(
             bar,
             decision.direction,
             decision.confidence,
             decision.atr,
-            self.scorer.version,
+            scorer.version,
             decision.reasons
             + (decision.explain() if decision.explain is not None else ())
             + ((flag,) if flag else ()),
-            self.params,
+            self.plan,
             self.calendar,
             self.earnings,
+            published_ns=published_ns,
+            base_rate=getattr(scorer, "base_rate", None),
         )
         stage_metrics.DECIDE.observe(time.perf_counter() - t1)
         if signal is None:
             return None
         self.lifecycle.add(signal)
-        self._directions[signal.id] = signal.direction
-        if hasattr(self.scorer, "on_outcome"):
-            self._learning[signal.id] = (signal.confidence, decision.features)
+        self._open_meta[signal.id] = (signal.direction, bar.timeframe)
+        if hasattr(scorer, "on_outcome"):
+            self._learning[signal.id] = (signal.confidence, decision.features, scorer)
         self.stats.signals += 1
         return signal
+
+
+def _resolver(
+    calendar: SessionCalendar | Callable[[str], SessionCalendar] | None,
+) -> Callable[[str], SessionCalendar] | None:
+    if calendar is None or not isinstance(calendar, SessionCalendar):
+        return calendar
+    fixed = calendar
+    return lambda _symbol: fixed
+
+
+def _check_plan(scorer: Scorer, plan: PlanParams) -> None:
+    """Refuse a scorer whose model was labelled under another plan (one line naming both)."""
+    trained = getattr(scorer, "plan", None)
+    if isinstance(trained, PlanParams):
+        plan.require_same(trained, what=f"model {scorer.version}")
 
 
 class EngineService:
@@ -210,8 +311,7 @@ class EngineService:
         """Consume the configured inputs concurrently, so neither topic waits on the other's poll."""
         log.info(
             "engine.start",
-            model=self.engine.scorer.version,
-            timeframe=self.engine.timeframe.value,
+            timeframe=None if self.engine.timeframe is None else self.engine.timeframe.value,
             inputs=sorted(self.inputs),
         )
         await self._restore()
@@ -287,8 +387,8 @@ class EngineService:
                 id=outcome.signal_id,
                 symbol=outcome.symbol,
                 outcome=outcome.outcome.value,
-                pnl_pct=round(outcome.pnl_pct, 4),
-                r=round(outcome.r_multiple, 3),
+                net_pnl_pct=None if outcome.net_pnl_pct is None else round(outcome.net_pnl_pct, 4),
+                net_r=None if outcome.net_r is None else round(outcome.net_r, 3),
             )
 
     async def _emit(
@@ -298,7 +398,13 @@ class EngineService:
         if signal is None:
             return
         t0 = time.perf_counter()
-        await asyncio.to_thread(self.repo.add, signal)
+        try:
+            await asyncio.to_thread(self.repo.add, signal)
+        except DuplicateError:
+            # Ids are the decision's (``signal_id_for``): a bar redelivered after a crash between
+            # store and ack decides again and finds its signal stored. Publish it again (consumers
+            # de-duplicate by id); never store it twice.
+            log.info("signal.already_stored", id=signal.id, attempt=delivery.attempt)
         t1 = time.perf_counter()
         await self.bus.publish(topics.SIGNALS, signal.symbol, encode(signal))
         t2 = time.perf_counter()

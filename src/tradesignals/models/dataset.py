@@ -1,12 +1,13 @@
 """The training table: one row per (symbol, bar, direction) the engine could have signalled, with the
 features it would have seen at that bar and the outcome that signal would have had.
 
-What a row means is what the engine's confidence means: **P(the first target, 1R, is hit before the
-stop within the horizon)** for an entry at the bar's close, barriers exactly the engine's
-(``engine.decide.DecideParams`` → ``BarrierParams.from_decide``: stop 1.5 × ATR, target 1R, swing
-horizon 5 bars; ``day`` to the session's close). Time-outs count as misses, like stops: a signal
-that neither won nor lost did not keep its promise. The ATR is the feature engine's ``atr_14``, the
-one the engine hands ``build_signal``, so a label's barriers are the live signal's barriers.
+What a row means is what the engine's confidence means: **P(win)** — the rulebook's one win event
+(``domain.exits.is_win``: net R above zero at the plan's exit, after the fill at the next bar's open
+and the costs of the symbol's asset class) — for a signal decided at the bar's close. The plan is the
+engine's (``domain.trade_plan.PlanParams``: stop 1.5 × ATR, targets 1R/2R/3R, a swing signal lives
+five sessions, a day signal to its session's close). The ATR is the feature engine's ``atr_14``, the
+one the engine hands ``build_signal``, so a label's levels are the live signal's levels. Decisions
+whose next open was already beyond the stop or first target are never filled and are not samples.
 
 Choices, and why:
 
@@ -43,12 +44,11 @@ import pandas as pd
 
 from tradesignals.domain.market import Timeframe
 from tradesignals.domain.signals import Direction, SignalType
-from tradesignals.engine.decide import DecideParams
 from tradesignals.features.catalog import FeatureSet
 from tradesignals.features.catalog import latest as latest_feature_set
 from tradesignals.marketdata.calendar import SessionCalendar
 from tradesignals.marketdata.ohlcv_file import infer_timeframe, read_ohlcv
-from tradesignals.models.labels import BarrierParams, triple_barrier_labels
+from tradesignals.models.labels import LabelSpec, triple_barrier_labels
 
 __all__ = [
     "ATR_COLUMN",
@@ -94,7 +94,7 @@ DIRECTION_FEATURE = "direction"
 ATR_COLUMN = "atr_14"  # the barriers' ATR: the engine's
 MOMENTUM_COLUMN = "ret_20"  # the momentum baseline's input, kept whether or not the model uses it
 SUPPORTED_SIGNAL_TYPES = (SignalType.SWING, SignalType.DAY)
-LABEL_FIELDS = ("label", "t_end", "weight", "ret", "outcome")
+LABEL_FIELDS = ("label", "t_end", "weight", "ret", "net_r", "outcome")
 
 
 class DatasetError(ValueError):
@@ -118,7 +118,7 @@ class Dataset:
     frame: pd.DataFrame
     feature_names: tuple[str, ...]
     feature_set: FeatureSet
-    barrier: BarrierParams
+    spec: LabelSpec
     directions: tuple[Direction, ...]
     timeframe: Timeframe
     counts: dict[str, int] = field(default_factory=dict)
@@ -165,7 +165,7 @@ class Dataset:
             rows,
             self.feature_names,
             self.feature_set,
-            self.barrier,
+            self.spec,
             self.directions,
             self.timeframe,
             {**self.counts, "rows": len(rows)},
@@ -179,7 +179,7 @@ class Dataset:
             frame,
             self.feature_names,
             self.feature_set,
-            self.barrier,
+            self.spec,
             self.directions,
             self.timeframe,
             dict(self.counts),
@@ -251,15 +251,14 @@ def build_dataset(
     signal_type: str | SignalType = SignalType.SWING,
     directions: Sequence[str | Direction] = (Direction.LONG,),
     feature_set: FeatureSet | None = None,
-    decide: DecideParams = DecideParams(),
-    barrier: BarrierParams | None = None,
+    spec: LabelSpec | None = None,
     calendar: SessionCalendar | Callable[[str], SessionCalendar] | None = None,
 ) -> Dataset:
     """Features (batch) plus triple-barrier labels for ``signal_type``, warm and labelled rows only.
 
     ``bars`` is ``read_ohlcv``'s frame. ``feature_set`` defaults to the catalog's current default set.
-    The barriers are the engine's (``decide``) unless ``barrier`` gives them outright (evaluation
-    re-labels with the barriers a model was trained on, whatever the engine's defaults are now).
+    The labels follow ``spec`` (default: the product's plan and costs for ``signal_type``); evaluation
+    re-labels with the spec a model was trained on, whatever the engine's defaults are now.
     ``swing`` needs daily bars and ``day`` intraday bars, as the engine pairs them
     (``decide.signal_type_for``): a swing model fitted on minute bars would mean nothing live.
     """
@@ -277,9 +276,9 @@ def build_dataset(
     if (kind is SignalType.SWING) != (tf is Timeframe.D1):
         want = "daily" if kind is SignalType.SWING else "intraday"
         raise DatasetError(f"{kind.value} models are trained on {want} bars; these are {tf.value}")
-    params = barrier or BarrierParams.from_decide(decide, signal_type=kind)
+    params = spec or LabelSpec(signal_type=kind)
     if params.signal_type is not kind:
-        raise DatasetError(f"barriers are for {params.signal_type.value} labels, not {kind.value}")
+        raise DatasetError(f"the label spec is for {params.signal_type.value} labels, not {kind.value}")
 
     feats = compute_features(bars, timeframe=tf, calendar=calendar)
     missing = [c for c in fs.columns if c not in feats.columns]
@@ -292,13 +291,14 @@ def build_dataset(
     atr = feats[ATR_COLUMN].to_numpy(dtype=np.float64)
 
     parts = []
-    counts = {"bars": len(bars), "not_warm": 0, "unlabelled": 0}
+    counts = {"bars": len(bars), "not_warm": 0, "unlabelled": 0, "not_filled": 0}
     for d in dirs:
-        lab = triple_barrier_labels(bars, atr, direction=d, params=params, calendar=calendar)
+        lab = triple_barrier_labels(bars, atr, direction=d, spec=params, timeframe=tf, calendar=calendar)
         has_label = lab["label"].notna().to_numpy()
         keep = warm & has_label
         counts["not_warm"] += int((~warm).sum())
         counts["unlabelled"] += int((warm & ~has_label).sum())
+        counts["not_filled"] += int((warm & (lab["outcome"] == "not_filled").to_numpy()).sum())
         part = pd.DataFrame(values[keep], columns=feature_cols)
         part.insert(0, DIRECTION_FEATURE, float(d.sign))
         part.insert(0, "symbol", bars["symbol"].to_numpy()[keep])
@@ -307,6 +307,7 @@ def build_dataset(
         part["t_end"] = lab["t_end"].to_numpy(dtype=np.int64, na_value=0)[keep]
         part["weight"] = lab["weight"].to_numpy(dtype=np.float64)[keep] / len(dirs)
         part["ret"] = lab["ret"].to_numpy(dtype=np.float64)[keep]
+        part["net_r"] = lab["net_r"].to_numpy(dtype=np.float64)[keep]
         part["outcome"] = lab["outcome"].to_numpy()[keep]
         parts.append(part)
     frame = pd.concat(parts, ignore_index=True)

@@ -40,7 +40,7 @@ from tradesignals.models.dataset import (
     load_bars,
     parse_directions,
 )
-from tradesignals.models.labels import BarrierParams
+from tradesignals.models.labels import LabelSpec
 from tradesignals.models.metrics import DEFAULT_THRESHOLD, evaluate_predictions
 from tradesignals.models.registry import LATEST, ModelRegistry
 from tradesignals.models.train import BaselineStats
@@ -100,15 +100,13 @@ def evaluate(
 
     label = training["label"]
     kind = SignalType(meta.signal_type)
-    barrier = BarrierParams(
-        signal_type=kind,
-        stop_atr=float(label["stop_atr"]),
-        target_atr=float(label["target_atr"]),
-        horizon_bars=int(label["horizon_bars"]) if label.get("horizon_bars") is not None else 5,
-    )
+    try:
+        spec = LabelSpec.from_dict({"signal_type": kind.value, **label})
+    except (ValueError, KeyError, TypeError) as err:
+        raise EvaluationError(f"{root / name}: {err}") from None
     directions = parse_directions(training["directions"])
     bars = load_bars(data_paths)
-    ds = build_dataset(bars, signal_type=kind, directions=directions, feature_set=live, barrier=barrier)
+    ds = build_dataset(bars, signal_type=kind, directions=directions, feature_set=live, spec=spec)
     if not len(ds):
         raise DatasetError("the data holds no warm, labelled rows to evaluate")
 

@@ -1,138 +1,158 @@
-"""Triple-barrier labels: would a signal entered at this bar's close have hit its target first?
+"""Labels: the outcome the lifecycle would record for a signal decided at each bar — net of costs.
 
-What we train on must be what we trade, so the barriers are the engine's (``engine.decide``): entry
-at the close of bar ``t``, stop ``m × ATR`` away, target ``k × ATR`` away (by default the first
-target, 1R = the stop distance: ``k = m = 1.5``), and a time limit by signal type — ``swing``: the
-next ``horizon_bars`` bars (1–7, default 5); ``day``: the rest of bar ``t``'s trading session.
+What we train on must be what we trade, so a label is not a second definition of an outcome: it is
+the rulebook run over the bars that follow.
 
-Rules — never flattering to a model, and the ones the lifecycle tracker must share for the labels to
-mean what live outcomes mean:
+* The plan (stop, targets, expiry) is ``domain.trade_plan``'s: the same rounded levels a published
+  signal carries (`levels`), and the same expiry (`expiry_ns`: a swing signal lives through the next
+  ``swing_sessions`` sessions of the symbol's calendar, a day signal to its session's close).
+* The decision is at bar ``t``'s close — when the bar really closes (``domain.sessions.bar_close_ns``)
+  — and the signal is published then. It fills at the **open of the next bar**, never at bar ``t``'s
+  close; an open already beyond the stop or the first target is ``not_filled`` (no label: not a trade).
+* Each later bar is judged by ``domain.exits.bar_exit`` — the very function the lifecycle calls,
+  compiled here by numba: gaps fill at the open, the stop wins a bar that touches both, the position
+  is held to the stop, the last target or expiry; at expiry it exits at the last close at or before it.
+* Costs are ``domain.costs``' for the symbol's asset class (``domain.sessions.asset_class_of``),
+  applied with the same formula (``round_trip_costs_pct``).
+* ``label`` is **the win** (``domain.exits.is_win``): net R at the plan's exit above zero. 1.0 or 0.0;
+  NaN where there is no label.
 
-* The scan starts at bar ``t + 1``. Bar ``t``'s own high and low happened *before* the entry at its
-  close, so they never touch a barrier.
-* Within one bar the order of high and low is unknown. A bar that touches both the stop and the
-  target counts as the **stop** (conservative: the worse of the two possible paths).
-* The open is the one price whose place in the bar is known — it is first. A bar that *opens*
-  through a barrier (a gap) resolves there, at the open: through the stop, a stop filled at the open
-  (worse than the stop); through the target, a target filled at the open. This is the only case where
-  a bar that also touches the stop later can count as a target: the target was filled before.
-* Neither barrier by the time limit: ``timeout``, exit at the close of the limit's last bar.
-* Right-censoring: a time-out is only a label when the whole window was observed. A window that runs
-  past the symbol's last bar gets no label unless a barrier was hit inside the data we have.
-  For ``day`` labels the session is known complete only once a later bar of the symbol (in a later
-  session) exists, so the symbol's last session in the data is censored unless a barrier is hit.
-* No label (NaN, never an exception) where the engine could not have made the signal: NaN or
-  non-positive ATR, a NaN close, a stop or target at or below zero; and where a bar inside the window
-  lacks a price before the label resolved (we cannot know what happened during it). A ``day`` entry
-  at the session's last bar has nothing left to observe and gets no label either.
+``tests/unit/models/test_labels_lifecycle.py`` (hypothesis) and a real-data test hold this to the
+lifecycle bar by bar: same event, same exit, same net R.
 
-``t_end`` is the timestamp of the bar where the label resolved — the end of the label's information
+No label (NaN, never an exception): where the engine could not have made the signal (NaN or
+non-positive ATR, no plan, no expiry — a day decision at the closing bell); a signal not filled; a
+window the data does not cover (right-censored: the symbol's bars end before the outcome is known);
+and a bar with a missing price before the outcome resolved (what happened during it is unknowable).
+
+``t_end`` is the timestamp of the last bar the outcome used — the end of the label's information
 horizon, which ``models.validation`` purges on. ``weight`` is the label's average uniqueness
-(López de Prado, *Advances in Financial Machine Learning*, ch. 4): overlapping labels share the same
-bar returns, so each bar ``j`` is shared by ``c_j`` concurrent labels of that symbol, and a label's
-weight is the mean of ``1 / c_j`` over the bars it spans (``t + 1 … t_end``): 1 for a label nobody
-overlaps, less for crowded ones. ``c_j`` counts every hypothetical trade open at bar ``j``, censored
-ones included, so that a weight, like a label, depends on no price after its ``t_end``.
+(López de Prado, *Advances in Financial Machine Learning*, ch. 4): each bar ``j`` is shared by ``c_j``
+concurrent trades of that symbol (censored ones included, so that a weight, like a label, depends on
+no price after its ``t_end``), and a label's weight is the mean of ``1 / c_j`` over its bars.
 
-Barrier prices are not rounded as ``build_signal`` rounds a signal's (six significant digits): the
-difference is below 1e-5 of the price, and rounding would only tie labels to a display choice.
-
-The scan is a numba loop, one pass over the rows with at most ``horizon`` bars each: about 0.1 s per
-direction for the 619k-row S&P 500 daily file (``bench/labels.py``). The kernels are cached on disk;
-the first call in a process loads them (about 1 s), the first ever compiles them (about 3 s).
+The scan is a numba loop over rows with a few bars each; computing levels and expiries costs more
+than the scan (``bench/labels.py``).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from numba import njit
 
+from tradesignals.domain import costs as _costs
+from tradesignals.domain import exits as _exits
+from tradesignals.domain.costs import DEFAULT_SCHEDULE, CostSchedule
+from tradesignals.domain.market import Timeframe
+from tradesignals.domain.sessions import SessionCalendar, asset_class_of, bar_close_ns
 from tradesignals.domain.signals import Direction, SignalType
+from tradesignals.domain.trade_plan import PlanParams, expiry_ns, levels
 
-if TYPE_CHECKING:
-    from tradesignals.engine.decide import DecideParams
-    from tradesignals.marketdata.calendar import SessionCalendar
+# The rulebook's own functions, compiled: the kernel below calls exactly what the lifecycle calls.
+_bar_exit = njit(cache=True, nogil=True)(_exits.bar_exit)
+_fill_refused = njit(cache=True, nogil=True)(_exits.fill_refused)
+_tick_exit = njit(cache=True, nogil=True)(_exits.tick_exit)
+_gross_pct = njit(cache=True, nogil=True)(_exits.gross_pct)
+_pct_to_r = njit(cache=True, nogil=True)(_exits.pct_to_r)
+_costs_pct = njit(cache=True, nogil=True)(_costs.round_trip_costs_pct)
 
-MIN_SWING_BARS = 1
-MAX_SWING_BARS = 7
+_EXIT_NONE = _exits.EXIT_NONE
+_EXIT_STOP = _exits.EXIT_STOP
+_EXIT_TARGET = _exits.EXIT_TARGET
+_EXIT_EXPIRED = _exits.EXIT_EXPIRED
+_NOT_FILLED = _exits.NOT_FILLED
+_NO_LABEL = -1
 
-# Outcome codes inside the kernel; -1 is "no label".
-_NONE, _TARGET, _STOP, _TIMEOUT = -1, 0, 1, 2
-
-# Session labels are ns at 00:00 UTC of the session date, negative before 1970: "none" is int64 min.
-_OUTSIDE_SESSION = np.iinfo(np.int64).min
-
-LABEL_COLUMNS = ("label", "outcome", "t_end", "exit_price", "ret", "weight")
+LABEL_COLUMNS = (
+    "label",
+    "outcome",
+    "t_end",
+    "fill_price",
+    "exit_price",
+    "gross_r",
+    "net_r",
+    "ret",
+    "weight",
+)
 
 
 class Outcome(StrEnum):
-    """How a label resolved; the ``outcome`` column's categories, in this order."""
+    """How a label resolved; the ``outcome`` column's categories (``domain.outcomes.OutcomeKind``'s values)."""
 
     TARGET = "target"
     STOP = "stop"
-    TIMEOUT = "timeout"
+    EXPIRED = "expired"
+    NOT_FILLED = "not_filled"
 
 
-_OUTCOME_BY_CODE = (Outcome.TARGET.value, Outcome.STOP.value, Outcome.TIMEOUT.value)
+# Category order follows the exit codes: code 1 → index 0 …
+_OUTCOME_BY_CODE = (Outcome.STOP.value, Outcome.TARGET.value, Outcome.EXPIRED.value, Outcome.NOT_FILLED.value)
 
 
 @dataclass(frozen=True, slots=True)
-class BarrierParams:
-    """The barriers of one label set, in ATR multiples of the entry bar's ATR.
+class LabelSpec:
+    """What a label set means: the signal type, the trade plan and the cost schedule it was run with.
 
-    The defaults are the engine's defaults (``DecideParams``: stop 1.5 ATR, first target 1R, swing
-    horizon 5 bars); ``from_decide`` keeps them in step when those change. ``horizon_bars`` is read
-    by ``swing`` labels only: a ``day`` label's limit is its session's close.
+    A model records it (``as_dict``); the engine refuses a model whose plan is not its own.
     """
 
     signal_type: SignalType = SignalType.SWING
-    stop_atr: float = 1.5
-    target_atr: float = 1.5
-    horizon_bars: int = 5
+    plan: PlanParams = field(default_factory=PlanParams)
+    costs: CostSchedule = DEFAULT_SCHEDULE
 
     def __post_init__(self) -> None:
         if self.signal_type not in (SignalType.SWING, SignalType.DAY):
             raise ValueError(
-                f"no barrier definition for {self.signal_type!s} labels: only swing and day are labelled "
+                f"no label definition for {self.signal_type!s} signals: only swing and day are labelled "
                 "from bars (event and options signals need their catalyst / option chain)"
-            )
-        for name in ("stop_atr", "target_atr"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number (got {value})")
-        if self.signal_type is SignalType.SWING and not (
-            MIN_SWING_BARS <= self.horizon_bars <= MAX_SWING_BARS
-        ):
-            raise ValueError(
-                f"swing horizon_bars must be {MIN_SWING_BARS}–{MAX_SWING_BARS} (got {self.horizon_bars})"
             )
 
     @classmethod
-    def from_decide(
-        cls,
-        decide: DecideParams,
-        *,
-        signal_type: SignalType = SignalType.SWING,
-        target_index: int = 0,
-    ) -> BarrierParams:
-        """The barriers of the signals ``engine.decide.build_signal`` makes with ``decide``.
-
-        ``target_index`` picks which of its R-multiple targets is the label's target (0 → 1R).
-        """
+    def from_dict(cls, data: Mapping[str, Any]) -> LabelSpec:
+        """The spec a model recorded (``as_dict``); a model from before the rulebook is refused."""
+        if "plan" not in data or "costs" not in data:
+            raise ValueError(
+                "the model was labelled before the rulebook (no plan and costs recorded): retrain it "
+                "with `tradesignals train`"
+            )
         return cls(
-            signal_type=signal_type,
-            stop_atr=decide.stop_atr,
-            target_atr=decide.target_r[target_index] * decide.stop_atr,
-            horizon_bars=decide.swing_horizon_bars,
+            signal_type=SignalType(str(data["signal_type"])),
+            plan=PlanParams.from_dict(data["plan"]),
+            costs=CostSchedule.from_dict(data["costs"]),
         )
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "signal_type": self.signal_type.value,
+            "plan": self.plan.as_dict(),
+            "costs": self.costs.as_dict(),
+            "event": "win: net R > 0 at the plan's exit (stop, last target or expiry), fill at the next open",
+        }
+
+
+CalendarChoice = SessionCalendar | Callable[[str], SessionCalendar] | None
+
+
+def _resolver(calendar: CalendarChoice) -> Callable[[str], SessionCalendar]:
+    from tradesignals.marketdata.calendar import calendar_for
+
+    if calendar is None:
+        return calendar_for
+    if isinstance(calendar, SessionCalendar):
+        fixed = calendar
+
+        def resolve(_symbol: str) -> SessionCalendar:
+            return fixed
+
+        return resolve
+    return calendar
 
 
 def triple_barrier_labels(
@@ -140,20 +160,23 @@ def triple_barrier_labels(
     atr: str | npt.ArrayLike = "atr",
     *,
     direction: Direction = Direction.LONG,
-    params: BarrierParams = BarrierParams(),
-    calendar: SessionCalendar | Callable[[str], SessionCalendar] | None = None,
+    spec: LabelSpec = LabelSpec(),
+    timeframe: Timeframe = Timeframe.D1,
+    calendar: CalendarChoice = None,
+    exclude: npt.ArrayLike | None = None,
 ) -> pd.DataFrame:
-    """One label per row of ``bars``, on the same index, for a ``direction`` entry at each close.
+    """One label per row of ``bars``, on the same index, for a ``direction`` signal decided at each close.
 
     ``bars`` holds ``ts`` (int ns UTC, the bar's open time), ``symbol``, ``open high low close``; any
-    row order (results follow the input rows), at most one row per (symbol, ts). ``atr`` is a column
-    name or an array aligned with the rows. ``calendar`` (``day`` labels only) is a calendar or a
-    function of the symbol; default ``marketdata.calendar.calendar_for`` (NYSE for equities, UTC days
-    for crypto).
+    row order (results follow the input rows), at most one row per (symbol, ts), all of one
+    ``timeframe``. ``atr`` is a column name or an array aligned with the rows. ``calendar`` is a
+    calendar or a function of the symbol; default ``marketdata.calendar.calendar_for``. ``exclude``
+    (boolean, aligned with the rows) marks bars that must never decide a label — suspect prices
+    (a glitch, an unadjusted corporate action): a window that reaches one gets no label.
 
-    Columns: ``label`` (1.0 target first; 0.0 stop first or time-out; NaN no label), ``outcome``
-    (categorical target/stop/timeout), ``t_end`` (nullable Int64 ns), ``exit_price``, ``ret`` (the
-    trade's return to ``t_end`` in ``direction``: positive is a gain for a short too), ``weight``
+    Columns: ``label`` (1.0 win, 0.0 not, NaN no label), ``outcome`` (categorical target / stop /
+    expired / not_filled; NaN where unknown), ``t_end`` (nullable Int64 ns), ``fill_price``,
+    ``exit_price``, ``gross_r``, ``net_r``, ``ret`` (net P/L as a fraction of the fill), ``weight``
     (average uniqueness in (0, 1]).
     """
     for col in ("ts", "symbol", "open", "high", "low", "close"):
@@ -174,51 +197,69 @@ def triple_barrier_labels(
         raise ValueError(
             f"two rows for symbol {uniques[codes_s[k]]!r} at ts {int(ts_s[k])}: a label needs one bar per time"
         )
-
     # Last row of each row's symbol: a window never reaches into the next symbol.
     sym_last = np.flatnonzero(np.r_[~same_symbol, n > 0])
     group_end = sym_last[np.searchsorted(sym_last, np.arange(n))].astype(np.int64)
-    if params.signal_type is SignalType.SWING:
-        last, complete = _swing_windows(n, group_end, params.horizon_bars)
-    else:
-        session = _session_ids(ts_s, codes_s, uniques, calendar)
-        last, complete = _day_windows(session, codes_s)
 
     def sorted_col(name: str) -> npt.NDArray[np.float64]:
         return np.ascontiguousarray(bars[name].to_numpy(dtype=np.float64)[order])
 
-    outcome, end_idx, exit_price, open_until = _scan(
-        sorted_col("open"),
-        sorted_col("high"),
-        sorted_col("low"),
-        sorted_col("close"),
-        np.ascontiguousarray(atr_values[order]),
-        last,
-        complete,
-        float(direction.sign),
-        float(params.target_atr),
-        float(params.stop_atr),
-    )
-    labelled = outcome >= 0
-    weight = _uniqueness(open_until, outcome)
-    close_s = sorted_col("close")
-    with np.errstate(divide="ignore", invalid="ignore"):  # unlabelled rows may have a zero close
-        ret = np.where(labelled, direction.sign * (exit_price - close_s) / close_s, np.nan)
+    open_, high, low, close = sorted_col("open"), sorted_col("high"), sorted_col("low"), sorted_col("close")
+    if exclude is not None:
+        bad = np.asarray(exclude, dtype=bool)
+        if bad.shape != (n,):
+            raise ValueError(f"exclude has shape {bad.shape}; expected ({n},)")
+        bad_s = bad[order]
+        # A suspect bar is as unknowable as a missing one: the kernel gives up where it meets one.
+        open_ = np.where(bad_s, np.nan, open_)
+    resolve = _resolver(calendar)
+    close_ns, expiry, per_side, borrow = _times_and_costs(ts_s, codes_s, uniques, timeframe, spec, resolve)
+    entry, stop, first, final = _levels(close, atr_values[order], direction, spec.plan)
+    if exclude is not None:
+        entry = np.where(bad_s, np.nan, entry)  # nor is a decision taken on a suspect close
 
-    # Back to the caller's row order.
+    outcome, end_idx, fill, exit_price, closed_ns, filled_ns, open_until = _scan(
+        open_,
+        high,
+        low,
+        close,
+        ts_s,
+        close_ns,
+        expiry,
+        entry,
+        stop,
+        first,
+        final,
+        group_end,
+        float(direction.sign),
+    )
+    traded = (outcome == _EXIT_STOP) | (outcome == _EXIT_TARGET) | (outcome == _EXIT_EXPIRED)
+    sign = float(direction.sign)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gross = np.where(traded, sign * (exit_price - fill) * 100.0 / fill, np.nan)
+        costs = _costs_vector(sign, fill, exit_price, closed_ns - filled_ns, per_side, borrow)
+        net = gross - costs
+        risk = np.abs(entry - stop)
+        gross_r = np.where(traded, gross * fill / (100.0 * risk), np.nan)
+        net_r = np.where(traded, net * fill / (100.0 * risk), np.nan)
+    label_s = np.where(traded, (net_r > 0.0).astype(np.float64), np.nan)
+    weight = _uniqueness(open_until, traded.astype(np.int8) - 1)
+
     inv = np.empty(n, dtype=np.int64)
     inv[order] = np.arange(n)
-    outcome_in = outcome[inv]
-    labelled_in = labelled[inv]
-    end_ts = np.where(labelled, ts_s[np.maximum(end_idx, 0)], 0)[inv]
+    known = outcome >= 1
     out = pd.DataFrame(index=bars.index)
-    out["label"] = np.where(labelled_in, (outcome_in == _TARGET).astype(np.float64), np.nan)
+    out["label"] = label_s[inv]
     out["outcome"] = pd.Categorical.from_codes(
-        outcome_in.astype(np.int64), categories=pd.Index(_OUTCOME_BY_CODE)
+        np.where(known, outcome.astype(np.int64) - 1, -1)[inv], categories=pd.Index(_OUTCOME_BY_CODE)
     )
-    out["t_end"] = pd.arrays.IntegerArray(end_ts, ~labelled_in)
-    out["exit_price"] = np.where(labelled_in, exit_price[inv], np.nan)
-    out["ret"] = ret[inv]
+    end_ts = np.where(known, ts_s[np.maximum(end_idx, 0)], 0)[inv]
+    out["t_end"] = pd.arrays.IntegerArray(end_ts, ~known[inv])
+    out["fill_price"] = np.where(traded, fill, np.nan)[inv]
+    out["exit_price"] = np.where(traded, exit_price, np.nan)[inv]
+    out["gross_r"] = gross_r[inv]
+    out["net_r"] = net_r[inv]
+    out["ret"] = (net / 100.0)[inv]
     out["weight"] = weight[inv]
     return out
 
@@ -234,72 +275,85 @@ def _atr_array(bars: pd.DataFrame, atr: str | npt.ArrayLike) -> npt.NDArray[np.f
     return values
 
 
-def _swing_windows(
-    n: int, group_end: npt.NDArray[np.int64], horizon: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
-    """Last bar of each row's window and whether the window lies wholly inside the data."""
-    want = np.arange(n, dtype=np.int64) + horizon
-    return np.minimum(want, group_end).astype(np.int64), want <= group_end
-
-
-def _day_windows(
-    session: npt.NDArray[np.int64], codes: npt.NDArray[np.intp]
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
-    """A window is the rest of the run of bars sharing the row's session (and symbol).
-
-    Complete when a later bar of the symbol exists: then the session's bars in the data are all the
-    bars it had. A row outside any session gets an empty window (``last`` = itself) — no label.
-    """
-    n = len(session)
-    key_change = np.r_[True, (session[1:] != session[:-1]) | (codes[1:] != codes[:-1])]
-    run_start = np.flatnonzero(key_change)
-    run_last = np.r_[run_start[1:], n] - 1
-    run_len = np.diff(np.r_[run_start, n])
-    last = np.repeat(run_last, run_len).astype(np.int64)
-    sym_change = np.r_[codes[1:] != codes[:-1], True]  # True at each symbol's last row
-    complete = ~sym_change[last]
-    outside = session == _OUTSIDE_SESSION
-    last[outside] = np.flatnonzero(outside)
-    return last, complete & ~outside
-
-
-def _session_ids(
+def _times_and_costs(
     ts: npt.NDArray[np.int64],
     codes: npt.NDArray[np.intp],
     uniques: pd.Index,
-    calendar: SessionCalendar | Callable[[str], SessionCalendar] | None,
-) -> npt.NDArray[np.int64]:
-    """Per row, the label of the session the bar belongs to (``_OUTSIDE_SESSION`` outside any).
+    timeframe: Timeframe,
+    spec: LabelSpec,
+    resolve: Callable[[str], SessionCalendar],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Per row: when its bar closes, when a signal decided then expires (-1: none), and its costs.
 
-    Asked of the calendar's own ``session_at``, once per distinct timestamp, so its rules hold here
-    too: a bar stamped at the close (a minute file's 16:00 closing print) is the session's last bar,
-    not a bar outside it, and lunch breaks do not split a session.
+    Asked of the rulebook (``bar_close_ns``, ``expiry_ns``) once per distinct time and calendar, so its
+    rules hold here exactly as they hold live.
     """
-    from tradesignals.marketdata.calendar import SessionCalendar, calendar_for
-
-    if calendar is None:
-        resolve: Callable[[str], SessionCalendar] = calendar_for
-    elif isinstance(calendar, SessionCalendar):
-        fixed = calendar
-
-        def resolve(_symbol: str) -> SessionCalendar:
-            return fixed
-
-    else:
-        resolve = calendar
-    out = np.full(len(ts), _OUTSIDE_SESSION, dtype=np.int64)
-    by_calendar: dict[int, tuple[SessionCalendar, list[int]]] = {}
+    n = len(ts)
+    close_ns = np.empty(n, dtype=np.int64)
+    expiry = np.full(n, -1, dtype=np.int64)
+    per_side = np.empty(n, dtype=np.float64)
+    borrow = np.empty(n, dtype=np.float64)
+    groups: dict[int, tuple[SessionCalendar, list[int]]] = {}
     for code, symbol in enumerate(uniques):
         cal = resolve(str(symbol))
-        by_calendar.setdefault(id(cal), (cal, []))[1].append(code)
-    for cal, cal_codes in by_calendar.values():
+        groups.setdefault(id(cal), (cal, []))[1].append(code)
+        model = spec.costs.for_class(asset_class_of(str(symbol)))
+        rows = codes == code
+        per_side[rows] = model.per_side_bp
+        borrow[rows] = model.borrow_bp_per_day
+    for cal, cal_codes in groups.values():
         rows = np.flatnonzero(np.isin(codes, cal_codes))
         times, where = np.unique(ts[rows], return_inverse=True)
-        labels = np.empty(len(times), dtype=np.int64)
+        closes = np.empty(len(times), dtype=np.int64)
+        expiries = np.empty(len(times), dtype=np.int64)
         for i, t in enumerate(times.tolist()):
-            session = cal.session_at(t)
-            labels[i] = _OUTSIDE_SESSION if session is None else session.label
-        out[rows] = labels[where]
+            c = bar_close_ns(t, timeframe, cal)
+            closes[i] = c
+            e = expiry_ns(c, spec.signal_type, spec.plan, cal)
+            expiries[i] = -1 if e is None else e
+        close_ns[rows] = closes[where]
+        expiry[rows] = expiries[where]
+    return close_ns, expiry, per_side, borrow
+
+
+def _levels(
+    close: npt.NDArray[np.float64], atr: npt.NDArray[np.float64], direction: Direction, plan: PlanParams
+) -> tuple[npt.NDArray[np.float64], ...]:
+    """Rounded entry, stop, first and last target per row (NaN where no plan): ``trade_plan.levels``."""
+    n = len(close)
+    out = np.full((4, n), np.nan)
+    ok = np.isfinite(close) & np.isfinite(atr) & (close > 0) & (atr > 0)
+    for i in np.flatnonzero(ok).tolist():
+        lv = levels(float(close[i]), float(atr[i]), direction, plan)
+        if lv is not None:
+            out[0, i], out[1, i], out[2, i], out[3, i] = lv.entry, lv.stop, lv.targets[0], lv.targets[-1]
+    return out[0], out[1], out[2], out[3]
+
+
+def _costs_vector(
+    sign: float,
+    fill: npt.NDArray[np.float64],
+    exit_price: npt.NDArray[np.float64],
+    held_ns: npt.NDArray[np.int64],
+    per_side: npt.NDArray[np.float64],
+    borrow: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    return _costs_loop(sign, fill, exit_price, held_ns.astype(np.float64), per_side, borrow)
+
+
+@njit(cache=True, nogil=True)
+def _costs_loop(
+    sign: float,
+    fill: npt.NDArray[np.float64],
+    exit_price: npt.NDArray[np.float64],
+    held_ns: npt.NDArray[np.float64],
+    per_side: npt.NDArray[np.float64],
+    borrow: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    out = np.full(fill.shape[0], np.nan)
+    for i in range(fill.shape[0]):
+        if np.isfinite(fill[i]) and np.isfinite(exit_price[i]):
+            out[i] = _costs_pct(sign, fill[i], exit_price[i], held_ns[i], per_side[i], borrow[i])
     return out
 
 
@@ -309,73 +363,108 @@ def _scan(
     high: npt.NDArray[np.float64],
     low: npt.NDArray[np.float64],
     close: npt.NDArray[np.float64],
-    atr: npt.NDArray[np.float64],
-    last: npt.NDArray[np.int64],
-    complete: npt.NDArray[np.bool_],
+    ts: npt.NDArray[np.int64],
+    close_ns: npt.NDArray[np.int64],
+    expiry: npt.NDArray[np.int64],
+    entry: npt.NDArray[np.float64],
+    stop: npt.NDArray[np.float64],
+    first: npt.NDArray[np.float64],
+    final: npt.NDArray[np.float64],
+    group_end: npt.NDArray[np.int64],
     sign: float,
-    target_atr: float,
-    stop_atr: float,
-) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
-    """Outcome code, resolving row, exit price and last bar known open, per row (sorted by symbol, time).
+) -> tuple[
+    npt.NDArray[np.int8],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+]:
+    """Per row (sorted by symbol, time): exit code, last bar used, fill, exit, exit time, fill time, and
+    the last bar through which the trade is known open (for uniqueness; -1 where none).
 
-    ``open_until`` is the last bar through which the hypothetical trade is known to be open, labelled
-    or not: a censored trade was open to the data end, one that met a hole in the data up to the bar
-    before it. Uniqueness counts every such trade, so a label's weight, like the label, depends only
-    on bars up to its ``t_end`` (whether a later-starting trade ends up censored does not).
-
-    Prices are turned into the long frame by ``sign`` so one branch serves both directions: for a
-    short, ``-price`` rises when the price falls, and high/low swap roles.
+    The walk is the lifecycle's (``engine.lifecycle._Open.on_bar``) for a signal published at the
+    row's close: the first bar opening at or after publication fills (or refuses) it; a bar opening at
+    or after expiry, or closing after it, ends it at the last price before expiry; otherwise
+    ``bar_exit`` decides, and a bar closing exactly at expiry ends it at its close.
     """
     n = close.shape[0]
-    outcome = np.full(n, _NONE, dtype=np.int8)
+    outcome = np.full(n, _NO_LABEL, dtype=np.int8)
     end_idx = np.full(n, -1, dtype=np.int64)
+    fill = np.full(n, np.nan)
     exit_price = np.full(n, np.nan)
+    closed_ns = np.zeros(n, dtype=np.int64)
+    filled_ns = np.zeros(n, dtype=np.int64)
     open_until = np.full(n, -1, dtype=np.int64)
     for t in range(n):
-        entry = close[t]
-        a = atr[t]
-        window_last = last[t]
-        if not (np.isfinite(entry) and np.isfinite(a) and a > 0.0 and entry > 0.0) or window_last <= t:
+        e = expiry[t]
+        published = close_ns[t]
+        if e <= published or not np.isfinite(entry[t]) or not np.isfinite(close[t]):
             continue
-        target = entry + sign * target_atr * a
-        stop = entry - sign * stop_atr * a
-        if target <= 0.0 or stop <= 0.0:
+        ge = group_end[t]
+        j = t + 1
+        while j <= ge and ts[j] < published:
+            j += 1
+        if j > ge:
+            open_until[t] = ge  # censored: the data ends before anything is known
             continue
-        # In the long frame (prices times ``sign``) favourable is larger, for both directions.
-        l_target = sign * target
-        l_stop = sign * stop
-        resolved = False
-        open_until[t] = window_last
-        for j in range(t + 1, window_last + 1):
-            o, h, lo, c = open_[j], high[j], low[j], close[j]
-            if not (np.isfinite(o) and np.isfinite(h) and np.isfinite(lo) and np.isfinite(c)):
-                resolved = True  # a bar we cannot see: what happened is unknowable, so no label
-                open_until[t] = j - 1
-                break
-            l_open = sign * o
-            l_best = sign * h if sign > 0 else sign * lo
-            l_worst = sign * lo if sign > 0 else sign * h
-            if l_open <= l_stop:  # gapped through the stop: filled at the open
-                code, px = _STOP, o
-            elif l_open >= l_target:  # gapped through the target: filled at the open
-                code, px = _TARGET, o
-            elif l_worst <= l_stop:  # stop touched (target too, perhaps: the stop wins)
-                code, px = _STOP, stop
-            elif l_best >= l_target:
-                code, px = _TARGET, target
-            else:
-                continue
-            outcome[t] = code
+        if ts[j] >= e:  # no price between publication and expiry: never filled
+            outcome[t] = _NOT_FILLED
             end_idx[t] = j
-            exit_price[t] = px
-            open_until[t] = j
-            resolved = True
-            break
-        if not resolved and complete[t]:
-            outcome[t] = _TIMEOUT
-            end_idx[t] = window_last
-            exit_price[t] = close[window_last]
-    return outcome, end_idx, exit_price, open_until
+            continue
+        price = open_[j]
+        if not np.isfinite(price):
+            open_until[t] = j - 1
+            continue
+        if _fill_refused(sign, price, stop[t], first[t]):
+            outcome[t] = _NOT_FILLED
+            end_idx[t] = j
+            continue
+        fill[t] = price
+        filled_ns[t] = ts[j]
+        last = price
+        code = _NO_LABEL
+        px = np.nan
+        when = np.int64(0)
+        end = np.int64(-1)
+        k = j
+        while True:
+            if k > ge:  # censored
+                open_until[t] = ge
+                break
+            if ts[k] >= e:
+                code, px, when, end = _EXIT_EXPIRED, last, e, k - 1
+                break
+            o, h, lo, c = open_[k], high[k], low[k], close[k]
+            if not (np.isfinite(o) and np.isfinite(h) and np.isfinite(lo) and np.isfinite(c)):
+                open_until[t] = k - 1  # a bar we cannot see: what happened is unknowable
+                break
+            if close_ns[k] > e:  # straddles expiry: only its open is known to come before
+                at_open_exit = _tick_exit(sign, stop[t], final[t], o)
+                if at_open_exit != _EXIT_NONE:
+                    code, px, when, end = at_open_exit, o, ts[k], k
+                else:
+                    code, px, when, end = _EXIT_EXPIRED, o, e, k
+                break
+            hit, hit_px, at_open = _bar_exit(sign, stop[t], final[t], o, h, lo)
+            if hit != _EXIT_NONE:
+                code, px, end = hit, hit_px, k
+                when = ts[k] if at_open else close_ns[k]
+                break
+            last = c
+            if close_ns[k] >= e:
+                code, px, when, end = _EXIT_EXPIRED, c, e, k
+                break
+            k += 1
+        if code == _NO_LABEL:
+            continue
+        outcome[t] = code
+        end_idx[t] = end
+        exit_price[t] = px
+        closed_ns[t] = when
+        open_until[t] = max(end, j)
+    return outcome, end_idx, fill, exit_price, closed_ns, filled_ns, open_until
 
 
 @njit(cache=True, nogil=True)
@@ -409,21 +498,19 @@ def _uniqueness(open_until: npt.NDArray[np.int64], outcome: npt.NDArray[np.int8]
 
 
 def labelled_mask(labels: pd.DataFrame) -> pd.Series:
-    """Rows that carry a label (the rest are censored or could not be signals)."""
+    """Rows that carry a label (the rest are censored, not filled, or could not be signals)."""
     return labels["label"].notna()
 
 
 def outcome_counts(labels: pd.DataFrame) -> dict[str, int]:
-    """Labelled rows per outcome, every outcome present (zero where none)."""
+    """Rows per outcome, every outcome present (zero where none); not_filled rows carry no label."""
     counts = labels["outcome"].value_counts(dropna=True)
     return {o.value: int(counts.get(o.value, 0)) for o in Outcome}
 
 
 __all__ = [
     "LABEL_COLUMNS",
-    "MAX_SWING_BARS",
-    "MIN_SWING_BARS",
-    "BarrierParams",
+    "LabelSpec",
     "Outcome",
     "labelled_mask",
     "outcome_counts",

@@ -695,19 +695,14 @@ def _river_version() -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-class _HasTargetIndex(Protocol):
+class _HasWin(Protocol):
     @property
-    def target_index(self) -> int | None: ...
+    def win(self) -> bool: ...
 
 
-def won_from_outcome(outcome: _HasTargetIndex, *, target_index: int = 0) -> bool:
-    """The training label of a closed signal (`engine.lifecycle.Outcome`): won iff it reached the
-    label's target (``target_index``, 0 = the first target, 1R) before its stop.
-
-    This is `models.labels`' definition — target first is 1; stop first or time-out is 0 — so the
-    online model learns what the batch model was trained on. It is *not* ``outcome == "target"``:
-    the tracker closes at the last target, so a signal that reached 1R and then expired or stopped
-    out still counts as a win here (the lifecycle never raises ``target_index`` on a bar that stops).
+def won_from_outcome(outcome: _HasWin) -> bool:
+    """The training label of a closed signal (``domain.outcomes.Outcome``): the rulebook's one win
+    event (``domain.exits.is_win``: net R > 0 at the plan's exit), exactly what ``models.labels``
+    computes, so the online model and the drift monitor count what the batch model was trained on.
     """
-    reached = outcome.target_index
-    return reached is not None and reached >= target_index
+    return bool(outcome.win)

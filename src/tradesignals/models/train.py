@@ -384,16 +384,16 @@ def train_dataset(
         "last_ts_ns": int(ts.max()),
         "last_t_end_ns": int(t_end.max()),
         "until": None if cut is None else _iso(cut),
-        "signal_type": ds.barrier.signal_type.value,
+        "signal_type": ds.spec.signal_type.value,
         "timeframe": ds.timeframe.value,
         "directions": [d.value for d in ds.directions],
         "label": {
-            "definition": "1 if the first target (target_atr x ATR) is hit before the stop within the "
-            "horizon, else 0 (stop first, time-out, or both touched in one bar)",
-            "stop_atr": ds.barrier.stop_atr,
-            "target_atr": ds.barrier.target_atr,
-            "horizon_bars": ds.barrier.horizon_bars if ds.barrier.signal_type is SignalType.SWING else None,
+            **ds.spec.as_dict(),
+            "definition": "1 if the signal wins: net R > 0 at the plan's exit (first of stop, last "
+            "target, expiry), filled at the next bar's open, net of the cost schedule; decisions "
+            "never filled are not samples",
             "atr": "atr_14",
+            "base_rate": float(np.average(y, weights=None)) if len(y) else None,
         },
         "feature_names": list(names),
         "required_features": list(required),
@@ -408,14 +408,14 @@ def train_dataset(
         "config": asdict(cfg),
     }
     registry = out if isinstance(out, ModelRegistry) else ModelRegistry(out)
-    model_name = name or ds.barrier.signal_type.value
+    model_name = name or ds.spec.signal_type.value
     meta = registry.save(
         model_name,
         scorer,
         feature_set=ds.feature_set.ref.to_dict(),
         training_range=(_iso(int(ts.min())), _iso(int(t_end.max()))),
         symbols=ds.symbols,
-        signal_type=ds.barrier.signal_type.value,
+        signal_type=ds.spec.signal_type.value,
         metrics=metrics,
     )
     if progress is not None:

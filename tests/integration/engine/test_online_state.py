@@ -22,7 +22,7 @@ def test_snapshot_saved_on_close_and_restored(tmp_path: Path) -> None:
         services = await build_services(settings)
         from tradesignals.models.registry import ModelRegistry
 
-        scorer = ModelScorer(ModelRegistry.at_home(tmp_path).load("day"), Timeframe.M1, min_confidence=0.0)
+        scorer = ModelScorer(ModelRegistry.at_home(tmp_path).load("day"), Timeframe.M1, min_edge=-1.0)
         _keep_online_state(services, scorer)
         assert scorer.adapter is not None
         seen = scorer.adapter.n_updates

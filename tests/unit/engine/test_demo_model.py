@@ -18,5 +18,5 @@ def test_trains_once_on_simulated_history_and_the_engine_can_score_with_it(tmp_p
     loaded = registry.load("day")
     assert loaded.metadata.signal_type == "day"
     assert all(s.startswith("SIM") for s in loaded.metadata.symbols)
-    scorer = ModelScorer(loaded, Timeframe.M1, min_confidence=0.0)
+    scorer = ModelScorer(loaded, Timeframe.M1, min_edge=-1.0)
     assert scorer.version == f"day:{first}"

@@ -14,6 +14,7 @@ from tradesignals.engine.model_scorer import ModelScorer
 from tradesignals.features.catalog import CORE_V2, FeatureSetMismatch
 from tradesignals.features.incremental import FEATURE_NAMES, FeatureEngine
 from tradesignals.models.inference import Scorer, TreeMember
+from tradesignals.models.labels import LabelSpec
 from tradesignals.models.registry import ModelRegistry
 
 NAMES = ("rsi_14", "ret_5", "ret_20", "bb_pctb")
@@ -47,7 +48,7 @@ def registry_with_model(tmp_path: Path, feature_set: dict[str, object]) -> Model
         training_range=("2020-01-01", "2020-12-31"),
         symbols=["X"],
         signal_type="swing",
-        metrics={},
+        metrics={"training": {"label": {**LabelSpec().as_dict(), "base_rate": 0.4}}},
     )
     return reg
 
@@ -55,7 +56,7 @@ def registry_with_model(tmp_path: Path, feature_set: dict[str, object]) -> Model
 def test_scores_warm_bars_and_explains_the_signal(tmp_path: Path) -> None:
     reg = registry_with_model(tmp_path, CORE_V2.ref.to_dict())
     loaded = reg.load("swing")
-    ms = ModelScorer(loaded, Timeframe.D1, min_confidence=0.0)
+    ms = ModelScorer(loaded, Timeframe.D1, min_edge=-1.0)
     ref = FeatureEngine(Timeframe.D1)
     decisions = []
     for b in bars():
@@ -72,15 +73,15 @@ def test_scores_warm_bars_and_explains_the_signal(tmp_path: Path) -> None:
         decisions.append(d)
     assert decisions, "warm bars must be scored"
     assert ms.version.startswith("swing:")
-    assert "P(first target before stop)" in decisions[-1].reasons[0]
+    assert "P(win after costs)" in decisions[-1].reasons[0] and "base rate of 40%" in decisions[-1].reasons[0]
     explain = decisions[-1].explain
     assert explain is not None, "contributions are offered, computed only when a signal is made"
     assert any("rsi_14" in r for r in explain())
 
 
-def test_min_confidence_filters_and_a_feature_set_mismatch_is_refused(tmp_path: Path) -> None:
+def test_min_edge_filters_and_a_feature_set_mismatch_is_refused(tmp_path: Path) -> None:
     reg = registry_with_model(tmp_path, CORE_V2.ref.to_dict())
-    strict = ModelScorer(reg.load("swing"), Timeframe.D1, min_confidence=1.0)
+    strict = ModelScorer(reg.load("swing"), Timeframe.D1, min_edge=1.0)
     assert all(strict.on_bar(b) is None for b in bars())
     wrong = dict(CORE_V2.ref.to_dict(), fingerprint="0" * 64)
     other = registry_with_model(tmp_path / "other", wrong)
@@ -91,17 +92,18 @@ def test_min_confidence_filters_and_a_feature_set_mismatch_is_refused(tmp_path: 
 def test_outcomes_feed_the_online_adapter() -> None:
     import tempfile
 
-    from tradesignals.engine.decide import DecideParams
+    from tradesignals.domain.trade_plan import PlanParams
     from tradesignals.engine.pipeline import SignalEngine
 
     with tempfile.TemporaryDirectory() as tmp:
         reg = registry_with_model(Path(tmp), CORE_V2.ref.to_dict())
-        ms = ModelScorer(reg.load("swing"), Timeframe.D1, min_confidence=0.0)
-        engine = SignalEngine(ms, Timeframe.D1, DecideParams(cooldown_bars=0))
+        ms = ModelScorer(reg.load("swing"), Timeframe.D1, min_edge=-1.0)
+        engine = SignalEngine(ms, plan=PlanParams(cooldown_bars=0))
         closed = 0
         for b in bars(200):
             engine.on_bar(b)
-            closed += len(engine.drain_outcomes())
+            # Every filled outcome teaches the online model; a signal never filled was no trade.
+            closed += sum(o.filled for o in engine.drain_outcomes())
         assert closed > 0
         assert ms.adapter is not None and ms.adapter.n_updates == closed
         # Too few outcomes for the drift monitor to confirm anything: no alert, no flag on signals.

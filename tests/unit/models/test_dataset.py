@@ -24,7 +24,7 @@ from tradesignals.models.dataset import (
     model_columns,
     parse_signal_type,
 )
-from tradesignals.models.labels import BarrierParams, triple_barrier_labels
+from tradesignals.models.labels import LabelSpec, triple_barrier_labels
 
 
 def sessions(start: tuple[int, int, int], end: tuple[int, int, int]) -> np.ndarray:
@@ -78,11 +78,13 @@ def test_rows_are_the_warm_labelled_bars_with_the_engines_barriers(
     bars: pd.DataFrame, long_ds: Dataset
 ) -> None:
     feats = compute_features(bars)
-    labels = triple_barrier_labels(bars, feats["atr_14"].to_numpy(), params=BarrierParams())
+    labels = triple_barrier_labels(bars, feats["atr_14"].to_numpy(), spec=LabelSpec())
     keep = feats["warm"].to_numpy() & labels["label"].notna().to_numpy()
     assert len(long_ds) == int(keep.sum()) > 0
     assert long_ds.counts["not_warm"] == int((~feats["warm"]).sum())
     assert long_ds.counts["unlabelled"] == int((feats["warm"] & labels["label"].isna()).sum())
+    not_filled = (labels["outcome"] == "not_filled").to_numpy()
+    assert long_ds.counts["not_filled"] == int((feats["warm"].to_numpy() & not_filled).sum())
 
     # Row for row (after the dataset's sort), the same features, label, t_end and weight.
     want = pd.concat([bars[["ts", "symbol"]], feats[["rsi_14", "ret_5"]], labels], axis=1)[keep]
@@ -104,7 +106,7 @@ def test_a_row_is_time_ordered_with_its_label_window_after_it(long_ds: Dataset) 
     assert np.all((long_ds.weight > 0) & (long_ds.weight <= 1))
     assert (long_ds.direction == 1.0).all()
     assert long_ds.timeframe is Timeframe.D1
-    assert long_ds.barrier == BarrierParams()  # stop 1.5 ATR, target 1R, 5 bars: the engine's
+    assert long_ds.spec == LabelSpec()  # the product's plan and cost schedule: the engine's
 
 
 def test_model_columns_are_the_feature_sets_scale_free_columns_in_its_order(long_ds: Dataset) -> None:

@@ -147,7 +147,8 @@ def test_a_two_direction_model_is_rebuilt_and_reported_per_direction(data: Path,
     out = evaluate(tmp_path, data)
     assert out["model"]["directions"] == ["long", "short"]
     longs, shorts = out["by_direction"]["long"], out["by_direction"]["short"]
-    assert longs["n"] + shorts["n"] == out["n"] and longs["n"] == shorts["n"] > 500
+    # Not equal counts: a long and a short decided on one bar are refused a fill on opposite gaps.
+    assert longs["n"] + shorts["n"] == out["n"] and min(longs["n"], shorts["n"]) > 500
     # Each direction's constant baseline is its own training base rate.
     stats = result.metrics["training"]["baselines"]["base_rate"]
     assert stats["long"] != stats["short"]

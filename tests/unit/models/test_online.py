@@ -237,15 +237,22 @@ def test_snapshot_rejects_foreign_or_corrupt_data() -> None:
         OnlineAdapter.from_snapshot(bad)
 
 
-def _outcome(kind: OutcomeKind, target_index: int | None) -> Outcome:
+def _outcome(kind: OutcomeKind, net_r: float | None) -> Outcome:
     t = datetime(2024, 1, 2, tzinfo=UTC)
-    return Outcome("s1", "AAPL", kind, target_index, 101.0, 1.0, 0.5, 2.0, -1.0, 3600.0, t)
+    filled = kind is not OutcomeKind.NOT_FILLED
+    return Outcome(
+        "s1", "AAPL", kind, 2 if kind is OutcomeKind.TARGET else None, t,
+        t if filled else None, 100.0 if filled else None, None if filled else 120.0,
+        101.0 if filled else None, 1.0 if filled else None, 0.1 if filled else None,
+        0.9 if filled else None, 0.5 if filled else None, net_r, 2.0 if filled else None,
+        -1.0 if filled else None, 3600.0, t,
+    )  # fmt: skip
 
 
-def test_won_follows_the_training_label_not_the_close_reason() -> None:
-    assert won_from_outcome(_outcome(OutcomeKind.TARGET, 2))
-    assert won_from_outcome(_outcome(OutcomeKind.STOP, 0))  # reached 1R, then stopped out: label 1
-    assert won_from_outcome(_outcome(OutcomeKind.EXPIRED, 0))
-    assert not won_from_outcome(_outcome(OutcomeKind.STOP, None))
-    assert not won_from_outcome(_outcome(OutcomeKind.EXPIRED, None))
-    assert not won_from_outcome(_outcome(OutcomeKind.STOP, 0), target_index=1)
+def test_won_is_the_rulebooks_win_net_r_above_zero_whatever_the_exit() -> None:
+    assert won_from_outcome(_outcome(OutcomeKind.TARGET, 2.7))
+    assert won_from_outcome(_outcome(OutcomeKind.EXPIRED, 0.3))  # expired in profit after costs: a win
+    assert not won_from_outcome(_outcome(OutcomeKind.EXPIRED, -0.01))  # gross gain eaten by costs
+    assert not won_from_outcome(_outcome(OutcomeKind.STOP, -1.1))
+    assert not won_from_outcome(_outcome(OutcomeKind.EXPIRED, 0.0))  # flat is not a win
+    assert not won_from_outcome(_outcome(OutcomeKind.NOT_FILLED, None))
