@@ -33,12 +33,12 @@ def test_ingest_reports_counts_and_is_idempotent(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     s1 = json.loads(first.stdout)
     assert s1["rows_read"] == 22 and s1["inserted"] == 20 and s1["symbols"] == 2
-    assert s1["rejected"] == {"a price is not finite": 1, "high < low": 1}
+    assert s1["rejected"] == {"not_finite": 1, "high_below_low": 1}
     assert s1["timeframe"] == "1d" and s1["first_ts"] == "2024-01-01" and s1["last_ts"] == "2024-01-10"
     second = json.loads(run(["ingest", str(src), "--json"], tmp_path / "var").stdout)
     assert second["inserted"] == 0 and second["updated"] == 0 and second["unchanged"] == 20
     table = run(["ingest", str(src)], tmp_path / "var")
-    assert table.returncode == 0 and "rejected: high < low" in table.stdout
+    assert table.returncode == 0 and "rejected: high_below_low" in table.stdout
 
 
 def test_ingest_bad_input_is_one_line(tmp_path: Path) -> None:

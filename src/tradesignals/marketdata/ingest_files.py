@@ -6,8 +6,9 @@ row in a few vectorised passes, and only then written, in chunks of whole symbol
 cannot be read, lacks a column, or whose timeframe cannot be told writes nothing; and because
 upserts are idempotent, a run interrupted mid-write is completed by running it again.
 
-Rows are judged here with the same reasons as ``Bar.problems()`` uses, so counts from a file ingest
-and from the live validator read alike. Each rejected row is counted once, under its first reason
+Rows are judged with ``Bar.problems()``'s rules and named with the one vocabulary of
+``domain.bar_quality.QualityReason``, so counts from a file ingest, a replay and the live validator
+read alike. Each rejected row is counted once, under its first reason
 in the order of ``REASONS`` — so ``rows_read == rows_loaded + sum(rejected.values())`` always.
 """
 
@@ -22,35 +23,25 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from tradesignals.domain.bar_quality import QualityReason
 from tradesignals.domain.market import Timeframe, to_datetime
 from tradesignals.marketdata.feeds.base import FeedError
 from tradesignals.marketdata.ohlcv_file import infer_timeframe, read_ohlcv
 from tradesignals.storage.timeseries import MAX_SYMBOL_LENGTH, BarStore, UpsertResult
 
-EMPTY_SYMBOL = "empty symbol"
-INVALID_SYMBOL = f"symbol longer than {MAX_SYMBOL_LENGTH} or with control characters"
-PRICE_NOT_FINITE = "a price is not finite"
-PRICE_NOT_POSITIVE = "a price is not positive"
-VOLUME_NOT_FINITE = "volume is not finite"
-VOLUME_NEGATIVE = "volume is negative"
-HIGH_BELOW_LOW = "high < low"
-OPEN_CLOSE_OUTSIDE = "open/close outside [low, high]"
-DUPLICATE = "duplicate (symbol, ts)"
-CONFLICTING_DUPLICATE = "conflicting duplicate (symbol, ts)"
-BAD_TIME = "unreadable timestamp"
-
-# Order matters: a row is counted under the first reason that applies to it.
-REASONS = (
-    EMPTY_SYMBOL,
-    INVALID_SYMBOL,
-    PRICE_NOT_FINITE,
-    PRICE_NOT_POSITIVE,
-    VOLUME_NOT_FINITE,
-    VOLUME_NEGATIVE,
-    HIGH_BELOW_LOW,
-    OPEN_CLOSE_OUTSIDE,
-    DUPLICATE,
-    CONFLICTING_DUPLICATE,
+R = QualityReason
+# Order matters: a row is counted under the first reason that applies to it (``Bar.problems()``'s
+# order, then the file-level rules).
+REASONS: tuple[QualityReason, ...] = (
+    R.EMPTY_SYMBOL,
+    R.BAD_SYMBOL,
+    R.NOT_FINITE,
+    R.NON_POSITIVE_PRICE,
+    R.NEGATIVE_VOLUME,
+    R.HIGH_BELOW_LOW,
+    R.OPEN_CLOSE_OUTSIDE_RANGE,
+    R.DUPLICATE,
+    R.CONFLICTING_DUPLICATE,
 )
 
 # Rows per upsert call, rounded up to whole symbols: large enough that per-call overhead vanishes,
@@ -84,7 +75,7 @@ class IngestSummary:
     def to_json(self) -> dict[str, object]:
         """Plain JSON types; timestamps as ISO dates for daily bars, ISO UTC date-times otherwise."""
         out: dict[str, object] = asdict(self)
-        out["rejected"] = dict(sorted(self.rejected.items()))
+        out["rejected"] = {str(k): v for k, v in sorted(self.rejected.items())}
         out["rows_rejected"] = self.rows_rejected
         out["timeframe"] = self.timeframe.value if self.timeframe else None
         out["first_ts"] = self._iso(self.first_ts)
@@ -127,7 +118,7 @@ def ingest_files(
     total_bytes, done_bytes = sum(sizes), 0
 
     summary = IngestSummary(timeframe=timeframe)
-    rejected: dict[str, int] = {}
+    rejected: dict[QualityReason, int] = {}
     seen_symbols: set[str] = set()
     for path, size in zip(paths, sizes, strict=True):
         frame = read_ohlcv(path, tz=tz)
@@ -143,7 +134,7 @@ def ingest_files(
         keep, reasons = check_rows(frame)
         bad_time = int(frame.attrs.get("dropped_bad_time", 0))
         if bad_time:
-            reasons[BAD_TIME] = bad_time
+            reasons[R.BAD_TIMESTAMP] = bad_time
         for reason, count in reasons.items():
             rejected[reason] = rejected.get(reason, 0) + count
         good = frame.loc[keep]
@@ -174,7 +165,7 @@ def ingest_files(
             seen_symbols.update(pd.unique(good["symbol"]).tolist())
 
     summary.rows_loaded = summary.inserted + summary.updated + summary.unchanged
-    summary.rejected = {r: rejected[r] for r in (*REASONS, BAD_TIME) if rejected.get(r)}
+    summary.rejected = {r: rejected[r] for r in (*REASONS, R.BAD_TIMESTAMP) if rejected.get(r)}
     summary.symbols = len(seen_symbols)
     summary.seconds = time.perf_counter() - started
     return summary
@@ -212,7 +203,7 @@ def _chunks(good: pd.DataFrame, share: int) -> list[tuple[pd.DataFrame, int]]:
     return out
 
 
-def check_rows(frame: pd.DataFrame) -> tuple[np.ndarray, dict[str, int]]:
+def check_rows(frame: pd.DataFrame) -> tuple[np.ndarray, dict[QualityReason, int]]:
     """Which rows of a canonical OHLCV frame to load, and how many were rejected for each reason.
 
     Exact-copy duplicates keep their first row (the file merely repeated itself); rows sharing a
@@ -221,7 +212,7 @@ def check_rows(frame: pd.DataFrame) -> tuple[np.ndarray, dict[str, int]]:
     n = len(frame)
     code = np.zeros(n, dtype=np.int8)  # 0 = keep, else 1 + index into REASONS
 
-    def mark(mask: npt.ArrayLike, reason: str) -> None:
+    def mark(mask: npt.ArrayLike, reason: QualityReason) -> None:
         code[(code == 0) & np.asarray(mask, dtype=bool)] = REASONS.index(reason) + 1
 
     # Symbols are judged once per distinct value (hundreds), not per row (hundreds of thousands).
@@ -231,20 +222,20 @@ def check_rows(frame: pd.DataFrame) -> tuple[np.ndarray, dict[str, int]]:
     # What the store would refuse (it names directories after symbols) is rejected here, row by
     # row, rather than failing the whole ingest half-way through.
     invalid = np.array([_bad_symbol(u) for u in names] + [False], dtype=bool)
-    mark(empty[sym_codes], EMPTY_SYMBOL)
-    mark(invalid[sym_codes], INVALID_SYMBOL)
+    mark(empty[sym_codes], R.EMPTY_SYMBOL)
+    mark(invalid[sym_codes], R.BAD_SYMBOL)
 
     o, h, lo, c, v = (
         frame[col].to_numpy(dtype=np.float64) for col in ("open", "high", "low", "close", "volume")
     )
     with np.errstate(invalid="ignore"):
         prices = np.column_stack((o, h, lo, c))
-        mark(~np.isfinite(prices).all(axis=1), PRICE_NOT_FINITE)
-        mark((prices <= 0).any(axis=1), PRICE_NOT_POSITIVE)
-        mark(~np.isfinite(v), VOLUME_NOT_FINITE)
-        mark(v < 0, VOLUME_NEGATIVE)
-        mark(h < lo, HIGH_BELOW_LOW)
-        mark((o < lo) | (o > h) | (c < lo) | (c > h), OPEN_CLOSE_OUTSIDE)
+        mark(~np.isfinite(prices).all(axis=1), R.NOT_FINITE)
+        mark((prices <= 0).any(axis=1), R.NON_POSITIVE_PRICE)
+        mark(~np.isfinite(v), R.NOT_FINITE)
+        mark(v < 0, R.NEGATIVE_VOLUME)
+        mark(h < lo, R.HIGH_BELOW_LOW)
+        mark((o < lo) | (o > h) | (c < lo) | (c > h), R.OPEN_CLOSE_OUTSIDE_RANGE)
 
     ok = np.flatnonzero(code == 0)
     if ok.size > 1:
@@ -275,5 +266,5 @@ def _mark_duplicates(
     differs = (values[rows] != values[first_row]).any(axis=1)
     conflicted = np.bincount(group, weights=differs.astype(np.float64)) > 0
     in_conflict = conflicted[group]
-    code[rows[in_conflict]] = REASONS.index(CONFLICTING_DUPLICATE) + 1
-    code[rows[repeat & ~in_conflict]] = REASONS.index(DUPLICATE) + 1
+    code[rows[in_conflict]] = REASONS.index(R.CONFLICTING_DUPLICATE) + 1
+    code[rows[repeat & ~in_conflict]] = REASONS.index(R.DUPLICATE) + 1
