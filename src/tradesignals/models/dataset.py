@@ -25,6 +25,12 @@ Choices, and why:
   ref: its columns are *defined* by that set, and a changed definition must refuse the model.
 * **Only warm rows with a label.** Warm-up rows are never scored live (the scorer skips them), and a
   censored or impossible label (``labels`` module) is not a sample.
+* **No corporate action or glitch in a label or a warm-up.** One-bar moves that look like an
+  unadjusted split, a spin-off or a one-day vendor glitch (``marketdata.corporate_actions``) are
+  flagged. The features are computed with the flagged bars' prices blanked, so the feature engine
+  treats them as bad bars and restarts warm-up after them (no indicator spans a level shift), and
+  a row whose label window holds a flagged bar gets no label (``label_window_flagged``). Counted
+  in ``counts`` (``flagged_bars``, ``flagged_<reason>``).
 * **Point in time.** Features at bar ``t`` come from bars ``<= t`` (``features.batch`` by
   construction; ``tests/unit/models/test_dataset.py`` moves the future and checks nothing at ``t``
   moves). Only the label looks ahead, and it carries ``t_end`` so validation can purge on it.
@@ -47,6 +53,7 @@ from tradesignals.engine.decide import DecideParams
 from tradesignals.features.catalog import FeatureSet
 from tradesignals.features.catalog import latest as latest_feature_set
 from tradesignals.marketdata.calendar import SessionCalendar
+from tradesignals.marketdata.corporate_actions import detect_corporate_actions, near_flags
 from tradesignals.marketdata.ohlcv_file import infer_timeframe, read_ohlcv
 from tradesignals.models.labels import BarrierParams, triple_barrier_labels
 
@@ -60,6 +67,7 @@ __all__ = [
     "DatasetError",
     "build_dataset",
     "dataset_summary",
+    "label_window_flagged",
     "load_bars",
     "model_columns",
     "parse_directions",
@@ -111,8 +119,9 @@ class Dataset:
     ``frame`` holds ``ts`` (int ns), ``symbol``, ``direction`` (+1 long, -1 short), every feature the
     batch engine computes, and the label fields ``label`` (0/1), ``t_end`` (int ns), ``weight``
     (uniqueness), ``ret`` and ``outcome``. ``feature_names`` are the model's input columns, in order.
-    ``counts`` says what was dropped on the way: ``bars`` read, then per (bar, direction) ``not_warm``
-    and ``unlabelled``, and the ``rows`` kept.
+    ``counts`` says what was dropped on the way: ``bars`` read, ``flagged_bars`` (and
+    ``flagged_<reason>``, see ``marketdata.corporate_actions``), then per (bar, direction)
+    ``not_warm``, ``unlabelled`` and ``label_window_flagged``, and the ``rows`` kept.
     """
 
     frame: pd.DataFrame
@@ -281,7 +290,8 @@ def build_dataset(
     if params.signal_type is not kind:
         raise DatasetError(f"barriers are for {params.signal_type.value} labels, not {kind.value}")
 
-    feats = compute_features(bars, timeframe=tf, calendar=calendar)
+    flags = detect_corporate_actions(bars)
+    feats = compute_features(flags.masked(bars), timeframe=tf, calendar=calendar)
     missing = [c for c in fs.columns if c not in feats.columns]
     if missing:
         raise DatasetError(f"feature set {fs.ref} has columns the batch features lack: {missing}")
@@ -291,14 +301,18 @@ def build_dataset(
     warm = feats["warm"].to_numpy(dtype=bool)
     atr = feats[ATR_COLUMN].to_numpy(dtype=np.float64)
 
+    blocked = label_window_flagged(bars, flags.mask, params, tf)
     parts = []
-    counts = {"bars": len(bars), "not_warm": 0, "unlabelled": 0}
+    counts = {"bars": len(bars), "not_warm": 0, "unlabelled": 0, "label_window_flagged": 0}
+    counts["flagged_bars"] = int(flags.mask.sum())
+    counts.update({f"flagged_{reason.value}": n for reason, n in flags.counts().items()})
     for d in dirs:
         lab = triple_barrier_labels(bars, atr, direction=d, params=params, calendar=calendar)
         has_label = lab["label"].notna().to_numpy()
-        keep = warm & has_label
+        keep = warm & has_label & ~blocked
         counts["not_warm"] += int((~warm).sum())
         counts["unlabelled"] += int((warm & ~has_label).sum())
+        counts["label_window_flagged"] += int((warm & has_label & blocked).sum())
         part = pd.DataFrame(values[keep], columns=feature_cols)
         part.insert(0, DIRECTION_FEATURE, float(d.sign))
         part.insert(0, "symbol", bars["symbol"].to_numpy()[keep])
@@ -317,6 +331,22 @@ def build_dataset(
     frame["outcome"] = frame["outcome"].astype("category")
     counts["rows"] = len(frame)
     return Dataset(frame, names, fs, params, dirs, tf, counts)
+
+
+def label_window_flagged(
+    bars: pd.DataFrame, flagged: npt.ArrayLike, params: BarrierParams, timeframe: Timeframe
+) -> npt.NDArray[np.bool_]:
+    """Rows of ``bars`` whose label window holds a flagged bar: they must get no label.
+
+    The window is the row's own bar (the entry is decided at its close) and the next
+    ``horizon_bars`` bars for swing labels; a day label runs to its session's close, so every bar
+    of a day (``1d / timeframe`` bars) is taken as its horizon — a bound, never short of it.
+    """
+    if params.signal_type is SignalType.SWING:
+        ahead = params.horizon_bars
+    else:
+        ahead = max(Timeframe.D1.ns // timeframe.ns, 1)
+    return near_flags(bars["symbol"].to_numpy(), bars["ts"].to_numpy(), flagged, ahead=ahead)
 
 
 def dataset_summary(ds: Dataset) -> dict[str, Any]:
