@@ -135,5 +135,5 @@ def test_near_flags_looks_ahead_and_behind_within_the_symbol_only() -> None:
     behind = near_flags(sym, ts, flag, ahead=0, behind=3)
     assert sorted(ts[behind].tolist()) == [5, 6, 7, 8]
     assert not near_flags(sym, ts, np.zeros(20, dtype=bool), ahead=5).any()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="ahead and behind"):
         near_flags(sym, ts, flag, ahead=-1)
