@@ -294,6 +294,11 @@ def _print_ingest(data: dict[str, object]) -> None:
     if isinstance(rejected, dict):
         for reason, count in rejected.items():
             table.add_row(escape(f"  rejected: {reason}"), str(count))
+    table.add_row("rows flagged", str(data.get("rows_flagged", 0)))
+    flagged = data.get("flagged") or {}
+    if isinstance(flagged, dict):
+        for reason, count in flagged.items():
+            table.add_row(escape(f"  flagged: {reason}"), str(count))
     out.print(table)
 
 

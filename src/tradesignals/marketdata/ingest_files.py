@@ -10,6 +10,11 @@ Rows are judged with ``Bar.problems()``'s rules and named with the one vocabular
 ``domain.bar_quality.QualityReason``, so counts from a file ingest, a replay and the live validator
 read alike. Each rejected row is counted once, under its first reason
 in the order of ``REASONS`` — so ``rows_read == rows_loaded + sum(rejected.values())`` always.
+
+One-bar moves that look like unadjusted corporate actions or glitches
+(``marketdata.corporate_actions``: ``reversed_jump``, ``split_ratio``, ``level_drop``) are counted
+in ``flagged`` but loaded as they are: the store keeps what the vendor sent, and the dataset
+builder, which re-detects them, keeps them out of labels and feature warm-up.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from tradesignals.domain.bar_quality import QualityReason
+from tradesignals.domain.bar_quality import CORPORATE_ACTION_FLAGS, QualityReason
 from tradesignals.domain.market import Timeframe, to_datetime
+from tradesignals.marketdata.corporate_actions import detect_corporate_actions
 from tradesignals.marketdata.feeds.base import FeedError
 from tradesignals.marketdata.ohlcv_file import infer_timeframe, read_ohlcv
 from tradesignals.storage.timeseries import MAX_SYMBOL_LENGTH, BarStore, UpsertResult
@@ -62,6 +68,7 @@ class IngestSummary:
     updated: int = 0
     unchanged: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
+    flagged: dict[str, int] = field(default_factory=dict)  # loaded, but suspect (corporate actions)
     symbols: int = 0
     first_ts: int | None = None
     last_ts: int | None = None
@@ -77,6 +84,8 @@ class IngestSummary:
         out: dict[str, object] = asdict(self)
         out["rejected"] = {str(k): v for k, v in sorted(self.rejected.items())}
         out["rows_rejected"] = self.rows_rejected
+        out["flagged"] = {str(k): self.flagged[k] for k in CORPORATE_ACTION_FLAGS if self.flagged.get(k)}
+        out["rows_flagged"] = sum(self.flagged.values())
         out["timeframe"] = self.timeframe.value if self.timeframe else None
         out["first_ts"] = self._iso(self.first_ts)
         out["last_ts"] = self._iso(self.last_ts)
@@ -119,6 +128,7 @@ def ingest_files(
 
     summary = IngestSummary(timeframe=timeframe)
     rejected: dict[QualityReason, int] = {}
+    flagged: dict[QualityReason, int] = {}
     seen_symbols: set[str] = set()
     for path, size in zip(paths, sizes, strict=True):
         frame = read_ohlcv(path, tz=tz)
@@ -138,6 +148,8 @@ def ingest_files(
         for reason, count in reasons.items():
             rejected[reason] = rejected.get(reason, 0) + count
         good = frame.loc[keep]
+        for reason, count in detect_corporate_actions(good).counts().items():
+            flagged[reason] = flagged.get(reason, 0) + count
         summary.files += 1
         summary.rows_read += len(frame) + bad_time
         done_bytes += size // 2
@@ -166,6 +178,7 @@ def ingest_files(
 
     summary.rows_loaded = summary.inserted + summary.updated + summary.unchanged
     summary.rejected = {r: rejected[r] for r in (*REASONS, R.BAD_TIMESTAMP) if rejected.get(r)}
+    summary.flagged = {r: flagged[r] for r in CORPORATE_ACTION_FLAGS if flagged.get(r)}
     summary.symbols = len(seen_symbols)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -288,3 +288,27 @@ def test_check_rows_on_a_large_random_frame_matches_a_row_by_row_reading() -> No
         R.DUPLICATE,
         R.CONFLICTING_DUPLICATE,
     }
+
+
+def test_corporate_actions_are_counted_as_flags_and_loaded(tmp_path: Path, store: ParquetBarStore) -> None:
+    rng = np.random.default_rng(11)
+    dates = pd.date_range("2023-01-02", periods=120, freq="B")
+    rows = []
+    for symbol, event in (("SPLT", "split"), ("GLCH", "glitch"), ("CALM", None)):
+        close = 40 * np.exp(np.cumsum(rng.normal(0, 0.01, len(dates))))
+        if event == "split":
+            close[80:] /= 2.0
+        elif event == "glitch":
+            close[90] *= 1.35
+        rows += [
+            f"{d.date()},{symbol},{c:.4f},{c * 1.01:.4f},{c * 0.99:.4f},{c:.4f},1000"
+            for d, c in zip(dates, close, strict=True)
+        ]
+    path = write_csv(tmp_path / "actions.csv", rows)
+
+    summary = ingest_files([path], store)
+
+    assert summary.flagged == {R.REVERSED_JUMP: 1, R.SPLIT_RATIO: 1}
+    assert summary.rejected == {} and summary.rows_loaded == 360  # flagged bars are still loaded
+    out = json.loads(json.dumps(summary.to_json()))
+    assert out["flagged"] == {"reversed_jump": 1, "split_ratio": 1} and out["rows_flagged"] == 2
