@@ -140,7 +140,7 @@ class CorporateActionFlags:
     @property
     def mask(self) -> npt.NDArray[np.bool_]:
         """True for flagged rows."""
-        return self.codes != 0
+        return np.asarray(self.codes != 0, dtype=bool)
 
     def reasons(self) -> list[QualityReason | None]:
         """The reason per row (None when not flagged)."""

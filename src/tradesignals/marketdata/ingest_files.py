@@ -32,7 +32,8 @@ from tradesignals.domain.bar_quality import CORPORATE_ACTION_FLAGS, QualityReaso
 from tradesignals.domain.market import Timeframe, to_datetime
 from tradesignals.marketdata.corporate_actions import detect_corporate_actions
 from tradesignals.marketdata.feeds.base import FeedError
-from tradesignals.marketdata.ohlcv_file import infer_timeframe, read_ohlcv
+from tradesignals.marketdata.ohlcv_file import PriceChoice, infer_timeframe, read_ohlcv
+from tradesignals.marketdata.session_fit import check_session_fit
 from tradesignals.storage.timeseries import MAX_SYMBOL_LENGTH, BarStore, UpsertResult
 
 R = QualityReason
@@ -73,6 +74,7 @@ class IngestSummary:
     first_ts: int | None = None
     last_ts: int | None = None
     timeframe: Timeframe | None = None
+    prices: str | None = None  # "adjusted", "raw", or "adjusted+raw" when the files differ
     seconds: float = 0.0
 
     @property
@@ -108,6 +110,7 @@ def ingest_files(
     timeframe: Timeframe | None = None,
     progress: Progress | None = None,
     tz: str | None = None,
+    prices: PriceChoice | None = None,
 ) -> IngestSummary:
     """Load ``paths`` into ``store``; later files win where two hold the same (symbol, ts).
 
@@ -115,7 +118,10 @@ def ingest_files(
     summary describes one timeframe), else a one-line ``FeedError`` before that file is written.
     ``progress(done, total)`` is in bytes of input: half of a file's size is credited once it is
     read and checked, the other half as its rows are written — so a bar moves during both phases.
-    ``tz`` is for files with naive local times (see ``read_ohlcv``); offsets in the file win.
+    ``tz`` is for files with naive local times (see ``read_ohlcv``); offsets in the file win. An
+    intraday file whose naive times only fit the exchange's hours as local time is refused before
+    anything is written, with a one-line ``FeedError`` naming ``--tz`` (``session_fit``).
+    ``prices`` is ``read_ohlcv``'s: adjusted when the file has an adjusted close, unless ``raw``.
     """
     started = time.perf_counter()
     timeframe = Timeframe(timeframe) if timeframe is not None else None
@@ -131,8 +137,14 @@ def ingest_files(
     flagged: dict[QualityReason, int] = {}
     seen_symbols: set[str] = set()
     for path, size in zip(paths, sizes, strict=True):
-        frame = read_ohlcv(path, tz=tz)
+        frame = read_ohlcv(path, tz=tz, prices=prices)
         file_tf = timeframe or _infer(path, frame)
+        check_session_fit(frame, file_tf, source=str(path))
+        used = str(frame.attrs.get("prices", "raw"))
+        if summary.prices is None:
+            summary.prices = used
+        elif used not in summary.prices.split("+"):
+            summary.prices = "adjusted+raw"
         if summary.timeframe is None:
             summary.timeframe = file_tf
         elif file_tf is not summary.timeframe:

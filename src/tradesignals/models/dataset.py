@@ -54,7 +54,7 @@ from tradesignals.features.catalog import FeatureSet
 from tradesignals.features.catalog import latest as latest_feature_set
 from tradesignals.marketdata.calendar import SessionCalendar
 from tradesignals.marketdata.corporate_actions import detect_corporate_actions, near_flags
-from tradesignals.marketdata.ohlcv_file import infer_timeframe, read_ohlcv
+from tradesignals.marketdata.ohlcv_file import PriceChoice, infer_timeframe, read_ohlcv
 from tradesignals.models.labels import BarrierParams, triple_barrier_labels
 
 __all__ = [
@@ -232,8 +232,11 @@ def model_columns(feature_set: FeatureSet, directions: Sequence[Direction]) -> t
     return (*cols, DIRECTION_FEATURE) if len(directions) > 1 else cols
 
 
-def load_bars(paths: str | Path | Sequence[str | Path]) -> pd.DataFrame:
-    """Every file's bars in one canonical frame; a (symbol, ts) given twice is refused, not guessed."""
+def load_bars(paths: str | Path | Sequence[str | Path], *, prices: PriceChoice | None = None) -> pd.DataFrame:
+    """Every file's bars in one canonical frame; a (symbol, ts) given twice is refused, not guessed.
+
+    ``prices`` is ``read_ohlcv``'s (adjusted when a file has an adjusted close, unless ``raw``).
+    """
     items = [paths] if isinstance(paths, str | Path) else list(paths)
     if not items:
         raise DatasetError("no data file given")
@@ -242,7 +245,7 @@ def load_bars(paths: str | Path | Sequence[str | Path]) -> pd.DataFrame:
         path = Path(p)
         if not path.exists():
             raise DatasetError(f"{path}: no such file")
-        frames.append(read_ohlcv(path))
+        frames.append(read_ohlcv(path, prices=prices))
     bars = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     dup = bars.duplicated(["symbol", "ts"])
     if dup.any():
