@@ -227,6 +227,10 @@ def ingest(
     tz: Annotated[
         str | None, typer.Option(help="Time zone of times written without an offset (default UTC).")
     ] = None,
+    prices: Annotated[
+        str | None,
+        typer.Option(help="adjusted|raw: scale by the Adj Close column (default when present) or not."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Load OHLCV files into the history store (idempotent: loading a file twice changes nothing)."""
@@ -234,12 +238,14 @@ def ingest(
 
     from tradesignals.domain.market import Timeframe
     from tradesignals.marketdata.ingest_files import ingest_files
+    from tradesignals.marketdata.ohlcv_file import parse_prices
     from tradesignals.storage.base import StorageError
     from tradesignals.wiring import build_bar_store
 
     try:
         settings = _settings()
         tf = Timeframe.parse(timeframe) if timeframe else None
+        price_basis = parse_prices(prices)
         for path in paths:
             if not path.is_file():
                 raise FeedError(f"{path}: no such file")
@@ -261,7 +267,9 @@ def ingest(
                 def progress(done: int, total: int) -> None:
                     bar.update(task, completed=done, total=total)
 
-                summary = ingest_files(list(paths), store, timeframe=tf, progress=progress, tz=tz)
+                summary = ingest_files(
+                    list(paths), store, timeframe=tf, progress=progress, tz=tz, prices=price_basis
+                )
         finally:
             store.close()
     except (ConfigError, FeedError, StorageError, ValueError) as exc:
@@ -289,6 +297,7 @@ def _print_ingest(data: dict[str, object]) -> None:
         "rows_rejected",
         "symbols",
         "timeframe",
+        "prices",
         "first_ts",
         "last_ts",
         "seconds",
@@ -298,6 +307,11 @@ def _print_ingest(data: dict[str, object]) -> None:
     if isinstance(rejected, dict):
         for reason, count in rejected.items():
             table.add_row(escape(f"  rejected: {reason}"), str(count))
+    table.add_row("rows flagged", str(data.get("rows_flagged", 0)))
+    flagged = data.get("flagged") or {}
+    if isinstance(flagged, dict):
+        for reason, count in flagged.items():
+            table.add_row(escape(f"  flagged: {reason}"), str(count))
     out.print(table)
 
 
@@ -352,17 +366,22 @@ def features(
     tz: Annotated[
         str | None, typer.Option(help="Time zone of times written without an offset (default UTC).")
     ] = None,
+    prices: Annotated[
+        str | None,
+        typer.Option(help="adjusted|raw: scale by the Adj Close column (default when present) or not."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Batch feature table: one row per symbol and bar — timestamp, symbol, then the features."""
     from tradesignals.domain.market import Timeframe
     from tradesignals.features.compute_file import compute_features_file
+    from tradesignals.marketdata.ohlcv_file import parse_prices
 
     try:
         tf = Timeframe.parse(timeframe) if timeframe else None
         if not path.is_file():
             raise FeedError(f"{path}: no such file")
-        summary = compute_features_file(path, out, tz=tz, timeframe=tf)
+        summary = compute_features_file(path, out, tz=tz, timeframe=tf, prices=parse_prices(prices))
     except (FeedError, ValueError, OSError) as exc:
         raise _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     data = summary.as_dict()
@@ -379,6 +398,10 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="Model registry directory.")],
     signal_type: Annotated[str, typer.Option(help="swing (daily bars) or day (intraday).")] = "swing",
     until: Annotated[str | None, typer.Option(help="Train only on labels resolved before this date.")] = None,
+    prices: Annotated[
+        str | None,
+        typer.Option(help="adjusted|raw: scale by the Adj Close column (default when present) or not."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Purged walk-forward training of the calibrated ensemble; saves a new version in the registry."""
@@ -389,11 +412,11 @@ def train(
 
     if as_json or not console.is_terminal:
         code = train_command(data, out, signal_type=signal_type, until=until, as_json=as_json,
-                             echo=typer.echo, err=err)  # fmt: skip
+                             echo=typer.echo, err=err, prices=prices)  # fmt: skip
     else:
         with rich_progress() as progress:
             code = train_command(data, out, signal_type=signal_type, until=until, as_json=as_json,
-                                 echo=typer.echo, err=err, progress=progress)  # fmt: skip
+                                 echo=typer.echo, err=err, progress=progress, prices=prices)  # fmt: skip
     raise typer.Exit(code)
 
 
@@ -405,6 +428,10 @@ def evaluate(
     name: Annotated[
         str | None, typer.Option(help="Model name in the registry (default: the only one).")
     ] = None,
+    prices: Annotated[
+        str | None,
+        typer.Option(help="adjusted|raw: scale by the Adj Close column (default when present) or not."),
+    ] = None,
 ) -> None:
     """Score only rows the model never trained on; metrics beside the always-long and momentum baselines."""
     from tradesignals.models.commands import evaluate_command
@@ -412,7 +439,9 @@ def evaluate(
     def err(message: str) -> None:
         console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
 
-    raise typer.Exit(evaluate_command(model_dir, data, as_json=as_json, name=name, echo=typer.echo, err=err))
+    raise typer.Exit(
+        evaluate_command(model_dir, data, as_json=as_json, name=name, echo=typer.echo, err=err, prices=prices)
+    )
 
 
 ledger_app = typer.Typer(help="The hash-chained signal ledger.", no_args_is_help=True)

@@ -8,13 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tradesignals.domain.bar_quality import QualityReason as R
 from tradesignals.domain.market import Timeframe
-from tradesignals.marketdata.ingest_files import (
-    HIGH_BELOW_LOW,
-    OPEN_CLOSE_OUTSIDE,
-    PRICE_NOT_FINITE,
-    ingest_files,
-)
+from tradesignals.marketdata.ingest_files import ingest_files
 from tradesignals.storage.timeseries_parquet import ParquetBarStore
 
 pytestmark = pytest.mark.realdata
@@ -45,7 +41,7 @@ def test_sp500_daily_ingests_with_readme_figures_and_is_idempotent(
     # README: 11 rows miss open/high/low; of the complete rows, 1 has high < max(open, close) and 11
     # have low > min(open, close) — 12 vendor quirks. One of them (AOS 2014-05-19: high 23.595, low
     # 23.85) has high < low outright, so it counts there; the other 11 as open/close outside.
-    assert first.rejected == {PRICE_NOT_FINITE: 11, HIGH_BELOW_LOW: 1, OPEN_CLOSE_OUTSIDE: 11}
+    assert first.rejected == {R.NOT_FINITE: 11, R.HIGH_BELOW_LOW: 1, R.OPEN_CLOSE_OUTSIDE_RANGE: 11}
     assert first.inserted == first.rows_loaded == 619_040 - 23
 
     raw = pd.read_csv(path).dropna(subset=["open", "high", "low"])

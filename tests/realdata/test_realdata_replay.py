@@ -105,8 +105,8 @@ async def test_sp500_replay_is_time_ordered_and_counts_the_vendor_quirks(data_di
     # low > min(o, c) (CHD on 2014-05-19 even has its low above its high).
     assert feed.skipped == 23
     assert feed.rejected == {
-        "a price is not finite": 11,
-        "open/close outside [low, high]": 11,
-        "high < low": 1,
+        "not_finite": 11,
+        "open_close_outside_range": 11,
+        "high_below_low": 1,
     }
     assert last == to_ns(utc(2018, 2, 7))

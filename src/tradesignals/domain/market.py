@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from tradesignals.domain.bar_quality import QualityReason
+
 NS_PER_SECOND = 1_000_000_000
 
 
@@ -78,19 +80,20 @@ class Tick:
     price: float
     size: float
 
-    def problems(self) -> list[str]:
-        """Why this tick cannot be used as is; empty when it can."""
-        out: list[str] = []
+    def problems(self) -> list[QualityReason]:
+        """Why this tick cannot be used as is (``QualityReason`` values); empty when it can."""
+        out: list[QualityReason] = []
         if not self.symbol:
-            out.append("empty symbol")
+            out.append(QualityReason.EMPTY_SYMBOL)
         if not math.isfinite(self.price):
-            out.append("price is not finite")
+            out.append(QualityReason.NOT_FINITE)
         elif self.price <= 0:
-            out.append("price is not positive")
+            out.append(QualityReason.NON_POSITIVE_PRICE)
         if not math.isfinite(self.size):
-            out.append("size is not finite")
+            if QualityReason.NOT_FINITE not in out:
+                out.append(QualityReason.NOT_FINITE)
         elif self.size < 0:
-            out.append("size is negative")
+            out.append(QualityReason.NEGATIVE_SIZE)
         return out
 
 
@@ -111,20 +114,24 @@ class Bar:
     def end(self) -> int:
         return self.ts + self.timeframe.ns
 
-    def problems(self) -> list[str]:
-        """Why this bar cannot be used as is; empty when it can."""
-        out: list[str] = []
+    def problems(self) -> list[QualityReason]:
+        """Why this bar cannot be used as is (``QualityReason`` values); empty when it can.
+
+        The same rules, in the same order, as the validator's and file ingest's field checks, so a
+        bad bar is counted under the same name wherever it is met.
+        """
+        out: list[QualityReason] = []
         prices = (self.open, self.high, self.low, self.close)
         if not all(math.isfinite(p) for p in prices):
-            return ["a price is not finite"]
+            return [QualityReason.NOT_FINITE]
         if min(prices) <= 0:
-            out.append("a price is not positive")
+            out.append(QualityReason.NON_POSITIVE_PRICE)
         if self.high < self.low:
-            out.append("high < low")
+            out.append(QualityReason.HIGH_BELOW_LOW)
         elif not (self.low <= self.open <= self.high and self.low <= self.close <= self.high):
-            out.append("open/close outside [low, high]")
+            out.append(QualityReason.OPEN_CLOSE_OUTSIDE_RANGE)
         if not math.isfinite(self.volume):
-            out.append("volume is not finite")
+            out.append(QualityReason.NOT_FINITE)
         elif self.volume < 0:
-            out.append("volume is negative")
+            out.append(QualityReason.NEGATIVE_VOLUME)
         return out

@@ -20,7 +20,8 @@ import pandas as pd
 from tradesignals.domain.market import Timeframe
 from tradesignals.features.batch import compute_features
 from tradesignals.features.incremental import FEATURE_NAMES, CalendarChoice
-from tradesignals.marketdata.ohlcv_file import infer_timeframe, read_ohlcv
+from tradesignals.marketdata.ohlcv_file import PriceChoice, infer_timeframe, read_ohlcv
+from tradesignals.marketdata.session_fit import check_session_fit
 
 CONTRACT_COLUMNS = (
     "sma_20",
@@ -55,6 +56,7 @@ class FeatureFileSummary:
     features: int
     timeframe: str
     timeframe_inferred: bool
+    prices: str
     warm_rows: int
     bad_rows: int
     empty_rows: int
@@ -74,20 +76,24 @@ def compute_features_file(
     tz: str | None = None,
     timeframe: Timeframe | None = None,
     calendar: CalendarChoice | None = None,
+    prices: PriceChoice | None = None,
 ) -> FeatureFileSummary:
     """Read ``path`` (any file ``ingest`` reads), compute the features, write Parquet to ``out_path``.
 
     ``tz`` is the zone of naive timestamps (``read_ohlcv``): an intraday equity file in New York
     wall time needs ``America/New_York`` or its bars fall outside the exchange's sessions and the
-    session features cannot warm. ``timeframe`` defaults to the one the bar spacing shows (daily if
+    session features cannot warm; such a file is refused with a one-line ``FeedError`` naming
+    ``--tz`` (``session_fit``). ``prices``: ``read_ohlcv``'s (adjusted when the file has an
+    adjusted close, unless ``raw``). ``timeframe`` defaults to the one the bar spacing shows (daily if
     it shows none). The file is written to a temporary name and renamed, so a failed run never
     leaves a half table behind. Raises ``FeedError`` when the input cannot be read.
     """
     started = time.perf_counter()
     src, dst = Path(path), Path(out_path)
-    df = read_ohlcv(src, tz=tz)
+    df = read_ohlcv(src, tz=tz, prices=prices)
     inferred = infer_timeframe(df) if timeframe is None else None
     tf = timeframe or inferred or Timeframe.D1
+    check_session_fit(df, tf, source=str(src))
     feats = compute_features(df, timeframe=tf, calendar=calendar)
 
     table = pd.DataFrame({"timestamp": pd.to_datetime(feats["ts"].to_numpy(), unit="ns", utc=True)})
@@ -114,6 +120,7 @@ def compute_features_file(
         features=len(FEATURE_NAMES),
         timeframe=tf.value,
         timeframe_inferred=timeframe is None and inferred is not None,
+        prices=str(df.attrs.get("prices", "raw")),
         warm_rows=int(table["warm"].sum()),
         bad_rows=int(status.get("bad", 0)),
         empty_rows=int(status.get("empty", 0)),

@@ -6,9 +6,15 @@ row in a few vectorised passes, and only then written, in chunks of whole symbol
 cannot be read, lacks a column, or whose timeframe cannot be told writes nothing; and because
 upserts are idempotent, a run interrupted mid-write is completed by running it again.
 
-Rows are judged here with the same reasons as ``Bar.problems()`` uses, so counts from a file ingest
-and from the live validator read alike. Each rejected row is counted once, under its first reason
+Rows are judged with ``Bar.problems()``'s rules and named with the one vocabulary of
+``domain.bar_quality.QualityReason``, so counts from a file ingest, a replay and the live validator
+read alike. Each rejected row is counted once, under its first reason
 in the order of ``REASONS`` — so ``rows_read == rows_loaded + sum(rejected.values())`` always.
+
+One-bar moves that look like unadjusted corporate actions or glitches
+(``marketdata.corporate_actions``: ``reversed_jump``, ``split_ratio``, ``level_drop``) are counted
+in ``flagged`` but loaded as they are: the store keeps what the vendor sent, and the dataset
+builder, which re-detects them, keeps them out of labels and feature warm-up.
 """
 
 from __future__ import annotations
@@ -22,35 +28,27 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from tradesignals.domain.bar_quality import CORPORATE_ACTION_FLAGS, QualityReason
 from tradesignals.domain.market import Timeframe, to_datetime
+from tradesignals.marketdata.corporate_actions import detect_corporate_actions
 from tradesignals.marketdata.feeds.base import FeedError
-from tradesignals.marketdata.ohlcv_file import infer_timeframe, read_ohlcv
+from tradesignals.marketdata.ohlcv_file import PriceChoice, infer_timeframe, read_ohlcv
+from tradesignals.marketdata.session_fit import check_session_fit
 from tradesignals.storage.timeseries import MAX_SYMBOL_LENGTH, BarStore, UpsertResult
 
-EMPTY_SYMBOL = "empty symbol"
-INVALID_SYMBOL = f"symbol longer than {MAX_SYMBOL_LENGTH} or with control characters"
-PRICE_NOT_FINITE = "a price is not finite"
-PRICE_NOT_POSITIVE = "a price is not positive"
-VOLUME_NOT_FINITE = "volume is not finite"
-VOLUME_NEGATIVE = "volume is negative"
-HIGH_BELOW_LOW = "high < low"
-OPEN_CLOSE_OUTSIDE = "open/close outside [low, high]"
-DUPLICATE = "duplicate (symbol, ts)"
-CONFLICTING_DUPLICATE = "conflicting duplicate (symbol, ts)"
-BAD_TIME = "unreadable timestamp"
-
-# Order matters: a row is counted under the first reason that applies to it.
-REASONS = (
-    EMPTY_SYMBOL,
-    INVALID_SYMBOL,
-    PRICE_NOT_FINITE,
-    PRICE_NOT_POSITIVE,
-    VOLUME_NOT_FINITE,
-    VOLUME_NEGATIVE,
-    HIGH_BELOW_LOW,
-    OPEN_CLOSE_OUTSIDE,
-    DUPLICATE,
-    CONFLICTING_DUPLICATE,
+R = QualityReason
+# Order matters: a row is counted under the first reason that applies to it (``Bar.problems()``'s
+# order, then the file-level rules).
+REASONS: tuple[QualityReason, ...] = (
+    R.EMPTY_SYMBOL,
+    R.BAD_SYMBOL,
+    R.NOT_FINITE,
+    R.NON_POSITIVE_PRICE,
+    R.NEGATIVE_VOLUME,
+    R.HIGH_BELOW_LOW,
+    R.OPEN_CLOSE_OUTSIDE_RANGE,
+    R.DUPLICATE,
+    R.CONFLICTING_DUPLICATE,
 )
 
 # Rows per upsert call, rounded up to whole symbols: large enough that per-call overhead vanishes,
@@ -71,10 +69,12 @@ class IngestSummary:
     updated: int = 0
     unchanged: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
+    flagged: dict[str, int] = field(default_factory=dict)  # loaded, but suspect (corporate actions)
     symbols: int = 0
     first_ts: int | None = None
     last_ts: int | None = None
     timeframe: Timeframe | None = None
+    prices: str | None = None  # "adjusted", "raw", or "adjusted+raw" when the files differ
     seconds: float = 0.0
 
     @property
@@ -84,8 +84,10 @@ class IngestSummary:
     def to_json(self) -> dict[str, object]:
         """Plain JSON types; timestamps as ISO dates for daily bars, ISO UTC date-times otherwise."""
         out: dict[str, object] = asdict(self)
-        out["rejected"] = dict(sorted(self.rejected.items()))
+        out["rejected"] = {str(k): v for k, v in sorted(self.rejected.items())}
         out["rows_rejected"] = self.rows_rejected
+        out["flagged"] = {str(k): self.flagged[k] for k in CORPORATE_ACTION_FLAGS if self.flagged.get(k)}
+        out["rows_flagged"] = sum(self.flagged.values())
         out["timeframe"] = self.timeframe.value if self.timeframe else None
         out["first_ts"] = self._iso(self.first_ts)
         out["last_ts"] = self._iso(self.last_ts)
@@ -108,6 +110,7 @@ def ingest_files(
     timeframe: Timeframe | None = None,
     progress: Progress | None = None,
     tz: str | None = None,
+    prices: PriceChoice | None = None,
 ) -> IngestSummary:
     """Load ``paths`` into ``store``; later files win where two hold the same (symbol, ts).
 
@@ -115,7 +118,10 @@ def ingest_files(
     summary describes one timeframe), else a one-line ``FeedError`` before that file is written.
     ``progress(done, total)`` is in bytes of input: half of a file's size is credited once it is
     read and checked, the other half as its rows are written — so a bar moves during both phases.
-    ``tz`` is for files with naive local times (see ``read_ohlcv``); offsets in the file win.
+    ``tz`` is for files with naive local times (see ``read_ohlcv``); offsets in the file win. An
+    intraday file whose naive times only fit the exchange's hours as local time is refused before
+    anything is written, with a one-line ``FeedError`` naming ``--tz`` (``session_fit``).
+    ``prices`` is ``read_ohlcv``'s: adjusted when the file has an adjusted close, unless ``raw``.
     """
     started = time.perf_counter()
     timeframe = Timeframe(timeframe) if timeframe is not None else None
@@ -127,11 +133,18 @@ def ingest_files(
     total_bytes, done_bytes = sum(sizes), 0
 
     summary = IngestSummary(timeframe=timeframe)
-    rejected: dict[str, int] = {}
+    rejected: dict[QualityReason, int] = {}
+    flagged: dict[QualityReason, int] = {}
     seen_symbols: set[str] = set()
     for path, size in zip(paths, sizes, strict=True):
-        frame = read_ohlcv(path, tz=tz)
+        frame = read_ohlcv(path, tz=tz, prices=prices)
         file_tf = timeframe or _infer(path, frame)
+        check_session_fit(frame, file_tf, source=str(path))
+        used = str(frame.attrs.get("prices", "raw"))
+        if summary.prices is None:
+            summary.prices = used
+        elif used not in summary.prices.split("+"):
+            summary.prices = "adjusted+raw"
         if summary.timeframe is None:
             summary.timeframe = file_tf
         elif file_tf is not summary.timeframe:
@@ -143,10 +156,12 @@ def ingest_files(
         keep, reasons = check_rows(frame)
         bad_time = int(frame.attrs.get("dropped_bad_time", 0))
         if bad_time:
-            reasons[BAD_TIME] = bad_time
+            reasons[R.BAD_TIMESTAMP] = bad_time
         for reason, count in reasons.items():
             rejected[reason] = rejected.get(reason, 0) + count
         good = frame.loc[keep]
+        for reason, count in detect_corporate_actions(good).counts().items():
+            flagged[reason] = flagged.get(reason, 0) + count
         summary.files += 1
         summary.rows_read += len(frame) + bad_time
         done_bytes += size // 2
@@ -174,7 +189,8 @@ def ingest_files(
             seen_symbols.update(pd.unique(good["symbol"]).tolist())
 
     summary.rows_loaded = summary.inserted + summary.updated + summary.unchanged
-    summary.rejected = {r: rejected[r] for r in (*REASONS, BAD_TIME) if rejected.get(r)}
+    summary.rejected = {r: rejected[r] for r in (*REASONS, R.BAD_TIMESTAMP) if rejected.get(r)}
+    summary.flagged = {r: flagged[r] for r in CORPORATE_ACTION_FLAGS if flagged.get(r)}
     summary.symbols = len(seen_symbols)
     summary.seconds = time.perf_counter() - started
     return summary
@@ -212,7 +228,7 @@ def _chunks(good: pd.DataFrame, share: int) -> list[tuple[pd.DataFrame, int]]:
     return out
 
 
-def check_rows(frame: pd.DataFrame) -> tuple[np.ndarray, dict[str, int]]:
+def check_rows(frame: pd.DataFrame) -> tuple[np.ndarray, dict[QualityReason, int]]:
     """Which rows of a canonical OHLCV frame to load, and how many were rejected for each reason.
 
     Exact-copy duplicates keep their first row (the file merely repeated itself); rows sharing a
@@ -221,7 +237,7 @@ def check_rows(frame: pd.DataFrame) -> tuple[np.ndarray, dict[str, int]]:
     n = len(frame)
     code = np.zeros(n, dtype=np.int8)  # 0 = keep, else 1 + index into REASONS
 
-    def mark(mask: npt.ArrayLike, reason: str) -> None:
+    def mark(mask: npt.ArrayLike, reason: QualityReason) -> None:
         code[(code == 0) & np.asarray(mask, dtype=bool)] = REASONS.index(reason) + 1
 
     # Symbols are judged once per distinct value (hundreds), not per row (hundreds of thousands).
@@ -231,20 +247,20 @@ def check_rows(frame: pd.DataFrame) -> tuple[np.ndarray, dict[str, int]]:
     # What the store would refuse (it names directories after symbols) is rejected here, row by
     # row, rather than failing the whole ingest half-way through.
     invalid = np.array([_bad_symbol(u) for u in names] + [False], dtype=bool)
-    mark(empty[sym_codes], EMPTY_SYMBOL)
-    mark(invalid[sym_codes], INVALID_SYMBOL)
+    mark(empty[sym_codes], R.EMPTY_SYMBOL)
+    mark(invalid[sym_codes], R.BAD_SYMBOL)
 
     o, h, lo, c, v = (
         frame[col].to_numpy(dtype=np.float64) for col in ("open", "high", "low", "close", "volume")
     )
     with np.errstate(invalid="ignore"):
         prices = np.column_stack((o, h, lo, c))
-        mark(~np.isfinite(prices).all(axis=1), PRICE_NOT_FINITE)
-        mark((prices <= 0).any(axis=1), PRICE_NOT_POSITIVE)
-        mark(~np.isfinite(v), VOLUME_NOT_FINITE)
-        mark(v < 0, VOLUME_NEGATIVE)
-        mark(h < lo, HIGH_BELOW_LOW)
-        mark((o < lo) | (o > h) | (c < lo) | (c > h), OPEN_CLOSE_OUTSIDE)
+        mark(~np.isfinite(prices).all(axis=1), R.NOT_FINITE)
+        mark((prices <= 0).any(axis=1), R.NON_POSITIVE_PRICE)
+        mark(~np.isfinite(v), R.NOT_FINITE)
+        mark(v < 0, R.NEGATIVE_VOLUME)
+        mark(h < lo, R.HIGH_BELOW_LOW)
+        mark((o < lo) | (o > h) | (c < lo) | (c > h), R.OPEN_CLOSE_OUTSIDE_RANGE)
 
     ok = np.flatnonzero(code == 0)
     if ok.size > 1:
@@ -275,5 +291,5 @@ def _mark_duplicates(
     differs = (values[rows] != values[first_row]).any(axis=1)
     conflicted = np.bincount(group, weights=differs.astype(np.float64)) > 0
     in_conflict = conflicted[group]
-    code[rows[in_conflict]] = REASONS.index(CONFLICTING_DUPLICATE) + 1
-    code[rows[repeat & ~in_conflict]] = REASONS.index(DUPLICATE) + 1
+    code[rows[in_conflict]] = REASONS.index(R.CONFLICTING_DUPLICATE) + 1
+    code[rows[repeat & ~in_conflict]] = REASONS.index(R.DUPLICATE) + 1

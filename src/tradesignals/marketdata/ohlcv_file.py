@@ -13,7 +13,7 @@ import gzip
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -28,29 +28,50 @@ PRICE_COLUMNS = ("open", "high", "low", "close")
 TIME_NAMES = ("timestamp", "datetime", "date", "time", "open_time")
 SYMBOL_NAMES = ("symbol", "ticker", "name")
 VALUE_NAMES = ("open", "high", "low", "close", "volume")
+ADJ_CLOSE_NAMES = ("adj close", "adj_close", "adjclose", "adj. close", "adjusted close", "adjusted_close")
+
+PriceChoice = Literal["adjusted", "raw"]
+PRICE_CHOICES: tuple[PriceChoice, ...] = ("adjusted", "raw")
 
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 # Epoch integers: the magnitude tells the unit (seconds until the year 5138, then ms, µs, ns).
 _EPOCH_UNITS = ((1e11, 1_000_000_000), (1e14, 1_000_000), (1e17, 1_000), (float("inf"), 1))
 
 
-def read_ohlcv(path: str | Path, *, symbol: str | None = None, tz: str | None = None) -> pd.DataFrame:
+def read_ohlcv(
+    path: str | Path,
+    *,
+    symbol: str | None = None,
+    tz: str | None = None,
+    prices: PriceChoice | None = None,
+) -> pd.DataFrame:
     """One canonical frame: ``ts`` (int64 ns UTC), ``symbol``, ``open high low close volume`` (float64).
 
     Sorted by (ts, symbol), stably. Naive times are read in ``tz`` (default UTC) — some vendors
     write exchange-local wall time without an offset (the S&P 500 intraday file is New York time) and
     only the caller knows. Files without a symbol column take ``symbol`` or else the file stem,
     upper-cased. Raises ``FeedError`` (one line naming the file) when the file cannot be read or lacks
-    a column. ``df.attrs`` carries ``source``, ``nan_price_rows`` and ``dropped_bad_time`` so callers
+    a column. ``df.attrs`` carries ``source``, ``nan_price_rows``, ``dropped_bad_time``, ``prices`` and
+    ``naive_times`` so callers
     can report what the file held without scanning it again.
+
+    ``prices`` says which prices to return when the file has an adjusted close (``Adj Close``,
+    ``adj_close``, ``Adjusted Close``…): ``adjusted`` (the default when the column is there) scales
+    open, high, low and close by ``adj / close`` and volume by its inverse, so a split or dividend
+    is no jump and dollar volume is unchanged; ``raw`` returns the traded prices. Asking for
+    ``adjusted`` from a file without the column is a one-line ``FeedError`` naming ``--prices raw``.
+    ``df.attrs["prices"]`` says which was used.
     """
     p = Path(path)
     columns = _header(p)
     mapping = _recognise(p, columns)
+    choice = _price_choice(p, mapping, prices)
+    if choice == "raw":
+        mapping.pop("adj_close", None)
     raw = _read_columns(p, mapping)
     n_read = len(raw)
 
-    ts, bad_time = _timestamps(p, raw, mapping, tz)
+    ts, bad_time, naive = _timestamps(p, raw, mapping, tz)
     if mapping.get("symbol") is not None:
         sym = raw[mapping["symbol"]].astype("string").fillna("").str.strip().astype(str)
     else:
@@ -60,6 +81,15 @@ def read_ohlcv(path: str | Path, *, symbol: str | None = None, tz: str | None = 
     for col in VALUE_NAMES:
         out[col] = pd.to_numeric(raw[mapping[col]], errors="coerce").astype("float64").to_numpy()
 
+    if choice == "adjusted":
+        adj = pd.to_numeric(raw[str(mapping["adj_close"])], errors="coerce").to_numpy(dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factor = adj / out["close"].to_numpy()
+            factor[~(np.isfinite(factor) & (factor > 0))] = np.nan  # unusable: the row's prices read NaN
+            for col in PRICE_COLUMNS:
+                out[col] = out[col].to_numpy() * factor
+            out["volume"] = out["volume"].to_numpy() / factor
+
     if bad_time.any():
         out = out.loc[~bad_time]
     codes, _ = pd.factorize(out["symbol"], sort=True)
@@ -68,9 +98,39 @@ def read_ohlcv(path: str | Path, *, symbol: str | None = None, tz: str | None = 
     out["ts"] = out["ts"].astype("int64")
 
     out.attrs["source"] = str(p)
+    out.attrs["prices"] = choice
+    out.attrs["naive_times"] = naive  # read as UTC for want of an offset or a tz: see session_fit
     out.attrs["nan_price_rows"] = int(out[list(PRICE_COLUMNS)].isna().any(axis=1).sum())
     out.attrs["dropped_bad_time"] = int(bad_time.sum())
     return out
+
+
+def price_choice(path: str | Path, prices: PriceChoice | None = None) -> PriceChoice:
+    """Which prices ``read_ohlcv(path, prices=prices)`` returns, from the header alone (for reports)."""
+    p = Path(path)
+    return _price_choice(p, _recognise(p, _header(p)), prices)
+
+
+def parse_prices(value: str | None) -> PriceChoice | None:
+    """``--prices`` as typed: ``adjusted``, ``raw`` or None (adjusted when the file has the column)."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    for choice in PRICE_CHOICES:
+        if text == choice:
+            return choice
+    raise ValueError(f"unknown --prices {value!r}; expected adjusted or raw")
+
+
+def _price_choice(path: Path, mapping: dict[str, str | None], prices: PriceChoice | None) -> PriceChoice:
+    has_adj = mapping.get("adj_close") is not None
+    if prices is None:
+        return "adjusted" if has_adj else "raw"
+    if prices not in PRICE_CHOICES:
+        raise FeedError(f"unknown prices {prices!r}; expected adjusted or raw")
+    if prices == "adjusted" and not has_adj:
+        raise FeedError(f"{path}: no adjusted close column (Adj Close); use --prices raw")
+    return prices
 
 
 def infer_timeframe(df: pd.DataFrame, *, tolerance: float = 0.1) -> Timeframe | None:
@@ -150,6 +210,9 @@ def _recognise(path: Path, columns: Sequence[str]) -> dict[str, str | None]:
         mapping[name] = by_lower.get(name)
         if mapping[name] is None:
             missing.append(name)
+    adj = next((by_lower[n] for n in ADJ_CLOSE_NAMES if n in by_lower), None)
+    if adj is not None:
+        mapping["adj_close"] = adj
     if missing:
         found = ", ".join(columns) if columns else "none"
         raise FeedError(f"{path}: missing column(s) {', '.join(missing)}; found: {found}")
@@ -175,21 +238,24 @@ def _read_columns(path: Path, mapping: dict[str, str | None]) -> pd.DataFrame:
 
 def _timestamps(
     path: Path, raw: pd.DataFrame, mapping: dict[str, str | None], tz: str | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Nanoseconds UTC per row and a mask of rows whose time could not be read."""
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Nanoseconds UTC per row, a mask of rows whose time could not be read, and whether the times
+    had no offset and were read as UTC because no ``tz`` was given."""
     col = str(mapping["time"])
     values = raw[col]
     if mapping.get("time_of_day"):
         values = values.astype(str) + " " + raw[str(mapping["time_of_day"])].astype(str)
 
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        return _epoch_ns(values)
+        return (*_epoch_ns(values), False)
     if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values):
         parsed = values
     else:
         parsed = _parse_text_times(path, col, values)
+    naive = False
     try:
         if parsed.dt.tz is None:
+            naive = tz is None
             parsed = parsed.dt.tz_localize(tz or "UTC", ambiguous="NaT", nonexistent="NaT")
         parsed = parsed.dt.tz_convert("UTC").dt.as_unit("ns")
     except (ValueError, TypeError, OverflowError, KeyError) as exc:  # KeyError: unknown time zone
@@ -201,7 +267,7 @@ def _timestamps(
         first = values.dropna().astype(str).head(1).tolist()
         shown = repr(first[0]) if first else "no values"
         raise FeedError(f"{path}: column {col!r} holds no readable timestamps (first: {shown})")
-    return ns, bad
+    return ns, bad, naive
 
 
 def _parse_text_times(path: Path, col: str, values: pd.Series) -> pd.Series:

@@ -52,35 +52,14 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Literal
 
 from prometheus_client import Counter as PromCounter
 
+from tradesignals.domain.bar_quality import QualityReason
 from tradesignals.domain.market import Bar, Tick, Timeframe
 
 MarketEvent = Tick | Bar
-
-
-class Reason(StrEnum):
-    """Why an event was rejected or flagged; the value is the Prometheus label and the counter key."""
-
-    MALFORMED = "malformed"
-    BAD_SYMBOL = "bad_symbol"
-    BAD_TIMESTAMP = "bad_timestamp"
-    NOT_FINITE = "not_finite"
-    NON_POSITIVE_PRICE = "non_positive_price"
-    NEGATIVE_SIZE = "negative_size"
-    NEGATIVE_VOLUME = "negative_volume"
-    HIGH_BELOW_LOW = "high_below_low"
-    OPEN_CLOSE_OUTSIDE_RANGE = "open_close_outside_range"
-    OUT_OF_ORDER = "out_of_order"
-    DUPLICATE = "duplicate"
-    STALE = "stale"
-    FUTURE = "future"
-    SPIKE = "spike"
-    SPIKE_CONFIRMED = "spike_confirmed"
-    SPIKE_REVERTED = "spike_reverted"
 
 
 REJECTED_TOTAL = PromCounter(
@@ -91,9 +70,11 @@ FLAGGED_TOTAL = PromCounter(
 )
 # Labelled children resolved once: ``labels()`` hashes and locks, too dear per bad tick in a flood.
 _REJECT_INC: dict[str, Callable[[], None]] = {
-    r.value: REJECTED_TOTAL.labels(reason=r.value).inc for r in Reason
+    r.value: REJECTED_TOTAL.labels(reason=r.value).inc for r in QualityReason
 }
-_FLAG_INC: dict[str, Callable[[], None]] = {r.value: FLAGGED_TOTAL.labels(reason=r.value).inc for r in Reason}
+_FLAG_INC: dict[str, Callable[[], None]] = {
+    r.value: FLAGGED_TOTAL.labels(reason=r.value).inc for r in QualityReason
+}
 
 _INF = math.inf
 _log = math.log
@@ -226,7 +207,7 @@ class Validator:
                     out.append(held)
                 else:
                     self.accepted -= 1
-                    self._reject(Reason.SPIKE.value)
+                    self._reject(QualityReason.SPIKE.value)
         if code & _SPIKE:
             st = self._state_of(event)
             if st is not None:
@@ -282,10 +263,10 @@ class Validator:
                 return self._judge_bar(event)
             if isinstance(event, Tick):  # a subclass: judged like a tick, off the fast path
                 return self._judge(Tick(event.symbol, event.ts, event.price, event.size))
-            self._reject(Reason.MALFORMED.value)
+            self._reject(QualityReason.MALFORMED.value)
             return 0
         except Exception:
-            self._reject(Reason.MALFORMED.value)
+            self._reject(QualityReason.MALFORMED.value)
             return 0
 
     def _advance(self, st: _State, ts: int, price: float, size: float) -> int:
@@ -298,12 +279,12 @@ class Validator:
             prev = st.price
             if (price * price > ref * prev) == (prev > ref):
                 code |= _CONFIRMED
-                self._flag(Reason.SPIKE_CONFIRMED.value)
+                self._flag(QualityReason.SPIKE_CONFIRMED.value)
                 thr = self._k2 * st.var
                 st.var += self._alpha * ((thr if thr > self._floor2 else self._floor2) - st.var)
             else:
                 code |= _REVERTED
-                self._flag(Reason.SPIKE_REVERTED.value)
+                self._flag(QualityReason.SPIKE_REVERTED.value)
                 logp = _log(ref)
                 st.price = ref
                 st.logp = logp
@@ -316,7 +297,7 @@ class Validator:
             if rr > self._floor2 and rr > self._k2 * st.var and n >= self._warm:
                 st.ref = st.price
                 st.ts, st.price, st.logp, st.size = ts, price, lp, size
-                self._flag(Reason.SPIKE.value)
+                self._flag(QualityReason.SPIKE.value)
                 self.accepted += 1
                 return code | _SPIKE
             st.logp = lp
@@ -337,27 +318,27 @@ class Validator:
     def _tick_fields(self, tick: Tick) -> tuple[int, float, float] | None:
         """The slow path for a tick whose fields failed the fast test: reasons, or usable values."""
         reasons: list[str] = []
-        if type(tick.symbol) is not str or not tick.symbol:
-            reasons.append(Reason.BAD_SYMBOL.value)
+        if (why := _symbol_problem(tick.symbol)) is not None:
+            reasons.append(why)
         ts = _as_int(tick.ts)
         if ts is None:
-            reasons.append(Reason.BAD_TIMESTAMP.value)
+            reasons.append(QualityReason.BAD_TIMESTAMP.value)
         price = _as_float(tick.price)
         if price is None:
-            reasons.append(Reason.MALFORMED.value)
+            reasons.append(QualityReason.MALFORMED.value)
         elif not math.isfinite(price):
-            reasons.append(Reason.NOT_FINITE.value)
+            reasons.append(QualityReason.NOT_FINITE.value)
         elif price <= 0:
-            reasons.append(Reason.NON_POSITIVE_PRICE.value)
+            reasons.append(QualityReason.NON_POSITIVE_PRICE.value)
         size = _as_float(tick.size)
         if size is None:
-            if Reason.MALFORMED.value not in reasons:
-                reasons.append(Reason.MALFORMED.value)
+            if QualityReason.MALFORMED.value not in reasons:
+                reasons.append(QualityReason.MALFORMED.value)
         elif not math.isfinite(size):
-            if Reason.NOT_FINITE.value not in reasons:
-                reasons.append(Reason.NOT_FINITE.value)
+            if QualityReason.NOT_FINITE.value not in reasons:
+                reasons.append(QualityReason.NOT_FINITE.value)
         elif size < 0:
-            reasons.append(Reason.NEGATIVE_SIZE.value)
+            reasons.append(QualityReason.NEGATIVE_SIZE.value)
         if reasons or ts is None or price is None or size is None:
             for reason in reasons:
                 self._reject(reason)
@@ -366,30 +347,30 @@ class Validator:
 
     def _judge_bar(self, bar: Bar) -> int:
         reasons: list[str] = []
-        if type(bar.symbol) is not str or not bar.symbol:
-            reasons.append(Reason.BAD_SYMBOL.value)
+        if (why := _symbol_problem(bar.symbol)) is not None:
+            reasons.append(why)
         if not isinstance(bar.timeframe, Timeframe):
-            reasons.append(Reason.MALFORMED.value)
+            reasons.append(QualityReason.MALFORMED.value)
         ts = _as_int(bar.ts)
         if ts is None:
-            reasons.append(Reason.BAD_TIMESTAMP.value)
+            reasons.append(QualityReason.BAD_TIMESTAMP.value)
         values = [_as_float(v) for v in (bar.open, bar.high, bar.low, bar.close, bar.volume)]
         if any(v is None for v in values):
-            if Reason.MALFORMED.value not in reasons:
-                reasons.append(Reason.MALFORMED.value)
+            if QualityReason.MALFORMED.value not in reasons:
+                reasons.append(QualityReason.MALFORMED.value)
         else:
             o, h, lo, c, vol = (v for v in values if v is not None)
             if not all(math.isfinite(v) for v in (o, h, lo, c, vol)):
-                reasons.append(Reason.NOT_FINITE.value)
+                reasons.append(QualityReason.NOT_FINITE.value)
             else:
                 if min(o, h, lo, c) <= 0:
-                    reasons.append(Reason.NON_POSITIVE_PRICE.value)
+                    reasons.append(QualityReason.NON_POSITIVE_PRICE.value)
                 if h < lo:
-                    reasons.append(Reason.HIGH_BELOW_LOW.value)
+                    reasons.append(QualityReason.HIGH_BELOW_LOW.value)
                 elif not (lo <= o <= h and lo <= c <= h):
-                    reasons.append(Reason.OPEN_CLOSE_OUTSIDE_RANGE.value)
+                    reasons.append(QualityReason.OPEN_CLOSE_OUTSIDE_RANGE.value)
                 if vol < 0:
-                    reasons.append(Reason.NEGATIVE_VOLUME.value)
+                    reasons.append(QualityReason.NEGATIVE_VOLUME.value)
         if reasons or ts is None:
             for reason in reasons:
                 self._reject(reason)
@@ -402,10 +383,10 @@ class Validator:
         if st is None:
             return self._first(self._bars, key, bar.symbol, ts, close, volume)
         if ts < st.ts:
-            self._reject(Reason.OUT_OF_ORDER.value)
+            self._reject(QualityReason.OUT_OF_ORDER.value)
             return 0
         if ts == st.ts:
-            self._reject(Reason.DUPLICATE.value)
+            self._reject(QualityReason.DUPLICATE.value)
             return 0
         return self._advance(st, ts, close, volume)
 
@@ -418,8 +399,8 @@ class Validator:
         price: float,
         size: float,
     ) -> int:
-        if type(symbol) is not str or not symbol:
-            self._reject(Reason.BAD_SYMBOL.value)
+        if (why := _symbol_problem(symbol)) is not None:
+            self._reject(why)
             return 0
         states[key] = _State(ts, price, size)  # type: ignore[index]
         self.accepted += 1
@@ -427,17 +408,17 @@ class Validator:
 
     def _late(self, behind_ns: int) -> int:
         if behind_ns <= self.reorder_tolerance_ns:
-            self._flag(Reason.OUT_OF_ORDER.value)
+            self._flag(QualityReason.OUT_OF_ORDER.value)
             self.accepted += 1
             return _ACCEPT
-        self._reject(Reason.OUT_OF_ORDER.value)
+        self._reject(QualityReason.OUT_OF_ORDER.value)
         return 0
 
     def _duplicate_tick(self) -> int:
         if self.duplicate_ticks == "reject":
-            self._reject(Reason.DUPLICATE.value)
+            self._reject(QualityReason.DUPLICATE.value)
             return 0
-        self._flag(Reason.DUPLICATE.value)
+        self._flag(QualityReason.DUPLICATE.value)
         self.accepted += 1
         return _ACCEPT
 
@@ -452,10 +433,10 @@ class Validator:
             self._future_limit = self._clock() + self.max_future_ns
             self._set_time_gate()
             if ts > self._future_limit:
-                self._reject(Reason.FUTURE.value)
+                self._reject(QualityReason.FUTURE.value)
                 return False
         if self.stale_after_ns is not None and end < self._clock() - self.stale_after_ns:
-            self._reject(Reason.STALE.value)
+            self._reject(QualityReason.STALE.value)
             return False
         return True
 
@@ -475,6 +456,13 @@ class Validator:
         _FLAG_INC[reason]()
         if self._trace is not None:
             self._trace[1].append(reason)
+
+
+def _symbol_problem(symbol: object) -> str | None:
+    """``empty_symbol`` for ``""``, ``bad_symbol`` for anything that is not a string, else None."""
+    if type(symbol) is not str:
+        return QualityReason.BAD_SYMBOL.value
+    return None if symbol else QualityReason.EMPTY_SYMBOL.value
 
 
 def _as_int(value: object) -> int | None:

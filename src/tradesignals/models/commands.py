@@ -28,6 +28,7 @@ from typing import Any
 
 from tradesignals.features.catalog import FeatureSetMismatch, UnknownFeatureSet
 from tradesignals.marketdata.feeds.base import FeedError
+from tradesignals.marketdata.ohlcv_file import PriceChoice, parse_prices, price_choice
 from tradesignals.models.dataset import DatasetError, parse_signal_type
 from tradesignals.models.evaluate import EvaluationError, evaluate
 from tradesignals.models.registry import ModelRegistryError
@@ -73,24 +74,31 @@ def train_command(
     err: Echo | None = None,
     progress: Callable[[TrainProgress], None] | None = None,
     config: TrainConfig | None = None,
+    prices: str | None = None,
 ) -> int:
     """Train on ``data`` (one or more OHLCV files) and save the model into the registry ``out``.
 
     Checks what it can before the minute of work starts (files, signal type, date, ``out`` not a
     file), then trains, printing a two-line summary (or ``as_json``, a JSON object). ``config``
-    defaults to ``TrainConfig()``: the settings the model card was measured with.
+    defaults to ``TrainConfig()``: the settings the model card was measured with. ``prices``
+    (``--prices``: adjusted, raw, or None for adjusted where a file has an adjusted close) is
+    stated in the output.
     """
     err = err or _prefixed(echo)
     paths = _paths(data)
     try:
         _check_files(paths)
+        basis = parse_prices(prices)
+        used = _prices_used(paths, basis)
         kind = parse_signal_type(signal_type)
         parse_until(until)
         out_path = Path(out)
         if out_path.exists() and not out_path.is_dir():
             raise TrainError(f"{out_path}: exists and is not a directory")
-        result = train(paths, out_path, kind, until, progress=progress, config=config or TrainConfig())
-    except _USER_ERRORS as exc:
+        result = train(
+            paths, out_path, kind, until, progress=progress, config=config or TrainConfig(), prices=basis
+        )
+    except (*_USER_ERRORS, ValueError) as exc:
         err(_one_line(exc))
         return EXIT_BAD_INPUT
     m = result.metrics
@@ -110,6 +118,7 @@ def train_command(
         "always_long_log_loss": base["always_long"]["log_loss"],
         "momentum_20_auc": base["momentum_20"]["auc"],
         "momentum_20_log_loss": base["momentum_20"]["log_loss"],
+        "prices": used,
         "seconds": round(result.seconds.get("total", result.seconds.get("train", 0.0)), 2),
     }
     if as_json:
@@ -117,7 +126,8 @@ def train_command(
     else:
         echo(
             f"saved {result.name}/{result.version} in {out}: {result.rows:,} rows, "
-            f"{summary['symbols']} symbols, {summary['folds']} folds, {summary['seconds']:.1f} s"
+            f"{summary['symbols']} symbols, {summary['folds']} folds, {used} prices, "
+            f"{summary['seconds']:.1f} s"
         )
         echo(
             f"out of fold: AUC {_f(m['auc'])}, log loss {_f(m['log_loss'])}, ECE {_f(m['ece'])}; "
@@ -135,14 +145,18 @@ def evaluate_command(
     name: str | None = None,
     echo: Echo = print,
     err: Echo | None = None,
+    prices: str | None = None,
 ) -> int:
     """Evaluate the latest model in ``model_dir`` on the rows of ``data`` it never trained on."""
     err = err or _prefixed(echo)
     paths = _paths(data)
     try:
         _check_files(paths)
-        report = evaluate(model_dir, paths, name=name)
-    except _USER_ERRORS as exc:
+        basis = parse_prices(prices)
+        used = _prices_used(paths, basis)
+        report = evaluate(model_dir, paths, name=name, prices=basis)
+        report["prices"] = used
+    except (*_USER_ERRORS, ValueError) as exc:
         err(_one_line(exc))
         return EXIT_BAD_INPUT
     if not report["n"]:
@@ -182,8 +196,8 @@ def _report_lines(r: dict[str, Any]) -> list[str]:
     lines = [
         f"model {r['model']['name']}/{r['model']['version']} ({r['model']['feature_set']}), "
         f"trained {r['model']['training_range']['first'][:10]} to {r['model']['training_range']['last'][:10]}",
-        f"scored {r['n']:,} rows from {str(r['scored']['first'])[:10]} to {str(r['scored']['last'])[:10]}; "
-        f"skipped: {skipped}",
+        f"scored {r['n']:,} rows from {str(r['scored']['first'])[:10]} to {str(r['scored']['last'])[:10]} "
+        f"({r.get('prices', 'raw')} prices); skipped: {skipped}",
         f"{'':14}{'AUC':>8}{'log loss':>10}{'Brier':>8}{'ECE':>8}",
     ]
     for label, m in (
@@ -223,6 +237,12 @@ def _check_files(paths: Sequence[Path]) -> None:
             raise DatasetError(f"{p}: no such file")
         if p.is_dir():
             raise DatasetError(f"{p}: is a directory, not an OHLCV file")
+
+
+def _prices_used(paths: Sequence[Path], basis: PriceChoice | None) -> str:
+    """``adjusted`` or ``raw`` as the files will be read (``adjusted+raw`` when they differ)."""
+    used = sorted({price_choice(p, basis) for p in paths})
+    return "+".join(used)
 
 
 def _one_line(exc: BaseException) -> str:

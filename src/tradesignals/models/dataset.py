@@ -26,6 +26,12 @@ Choices, and why:
   ref: its columns are *defined* by that set, and a changed definition must refuse the model.
 * **Only warm rows with a label.** Warm-up rows are never scored live (the scorer skips them), and a
   censored or impossible label (``labels`` module) is not a sample.
+* **No corporate action or glitch in a label or a warm-up.** One-bar moves that look like an
+  unadjusted split, a spin-off or a one-day vendor glitch (``marketdata.corporate_actions``) are
+  flagged. The features are computed with the flagged bars' prices blanked, so the feature engine
+  treats them as bad bars and restarts warm-up after them (no indicator spans a level shift), and
+  a row whose label window holds a flagged bar gets no label (``label_window_flagged``). Counted
+  in ``counts`` (``flagged_bars``, ``flagged_<reason>``).
 * **Point in time.** Features at bar ``t`` come from bars ``<= t`` (``features.batch`` by
   construction; ``tests/unit/models/test_dataset.py`` moves the future and checks nothing at ``t``
   moves). Only the label looks ahead, and it carries ``t_end`` so validation can purge on it.
@@ -47,7 +53,8 @@ from tradesignals.domain.signals import Direction, SignalType
 from tradesignals.features.catalog import FeatureSet
 from tradesignals.features.catalog import latest as latest_feature_set
 from tradesignals.marketdata.calendar import SessionCalendar
-from tradesignals.marketdata.ohlcv_file import infer_timeframe, read_ohlcv
+from tradesignals.marketdata.corporate_actions import detect_corporate_actions, near_flags
+from tradesignals.marketdata.ohlcv_file import PriceChoice, infer_timeframe, read_ohlcv
 from tradesignals.models.labels import LabelSpec, triple_barrier_labels
 
 __all__ = [
@@ -60,6 +67,7 @@ __all__ = [
     "DatasetError",
     "build_dataset",
     "dataset_summary",
+    "label_window_flagged",
     "load_bars",
     "model_columns",
     "parse_directions",
@@ -111,8 +119,9 @@ class Dataset:
     ``frame`` holds ``ts`` (int ns), ``symbol``, ``direction`` (+1 long, -1 short), every feature the
     batch engine computes, and the label fields ``label`` (0/1), ``t_end`` (int ns), ``weight``
     (uniqueness), ``ret`` and ``outcome``. ``feature_names`` are the model's input columns, in order.
-    ``counts`` says what was dropped on the way: ``bars`` read, then per (bar, direction) ``not_warm``
-    and ``unlabelled``, and the ``rows`` kept.
+    ``counts`` says what was dropped on the way: ``bars`` read, ``flagged_bars`` (and
+    ``flagged_<reason>``, see ``marketdata.corporate_actions``), then per (bar, direction)
+    ``not_warm``, ``unlabelled`` and ``label_window_flagged``, and the ``rows`` kept.
     """
 
     frame: pd.DataFrame
@@ -223,8 +232,11 @@ def model_columns(feature_set: FeatureSet, directions: Sequence[Direction]) -> t
     return (*cols, DIRECTION_FEATURE) if len(directions) > 1 else cols
 
 
-def load_bars(paths: str | Path | Sequence[str | Path]) -> pd.DataFrame:
-    """Every file's bars in one canonical frame; a (symbol, ts) given twice is refused, not guessed."""
+def load_bars(paths: str | Path | Sequence[str | Path], *, prices: PriceChoice | None = None) -> pd.DataFrame:
+    """Every file's bars in one canonical frame; a (symbol, ts) given twice is refused, not guessed.
+
+    ``prices`` is ``read_ohlcv``'s (adjusted when a file has an adjusted close, unless ``raw``).
+    """
     items = [paths] if isinstance(paths, str | Path) else list(paths)
     if not items:
         raise DatasetError("no data file given")
@@ -233,7 +245,7 @@ def load_bars(paths: str | Path | Sequence[str | Path]) -> pd.DataFrame:
         path = Path(p)
         if not path.exists():
             raise DatasetError(f"{path}: no such file")
-        frames.append(read_ohlcv(path))
+        frames.append(read_ohlcv(path, prices=prices))
     bars = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     dup = bars.duplicated(["symbol", "ts"])
     if dup.any():
@@ -280,7 +292,8 @@ def build_dataset(
     if params.signal_type is not kind:
         raise DatasetError(f"the label spec is for {params.signal_type.value} labels, not {kind.value}")
 
-    feats = compute_features(bars, timeframe=tf, calendar=calendar)
+    flags = detect_corporate_actions(bars)
+    feats = compute_features(flags.masked(bars), timeframe=tf, calendar=calendar)
     missing = [c for c in fs.columns if c not in feats.columns]
     if missing:
         raise DatasetError(f"feature set {fs.ref} has columns the batch features lack: {missing}")
@@ -290,15 +303,19 @@ def build_dataset(
     warm = feats["warm"].to_numpy(dtype=bool)
     atr = feats[ATR_COLUMN].to_numpy(dtype=np.float64)
 
+    blocked = label_window_flagged(bars, flags.mask, params, tf)
     parts = []
-    counts = {"bars": len(bars), "not_warm": 0, "unlabelled": 0, "not_filled": 0}
+    counts = {"bars": len(bars), "not_warm": 0, "unlabelled": 0, "not_filled": 0, "label_window_flagged": 0}
+    counts["flagged_bars"] = int(flags.mask.sum())
+    counts.update({f"flagged_{reason.value}": n for reason, n in flags.counts().items()})
     for d in dirs:
         lab = triple_barrier_labels(bars, atr, direction=d, spec=params, timeframe=tf, calendar=calendar)
         has_label = lab["label"].notna().to_numpy()
-        keep = warm & has_label
+        keep = warm & has_label & ~blocked
         counts["not_warm"] += int((~warm).sum())
         counts["unlabelled"] += int((warm & ~has_label).sum())
         counts["not_filled"] += int((warm & (lab["outcome"] == "not_filled").to_numpy()).sum())
+        counts["label_window_flagged"] += int((warm & has_label & blocked).sum())
         part = pd.DataFrame(values[keep], columns=feature_cols)
         part.insert(0, DIRECTION_FEATURE, float(d.sign))
         part.insert(0, "symbol", bars["symbol"].to_numpy()[keep])
@@ -318,6 +335,22 @@ def build_dataset(
     frame["outcome"] = frame["outcome"].astype("category")
     counts["rows"] = len(frame)
     return Dataset(frame, names, fs, params, dirs, tf, counts)
+
+
+def label_window_flagged(
+    bars: pd.DataFrame, flagged: npt.ArrayLike, params: LabelSpec, timeframe: Timeframe
+) -> npt.NDArray[np.bool_]:
+    """Rows of ``bars`` whose label window holds a flagged bar: they must get no label.
+
+    The window is the row's own bar (the entry is decided at its close) and the next
+    ``swing_sessions`` bars for swing labels (the fill bar and the sessions held); a day label runs to its session's close, so every bar
+    of a day (``1d / timeframe`` bars) is taken as its horizon — a bound, never short of it.
+    """
+    if params.signal_type is SignalType.SWING:
+        ahead = params.plan.swing_sessions
+    else:
+        ahead = max(Timeframe.D1.ns // timeframe.ns, 1)
+    return near_flags(bars["symbol"].to_numpy(), bars["ts"].to_numpy(), flagged, ahead=ahead)
 
 
 def dataset_summary(ds: Dataset) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from tradesignals.domain.market import to_datetime
 from tradesignals.domain.signals import Direction, SignalType
 from tradesignals.features.catalog import FeatureSetRef, check_compatible
 from tradesignals.features.catalog import latest as latest_feature_set
+from tradesignals.marketdata.ohlcv_file import PriceChoice
 from tradesignals.models.dataset import (
     MOMENTUM_COLUMN,
     DatasetError,
@@ -72,6 +73,7 @@ def evaluate(
     name: str | None = None,
     version: str = "latest",
     threshold: float | None = None,
+    prices: PriceChoice | None = None,
 ) -> dict[str, Any]:
     """Metrics of the model (``latest`` by default) on the rows of ``data_paths`` it never trained on.
 
@@ -105,7 +107,7 @@ def evaluate(
     except (ValueError, KeyError, TypeError) as err:
         raise EvaluationError(f"{root / name}: {err}") from None
     directions = parse_directions(training["directions"])
-    bars = load_bars(data_paths)
+    bars = load_bars(data_paths, prices=prices)
     ds = build_dataset(bars, signal_type=kind, directions=directions, feature_set=live, spec=spec)
     if not len(ds):
         raise DatasetError("the data holds no warm, labelled rows to evaluate")

@@ -56,6 +56,7 @@ import pandas as pd
 from tradesignals.domain.market import to_datetime, to_ns
 from tradesignals.domain.signals import Direction, SignalType
 from tradesignals.features.catalog import FeatureSet
+from tradesignals.marketdata.ohlcv_file import PriceChoice
 from tradesignals.models.dataset import (
     MOMENTUM_COLUMN,
     Dataset,
@@ -245,6 +246,7 @@ def train(
     feature_set: FeatureSet | None = None,
     config: TrainConfig = TrainConfig(),
     progress: Callable[[TrainProgress], None] | None = None,
+    prices: PriceChoice | None = None,
 ) -> TrainResult:
     """Read the OHLCV files, build the dataset and train (``train_dataset``); save under ``out``.
 
@@ -253,7 +255,7 @@ def train(
     """
     t0 = time.perf_counter()
     cut = parse_until(until)
-    bars = load_bars(data_paths)
+    bars = load_bars(data_paths, prices=prices)
     ds = build_dataset(bars, signal_type=signal_type, directions=directions, feature_set=feature_set)
     built = time.perf_counter() - t0
     result = train_dataset(ds, out, until=cut, name=name, config=config, progress=progress)

@@ -31,10 +31,10 @@ def test_to_ns_converts_offsets_and_refuses_naive() -> None:
 @pytest.mark.parametrize(
     ("tick", "problem"),
     [
-        (Tick("AAPL", 1, float("nan"), 1.0), "price is not finite"),
-        (Tick("AAPL", 1, 0.0, 1.0), "price is not positive"),
-        (Tick("AAPL", 1, 10.0, -1.0), "size is negative"),
-        (Tick("", 1, 10.0, 1.0), "empty symbol"),
+        (Tick("AAPL", 1, float("nan"), 1.0), "not_finite"),
+        (Tick("AAPL", 1, 0.0, 1.0), "non_positive_price"),
+        (Tick("AAPL", 1, 10.0, -1.0), "negative_size"),
+        (Tick("", 1, 10.0, 1.0), "empty_symbol"),
     ],
 )
 def test_tick_problems_name_the_reason(tick: Tick, problem: str) -> None:
@@ -51,11 +51,11 @@ def test_good_tick_and_bar_have_no_problems() -> None:
 @pytest.mark.parametrize(
     ("ohlcv", "problem"),
     [
-        ((10, 9, 11, 10, 1), "high < low"),
-        ((12, 11, 9, 10, 1), "open/close outside [low, high]"),
-        ((10, 11, 9, 10, -5), "volume is negative"),
-        ((10, float("inf"), 9, 10, 1), "a price is not finite"),
-        ((10, 11, 0, 10, 1), "a price is not positive"),
+        ((10, 9, 11, 10, 1), "high_below_low"),
+        ((12, 11, 9, 10, 1), "open_close_outside_range"),
+        ((10, 11, 9, 10, -5), "negative_volume"),
+        ((10, float("inf"), 9, 10, 1), "not_finite"),
+        ((10, 11, 0, 10, 1), "non_positive_price"),
     ],
 )
 def test_bar_problems(ohlcv: tuple[float, ...], problem: str) -> None:

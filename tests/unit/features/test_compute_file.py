@@ -133,8 +133,10 @@ def test_intraday_file_in_new_york_time_needs_its_zone(tmp_path: Path) -> None:
     assert table["warm"].iloc[390:].all() and not table["warm"].iloc[:390].any()
     assert table["vwap"].iloc[390] == pytest.approx((c[390] + 1 + c[390] - 1 + c[390]) / 3)
 
-    naive = compute_features_file(tmp_path / "SPX_1m.csv", tmp_path / "utc.parquet")
-    assert naive.warm_rows == 0  # read as UTC, every bar is outside the NYSE's hours
+    # Read as UTC, the bars fall before the NYSE's open: refused, naming --tz, nothing written.
+    with pytest.raises(FeedError, match=r"no UTC offset.*pass --tz America/New_York$"):
+        compute_features_file(tmp_path / "SPX_1m.csv", tmp_path / "utc.parquet")
+    assert not (tmp_path / "utc.parquet").exists()
 
 
 def test_explicit_timeframe_and_unreadable_input(tmp_path: Path) -> None:

@@ -14,23 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tradesignals.domain.bar_quality import QualityReason as R
 from tradesignals.domain.market import Timeframe
 from tradesignals.marketdata import ingest_files as ingest_module
 from tradesignals.marketdata.feeds.base import FeedError
-from tradesignals.marketdata.ingest_files import (
-    CONFLICTING_DUPLICATE,
-    DUPLICATE,
-    EMPTY_SYMBOL,
-    HIGH_BELOW_LOW,
-    INVALID_SYMBOL,
-    OPEN_CLOSE_OUTSIDE,
-    PRICE_NOT_FINITE,
-    PRICE_NOT_POSITIVE,
-    VOLUME_NEGATIVE,
-    VOLUME_NOT_FINITE,
-    check_rows,
-    ingest_files,
-)
+from tradesignals.marketdata.ingest_files import check_rows, ingest_files
 from tradesignals.storage.timeseries_parquet import ParquetBarStore
 
 HEADER = "date,symbol,open,high,low,close,volume\n"
@@ -76,14 +64,13 @@ def test_rejects_each_bad_row_once_under_its_first_reason(tmp_path: Path, store:
     summary = ingest_files([path], store, timeframe=Timeframe.D1)
 
     assert summary.rejected == {
-        EMPTY_SYMBOL: 1,
-        INVALID_SYMBOL: 1,
-        PRICE_NOT_FINITE: 2,
-        PRICE_NOT_POSITIVE: 2,
-        VOLUME_NOT_FINITE: 1,
-        VOLUME_NEGATIVE: 1,
-        HIGH_BELOW_LOW: 1,
-        OPEN_CLOSE_OUTSIDE: 2,
+        R.EMPTY_SYMBOL: 1,
+        R.BAD_SYMBOL: 1,
+        R.NOT_FINITE: 3,  # two prices and one volume
+        R.NON_POSITIVE_PRICE: 2,
+        R.NEGATIVE_VOLUME: 1,
+        R.HIGH_BELOW_LOW: 1,
+        R.OPEN_CLOSE_OUTSIDE_RANGE: 2,
     }
     assert summary.rows_read == 24
     assert summary.rows_loaded == summary.inserted == 13
@@ -109,7 +96,7 @@ def test_duplicates_exact_copies_keep_one_conflicts_keep_none(tmp_path: Path, st
 
     summary = ingest_files([path], store)
 
-    assert summary.rejected == {DUPLICATE: 2, CONFLICTING_DUPLICATE: 2, HIGH_BELOW_LOW: 1}
+    assert summary.rejected == {R.DUPLICATE: 2, R.CONFLICTING_DUPLICATE: 2, R.HIGH_BELOW_LOW: 1}
     stored = store.read(Timeframe.D1, ["AAA"])
     assert [str(d.date()) for d in pd.to_datetime(stored["ts"])] == [
         "2024-01-01",
@@ -263,19 +250,19 @@ def test_check_rows_on_a_large_random_frame_matches_a_row_by_row_reading() -> No
         prices = (open_, high, low, close)
         reason = None
         if not symbol:
-            reason = EMPTY_SYMBOL
+            reason = R.EMPTY_SYMBOL
         elif not all(np.isfinite(prices)):
-            reason = PRICE_NOT_FINITE
+            reason = R.NOT_FINITE
         elif min(prices) <= 0:
-            reason = PRICE_NOT_POSITIVE
+            reason = R.NON_POSITIVE_PRICE
         elif not np.isfinite(volume):
-            reason = VOLUME_NOT_FINITE
+            reason = R.NOT_FINITE
         elif volume < 0:
-            reason = VOLUME_NEGATIVE
+            reason = R.NEGATIVE_VOLUME
         elif high < low:
-            reason = HIGH_BELOW_LOW
+            reason = R.HIGH_BELOW_LOW
         elif not (low <= open_ <= high and low <= close <= high):
-            reason = OPEN_CLOSE_OUTSIDE
+            reason = R.OPEN_CLOSE_OUTSIDE_RANGE
         first_reason.append(reason)
         if reason is None:
             seen.setdefault((symbol, ts), []).append(len(first_reason) - 1)
@@ -285,13 +272,43 @@ def test_check_rows_on_a_large_random_frame_matches_a_row_by_row_reading() -> No
             distinct = {tuple(values[i]) for i in idx}
             for pos, i in enumerate(idx):
                 if len(distinct) > 1:
-                    first_reason[i] = CONFLICTING_DUPLICATE
+                    first_reason[i] = R.CONFLICTING_DUPLICATE
                 elif pos > 0:
-                    first_reason[i] = DUPLICATE
+                    first_reason[i] = R.DUPLICATE
     for reason in first_reason:
         if reason is not None:
             expected[reason] = expected.get(reason, 0) + 1
 
     assert reasons == expected
     assert keep.tolist() == [r is None for r in first_reason]
-    assert set(expected) >= {EMPTY_SYMBOL, PRICE_NOT_FINITE, HIGH_BELOW_LOW, DUPLICATE, CONFLICTING_DUPLICATE}
+    assert set(expected) >= {
+        R.EMPTY_SYMBOL,
+        R.NOT_FINITE,
+        R.HIGH_BELOW_LOW,
+        R.DUPLICATE,
+        R.CONFLICTING_DUPLICATE,
+    }
+
+
+def test_corporate_actions_are_counted_as_flags_and_loaded(tmp_path: Path, store: ParquetBarStore) -> None:
+    rng = np.random.default_rng(11)
+    dates = pd.date_range("2023-01-02", periods=120, freq="B")
+    rows = []
+    for symbol, event in (("SPLT", "split"), ("GLCH", "glitch"), ("CALM", None)):
+        close = 40 * np.exp(np.cumsum(rng.normal(0, 0.01, len(dates))))
+        if event == "split":
+            close[80:] /= 2.0
+        elif event == "glitch":
+            close[90] *= 1.35
+        rows += [
+            f"{d.date()},{symbol},{c:.4f},{c * 1.01:.4f},{c * 0.99:.4f},{c:.4f},1000"
+            for d, c in zip(dates, close, strict=True)
+        ]
+    path = write_csv(tmp_path / "actions.csv", rows)
+
+    summary = ingest_files([path], store)
+
+    assert summary.flagged == {R.REVERSED_JUMP: 1, R.SPLIT_RATIO: 1}
+    assert summary.rejected == {} and summary.rows_loaded == 360  # flagged bars are still loaded
+    out = json.loads(json.dumps(summary.to_json()))
+    assert out["flagged"] == {"reversed_jump": 1, "split_ratio": 1} and out["rows_flagged"] == 2

@@ -10,7 +10,13 @@ import pytest
 
 from tradesignals.domain.market import Timeframe, to_ns
 from tradesignals.marketdata.feeds.base import FeedError
-from tradesignals.marketdata.ohlcv_file import OUTPUT_COLUMNS, infer_timeframe, read_ohlcv
+from tradesignals.marketdata.ohlcv_file import (
+    OUTPUT_COLUMNS,
+    infer_timeframe,
+    parse_prices,
+    price_choice,
+    read_ohlcv,
+)
 
 
 def ns(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:
@@ -27,7 +33,8 @@ def test_yahoo_style_file_odd_column_order_and_no_symbol_column(tmp_path: Path) 
         tmp_path / "spy_daily_2008.csv",
         "Date,Open,Close,High,Low,Adj Close,Volume\n2008-01-03,10,11,12,9,10.5,100\n2008-01-02,20,21,22,19,20.5,200\n",
     )
-    df = read_ohlcv(f)
+    df = read_ohlcv(f, prices="raw")
+    assert df.attrs["prices"] == "raw"
     assert tuple(df.columns) == OUTPUT_COLUMNS
     assert [str(t) for t in df.dtypes] == ["int64", "str", *["float64"] * 5]
     assert df["ts"].tolist() == [ns(2008, 1, 2), ns(2008, 1, 3)]
@@ -35,6 +42,38 @@ def test_yahoo_style_file_odd_column_order_and_no_symbol_column(tmp_path: Path) 
     # Close came before High in the file; the values must land in the right columns.
     assert df.iloc[0][["open", "high", "low", "close", "volume"]].tolist() == [20, 22, 19, 21, 200]
     assert read_ohlcv(f, symbol="SPY")["symbol"].tolist() == ["SPY", "SPY"]
+
+
+@pytest.mark.parametrize("spelling", ["Adj Close", "adj_close", "AdjClose", "Adjusted Close"])
+def test_adjusted_close_is_used_by_default_scaling_prices_and_volume(tmp_path: Path, spelling: str) -> None:
+    f = write(
+        tmp_path / "adj.csv",
+        f"Date,Symbol,Open,High,Low,Close,{spelling},Volume\n"
+        "2020-01-02,A,10,12,8,11,5.5,100\n"  # half: a later 2:1 split, adjusted back
+        "2020-01-03,A,20,22,19,21,21,200\n"
+        "2020-01-06,A,20,22,19,21,,200\n",  # no adjusted close: the row cannot be priced
+    )
+    assert price_choice(f) == "adjusted" and price_choice(f, "raw") == "raw"
+    df = read_ohlcv(f)
+    assert df.attrs["prices"] == "adjusted"
+    rows = df[["open", "high", "low", "close", "volume"]].to_numpy()
+    assert rows[0].tolist() == [5.0, 6.0, 4.0, 5.5, 200.0]  # volume by the inverse factor
+    assert rows[1].tolist() == [20.0, 22.0, 19.0, 21.0, 200.0]
+    assert np.isnan(rows[2][:4]).all()
+    raw = read_ohlcv(f, prices="raw")
+    assert raw.attrs["prices"] == "raw" and raw["close"].tolist() == [11.0, 21.0, 21.0]
+
+
+def test_prices_option_without_an_adjusted_column(tmp_path: Path) -> None:
+    f = write(tmp_path / "plain.csv", "Date,Open,High,Low,Close,Volume\n2020-01-02,10,12,8,11,100\n")
+    assert read_ohlcv(f).attrs["prices"] == "raw" and price_choice(f) == "raw"
+    with pytest.raises(
+        FeedError, match=r"plain.csv: no adjusted close column \(Adj Close\); use --prices raw"
+    ):
+        read_ohlcv(f, prices="adjusted")
+    assert parse_prices(" Raw ") == "raw" and parse_prices(None) is None
+    with pytest.raises(ValueError, match="expected adjusted or raw"):
+        parse_prices("split")
 
 
 def test_symbol_column_spellings_are_case_insensitive_and_win_over_the_argument(tmp_path: Path) -> None:

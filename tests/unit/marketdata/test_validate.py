@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
+from tradesignals.domain.bar_quality import QualityReason as Reason
 from tradesignals.domain.market import Bar, Tick, Timeframe
-from tradesignals.marketdata.validate import Reason, Validator, Verdict
+from tradesignals.marketdata.validate import Validator, Verdict
 
 SEC = 10**9
 T0 = 1_720_000_000 * SEC
@@ -51,7 +52,7 @@ def metric(name: str, reason: str) -> float:
         (tick(price=-3.0), ("non_positive_price",)),
         (tick(size=-1.0), ("negative_size",)),
         (tick(price=-1.0, size=-1.0), ("non_positive_price", "negative_size")),
-        (tick(symbol=""), ("bad_symbol",)),
+        (tick(symbol=""), ("empty_symbol",)),
         (Tick("AAPL", 1.5, 100.0, 1.0), ("bad_timestamp",)),  # type: ignore[arg-type]
         (Tick("AAPL", T0, "100", 1.0), ("malformed",)),  # type: ignore[arg-type]
         (Tick("AAPL", T0, True, 1.0), ("malformed",)),

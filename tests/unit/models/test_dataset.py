@@ -210,3 +210,35 @@ def test_load_bars_joins_files_and_refuses_a_bar_given_twice(bars: pd.DataFrame,
         load_bars([a, a])
     with pytest.raises(DatasetError, match="no such file"):
         load_bars([tmp_path / "missing.csv"])
+
+
+def test_a_split_bar_is_kept_out_of_labels_and_feature_warm_up(bars: pd.DataFrame) -> None:
+    """An unadjusted 2:1 split on S01: rows whose label window holds it get no label, features restart
+    after it (not warm for the warm-up length), and the other symbols are untouched."""
+    split = bars.copy()
+    s01 = np.flatnonzero(split["symbol"].to_numpy() == "S01")
+    at = 150
+    split.loc[s01[at:], ["open", "high", "low", "close"]] /= 2.0
+    clean, flagged = build_dataset(bars), build_dataset(split)
+
+    assert clean.counts["flagged_bars"] == 0 and clean.counts["label_window_flagged"] == 0
+    assert flagged.counts["flagged_bars"] == flagged.counts["flagged_split_ratio"] == 1
+    assert flagged.counts["label_window_flagged"] > 0
+    ts01 = split["ts"].to_numpy()[s01]
+    horizon = flagged.barrier.horizon_bars
+    kept = set(flagged.frame.loc[flagged.frame["symbol"] == "S01", "ts"].tolist())
+    assert not kept & set(ts01[at - horizon : at + 1].tolist())  # label window holds the split
+    warm_again = at + 34  # the segment restarts at at + 1 and warms on its 34th bar
+    assert not kept & set(ts01[at + 1 : warm_again].tolist())
+    assert ts01[warm_again] in kept
+    # Other symbols: identical rows, features and labels.
+    a, b = (f.loc[f["symbol"] != "S01"].reset_index(drop=True) for f in (clean.frame, flagged.frame))
+    pd.testing.assert_frame_equal(a, b)
+    # Before the split S01's rows are the clean ones (point in time: the flag changes no past row
+    # outside the label window).
+    early = ts01[at - horizon - 1]
+    pa = clean.frame.loc[(clean.frame["symbol"] == "S01") & (clean.frame["ts"] <= early)].reset_index(
+        drop=True
+    )
+    pb = flagged.frame.loc[(flagged.frame["symbol"] == "S01") & (flagged.frame["ts"] <= early)]
+    pd.testing.assert_frame_equal(pa, pb.reset_index(drop=True))

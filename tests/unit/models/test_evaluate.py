@@ -78,7 +78,7 @@ def model_dir(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         config=TrainConfig(num_threads=1),
     )
     assert code == EXIT_OK, lines
-    assert lines[0].startswith("saved swing/") and "5 folds" in lines[0]
+    assert lines[0].startswith("saved swing/") and "5 folds, raw prices" in lines[0]  # no Adj Close
     assert len(steps) == 6
     return out
 
@@ -185,6 +185,7 @@ def test_evaluate_command_prints_json_and_accepts_a_models_own_directory(model_d
     assert evaluate_command(model_dir / "swing", data, as_json=True, echo=lines.append) == EXIT_OK
     out = json.loads(lines[0])
     assert out["n"] > 1000 and out["baselines"]["momentum_20"]["n"] == out["n"]
+    assert out["prices"] == "raw"
     text: list[str] = []
     assert evaluate_command(model_dir, data, echo=text.append) == EXIT_OK
     assert any(line.startswith("always long") for line in text)
@@ -219,6 +220,8 @@ def test_evaluate_refuses_a_missing_or_ambiguous_model(model_dir: Path, data: Pa
         ({"until": "2014-01-01"}, "no row's label window ends before 2014-01-01"),
         ({"data": "tiny.csv"}, "no warm, labelled rows"),
         ({"signal_type": "day"}, "day models are trained on intraday bars; these are 1d"),
+        ({"prices": "adjusted"}, "no adjusted close column (Adj Close); use --prices raw"),
+        ({"prices": "split"}, "unknown --prices 'split'; expected adjusted or raw"),
     ],
 )
 def test_train_command_refuses_bad_input_in_one_line(
@@ -235,6 +238,7 @@ def test_train_command_refuses_bad_input_in_one_line(
         signal_type=str(args["signal_type"]),
         until=args["until"],
         echo=lines.append,
+        prices=args.get("prices"),
     )
     assert code == EXIT_BAD_INPUT
     assert len(lines) == 1 and lines[0].startswith("error: ")

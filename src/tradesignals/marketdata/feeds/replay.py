@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tradesignals.domain.bar_quality import QualityReason
 from tradesignals.domain.market import NS_PER_SECOND, Bar, Timeframe
 from tradesignals.marketdata.feeds.base import FeedError, MarketEvent
 from tradesignals.marketdata.ohlcv_file import infer_timeframe, read_ohlcv
@@ -31,7 +32,8 @@ class ReplayFeed:
     """Bars from a CSV/Parquet OHLCV file, all symbols interleaved in (ts, symbol) order.
 
     ``speed`` is simulated seconds per wall second (``inf``: as fast as possible). Bars whose
-    ``problems()`` are non-empty are skipped and counted in ``rejected`` (by reason), never raised:
+    ``problems()`` are non-empty are skipped and counted in ``rejected`` (by ``QualityReason``, the
+    validator's and ingest's names), never raised:
     real vendor files hold a few NaN or inconsistent rows and one must not stop a replay.
     """
 
@@ -75,7 +77,7 @@ class ReplayFeed:
         self._cols = [df[c].to_numpy(dtype=np.float64) for c in ("open", "high", "low", "close", "volume")]
         self.rows = len(df)
         self.nan_price_rows = int(df.attrs.get("nan_price_rows", 0))
-        self.rejected: Counter[str] = Counter()
+        self.rejected: Counter[QualityReason] = Counter()
         self.emitted = 0
         self.skipped = 0
         self._closed = False
@@ -110,7 +112,7 @@ class ReplayFeed:
                 problems = bar.problems()
                 if problems or not bar.symbol:
                     self.skipped += 1
-                    self.rejected.update(problems or ["empty symbol"])
+                    self.rejected.update(problems or [QualityReason.EMPTY_SYMBOL])
                     continue
                 if paced:
                     delay = t0_wall + (ts - t0_sim) / ns_per_wall_s - time.monotonic()
