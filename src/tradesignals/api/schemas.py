@@ -7,11 +7,39 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tradesignals.domain.outcomes import OutcomeKind
+from tradesignals.domain.risk import ProfileName
 from tradesignals.domain.signals import Direction, Signal, SignalStatus, SignalType
+from tradesignals.engine.track_record import HistoryRow
+
+MAX_INT64 = 2**63 - 1
+"""The largest integer a query parameter may carry: both databases store seqs as 64-bit integers."""
+
+
+class PositionSize(BaseModel):
+    """How large a position a profile takes in a signal, for a stated capital.
+
+    Sized so that being stopped out loses the profile's risk per trade (``risk_per_trade_pct`` of
+    capital), capped by its maximum position; no other position is assumed open.
+    """
+
+    profile: ProfileName
+    capital: float = Field(description="The capital the size is computed for (the `capital` parameter).")
+    position_pct: float = Field(description="Percent of capital to commit.")
+    position_value: float = Field(description="capital × position_pct / 100, in the capital's currency.")
+    units: float = Field(description="position_value / entry (round down to what your broker trades).")
+    risk_amount: float = Field(
+        description="What the position loses at the stop: position_value × |entry − stop| / entry."
+    )
+    edge: float = Field(
+        description="Confidence minus the model's base rate (0.5 without one), in probability points."
+    )
+    volatility: float = Field(description="Annualised volatility the filter judged (0.3 = 30 %).")
+    notes: list[str] = Field(description="What limited the size, if anything.")
 
 
 class SignalPublic(BaseModel):
-    """A signal as a client sees it."""
+    """A signal as a client sees it; the outcome fields are null while it is open."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -29,10 +57,42 @@ class SignalPublic(BaseModel):
     timeframe: str
     model_version: str
     reasons: list[str]
+    decided_at: datetime | None = Field(
+        description="Close of the bar the decision was made on; created_at is when it was published."
+    )
+    base_rate: float | None = Field(description="The model's realised win rate; null for rule-based signals.")
+    edge: float | None = Field(description="confidence − base_rate; null without a base rate.")
+    outcome: OutcomeKind | None = Field(None, description="How it closed; null while open or unrecorded.")
+    win: bool | None = Field(None, description="Net R > 0 at the plan's exit (false when not filled).")
+    filled_at: datetime | None = None
+    fill_price: float | None = None
+    exit_price: float | None = None
+    gross_pnl_pct: float | None = Field(None, description="Percent of the fill, before costs.")
+    costs_pct: float | None = Field(None, description="Round-trip costs (and borrow), percent of the fill.")
+    net_pnl_pct: float | None = Field(None, description="gross_pnl_pct − costs_pct.")
+    gross_r: float | None = None
+    net_r: float | None = Field(None, description="Net P/L in R (plan risk: entry to stop).")
+    size: PositionSize | None = Field(None, description="Present when a profile was asked for.")
 
     @classmethod
-    def of(cls, s: Signal) -> SignalPublic:
+    def of(cls, s: Signal, close: HistoryRow | None = None, size: PositionSize | None = None) -> SignalPublic:
+        """``close``: the signal's row in the track record, when it is closed."""
+        c = close
         return cls(
+            decided_at=s.decided_at or s.created_at,
+            base_rate=s.base_rate,
+            edge=s.edge,
+            outcome=OutcomeKind(c.outcome) if c is not None and c.outcome is not None else None,
+            win=c.win if c is not None else None,
+            filled_at=c.filled_at if c is not None else None,
+            fill_price=c.fill_price if c is not None else None,
+            exit_price=c.exit_price if c is not None else None,
+            gross_pnl_pct=c.gross_pnl_pct if c is not None else None,
+            costs_pct=c.costs_pct if c is not None else None,
+            net_pnl_pct=c.net_pnl_pct if c is not None else None,
+            gross_r=c.gross_r if c is not None else None,
+            net_r=c.net_r if c is not None else None,
+            size=size,
             id=s.id,
             symbol=s.symbol,
             type=s.type,

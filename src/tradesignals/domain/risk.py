@@ -8,6 +8,19 @@ Three parts, all plain values so that accounts, fan-out, the API and the backtes
   position and risk limits and the filters it applies;
 * **fitting** a signal to a profile (`fit`): accept or refuse it, and size the position.
 
+Confidence on its real scale. A calibrated model's confidence is a probability of the rulebook's
+win (``domain.exits.is_win``), and a calibrated swing model spreads it over a narrow band around its
+own base rate (about 0.19–0.35 on the S&P file): a fixed minimum confidence such as 0.65 would sit
+above the whole band and block everything, and one inside the band would mean different things for
+models with different base rates. So a profile asks for a minimum **edge** — confidence minus the
+model's realised base rate (``Signal.edge``), in probability points: conservative +4 points,
+moderate +2, aggressive 0 (`min_edge`). The steps are round and equal, chosen from what the number
+means, never fitted to a data file: aggressive takes every signal the model rates at least as likely
+to win as its average signal (never one it expects to do worse than average), and each more cautious
+profile asks for two more points of evidence. A signal without a base rate (the rule-based
+placeholder, whose "confidence" is not a calibrated probability) is judged against a coin flip,
+``NO_BASE_RATE`` = 0.5 (`edge_of`).
+
 Scoring. Every option scores in [0, 1] (0 = the most cautious answer); ``risk_tolerance`` is the
 weighted mean of the chosen scores, rounded to 6 decimals so that a boundary value lands in the same
 band on every platform. Bands (`TOLERANCE_BANDS`): below 0.35 conservative, below 0.65 moderate,
@@ -20,7 +33,7 @@ on the other questions must not talk someone out of those.
 
 Monotone by construction. The presets are ordered so that, for the same signal and the same
 context (volatility, sector, open exposure), everything a more conservative profile accepts a bolder
-one accepts too, with a position at least as large: bolder means a lower minimum confidence, a
+one accepts too, with a position at least as large: bolder means a lower minimum edge, a
 higher maximum volatility, a superset of signal types, higher sector caps for every sector, a higher
 risk per trade and a higher maximum position. `RiskProfile.is_at_most_as_bold_as` states the
 ordering and the tests check it for the presets.
@@ -28,11 +41,13 @@ ordering and the tests check it for the presets.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from tradesignals.domain.market import AssetClass, Timeframe
 from tradesignals.domain.signals import Signal, SignalType
 
 
@@ -48,6 +63,20 @@ class ProfileName(StrEnum):
 
 
 _PROFILE_ORDER = (ProfileName.CONSERVATIVE, ProfileName.MODERATE, ProfileName.AGGRESSIVE)
+
+NO_BASE_RATE = 0.5
+"""What the confidence of a signal without a base rate is measured against: a coin flip."""
+
+
+def edge_of(signal: Signal) -> float:
+    """The signal's edge in probability points: ``Signal.edge``, or confidence − 0.5 without a base rate.
+
+    Rounded to 1e-9 so that 0.29 over a 0.25 base rate is the 4 points a person reads (the float
+    difference is 0.03999…), and a threshold means the same on every platform.
+    """
+    edge = signal.edge
+    return round(signal.confidence - NO_BASE_RATE if edge is None else edge, 9)
+
 
 UNCLASSIFIED_SECTOR = "unclassified"
 """The sector bucket of a signal without one (crypto, an unmapped ticker).
@@ -65,8 +94,10 @@ def _sector_key(sector: str | None) -> str:
 class RiskProfile:
     """Limits and filters of one profile.
 
-    Percentages are of account equity (5.0 = 5 %). ``max_volatility`` is annualised volatility as
-    a fraction (0.30 = 30 %). ``sector_caps_pct`` names sectors (lower case) with their own cap of
+    Percentages are of account equity (5.0 = 5 %). ``min_edge`` is the least edge over the model's
+    base rate a signal must have, in probability points as a fraction (0.04 = 4 points; see
+    `edge_of`). ``max_volatility`` is annualised volatility as a fraction (0.30 = 30 %,
+    `annualised_volatility`). ``sector_caps_pct`` names sectors (lower case) with their own cap of
     total exposure; every other sector, including `UNCLASSIFIED_SECTOR`, gets
     ``default_sector_cap_pct``. ``risk_tolerance`` is the profile's representative score, inside
     its band; a user's own score is on their `Assessment`.
@@ -76,7 +107,7 @@ class RiskProfile:
     risk_tolerance: float
     max_position_pct: float
     risk_per_trade_pct: float
-    min_confidence: float
+    min_edge: float
     max_volatility: float
     allowed_types: frozenset[SignalType]
     sector_caps_pct: tuple[tuple[str, float], ...] = ()
@@ -87,8 +118,8 @@ class RiskProfile:
             raise ValueError(f"risk_tolerance {self.risk_tolerance} is outside [0, 1]")
         if not 0.0 < self.risk_per_trade_pct <= self.max_position_pct <= 100.0:
             raise ValueError("need 0 < risk_per_trade_pct <= max_position_pct <= 100")
-        if not 0.0 <= self.min_confidence <= 1.0:
-            raise ValueError(f"min_confidence {self.min_confidence} is outside [0, 1]")
+        if not -1.0 <= self.min_edge <= 1.0:
+            raise ValueError(f"min_edge {self.min_edge} is outside [-1, 1]")
         if not (self.max_volatility > 0 and math.isfinite(self.max_volatility)):
             raise ValueError(f"max_volatility {self.max_volatility} must be positive and finite")
         caps = [*(c for _, c in self.sector_caps_pct), self.default_sector_cap_pct]
@@ -126,7 +157,7 @@ class RiskProfile:
         sectors = {s for s, _ in self.sector_caps_pct} | {s for s, _ in other.sector_caps_pct}
         sectors.add(UNCLASSIFIED_SECTOR)
         return (
-            self.min_confidence >= other.min_confidence
+            self.min_edge >= other.min_edge
             and self.max_volatility <= other.max_volatility
             and self.allowed_types <= other.allowed_types
             and self.risk_per_trade_pct <= other.risk_per_trade_pct
@@ -142,7 +173,7 @@ PRESETS: dict[ProfileName, RiskProfile] = {
         risk_tolerance=0.2,
         max_position_pct=5.0,
         risk_per_trade_pct=0.5,
-        min_confidence=0.65,
+        min_edge=0.04,
         max_volatility=0.30,
         allowed_types=frozenset({SignalType.SWING}),
         sector_caps_pct=(("technology", 15.0), ("crypto", 5.0)),
@@ -153,7 +184,7 @@ PRESETS: dict[ProfileName, RiskProfile] = {
         risk_tolerance=0.5,
         max_position_pct=10.0,
         risk_per_trade_pct=1.0,
-        min_confidence=0.58,
+        min_edge=0.02,
         max_volatility=0.60,
         allowed_types=frozenset({SignalType.SWING, SignalType.EVENT}),
         sector_caps_pct=(("technology", 25.0), ("crypto", 10.0)),
@@ -164,7 +195,7 @@ PRESETS: dict[ProfileName, RiskProfile] = {
         risk_tolerance=0.85,
         max_position_pct=25.0,
         risk_per_trade_pct=2.0,
-        min_confidence=0.52,
+        min_edge=0.0,
         max_volatility=2.0,
         allowed_types=frozenset(SignalType),
         sector_caps_pct=(("technology", 50.0), ("crypto", 30.0)),
@@ -400,7 +431,7 @@ def fit(
 ) -> Fit:
     """Filter ``signal`` through ``profile`` and size the position as a percent of equity.
 
-    Filters: confidence at least the minimum; annualised ``volatility`` at most the maximum (an
+    Filters: edge (`edge_of`) at least the profile's ``min_edge``; annualised ``volatility`` at most the maximum (an
     unknown or non-finite volatility is refused — a limit that cannot be checked is not met); the
     type allowed; room left under the sector cap given ``open_exposure_by_sector`` (percent of
     equity already open per sector; keys are matched case-insensitively, a missing sector is 0).
@@ -410,8 +441,11 @@ def fit(
     a bolder one, which is what makes acceptance and size monotone in the profile.
     """
     reasons: list[str] = []
-    if signal.confidence < profile.min_confidence:
-        reasons.append(f"confidence {signal.confidence:g} is below the minimum {profile.min_confidence:g}")
+    edge = edge_of(signal)
+    if edge < profile.min_edge:
+        reasons.append(
+            f"edge {edge * 100:+.1f} points over the base rate is below the minimum {profile.min_edge * 100:+.1f}"
+        )
     if volatility is None or not math.isfinite(volatility):
         reasons.append("volatility is unknown, so the maximum volatility cannot be checked")
     elif volatility > profile.max_volatility:
@@ -437,3 +471,34 @@ def fit(
         size = room
         reasons.append(f"size capped by the room left in sector {key}: {room:g} % of {cap:g} %")
     return Fit(accepted=True, reasons=reasons, position_pct=size)
+
+
+# --- volatility ----------------------------------------------------------------------------------
+
+VOLATILITY_BARS = 20
+"""One-bar log returns in a volatility estimate: the same window as the ``rvol_20`` feature."""
+
+SESSIONS_PER_YEAR: dict[AssetClass, int] = {AssetClass.EQUITY: 252, AssetClass.CRYPTO: 365}
+SESSION_SECONDS: dict[AssetClass, int] = {AssetClass.EQUITY: 23_400, AssetClass.CRYPTO: 86_400}
+"""Trading seconds in a regular session (09:30–16:00 for US equities, a UTC day for crypto)."""
+
+
+def bars_per_year(timeframe: Timeframe, asset: AssetClass) -> float:
+    """Bars of ``timeframe`` in a trading year: sessions per year × bars per session."""
+    per_session = 1.0 if timeframe is Timeframe.D1 else SESSION_SECONDS[asset] / timeframe.seconds
+    return SESSIONS_PER_YEAR[asset] * per_session
+
+
+def annualised_volatility(closes: Sequence[float], timeframe: Timeframe, asset: AssetClass) -> float | None:
+    """Annualised volatility (0.30 = 30 %) from the last ``VOLATILITY_BARS`` + 1 closes, oldest first.
+
+    The root mean square of the one-bar log returns (as the ``rvol_20`` feature: no mean is taken
+    out, a drift is risk too) × √(bars per year), so it reads on the scale of ``max_volatility``
+    whatever the bar length. None with fewer closes than that or a close that is not a positive
+    number: a volatility that cannot be measured is unknown, and `fit` refuses on it.
+    """
+    window = list(closes)[-(VOLATILITY_BARS + 1) :]
+    if len(window) < VOLATILITY_BARS + 1 or not all(math.isfinite(c) and c > 0 for c in window):
+        return None
+    squares = math.fsum(math.log(b / a) ** 2 for a, b in itertools.pairwise(window))
+    return math.sqrt(squares / VOLATILITY_BARS * bars_per_year(timeframe, asset))

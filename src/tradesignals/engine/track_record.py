@@ -1,33 +1,44 @@
-"""The track record: closed signals with their P/L, and the figures the free tier shows.
+"""The track record: what a follower of each signal could have earned, and the figures we publish.
 
 Pure (no I/O), and built from ledger entries alone (``history_from_ledger``) as well as from stored
 signals (``HistoryRow.of``), so anyone holding the ledger can recompute every figure we publish.
 
-The outcome contract — the ``data`` of a signal's ``closed`` event, written by the lifecycle
-tracker (``engine/lifecycle.py``); these exact keys:
+**Per signal** the row reads the ``closed`` event's data, whose keys are the contract written down
+in ``domain.outcomes`` (``Outcome.to_event_data``): decision time, fill (time and price), exit,
+gross and net P/L in percent and in R, costs, and the outcome — ``target``, ``stop``, ``expired`` or
+``not_filled`` (the idea was overtaken before anyone could act on it; no trade, no P/L). A key that
+is absent or of the wrong type is counted in ``missing``, never raised. A ``closed`` event written
+before the rulebook (keys ``pnl_pct``/``r_multiple``, gross, from the deciding close) is **legacy**:
+listed with what it holds, counted in ``Summary.legacy``, and left out of every figure — its
+numbers measure another promise (no fill rule, no costs) and must not be mixed with the new ones.
 
-==================  ==========================================================================
-``outcome``         ``"target"`` | ``"stop"`` | ``"expired"``
-``target_index``    int, the highest target reached before the exit, whatever the exit (0 = the
-                    first); null when none was (required when ``outcome`` is target)
-``exit_price``      float, the price the position is taken to have closed at
-``pnl_pct``         float, return in percent of entry, direction-adjusted (+2.5 = won 2.5 %)
-``r_multiple``      float, P/L in units of the initial risk (entry to stop)
-``mfe_pct``         float, maximum favourable excursion while open, percent of entry
-``mae_pct``         float, maximum adverse excursion while open, percent of entry
-``holding_seconds`` number, time from the signal's creation to its close
-``closed_at``       ISO 8601 time of the close; must equal the closed event's ``at``
-==================  ==========================================================================
+**The win** is the rulebook's one event, ``domain.exits.is_win`` of the net R (net R > 0 at the
+plan's exit); the row recomputes it from ``net_r`` and counts a stored ``win`` that disagrees as
+malformed.
+
+**Figures** (`Stats`), over the *scored* closes of a group — filled, with a usable ``net_r``:
+
+* ``hit_rate`` = wins / scored closes. Not-filled signals are counted (``not_filled``) but excluded
+  from every rate: no one could trade them, so they neither won nor lost.
+* ``avg_net_r`` — the mean net R per signal, i.e. the **expectancy in R** (hit rate × average
+  winning R + the rest × average non-winning R is the same number); ``avg_net_pnl_pct`` the same
+  expectancy in net percent of the fill. ``avg_gross_r`` and ``avg_costs_pct`` show what costs took.
+* ``net_profit_factor`` = sum of winning net R / |sum of losing net R|; null when nothing was lost.
+  Each signal weighs one R — the unit every position is sized in — so no figure adds up percentages
+  of overlapping, differently sized positions as if they were a return. (A portfolio's equity
+  curve is the backtest's business, not the track record's.)
+* ``reliability`` — does the confidence mean what it says? Scored closes in fixed 5-point buckets of
+  confidence (``[0.20, 0.25)``, ``[0.25, 0.30)``, …; the last one, ``[0.95, 1.00]``, closed), listed
+  only where a close exists, each with its count, mean confidence and realised hit rate. Fixed
+  edges rather than equal-mass deciles: a published table stays comparable from one month and one
+  model to the next, and 5 points resolves the narrow range a calibrated model really uses
+  (about 0.19–0.35 for the swing model) where 10-point bins would put almost everything in two.
+
+Every figure is given overall and per model version (``by_model``), since a confidence only
+speaks for the model that made it; by type, symbol and month of close as well.
 
 The closed event's ``at`` is the close time used for ordering and for the month a close belongs to
-(UTC), so that the database can filter by it. A key that is missing or of the wrong type is
-counted (``Summary.missing``), never raised: a close without a usable ``pnl_pct`` is listed but
-left out of the figures (``Summary.skipped``); one without ``r_multiple`` still counts everywhere
-but in ``avg_r``.
-
-Definitions: a win is ``pnl_pct > 0``, a loss ``< 0``, a flat close neither (it still counts in
-``count``, so ``win_rate = wins / count``). Profit factor is the sum of winning returns over the
-absolute sum of losing ones, each signal weighted equally; ``None`` when nothing was lost.
+(UTC), so that the database can filter by it.
 """
 
 from __future__ import annotations
@@ -39,21 +50,33 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from tradesignals.domain.exits import is_win
 from tradesignals.domain.ledger import LedgerEntry
+from tradesignals.domain.outcomes import OUTCOME_KEYS, OutcomeKind
 from tradesignals.domain.signals import Signal, SignalEvent, SignalEventKind
 
-OUTCOME_KEYS: tuple[str, ...] = (
-    "outcome",
-    "target_index",
+OUTCOMES: frozenset[str] = frozenset(k.value for k in OutcomeKind)
+LEGACY_KEYS: tuple[str, ...] = ("pnl_pct", "r_multiple")
+"""The P/L keys of ``closed`` events written before the rulebook (gross, from the deciding close)."""
+
+UNKNOWN_MODEL = "unknown"
+"""The model version of a signal whose ``created`` entry does not name one."""
+
+BUCKET_WIDTH = 0.05
+_BUCKETS = round(1.0 / BUCKET_WIDTH)
+
+# Numbers a filled close must carry; a not-filled one carries none of them (null by contract).
+_FILLED_NUMBERS = (
+    "fill_price",
     "exit_price",
-    "pnl_pct",
-    "r_multiple",
+    "gross_pnl_pct",
+    "costs_pct",
+    "net_pnl_pct",
+    "gross_r",
+    "net_r",
     "mfe_pct",
     "mae_pct",
-    "holding_seconds",
-    "closed_at",
 )
-OUTCOMES: frozenset[str] = frozenset({"target", "stop", "expired"})
 
 
 def _number(data: Mapping[str, Any], key: str, missing: list[str]) -> float | None:
@@ -65,6 +88,8 @@ def _number(data: Mapping[str, Any], key: str, missing: list[str]) -> float | No
 
 
 def _time(value: object) -> datetime | None:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo is not None else None
     if not isinstance(value, str):
         return None
     try:
@@ -90,26 +115,48 @@ class HistoryRow:
     confidence: float
     created_at: datetime
     expires_at: datetime
+    model_version: str
     seq: int  # seq of the closed event: the history's order and cursor
     closed_at: datetime  # the closed event's ``at`` (UTC)
     outcome: str | None
+    win: bool | None  # is_win(net_r); False when not filled; None when net_r is unknown
     target_index: int | None
+    decided_at: datetime | None  # the deciding bar's close; the signal's creation before the rulebook
+    filled_at: datetime | None
+    fill_price: float | None
     exit_price: float | None
-    pnl_pct: float | None
-    r_multiple: float | None
+    gross_pnl_pct: float | None
+    costs_pct: float | None
+    net_pnl_pct: float | None
+    gross_r: float | None
+    net_r: float | None
     mfe_pct: float | None
     mae_pct: float | None
     holding_seconds: float | None
     missing: tuple[str, ...] = ()  # contract keys absent or of the wrong type
+    legacy: bool = False  # written before the rulebook (pnl_pct / r_multiple): listed, not scored
 
     @property
     def month(self) -> str:
         return self.closed_at.astimezone(UTC).strftime("%Y-%m")
 
+    @property
+    def filled(self) -> bool:
+        return self.outcome != OutcomeKind.NOT_FILLED
+
+    @property
+    def scored(self) -> bool:
+        """Counts in the figures: a filled close with a usable net R."""
+        return self.filled and self.net_r is not None
+
     @classmethod
     def of(cls, signal: Signal, seq: int, closed: SignalEvent) -> HistoryRow:
         """From a stored signal and its ``closed`` event."""
         return _row(
+            seq=seq,
+            at=closed.at,
+            data=closed.data,
+            decided_at=signal.decided_at or signal.created_at,
             signal_id=signal.id,
             symbol=signal.symbol,
             type=signal.type.value,
@@ -120,13 +167,12 @@ class HistoryRow:
             confidence=signal.confidence,
             created_at=signal.created_at,
             expires_at=signal.expires_at,
-            seq=seq,
-            at=closed.at,
-            data=closed.data,
+            model_version=signal.model_version,
         )
 
 
-def _row(*, seq: int, at: datetime, data: object, **signal: Any) -> HistoryRow:
+def _row(*, seq: int, at: datetime, data: object, decided_at: datetime | None, **signal: Any) -> HistoryRow:
+    """Read a ``closed`` event's data against the contract; ``decided_at`` is the signal's own."""
     if not isinstance(data, Mapping):
         data = {}
     missing: list[str] = []
@@ -134,31 +180,52 @@ def _row(*, seq: int, at: datetime, data: object, **signal: Any) -> HistoryRow:
     if not isinstance(outcome, str) or outcome not in OUTCOMES:
         missing.append("outcome")
         outcome = None
+    filled = outcome != OutcomeKind.NOT_FILLED
     raw_index = data.get("target_index")
     target_index = raw_index if isinstance(raw_index, int) and not isinstance(raw_index, bool) else None
-    if target_index is None and (outcome == "target" or raw_index is not None):
+    if target_index is None and (outcome == OutcomeKind.TARGET or raw_index is not None):
         missing.append("target_index")
-    exit_price = _number(data, "exit_price", missing)
-    pnl_pct = _number(data, "pnl_pct", missing)
-    r_multiple = _number(data, "r_multiple", missing)
-    mfe_pct = _number(data, "mfe_pct", missing)
-    mae_pct = _number(data, "mae_pct", missing)
+    decided = _time(data.get("decided_at"))
+    if decided is None:
+        missing.append("decided_at")
+        decided = decided_at.astimezone(UTC) if decided_at is not None else None
+    numbers: dict[str, float | None] = dict.fromkeys(_FILLED_NUMBERS)
+    filled_at = None
+    if filled:
+        filled_at = _time(data.get("filled_at"))
+        if filled_at is None:
+            missing.append("filled_at")
+        for key in _FILLED_NUMBERS:
+            numbers[key] = _number(data, key, missing)
     holding_seconds = _number(data, "holding_seconds", missing)
     if _time(data.get("closed_at")) is None:
         missing.append("closed_at")
+    net_r = numbers["net_r"]
+    win = (is_win(net_r) if net_r is not None else None) if filled else False
+    stored_win = data.get("win")
+    if not isinstance(stored_win, bool) or (win is not None and stored_win is not win):
+        missing.append("win")  # absent, or disagreeing with the net R it must be computed from
     return HistoryRow(
         **signal,
         seq=seq,
         closed_at=at.astimezone(UTC),
         outcome=outcome,
+        win=win,
         target_index=target_index,
-        exit_price=exit_price,
-        pnl_pct=pnl_pct,
-        r_multiple=r_multiple,
-        mfe_pct=mfe_pct,
-        mae_pct=mae_pct,
+        decided_at=decided,
+        filled_at=filled_at,
+        fill_price=numbers["fill_price"],
+        exit_price=numbers["exit_price"],
+        gross_pnl_pct=numbers["gross_pnl_pct"],
+        costs_pct=numbers["costs_pct"],
+        net_pnl_pct=numbers["net_pnl_pct"],
+        gross_r=numbers["gross_r"],
+        net_r=net_r,
+        mfe_pct=numbers["mfe_pct"],
+        mae_pct=numbers["mae_pct"],
         holding_seconds=holding_seconds,
         missing=tuple(missing),
+        legacy=net_r is None and any(key in data for key in LEGACY_KEYS),
     )
 
 
@@ -204,6 +271,7 @@ def _signal_fields(data: object) -> dict[str, Any] | None:
         created_at, expires_at = _time(data["created_at"]), _time(data["expires_at"])
         if created_at is None or expires_at is None:
             return None
+        model_version = data.get("model_version")
         return {
             "symbol": str(data["symbol"]),
             "type": str(data["type"]),
@@ -214,106 +282,164 @@ def _signal_fields(data: object) -> dict[str, Any] | None:
             "confidence": float(data["confidence"]),
             "created_at": created_at,
             "expires_at": expires_at,
+            "model_version": model_version
+            if isinstance(model_version, str) and model_version
+            else UNKNOWN_MODEL,
+            # Entries from before the rulebook have no decided_at: then decision and publication were one.
+            "decided_at": _time(data.get("decided_at")) or created_at,
         }
     except (KeyError, TypeError, ValueError):
         return None
 
 
+# --- figures -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """One row of the reliability table: scored closes with ``lo <= confidence < hi``."""
+
+    lo: float
+    hi: float
+    n: int
+    mean_confidence: float
+    hit_rate: float
+
+
+def bucket_of(confidence: float) -> int:
+    """The index of the 5-point bucket holding ``confidence`` (1.0 joins the last bucket)."""
+    # round() first so that 0.35, stored as 0.34999…, lands in [0.35, 0.40) as a person reads it.
+    return min(_BUCKETS - 1, max(0, math.floor(round(confidence * _BUCKETS, 9))))
+
+
+def reliability(rows: Iterable[HistoryRow]) -> list[Bucket]:
+    """The reliability table over the scored ``rows``: non-empty buckets, by ascending confidence."""
+    groups: dict[int, list[HistoryRow]] = {}
+    for r in rows:
+        if r.scored:
+            groups.setdefault(bucket_of(r.confidence), []).append(r)
+    return [
+        Bucket(
+            lo=round(i * BUCKET_WIDTH, 2),
+            hi=round((i + 1) * BUCKET_WIDTH, 2),
+            n=len(members),
+            mean_confidence=math.fsum(r.confidence for r in members) / len(members),
+            hit_rate=sum(1 for r in members if r.win) / len(members),
+        )
+        for i, members in sorted(groups.items())
+    ]
+
+
+def _mean(xs: list[float]) -> float | None:
+    return math.fsum(xs) / len(xs) if xs else None
+
+
 @dataclass(frozen=True, slots=True)
 class Stats:
-    """Figures over a set of scored closes (those with a usable ``pnl_pct``)."""
+    """Figures over a group of closes; rates and averages over its scored closes (``count``)."""
 
-    count: int = 0
+    closes: int = 0  # every close in the group, scored or not
+    count: int = 0  # scored: filled, with a net R — the denominator of every rate and average
+    not_filled: int = 0
     wins: int = 0
-    losses: int = 0
-    win_rate: float | None = None
-    avg_return_pct: float | None = None
-    median_return_pct: float | None = None
-    total_return_pct: float = 0.0
-    gross_profit_pct: float = 0.0
-    gross_loss_pct: float = 0.0  # as a positive number
-    profit_factor: float | None = None
-    avg_r: float | None = None
-    r_count: int = 0  # closes that had an r_multiple (avg_r's denominator)
-    outcomes: dict[str, int] = field(default_factory=dict)
+    losses: int = 0  # net R < 0; a flat close is neither
+    hit_rate: float | None = None
+    avg_net_r: float | None = None  # the expectancy in R
+    median_net_r: float | None = None
+    avg_gross_r: float | None = None
+    avg_net_pnl_pct: float | None = None  # the expectancy in net percent of the fill
+    avg_costs_pct: float | None = None
+    net_profit_factor: float | None = None
+    outcomes: dict[str, int] = field(default_factory=dict)  # every close with a known outcome
+    reliability: list[Bucket] = field(default_factory=list)
 
 
 def stats(rows: Iterable[HistoryRow]) -> Stats:
-    """Figures over ``rows``; rows without a ``pnl_pct`` are ignored (``summarize`` counts them)."""
-    scored = [r for r in rows if r.pnl_pct is not None]
-    if not scored:
-        return Stats()
-    returns = [r.pnl_pct for r in scored if r.pnl_pct is not None]
-    gains = [x for x in returns if x > 0]
-    losses = [x for x in returns if x < 0]
-    gross_profit, gross_loss = math.fsum(gains), -math.fsum(losses)
-    rs = [r.r_multiple for r in scored if r.r_multiple is not None]
+    """Figures over ``rows`` (any mix of scored, not-filled, legacy and malformed closes)."""
+    rows = list(rows)
     outcomes: dict[str, int] = {}
-    for r in scored:
+    for r in rows:
         if r.outcome is not None:
             outcomes[r.outcome] = outcomes.get(r.outcome, 0) + 1
+    not_filled = outcomes.get(OutcomeKind.NOT_FILLED, 0)
+    scored = [r for r in rows if r.scored]
+    if not scored:
+        return Stats(closes=len(rows), not_filled=not_filled, outcomes=dict(sorted(outcomes.items())))
+    net_r = [r.net_r for r in scored if r.net_r is not None]
+    won = math.fsum(x for x in net_r if is_win(x))
+    lost = -math.fsum(x for x in net_r if x < 0)
+    wins = sum(1 for r in scored if r.win)
     return Stats(
-        count=len(returns),
-        wins=len(gains),
-        losses=len(losses),
-        win_rate=len(gains) / len(returns),
-        avg_return_pct=math.fsum(returns) / len(returns),
-        median_return_pct=float(statistics.median(returns)),
-        total_return_pct=math.fsum(returns),
-        gross_profit_pct=gross_profit,
-        gross_loss_pct=gross_loss,
-        profit_factor=gross_profit / gross_loss if gross_loss > 0 else None,
-        avg_r=math.fsum(rs) / len(rs) if rs else None,
-        r_count=len(rs),
+        closes=len(rows),
+        count=len(scored),
+        not_filled=not_filled,
+        wins=wins,
+        losses=sum(1 for x in net_r if x < 0),
+        hit_rate=wins / len(scored),
+        avg_net_r=_mean(net_r),
+        median_net_r=float(statistics.median(net_r)),
+        avg_gross_r=_mean([r.gross_r for r in scored if r.gross_r is not None]),
+        avg_net_pnl_pct=_mean([r.net_pnl_pct for r in scored if r.net_pnl_pct is not None]),
+        avg_costs_pct=_mean([r.costs_pct for r in scored if r.costs_pct is not None]),
+        net_profit_factor=won / lost if lost > 0 else None,
         outcomes=dict(sorted(outcomes.items())),
+        reliability=reliability(scored),
     )
 
 
 @dataclass(frozen=True, slots=True)
 class Summary:
     overall: Stats
+    by_model: dict[str, Stats]  # model version -> its figures, ascending
     by_type: dict[str, Stats]
     by_symbol: dict[str, Stats]
     by_month: dict[str, Stats]  # "YYYY-MM" of the close, UTC, ascending
-    closed: int  # every close seen, scored or not
-    skipped: int  # closes without a usable pnl_pct: listed in history, not in the figures
+    closed: int  # every close seen
+    skipped: int  # filled (or unreadable) closes without a usable net R: listed, not in the figures
+    legacy: int  # of those, closes written before the rulebook (pnl_pct / r_multiple)
     missing: dict[str, int]  # contract key -> closes where it was absent or malformed
 
 
 def summarize(rows: Iterable[HistoryRow]) -> Summary:
-    """The track record's figures, overall and by type, symbol and month of close."""
+    """The track record's figures, overall and by model version, type, symbol and month of close."""
     rows = list(rows)
     missing: dict[str, int] = {}
     for r in rows:
         for key in r.missing:
             missing[key] = missing.get(key, 0) + 1
-    scored = [r for r in rows if r.pnl_pct is not None]
 
     def by(key: str) -> dict[str, Stats]:
         groups: dict[str, list[HistoryRow]] = {}
-        for r in scored:
+        for r in rows:
             groups.setdefault(r.month if key == "month" else getattr(r, key), []).append(r)
         return {name: stats(groups[name]) for name in sorted(groups)}
 
     return Summary(
-        overall=stats(scored),
+        overall=stats(rows),
+        by_model=by("model_version"),
         by_type=by("type"),
         by_symbol=by("symbol"),
         by_month=by("month"),
         closed=len(rows),
-        skipped=len(rows) - len(scored),
+        skipped=sum(1 for r in rows if r.filled and r.net_r is None),
+        legacy=sum(1 for r in rows if r.legacy),
         missing=dict(sorted(missing.items())),
     )
 
 
 __all__ = [
+    "BUCKET_WIDTH",
+    "LEGACY_KEYS",
     "OUTCOMES",
     "OUTCOME_KEYS",
+    "Bucket",
     "HistoryRow",
     "LedgerHistory",
     "Stats",
     "Summary",
+    "bucket_of",
     "history_from_ledger",
+    "reliability",
     "stats",
     "summarize",
 ]

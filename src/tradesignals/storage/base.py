@@ -60,6 +60,7 @@ class CloseQuery:
     closed_until: datetime | None = None
     before_seq: int | None = None  # cursor: the seq of the last close of the previous page
     limit: int = 50
+    signal_ids: tuple[str, ...] | None = None  # only these signals (a page of signals' outcomes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -343,6 +343,8 @@ class SqlSignalRepository:
             stmt = stmt.where(ev.at < query.closed_until)
         if query.before_seq is not None:
             stmt = stmt.where(ev.seq < query.before_seq)
+        if query.signal_ids is not None:  # a page of signals: at most MAX_QUERY_LIMIT ids
+            stmt = stmt.where(ev.signal_id.in_(sorted(set(query.signal_ids))))
         stmt = stmt.order_by(ev.seq.desc()).limit(_clamp(query.limit, MAX_EVENTS_LIMIT))
         with storage_errors("reading closed signals", self.engine), self._read() as session:
             return [

@@ -54,7 +54,7 @@ def test_assess_returns_the_profile_and_its_parameters(risk_client: TestClient) 
     assert p["name"] == "aggressive"
     assert p["max_position_pct"] == preset.max_position_pct
     assert p["risk_per_trade_pct"] == preset.risk_per_trade_pct
-    assert p["min_confidence"] == preset.min_confidence and p["max_volatility"] == preset.max_volatility
+    assert p["min_edge"] == preset.min_edge == 0.0 and p["max_volatility"] == preset.max_volatility
     assert p["allowed_types"] == ["swing", "day", "event", "options"]
     assert p["sector_caps_pct"] == {"technology": 50.0, "crypto": 30.0}
     assert p["default_sector_cap_pct"] == 50.0

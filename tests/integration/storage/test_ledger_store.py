@@ -464,6 +464,9 @@ def test_closes_newest_first_with_filters_and_cursor(repo: SqlSignalRepository) 
     assert ids(closed_until=datetime(2026, 2, 1, tzinfo=UTC)) == [c.id]
     first = repo.closes(CloseQuery(limit=2))
     assert ids(before_seq=first[-1].close.seq) == [c.id]
+    # The outcomes of a page of signals: only those named, open or unknown ones simply absent.
+    assert ids(signal_ids=(c.id, d.id, new_signal_id(), c.id)) == [c.id]
+    assert ids(signal_ids=()) == []
     with pytest.raises(ValueError, match="naive"):
         repo.closes(CloseQuery(closed_since=datetime(2026, 1, 1)))
 

@@ -25,7 +25,7 @@ def test_position_never_breaks_the_cap_and_risks_at_most_the_budget(
 def test_presets_get_bolder_in_order() -> None:
     c, m, a = (PRESETS[n] for n in ProfileName)
     assert c.risk_tolerance < m.risk_tolerance < a.risk_tolerance
-    assert c.min_confidence > m.min_confidence > a.min_confidence
+    assert c.min_edge > m.min_edge > a.min_edge == 0.0
     assert c.allowed_types <= m.allowed_types <= a.allowed_types
     assert a.allowed_types == frozenset(SignalType)
 

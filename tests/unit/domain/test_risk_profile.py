@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -10,14 +11,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tradesignals.domain.market import AssetClass, Timeframe
 from tradesignals.domain.risk import (
+    NO_BASE_RATE,
     PRESETS,
     QUESTIONNAIRE,
     TOLERANCE_BANDS,
     UNCLASSIFIED_SECTOR,
+    VOLATILITY_BARS,
     InvalidAnswers,
     ProfileName,
+    annualised_volatility,
     assess,
+    edge_of,
     fit,
     profile_for_tolerance,
 )
@@ -43,6 +49,7 @@ def make_signal(
     confidence: float = 0.7,
     type: SignalType = SignalType.SWING,
     direction: Direction = Direction.LONG,
+    base_rate: float | None = None,
 ) -> Signal:
     s = direction.sign
     risk = abs(entry - stop)
@@ -58,6 +65,7 @@ def make_signal(
         created_at=T0,
         expires_at=T0 + timedelta(days=5),
         model_version="t",
+        base_rate=base_rate,
     )
 
 
@@ -286,7 +294,7 @@ def test_full_sector_is_refused() -> None:
 
 def test_every_failing_filter_is_reported() -> None:
     f = fit(
-        make_signal(confidence=0.6, type=SignalType.DAY),
+        make_signal(confidence=0.3, base_rate=0.28, type=SignalType.DAY),
         PRESETS[ProfileName.CONSERVATIVE],
         volatility=0.45,
         sector=None,
@@ -295,7 +303,8 @@ def test_every_failing_filter_is_reported() -> None:
     assert not f.accepted and f.position_pct == 0.0
     assert len(f.reasons) == 4
     joined = " | ".join(f.reasons)
-    for words in ("confidence 0.6 is below the minimum 0.65", "volatility 0.45", "type day", "unclassified"):
+    edge = "edge +2.0 points over the base rate is below the minimum +4.0"
+    for words in (edge, "volatility 0.45", "type day", "unclassified"):
         assert words in joined
 
 
@@ -325,7 +334,12 @@ SECTORS = st.sampled_from([None, "technology", "Technology", "crypto", "energy",
 
 
 @st.composite
-def signals(draw: st.DrawFn, types: list[SignalType] | None = None, min_confidence: float = 0.45) -> Signal:
+def signals(draw: st.DrawFn, types: list[SignalType] | None = None, min_edge: float | None = None) -> Signal:
+    """Any signal (with a base rate or without); with ``min_edge``, one whose edge is at least that."""
+    base_rate = draw(st.one_of(st.none(), st.floats(0.01, 0.6)))
+    base = NO_BASE_RATE if base_rate is None else base_rate
+    # 1e-9: base + min_edge rounded down would leave the edge one ulp short.
+    low = 0.0 if min_edge is None else base + min_edge + 1e-9
     entry = draw(st.floats(1.0, 10_000.0))
     stop_frac = draw(st.floats(0.001, 0.3))  # a short's 3R target must stay above 0
     direction = draw(st.sampled_from(list(Direction)))
@@ -333,9 +347,10 @@ def signals(draw: st.DrawFn, types: list[SignalType] | None = None, min_confiden
     return make_signal(
         entry=entry,
         stop=stop,
-        confidence=draw(st.floats(min_confidence, 1.0)),
+        confidence=draw(st.floats(low, 1.0)),
         type=draw(st.sampled_from(types or [SignalType.SWING, SignalType.SWING, *SignalType])),
         direction=direction,
+        base_rate=base_rate,
     )
 
 
@@ -353,7 +368,7 @@ def test_what_a_cautious_profile_accepts_every_bolder_one_accepts_with_no_smalle
 ) -> None:
     # inputs drawn inside what profile k accepts, so the implication is never vacuously true
     cautious = ORDERED[k]
-    signal = data.draw(signals(types=sorted(cautious.allowed_types), min_confidence=cautious.min_confidence))
+    signal = data.draw(signals(types=sorted(cautious.allowed_types), min_edge=cautious.min_edge))
     vol = data.draw(st.floats(0.0, cautious.max_volatility))
     key = (sector or UNCLASSIFIED_SECTOR).lower()
     used = data.draw(st.floats(0.0, cautious.sector_cap_pct(sector), exclude_max=True))
@@ -392,7 +407,7 @@ def test_a_size_never_breaks_its_caps_nor_the_risk_budget(
     assert open_in_sector + f.position_pct <= p.sector_cap_pct(sector) + 1e-9
     distance = signal.risk_per_unit / signal.entry
     assert f.position_pct * distance <= p.risk_per_trade_pct * (1 + 1e-9)  # loss at the stop
-    assert signal.confidence >= p.min_confidence and signal.type in p.allowed_types
+    assert edge_of(signal) >= p.min_edge and signal.type in p.allowed_types
     assert vol is not None and vol <= p.max_volatility
 
 
@@ -411,3 +426,61 @@ def test_size_is_exactly_risk_over_distance_when_no_cap_binds(entry: float, stop
         assert f.position_pct == pytest.approx(expected, rel=1e-12)
     else:
         assert f.position_pct == pytest.approx(min(p.max_position_pct, p.sector_cap_pct("health care")))
+
+
+# --- edge and volatility ------------------------------------------------------------------------
+
+
+def test_the_edge_is_over_the_models_base_rate_or_a_coin_flip_without_one() -> None:
+    assert edge_of(make_signal(confidence=0.31, base_rate=0.25)) == pytest.approx(0.06)
+    assert edge_of(make_signal(confidence=0.55)) == pytest.approx(0.05)  # rule-based: against 0.5
+    # A calibrated 0.30 over a 0.25 base rate passes every profile; the same 0.30 with no base rate
+    # (a coin flip's -20 points) passes none.
+    calibrated, placeholder = make_signal(confidence=0.30, base_rate=0.25), make_signal(confidence=0.30)
+    for p in ORDERED:
+        assert fit(calibrated, p, volatility=0.2, sector=None, open_exposure_by_sector={}).accepted
+        refused = fit(placeholder, p, volatility=0.2, sector=None, open_exposure_by_sector={})
+        assert not refused.accepted and refused.reasons[0].startswith("edge -20.0 points")
+
+
+@pytest.mark.parametrize(
+    ("confidence", "accepted_by"),
+    [(0.24, 0), (0.25, 1), (0.269, 1), (0.27, 2), (0.289, 2), (0.29, 3), (0.35, 3)],
+)
+def test_the_edge_thresholds_on_a_calibrated_scale(confidence: float, accepted_by: int) -> None:
+    """Base rate 0.25: aggressive from 0.25, moderate from 0.27, conservative from 0.29."""
+    s = make_signal(confidence=confidence, base_rate=0.25)
+    fits = [fit(s, p, volatility=0.2, sector=None, open_exposure_by_sector={}) for p in ORDERED]
+    assert sum(f.accepted for f in fits) == accepted_by
+    assert [f.accepted for f in fits] == [False] * (3 - accepted_by) + [True] * accepted_by
+
+
+def test_annualised_volatility_of_a_known_path() -> None:
+    # Alternating +1 % / -1 % log returns: RMS 0.01 per bar; daily equity → 0.01 × √252.
+    closes = [100.0 * math.exp(0.01 * (i % 2)) for i in range(VOLATILITY_BARS + 1)]
+    vol = annualised_volatility(closes, Timeframe.D1, AssetClass.EQUITY)
+    assert vol == pytest.approx(0.01 * math.sqrt(252))
+    assert annualised_volatility(closes, Timeframe.D1, AssetClass.CRYPTO) == pytest.approx(
+        0.01 * math.sqrt(365)
+    )
+    # 5-minute equity bars: 78 a session.
+    assert annualised_volatility(closes, Timeframe.M5, AssetClass.EQUITY) == pytest.approx(
+        0.01 * math.sqrt(252 * 78)
+    )
+    # Only the last VOLATILITY_BARS returns count: an older crash does not.
+    assert annualised_volatility([1.0, *closes], Timeframe.D1, AssetClass.EQUITY) == pytest.approx(vol)
+    flat = annualised_volatility([50.0] * (VOLATILITY_BARS + 1), Timeframe.D1, AssetClass.EQUITY)
+    assert flat == 0.0
+
+
+@pytest.mark.parametrize(
+    "closes",
+    [
+        [],
+        [100.0] * VOLATILITY_BARS,
+        [100.0] * VOLATILITY_BARS + [0.0],
+        [100.0] * VOLATILITY_BARS + [math.nan],
+    ],
+)
+def test_a_volatility_that_cannot_be_measured_is_unknown(closes: list[float]) -> None:
+    assert annualised_volatility(closes, Timeframe.D1, AssetClass.EQUITY) is None

@@ -1,4 +1,4 @@
-"""The track record: closed signals with their P/L, and its summary — the free tier's view.
+"""The track record: closed signals with their fill, exit and net P/L, and its summary — the free tier's view.
 
 Both read the ledger's ``closed`` events (joined to their signal for the filters); the figures are
 computed by ``engine.track_record``, which anyone can run on the public ledger to get the same.
@@ -15,9 +15,10 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from tradesignals.api.deps import SignalRepoDep
-from tradesignals.api.schemas import ErrorOut
+from tradesignals.api.schemas import MAX_INT64, ErrorOut
+from tradesignals.domain.outcomes import OutcomeKind
 from tradesignals.domain.signals import SignalType
-from tradesignals.engine.track_record import HistoryRow, Stats, Summary, summarize
+from tradesignals.engine.track_record import Bucket, HistoryRow, Stats, Summary, summarize
 from tradesignals.storage.base import CloseQuery, SignalRepository
 
 router = APIRouter(prefix="/api/history", tags=["history"])
@@ -32,7 +33,11 @@ Month = Annotated[
 
 
 class HistoryItem(BaseModel):
-    """A closed signal: what was published, then what came of it (null where not recorded)."""
+    """A closed signal: what was published, then what came of it (null where not recorded).
+
+    P/L is measured from the fill (the first tradable price after publication), gross and net of
+    costs, in percent of the fill and in R. A not-filled signal has no fill, no exit and no P/L.
+    """
 
     id: str
     symbol: str
@@ -42,18 +47,35 @@ class HistoryItem(BaseModel):
     stop: float
     targets: list[float]
     confidence: float
+    model_version: str
     created_at: datetime
     expires_at: datetime
+    decided_at: datetime | None = Field(description="Close of the deciding bar.")
     seq: int = Field(description="Ledger seq of the closed event.")
     closed_at: datetime
-    outcome: str | None = Field(description="target | stop | expired")
+    outcome: OutcomeKind | None = Field(
+        description="target | stop | expired | not_filled; null if unrecorded."
+    )
+    win: bool | None = Field(
+        description="Net R > 0 at the plan's exit; false when not filled; null if unknown."
+    )
     target_index: int | None
+    filled_at: datetime | None
+    fill_price: float | None
     exit_price: float | None
-    pnl_pct: float | None
-    r_multiple: float | None
+    gross_pnl_pct: float | None = Field(description="Percent of the fill, direction-adjusted, before costs.")
+    costs_pct: float | None = Field(description="Round-trip costs (and borrow), percent of the fill.")
+    net_pnl_pct: float | None = Field(description="gross_pnl_pct − costs_pct.")
+    gross_r: float | None
+    net_r: float | None = Field(
+        description="Net P/L in R (plan risk: entry to stop); what a win is judged on."
+    )
     mfe_pct: float | None
     mae_pct: float | None
     holding_seconds: float | None
+    legacy: bool = Field(
+        description="Closed before the rulebook (no fill, no costs): listed, not in the figures."
+    )
 
     @classmethod
     def of(cls, r: HistoryRow) -> HistoryItem:
@@ -66,18 +88,27 @@ class HistoryItem(BaseModel):
             stop=r.stop,
             targets=list(r.targets),
             confidence=r.confidence,
+            model_version=r.model_version,
             created_at=r.created_at,
             expires_at=r.expires_at,
+            decided_at=r.decided_at,
             seq=r.seq,
             closed_at=r.closed_at,
-            outcome=r.outcome,
+            outcome=None if r.outcome is None else OutcomeKind(r.outcome),
+            win=r.win,
             target_index=r.target_index,
+            filled_at=r.filled_at,
+            fill_price=r.fill_price,
             exit_price=r.exit_price,
-            pnl_pct=r.pnl_pct,
-            r_multiple=r.r_multiple,
+            gross_pnl_pct=r.gross_pnl_pct,
+            costs_pct=r.costs_pct,
+            net_pnl_pct=r.net_pnl_pct,
+            gross_r=r.gross_r,
+            net_r=r.net_r,
             mfe_pct=r.mfe_pct,
             mae_pct=r.mae_pct,
             holding_seconds=r.holding_seconds,
+            legacy=r.legacy,
         )
 
 
@@ -88,47 +119,81 @@ class HistoryPage(BaseModel):
     )
 
 
+class BucketOut(BaseModel):
+    """One row of the reliability table: filled closes with lo <= confidence < hi."""
+
+    lo: float
+    hi: float
+    n: int
+    mean_confidence: float
+    hit_rate: float = Field(description="Share of these closes that won (net R > 0).")
+
+    @classmethod
+    def of(cls, b: Bucket) -> BucketOut:
+        return cls(lo=b.lo, hi=b.hi, n=b.n, mean_confidence=b.mean_confidence, hit_rate=b.hit_rate)
+
+
 class StatsOut(BaseModel):
-    count: int = Field(description="Closes with a P/L.")
+    """Figures over a group of closes. Rates and averages are over the filled closes with a net R
+    (`count`); each signal weighs one R, and no percentages are added up."""
+
+    closes: int = Field(description="Every close in the group.")
+    count: int = Field(description="Filled closes with a net R: the denominator of every rate.")
+    not_filled: int = Field(description="Signals never filled: counted here, in no rate.")
     wins: int
-    losses: int
-    win_rate: float | None = Field(description="wins / count (a flat close is neither).")
-    avg_return_pct: float | None
-    median_return_pct: float | None
-    total_return_pct: float
-    gross_profit_pct: float
-    gross_loss_pct: float
-    profit_factor: float | None = Field(description="gross profit / gross loss; null with no loss.")
-    avg_r: float | None
-    r_count: int = Field(description="Closes with an R-multiple (avg_r's denominator).")
-    outcomes: dict[str, int]
+    losses: int = Field(description="Net R < 0 (a flat close is neither).")
+    hit_rate: float | None = Field(description="wins / count: the one win event, net R > 0.")
+    avg_net_r: float | None = Field(description="Mean net R: the expectancy per signal in R.")
+    median_net_r: float | None
+    avg_gross_r: float | None
+    avg_net_pnl_pct: float | None = Field(description="Mean net P/L: the expectancy in percent of the fill.")
+    avg_costs_pct: float | None
+    net_profit_factor: float | None = Field(
+        description="Sum of winning net R / |sum of losing net R|; null with no loss."
+    )
+    outcomes: dict[str, int] = Field(description="Closes by outcome, not_filled included.")
+    reliability: list[BucketOut] = Field(description="5-point confidence buckets where closes exist.")
 
     @classmethod
     def of(cls, s: Stats) -> StatsOut:
         return cls(
+            closes=s.closes,
             count=s.count,
+            not_filled=s.not_filled,
             wins=s.wins,
             losses=s.losses,
-            win_rate=s.win_rate,
-            avg_return_pct=s.avg_return_pct,
-            median_return_pct=s.median_return_pct,
-            total_return_pct=s.total_return_pct,
-            gross_profit_pct=s.gross_profit_pct,
-            gross_loss_pct=s.gross_loss_pct,
-            profit_factor=s.profit_factor,
-            avg_r=s.avg_r,
-            r_count=s.r_count,
+            hit_rate=s.hit_rate,
+            avg_net_r=s.avg_net_r,
+            median_net_r=s.median_net_r,
+            avg_gross_r=s.avg_gross_r,
+            avg_net_pnl_pct=s.avg_net_pnl_pct,
+            avg_costs_pct=s.avg_costs_pct,
+            net_profit_factor=s.net_profit_factor,
             outcomes=dict(s.outcomes),
+            reliability=[BucketOut.of(b) for b in s.reliability],
         )
 
 
+class ModelStatsOut(StatsOut):
+    model_version: str
+
+    @classmethod
+    def of_model(cls, model_version: str, s: Stats) -> ModelStatsOut:
+        return cls(model_version=model_version, **StatsOut.of(s).model_dump())
+
+
 class SummaryOut(BaseModel):
+    hit_rate: float | None = Field(description="overall.hit_rate: wins / filled closes.")
+    avg_net_r: float | None = Field(description="overall.avg_net_r.")
+    reliability: list[BucketOut] = Field(description="overall.reliability.")
     overall: StatsOut
+    by_model: list[ModelStatsOut] = Field(description="The same figures per model version, ascending.")
     by_type: dict[str, StatsOut]
     by_symbol: dict[str, StatsOut]
     by_month: dict[str, StatsOut] = Field(description="Keyed YYYY-MM of the close (UTC).")
-    closed: int = Field(description="Every close matched, with a P/L or not.")
-    skipped: int = Field(description="Closes without a P/L: listed in history, not in the figures.")
+    closed: int = Field(description="Every close matched.")
+    skipped: int = Field(description="Filled closes without a net R: listed in history, not in the figures.")
+    legacy: int = Field(description="Of those, closes recorded before the rulebook (gross P/L only).")
     missing: dict[str, int] = Field(description="Outcome key -> closes where it was absent or malformed.")
 
     @classmethod
@@ -136,13 +201,19 @@ class SummaryOut(BaseModel):
         def each(groups: dict[str, Stats]) -> dict[str, StatsOut]:
             return {k: StatsOut.of(v) for k, v in groups.items()}
 
+        overall = StatsOut.of(s.overall)
         return cls(
-            overall=StatsOut.of(s.overall),
+            hit_rate=overall.hit_rate,
+            avg_net_r=overall.avg_net_r,
+            reliability=overall.reliability,
+            overall=overall,
+            by_model=[ModelStatsOut.of_model(k, v) for k, v in s.by_model.items()],
             by_type=each(s.by_type),
             by_symbol=each(s.by_symbol),
             by_month=each(s.by_month),
             closed=s.closed,
             skipped=s.skipped,
+            legacy=s.legacy,
             missing=dict(s.missing),
         )
 
@@ -171,7 +242,9 @@ async def history(
     symbol: Symbol = None,
     type: SignalType | None = None,
     month: Month = None,
-    before: Annotated[int | None, Query(ge=1, description="Cursor: `next_before` of the last page.")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_INT64, description="Cursor: `next_before` of the last page.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> HistoryPage:
     """Closed signals with their outcome and P/L, most recently closed first."""
@@ -194,7 +267,8 @@ def _all_rows(repo: SignalRepository, query: CloseQuery) -> list[HistoryRow]:
 async def summary(
     repo: SignalRepoDep, symbol: Symbol = None, type: SignalType | None = None, month: Month = None
 ) -> SummaryOut:
-    """Count, win rate, average and median return, profit factor, average R: overall and by type,
-    symbol and month of close, over the closes matching the filters."""
+    """Hit rate of the one win (net R > 0), average net R (the expectancy), net profit factor and the
+    reliability table: overall, by model version, type, symbol and month of close, over the closes
+    matching the filters. Not-filled signals are counted apart and excluded from every rate."""
     rows = await asyncio.to_thread(_all_rows, repo, _query(symbol, type, month, None, SUMMARY_BATCH))
     return SummaryOut.of(summarize(rows))

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from tradesignals.api.deps import SignalRepoDep
-from tradesignals.api.schemas import ErrorOut
+from tradesignals.api.schemas import MAX_INT64, ErrorOut
 from tradesignals.domain.ledger import GENESIS, LedgerEntry, format_at
 
 router = APIRouter(prefix="/api/ledger", tags=["ledger"])
@@ -78,8 +78,12 @@ def _out(entry: LedgerEntry, sealed: bool) -> LedgerEntryOut:
 )
 async def ledger(
     repo: SignalRepoDep,
-    from_seq: Annotated[int, Query(alias="from", ge=0, description="First seq (inclusive).")] = 0,
-    to_seq: Annotated[int | None, Query(alias="to", ge=0, description="Last seq (inclusive).")] = None,
+    from_seq: Annotated[
+        int, Query(alias="from", ge=0, le=MAX_INT64, description="First seq (inclusive).")
+    ] = 0,
+    to_seq: Annotated[
+        int | None, Query(alias="to", ge=0, le=MAX_INT64, description="Last seq (inclusive).")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LEDGER_PAGE)] = 1000,
 ) -> LedgerPage:
     if to_seq is not None and to_seq < from_seq:

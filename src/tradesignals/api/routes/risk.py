@@ -55,12 +55,13 @@ class AssessIn(BaseModel):
 
 
 class ProfileOut(BaseModel):
-    """A profile's limits. Percentages are of equity; volatility is annualised (0.3 = 30 %)."""
+    """A profile's limits. Percentages are of equity; volatility is annualised (0.3 = 30 %); the
+    edge is confidence minus the model's base rate (0.5 for a signal without one), 0.04 = 4 points."""
 
     name: ProfileName
     max_position_pct: float
     risk_per_trade_pct: float
-    min_confidence: float
+    min_edge: float = Field(description="Least edge over the model's base rate a signal needs.")
     max_volatility: float
     allowed_types: list[SignalType]
     sector_caps_pct: dict[str, float] = Field(description="Caps for named sectors (lower case).")
@@ -72,7 +73,7 @@ class ProfileOut(BaseModel):
             name=p.name,
             max_position_pct=p.max_position_pct,
             risk_per_trade_pct=p.risk_per_trade_pct,
-            min_confidence=p.min_confidence,
+            min_edge=p.min_edge,
             max_volatility=p.max_volatility,
             allowed_types=[t for t in SignalType if t in p.allowed_types],
             sector_caps_pct=dict(p.sector_caps_pct),

@@ -1,42 +1,168 @@
-"""Signals: newest first, filterable, with a keyset cursor (stable under concurrent inserts)."""
+"""Signals: newest first, filterable, with a keyset cursor (stable under concurrent inserts).
+
+Closed signals carry their outcome (fill, exit, gross and net P/L, costs) as the track record reads
+it. With ``profile``, the page keeps only the signals that risk profile accepts
+(``domain.risk.fit``), each with its position size for ``capital``: the volatility the profile
+filters on is measured from the stored bars of the signal's own timeframe up to its decision
+(``domain.risk.annualised_volatility``); a signal whose volatility cannot be measured is refused,
+as `fit` refuses any limit it cannot check. Each signal is fitted on its own, as if nothing else
+were open (sector caps bind on a user's open positions, which accounts will bring).
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, HTTPException, Path, Query
 
-from tradesignals.api.deps import SignalRepoDep
-from tradesignals.api.schemas import ErrorOut, SignalPublic, SignalsPage
-from tradesignals.domain.signals import SignalStatus, SignalType
-from tradesignals.storage.base import SignalQuery
+from tradesignals.api.deps import ServicesDep
+from tradesignals.api.schemas import ErrorOut, PositionSize, SignalPublic, SignalsPage
+from tradesignals.domain.market import Timeframe, to_ns
+from tradesignals.domain.risk import (
+    PRESETS,
+    VOLATILITY_BARS,
+    ProfileName,
+    annualised_volatility,
+    edge_of,
+    fit,
+)
+from tradesignals.domain.sessions import DAY_NS, asset_class_of
+from tradesignals.domain.signals import Signal, SignalStatus, SignalType
+from tradesignals.engine.track_record import HistoryRow
+from tradesignals.storage.base import CloseQuery, SignalQuery, SignalRepository
+from tradesignals.storage.timeseries import BarStore
 
 router = APIRouter(prefix="/api/signals", tags=["signals"])
 
 SignalId = Annotated[str, Path(pattern=r"^[0-9a-f]{22}$", description="Signal id (22 hex digits).")]
 
+DEFAULT_CAPITAL = 10_000.0
+MIN_CAPITAL = 100.0
+MAX_CAPITAL = 1e9
 
-@router.get("", response_model=SignalsPage)
+
+def _closes(repo: SignalRepository, signals: Sequence[Signal]) -> dict[str, HistoryRow]:
+    """The track-record rows of the closed ones among ``signals`` (one query)."""
+    ids = tuple(s.id for s in signals if s.status.is_closed)
+    if not ids:
+        return {}
+    found = repo.closes(CloseQuery(signal_ids=ids, limit=len(ids)))
+    return {c.signal.id: HistoryRow.of(c.signal, c.close.seq, c.close.event) for c in found}
+
+
+def _volatility_window_ns(timeframe: Timeframe) -> int:
+    """How far back to read for VOLATILITY_BARS + 1 closes: 4× the bars' span, and 10 days at least,
+    which covers nights, weekends and holidays between bars."""
+    return max(4 * (VOLATILITY_BARS + 1) * timeframe.ns, 10 * DAY_NS)
+
+
+def _volatilities(store: BarStore, signals: Sequence[Signal]) -> dict[str, float | None]:
+    """Annualised volatility of each signal's symbol at its decision, from the stored bars.
+
+    One read per (symbol, timeframe) in the page; the bars counted are those opened before the
+    decision (the deciding bar included), never a later one.
+    """
+    out: dict[str, float | None] = {}
+    groups: dict[tuple[str, Timeframe], list[tuple[Signal, int]]] = {}
+    for s in signals:
+        try:
+            timeframe = Timeframe.parse(s.timeframe)
+        except ValueError:
+            out[s.id] = None
+            continue
+        groups.setdefault((s.symbol, timeframe), []).append((s, to_ns(s.decided_at or s.created_at)))
+    for (symbol, timeframe), members in groups.items():
+        decisions = [ns for _, ns in members]
+        start = min(decisions) - _volatility_window_ns(timeframe)
+        frame = store.read(timeframe, [symbol], start, max(decisions) + 1)
+        ts = frame["ts"].to_numpy(dtype=np.int64)
+        closes = frame["close"].to_numpy(dtype=np.float64)
+        asset = asset_class_of(symbol)
+        for s, decided in members:
+            upto = int(np.searchsorted(ts, decided, side="left"))  # bars with ts < decided
+            window = closes[max(0, upto - VOLATILITY_BARS - 1) : upto].tolist()
+            out[s.id] = annualised_volatility(window, timeframe, asset)
+    return out
+
+
+def _sizes(
+    store: BarStore, signals: Sequence[Signal], profile: ProfileName, capital: float
+) -> dict[str, PositionSize]:
+    """The accepted ones among ``signals`` with their size; refused ones are absent."""
+    preset = PRESETS[profile]
+    vols = _volatilities(store, signals)
+    sizes: dict[str, PositionSize] = {}
+    for s in signals:
+        vol = vols[s.id]
+        f = fit(s, preset, volatility=vol, sector=None, open_exposure_by_sector={})
+        if not f.accepted or vol is None:
+            continue
+        value = capital * f.position_pct / 100.0
+        sizes[s.id] = PositionSize(
+            profile=profile,
+            capital=capital,
+            position_pct=f.position_pct,
+            position_value=value,
+            units=value / s.entry,
+            risk_amount=value * s.risk_per_unit / s.entry,
+            edge=edge_of(s),
+            volatility=vol,
+            notes=list(f.reasons),
+        )
+    return sizes
+
+
+@router.get("", response_model=SignalsPage, responses={422: {"model": ErrorOut}})
 async def list_signals(
-    repo: SignalRepoDep,
+    services: ServicesDep,
     symbol: Annotated[str | None, Query(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9.\-_/]+$")] = None,
     status: SignalStatus | None = None,
     type: SignalType | None = None,
     before: Annotated[str | None, Query(pattern=r"^[0-9a-f]{22}$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    profile: Annotated[
+        ProfileName | None,
+        Query(
+            description="Only the signals this risk profile accepts, each with its `size`. The page "
+            "may then hold fewer than `limit` items: follow `next_before` until it is null."
+        ),
+    ] = None,
+    capital: Annotated[
+        float,
+        Query(
+            ge=MIN_CAPITAL,
+            le=MAX_CAPITAL,
+            allow_inf_nan=False,
+            description="Capital the sizes are computed for (with `profile`).",
+        ),
+    ] = DEFAULT_CAPITAL,
 ) -> SignalsPage:
+    """Signals, newest first; closed ones with their outcome; with `profile`, the ones it accepts, sized."""
     query = SignalQuery(
         symbol=symbol.upper() if symbol else None, status=status, type=type, before_id=before, limit=limit
     )
+    repo = services.signals
     items = await asyncio.to_thread(repo.query, query)
     next_before = items[-1].id if len(items) == limit else None
-    return SignalsPage(items=[SignalPublic.of(s) for s in items], next_before=next_before)
+    closes = await asyncio.to_thread(_closes, repo, items)
+    if profile is None:
+        return SignalsPage(
+            items=[SignalPublic.of(s, closes.get(s.id)) for s in items], next_before=next_before
+        )
+    sizes = await asyncio.to_thread(_sizes, services.bars, items, profile, capital)
+    return SignalsPage(
+        items=[SignalPublic.of(s, closes.get(s.id), sizes[s.id]) for s in items if s.id in sizes],
+        next_before=next_before,
+    )
 
 
 @router.get("/{signal_id}", response_model=SignalPublic, responses={404: {"model": ErrorOut}})
-async def get_signal(signal_id: SignalId, repo: SignalRepoDep) -> SignalPublic:
-    signal = await asyncio.to_thread(repo.get, signal_id)
+async def get_signal(signal_id: SignalId, services: ServicesDep) -> SignalPublic:
+    signal = await asyncio.to_thread(services.signals.get, signal_id)
     if signal is None:
         raise HTTPException(status_code=404, detail=f"no signal with id {signal_id}")
-    return SignalPublic.of(signal)
+    closes = await asyncio.to_thread(_closes, services.signals, [signal])
+    return SignalPublic.of(signal, closes.get(signal.id))
