@@ -14,8 +14,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from tradesignals.api.deps import SignalRepoDep
-from tradesignals.api.schemas import ErrorOut
+from tradesignals.api.deps import CheckpointRepoDep, SignalRepoDep
+from tradesignals.api.schemas import CheckpointOut, ErrorOut
 from tradesignals.domain.signals import SignalType
 from tradesignals.engine.track_record import HistoryRow, Stats, Summary, summarize
 from tradesignals.storage.base import CloseQuery, SignalRepository
@@ -130,6 +130,11 @@ class SummaryOut(BaseModel):
     closed: int = Field(description="Every close matched, with a P/L or not.")
     skipped: int = Field(description="Closes without a P/L: listed in history, not in the figures.")
     missing: dict[str, int] = Field(description="Outcome key -> closes where it was absent or malformed.")
+    checkpoint: CheckpointOut | None = Field(
+        default=None,
+        description="The newest signed ledger checkpoint (null before the first): quote it with the"
+        " figures, so anyone can later check that the ledger behind them was not rewritten.",
+    )
 
     @classmethod
     def of(cls, s: Summary) -> SummaryOut:
@@ -192,9 +197,17 @@ def _all_rows(repo: SignalRepository, query: CloseQuery) -> list[HistoryRow]:
 
 @router.get("/summary", response_model=SummaryOut, responses={422: {"model": ErrorOut}})
 async def summary(
-    repo: SignalRepoDep, symbol: Symbol = None, type: SignalType | None = None, month: Month = None
+    repo: SignalRepoDep,
+    checkpoints: CheckpointRepoDep,
+    symbol: Symbol = None,
+    type: SignalType | None = None,
+    month: Month = None,
 ) -> SummaryOut:
     """Count, win rate, average and median return, profit factor, average R: overall and by type,
-    symbol and month of close, over the closes matching the filters."""
+    symbol and month of close, over the closes matching the filters; with the newest checkpoint."""
+    # The checkpoint first: the figures then cover at least every entry it vouches for.
+    latest = await asyncio.to_thread(checkpoints.latest)
     rows = await asyncio.to_thread(_all_rows, repo, _query(symbol, type, month, None, SUMMARY_BATCH))
-    return SummaryOut.of(summarize(rows))
+    out = SummaryOut.of(summarize(rows))
+    out.checkpoint = CheckpointOut.of(latest) if latest is not None else None
+    return out
