@@ -455,6 +455,20 @@ def ledger_checkpoint(
     raise typer.Exit(checkpoint_command(save, settings))
 
 
+@ledger_app.command("rotate-key")
+def ledger_rotate_key(
+    new_key: Annotated[Path, typer.Option(help="The new key (PEM); created, mode 0600, when absent.")],
+) -> None:
+    """Switch the checkpoint key: a checkpoint signed by the current key names the new one. Stop the engine first."""
+    from tradesignals.ledger_cli import rotate_command
+
+    try:
+        settings = _settings()
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(rotate_command(new_key, settings))
+
+
 def _last_json(text: str) -> object | None:
     """The script's JSON: the whole output if it is one document, else its last line."""
     for candidate in (text.strip(), (text.strip().splitlines() or [""])[-1]):

@@ -229,6 +229,58 @@ def checkpoint_command(
     return EXIT_OK
 
 
+def rotate_command(
+    new_key: Path, settings: Settings | None = None, *, echo: Callable[[str], None] = print
+) -> int:
+    """Rotate the checkpoint key: a checkpoint signed by the current key names ``new_key``'s.
+
+    ``new_key`` is created (mode 0600) when absent. The engine must be stopped: a running one would
+    go on signing with the old key, which the chain no longer accepts. Afterwards the new key must
+    be the configured one: in embedded mode with the default key file it is put in place here (the
+    old key kept beside it as ``ledger-key.retired-N.pem``); otherwise the line says what to set.
+    """
+    import os
+    import shutil
+
+    from tradesignals.config import Mode
+    from tradesignals.engine.checkpointer import Checkpointer
+    from tradesignals.signing import KEY_FILE_NAME, SigningKeyError, load_or_create_signer
+    from tradesignals.storage.checkpoints import SqlCheckpointRepository
+    from tradesignals.wiring import build_signer
+
+    settings = settings if settings is not None else load_settings()
+    default = settings.home / KEY_FILE_NAME
+    in_place = (
+        settings.mode is Mode.EMBEDDED and settings.ledger_key is None and settings.ledger_key_file is None
+    )
+    try:
+        if in_place and not default.exists():
+            raise ConfigError(f"no key at {default} to rotate from")
+        current = build_signer(settings)
+        if current is None:
+            raise ConfigError("no current key: set TS_LEDGER_KEY_FILE (or TS_LEDGER_KEY)")
+        new, _ = load_or_create_signer(new_key)
+        if new.public_key == current.public_key:
+            raise ConfigError(f"{new_key} holds the current key; give a new one")
+        with _database(settings) as engine:
+            checkpointer = Checkpointer(SqlCheckpointRepository(engine), current)
+            checkpointer.check_key()
+            rotation = checkpointer.checkpoint(next_public_key=new.public_key)
+        if in_place:
+            retired = default.with_name(f"ledger-key.retired-{rotation.number}.pem")
+            os.replace(default, retired)
+            shutil.copyfile(new_key, default)  # a private copy: the new file is 0600 already
+            os.chmod(default, 0o600)
+            where = f"the new key is now {default} (the old one kept as {retired.name})"
+        else:
+            where = f"now set TS_LEDGER_KEY_FILE={new_key} on every engine node and restart"
+    except (StorageError, ConfigError, SigningKeyError, ValueError) as err:
+        echo(f"ledger rotate-key failed: {err}")
+        return EXIT_UNREADABLE
+    echo(f"rotated: {rotation.describe()} names key {new.public_key[:12]}; {where}")
+    return EXIT_OK
+
+
 __all__ = [
     "KnownFileError",
     "audit_ledger",
@@ -236,6 +288,7 @@ __all__ = [
     "checkpoint_command",
     "describe",
     "load_known",
+    "rotate_command",
     "save_checkpoint",
     "verify_command",
     "verify_ledger",

@@ -143,3 +143,30 @@ def test_a_key_file_readable_by_others_is_used_with_a_warning(
     loaded = build_signer(load_settings(home=tmp_path))
     assert loaded is not None and loaded.public_key == signer.public_key
     assert "ledger.key_readable_by_others" in capsys.readouterr().out
+
+
+def test_a_rotation_hands_over_to_the_new_key_and_the_chain_still_verifies(tmp_path: Path) -> None:
+    from tradesignals.ledger_cli import rotate_command, verify_command
+
+    run_engine(tmp_path, 0.05)  # checkpoints 1, 2 with the first key
+    old = build_signer(load_settings(home=tmp_path))
+    assert old is not None
+    lines: list[str] = []
+    new_file = tmp_path / "next-key.pem"
+    assert rotate_command(new_file, load_settings(home=tmp_path), echo=lines.append) == 0, lines
+    new = build_signer(load_settings(home=tmp_path))
+    assert new is not None and new.public_key != old.public_key
+    assert lines[0].startswith("rotated: checkpoint 3 ") and "ledger-key.retired-3.pem" in lines[0]
+    assert stat.S_IMODE((tmp_path / "ledger-key.pem").stat().st_mode) == 0o600
+    run_engine(tmp_path, 0.05)  # the engine starts with the new key and continues the chain
+
+    lines.clear()
+    assert verify_command(load_settings(home=tmp_path), echo=lines.append) == 0, lines
+    assert "5 checkpoints verified" in lines[0]
+    # The retired key can no longer start the engine: it is not the key in force.
+    (tmp_path / "ledger-key.pem").write_bytes((tmp_path / "ledger-key.retired-3.pem").read_bytes())
+    with pytest.raises(ConfigError, match="not the key in force"):
+        run_engine(tmp_path, 0.05)
+    lines.clear()
+    assert rotate_command(new_file, load_settings(home=tmp_path), echo=lines.append) == 2
+    assert lines[0].startswith("ledger rotate-key failed: ") and "not the key in force" in lines[0]
