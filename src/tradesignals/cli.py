@@ -449,15 +449,57 @@ app.add_typer(ledger_app, name="ledger")
 
 
 @ledger_app.command("verify")
-def ledger_verify() -> None:
-    """Re-walk the hash chain from genesis; name the first bad entry (exit 1) or print the head."""
+def ledger_verify(
+    remote: Annotated[
+        str | None, typer.Option(help="Verify a running server from its public API: http://HOST:PORT.")
+    ] = None,
+    known: Annotated[
+        Path | None, typer.Option(help="Checkpoints saved earlier (JSON lines): the ledger must extend them.")
+    ] = None,
+) -> None:
+    """Re-walk the hash chain and check every signed checkpoint; name the first contradiction (exit 1)."""
     from tradesignals.ledger_cli import verify_command
+
+    if remote is not None:
+        raise typer.Exit(verify_command(remote=remote, known=known))
+    try:
+        settings = _settings()
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(verify_command(settings, known=known))
+
+
+@ledger_app.command("checkpoint")
+def ledger_checkpoint(
+    save: Annotated[Path, typer.Option(help="File to append the latest checkpoint to (JSON lines).")],
+    remote: Annotated[
+        str | None, typer.Option(help="Take it from a running server: http://HOST:PORT.")
+    ] = None,
+) -> None:
+    """Save the latest signed checkpoint, so that `ledger verify --known FILE` can check it later."""
+    from tradesignals.ledger_cli import checkpoint_command
+
+    if remote is not None:
+        raise typer.Exit(checkpoint_command(save, remote=remote))
+    try:
+        settings = _settings()
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(checkpoint_command(save, settings))
+
+
+@ledger_app.command("rotate-key")
+def ledger_rotate_key(
+    new_key: Annotated[Path, typer.Option(help="The new key (PEM); created, mode 0600, when absent.")],
+) -> None:
+    """Switch the checkpoint key: a checkpoint signed by the current key names the new one. Stop the engine first."""
+    from tradesignals.ledger_cli import rotate_command
 
     try:
         settings = _settings()
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    raise typer.Exit(verify_command(settings))
+    raise typer.Exit(rotate_command(new_key, settings))
 
 
 def _last_json(text: str) -> object | None:

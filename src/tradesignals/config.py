@@ -10,7 +10,7 @@ from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -85,6 +85,22 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="Simulated seconds per wall second; inf = as fast as possible."
     )
     signal_timeframe: str = "1m"
+
+    # Ledger checkpoints (docs/ledger.md). Embedded mode creates the key at TS_HOME/ledger-key.pem
+    # on first start; server mode reads it from a secret file (or variable) and never creates one.
+    ledger_key_file: Path | None = Field(
+        default=None,
+        description="Ed25519 private key (PEM PKCS#8) signing ledger checkpoints; default TS_HOME/ledger-key.pem (embedded).",
+    )
+    ledger_key: SecretStr | None = Field(
+        default=None,
+        description="The same key as text (PEM or 64 hex digits), for platforms that pass secrets in variables.",
+    )
+    checkpoint_interval_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Seconds between signed ledger checkpoints (also one at start and stop).",
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

@@ -24,10 +24,12 @@ from tradesignals.config import ConfigError, Mode, Settings
 from tradesignals.domain.market import Timeframe
 from tradesignals.marketdata.feeds.base import Feed
 from tradesignals.news.earnings import EarningsCalendar, EarningsCalendarError
-from tradesignals.storage.base import SignalRepository, StorageError, UserRepository
+from tradesignals.storage.base import CheckpointRepository, SignalRepository, StorageError, UserRepository
 from tradesignals.storage.timeseries import BarStore
 
 if TYPE_CHECKING:
+    from tradesignals.domain.checkpoints import Signer
+    from tradesignals.engine.checkpointer import Checkpointer
     from tradesignals.engine.pipeline import Scorer
     from tradesignals.models.registry import ModelRegistry
 
@@ -46,11 +48,13 @@ class Services:
     db: sa.Engine
     signals: SignalRepository
     users: UserRepository
+    checkpoints: CheckpointRepository
     bus: Bus
     hub: Hub
     node_id: str
     bars: BarStore
     earnings: EarningsCalendar | None = None
+    signer: Signer | None = None  # signs ledger checkpoints; None: this node has no key (API-only)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     on_close: list[Callable[[], None]] = field(default_factory=list)
@@ -163,18 +167,94 @@ async def build_services(settings: Settings) -> Services:
         await bus.close()
         engine.dispose()
         raise ConfigError(f"history store: {exc}") from None
+    try:
+        signer = build_signer(settings)
+    except ConfigError:
+        await bus.close()
+        engine.dispose()
+        raise
     node_id = f"{socket.gethostname()}-{os.getpid()}"
+    from tradesignals.storage.checkpoints import SqlCheckpointRepository
+
     return Services(
         settings=settings,
         db=engine,
         signals=SqlSignalRepository(engine),
         users=SqlUserRepository(engine),
+        checkpoints=SqlCheckpointRepository(engine),
         bus=bus,
         hub=Hub(),
         node_id=node_id,
         bars=bars,
         earnings=earnings,
+        signer=signer,
     )
+
+
+def build_signer(settings: Settings) -> Signer | None:
+    """The key that signs ledger checkpoints (docs/ledger.md), or None where none is configured.
+
+    TS_LEDGER_KEY, else TS_LEDGER_KEY_FILE; in embedded mode the file defaults to
+    TS_HOME/ledger-key.pem and is created (mode 0600) at first start. Server mode never creates a
+    key: nodes must share one, so it comes from a secret. Errors name the source, never the key.
+    """
+    from tradesignals.signing import (
+        KEY_FILE_NAME,
+        SigningKeyError,
+        is_private,
+        load_or_create_signer,
+        load_signer,
+        signer_from_text,
+    )
+
+    try:
+        if settings.ledger_key is not None:
+            return signer_from_text(settings.ledger_key.get_secret_value(), "TS_LEDGER_KEY")
+        if settings.mode is Mode.SERVER:
+            if settings.ledger_key_file is None:
+                return None
+            return load_signer(settings.ledger_key_file)
+        path = settings.ledger_key_file or settings.home / KEY_FILE_NAME
+        signer, created = load_or_create_signer(path)
+    except SigningKeyError as exc:
+        raise ConfigError(f"ledger signing key: {exc}") from None
+    if created:
+        log.info("ledger.key_created", path=str(path), public_key=signer.public_key)
+    elif not is_private(path):
+        log.warning("ledger.key_readable_by_others", path=str(path), fix=f"chmod 600 {path}")
+    return signer
+
+
+def _checkpointer(services: Services) -> Checkpointer:
+    """The ledger writer's checkpointer, refused (ConfigError) without the key in force."""
+    from tradesignals.engine.checkpointer import Checkpointer
+
+    if services.signer is None:
+        raise ConfigError(
+            "the engine role signs ledger checkpoints and needs the key: set TS_LEDGER_KEY_FILE"
+            " (or TS_LEDGER_KEY) in server mode"
+        )
+    checkpointer = Checkpointer(services.checkpoints, services.signer)
+    try:
+        checkpointer.check_key()
+    except (ValueError, StorageError) as exc:
+        raise ConfigError(f"ledger signing key: {exc}") from None
+    return checkpointer
+
+
+def _start_checkpoints(services: Services, checkpointer: Checkpointer) -> None:
+    """Checkpoints at start, every interval, and at clean stop (a hook: after the engine stopped)."""
+    from tradesignals.engine.checkpointer import run_checkpoints
+
+    interval = services.settings.checkpoint_interval_s
+    services.tasks.append(
+        asyncio.create_task(run_checkpoints(checkpointer, services.stop, interval), name="checkpoints")
+    )
+
+    def final() -> None:
+        checkpointer.checkpoint()
+
+    services.on_close.append(final)
 
 
 def build_bar_store(settings: Settings, engine: sa.Engine | None = None) -> BarStore:
@@ -361,6 +441,7 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
             timeframe = Timeframe.parse(settings.signal_timeframe)
         from tradesignals.marketdata.calendar import calendar_for
 
+        checkpointer = _checkpointer(services)
         scorer = build_scorer(settings, timeframe)
         _keep_online_state(services, scorer)
         engine = SignalEngine(scorer, timeframe, calendar=calendar_for, earnings=services.earnings)
@@ -373,6 +454,7 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
             stop=stop,
         )
         services.tasks.append(asyncio.create_task(service.run(), name="engine"))
+        _start_checkpoints(services, checkpointer)
     if "ingest" in roles:
         from tradesignals.engine.recorder import record_bars
 

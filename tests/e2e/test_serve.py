@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tradesignals.signing import Ed25519Signer, load_signer
+
 pytestmark = pytest.mark.slow
 
 
@@ -27,6 +29,9 @@ def test_ingest_engine_and_api_roles_in_separate_processes(
     pg_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     port = free_port()
+    key = tmp_path / "ledger-key.pem"  # server mode never creates the checkpoint key: an operator's secret
+    key.write_bytes(Ed25519Signer.generate().pem())
+    key.chmod(0o600)
     env = {
         **os.environ,
         "TS_MODE": "server",
@@ -35,6 +40,7 @@ def test_ingest_engine_and_api_roles_in_separate_processes(
         "TS_BUS_PREFIX": f"tse2e{uuid.uuid4().hex[:6]}",
         "TS_HOME": str(tmp_path),
         "TS_SPEED": "600",
+        "TS_LEDGER_KEY_FILE": str(key),
     }
     exe = [sys.executable, "-m", "tradesignals.cli", "serve"]
     logs: list[Path] = []
@@ -71,6 +77,9 @@ def test_ingest_engine_and_api_roles_in_separate_processes(
             items = httpx.get(f"{base}/api/signals", timeout=5).json()["items"]
             time.sleep(0.3)
         assert items[0]["model_version"] == "rule-sma-cross-v0"
+        # The engine signed a checkpoint at start, with the operator's key.
+        latest = httpx.get(f"{base}/api/ledger/checkpoints/latest", timeout=5)
+        assert latest.status_code == 200 and latest.json()["public_key"] == load_signer(key).public_key
     finally:
         for p in procs:
             p.send_signal(signal.SIGINT)

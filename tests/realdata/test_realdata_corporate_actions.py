@@ -54,7 +54,7 @@ def test_dataset_gives_no_label_whose_window_holds_a_flagged_bar(sp500: pd.DataF
     ds = build_dataset(bars)
     assert ds.counts["flagged_bars"] == 5  # EBAY, NI, BAX, NWL, MRO: AAPL has none
 
-    horizon = ds.barrier.horizon_bars
+    horizon = ds.spec.plan.swing_sessions
     for (sym, date), _ in KNOWN.items():
         if sym not in symbols:
             continue

@@ -6,7 +6,7 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Request
 
-from tradesignals.storage.base import SignalRepository
+from tradesignals.storage.base import CheckpointRepository, SignalRepository
 from tradesignals.wiring import Services
 
 
@@ -18,5 +18,10 @@ def get_signal_repo(request: Request) -> SignalRepository:
     return get_services(request).signals
 
 
+def get_checkpoint_repo(request: Request) -> CheckpointRepository:
+    return get_services(request).checkpoints
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
 SignalRepoDep = Annotated[SignalRepository, Depends(get_signal_repo)]
+CheckpointRepoDep = Annotated[CheckpointRepository, Depends(get_checkpoint_repo)]

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tradesignals.domain.checkpoints import Checkpoint
 from tradesignals.domain.outcomes import OutcomeKind
 from tradesignals.domain.risk import ProfileName
 from tradesignals.domain.signals import Direction, Signal, SignalStatus, SignalType
@@ -131,3 +132,23 @@ class Health(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str
+
+
+class CheckpointOut(BaseModel):
+    """A signed ledger head (recipe: ``tradesignals.domain.checkpoints``); save it to check later."""
+
+    number: int = Field(description="1, 2, 3… without gaps.")
+    seq: int = Field(description="The ledger's last entry when signed (0: empty ledger).")
+    head_hash: str = Field(description="That entry's hash.")
+    at: str = Field(description="When signed, UTC, exactly as signed: YYYY-MM-DDTHH:MM:SS.ffffffZ")
+    previous_checkpoint_hash: str = Field(description="`hash` of checkpoint number - 1 (64 zeros for 1).")
+    next_public_key: str | None = Field(
+        description="On a key rotation: the key in force from the next checkpoint."
+    )
+    public_key: str = Field(description="Ed25519 key that signed it, 32 bytes as hex.")
+    signature: str = Field(description="Ed25519 signature of the message, 64 bytes as hex.")
+    hash: str = Field(description="sha256 of the signed message, hex.")
+
+    @classmethod
+    def of(cls, cp: Checkpoint) -> CheckpointOut:
+        return cls(**cp.to_json())

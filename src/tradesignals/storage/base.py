@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from tradesignals.domain.checkpoints import Checkpoint
 from tradesignals.domain.ledger import LedgerEntry
 from tradesignals.domain.risk import ProfileName
 from tradesignals.domain.signals import Signal, SignalEvent, SignalStatus, SignalType
@@ -102,6 +103,24 @@ class SignalRepository(Protocol):
 
     def closed_among(self, signal_ids: Iterable[str]) -> set[str]:
         """Those of ``signal_ids`` whose signal is closed (the API seals the others' ledger entries)."""
+        ...
+
+
+MakeCheckpoint = Callable[[int, str, Checkpoint | None], Checkpoint]
+"""``make(head_seq, head_hash, previous)``: the next checkpoint for that ledger head (signs it)."""
+
+
+class CheckpointRepository(Protocol):
+    """Signed ledger checkpoints, append-only, numbered 1, 2, 3… (``domain/checkpoints.py``)."""
+
+    def append(self, make: MakeCheckpoint) -> Checkpoint:
+        """Read the ledger head and the last checkpoint, and store ``make(...)`` — in one transaction."""
+        ...
+
+    def latest(self) -> Checkpoint | None: ...
+
+    def page(self, from_number: int = 0, limit: int = 1000) -> list[Checkpoint]:
+        """Checkpoints with ``number >= from_number``, ascending, as stored."""
         ...
 
 

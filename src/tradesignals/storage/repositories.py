@@ -38,6 +38,17 @@ MAX_EVENTS_LIMIT = 10_000
 _PG_EVENTS_LOCK = 0x7473_6576_7473  # "tsevts"
 
 
+def lock_ledger(session: Session) -> None:
+    """Take the ledger's write lock for this transaction (PostgreSQL; SQLite writers are serial anyway).
+
+    Held by every append of an event and of a checkpoint, so a checkpoint reads a head that no
+    append is about to move past, and two nodes never both write the next checkpoint.
+    """
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_EVENTS_LOCK)))
+
+
 def json_safe(value: object, path: str = "data") -> Any:
     """``value`` as plain JSON types: datetimes as ISO 8601, enums as their value, tuples as lists.
 
@@ -146,8 +157,7 @@ class SqlSignalRepository:
         self._write = sessionmaker(writer(engine), expire_on_commit=False)
 
     def _lock_events(self, session: Session) -> None:
-        if self.engine.dialect.name == "postgresql":
-            session.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_EVENTS_LOCK)))
+        lock_ledger(session)
 
     def _insert_event(self, session: Session, event: SignalEvent, data: dict[str, Any]) -> StoredEvent:
         """Append ``event`` as the next ledger entry; the caller holds the events lock.
@@ -434,6 +444,7 @@ __all__ = [
     "SqlSignalRepository",
     "SqlUserRepository",
     "json_safe",
+    "lock_ledger",
     "normalize_email",
     "signal_data",
 ]

@@ -186,4 +186,30 @@ class SignalEventRow(Base):
     hash: Mapped[str] = mapped_column(sa.String(LEDGER_HASH_LENGTH))
 
 
+PUBLIC_KEY_LENGTH = 64  # Ed25519 public key, 32 bytes as lowercase hex
+SIGNATURE_LENGTH = 128  # Ed25519 signature, 64 bytes as lowercase hex
+
+
+class LedgerCheckpointRow(Base):
+    """Signed ledger heads, chained by ``previous_checkpoint_hash`` (``domain/checkpoints.py``).
+
+    Append-only like the ledger (migration 0004's triggers). ``number`` is assigned by the
+    repository as last + 1 under the ledger's events lock, so it has no gaps and the checkpoint
+    chain never forks. ``hash`` is stored for lookups only; verifiers recompute it.
+    """
+
+    __tablename__ = "ledger_checkpoints"
+    __table_args__ = (sa.Index(None, "hash", unique=True),)
+
+    number: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(sa.BigInteger)
+    head_hash: Mapped[str] = mapped_column(sa.String(LEDGER_HASH_LENGTH))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    previous_checkpoint_hash: Mapped[str] = mapped_column(sa.String(LEDGER_HASH_LENGTH))
+    next_public_key: Mapped[str | None] = mapped_column(sa.String(PUBLIC_KEY_LENGTH), nullable=True)
+    public_key: Mapped[str] = mapped_column(sa.String(PUBLIC_KEY_LENGTH))
+    signature: Mapped[str] = mapped_column(sa.String(SIGNATURE_LENGTH))
+    hash: Mapped[str] = mapped_column(sa.String(LEDGER_HASH_LENGTH))
+
+
 metadata = Base.metadata

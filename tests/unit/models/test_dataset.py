@@ -225,7 +225,7 @@ def test_a_split_bar_is_kept_out_of_labels_and_feature_warm_up(bars: pd.DataFram
     assert flagged.counts["flagged_bars"] == flagged.counts["flagged_split_ratio"] == 1
     assert flagged.counts["label_window_flagged"] > 0
     ts01 = split["ts"].to_numpy()[s01]
-    horizon = flagged.barrier.horizon_bars
+    horizon = flagged.spec.plan.swing_sessions
     kept = set(flagged.frame.loc[flagged.frame["symbol"] == "S01", "ts"].tolist())
     assert not kept & set(ts01[at - horizon : at + 1].tolist())  # label window holds the split
     warm_again = at + 34  # the segment restarts at at + 1 and warms on its 34th bar

@@ -14,8 +14,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from tradesignals.api.deps import SignalRepoDep
-from tradesignals.api.schemas import MAX_INT64, ErrorOut
+from tradesignals.api.deps import CheckpointRepoDep, SignalRepoDep
+from tradesignals.api.schemas import MAX_INT64, CheckpointOut, ErrorOut
 from tradesignals.domain.outcomes import OutcomeKind
 from tradesignals.domain.signals import SignalType
 from tradesignals.engine.track_record import Bucket, HistoryRow, Stats, Summary, summarize
@@ -195,6 +195,11 @@ class SummaryOut(BaseModel):
     skipped: int = Field(description="Filled closes without a net R: listed in history, not in the figures.")
     legacy: int = Field(description="Of those, closes recorded before the rulebook (gross P/L only).")
     missing: dict[str, int] = Field(description="Outcome key -> closes where it was absent or malformed.")
+    checkpoint: CheckpointOut | None = Field(
+        default=None,
+        description="The newest signed ledger checkpoint (null before the first): quote it with the"
+        " figures, so anyone can later check that the ledger behind them was not rewritten.",
+    )
 
     @classmethod
     def of(cls, s: Summary) -> SummaryOut:
@@ -265,10 +270,19 @@ def _all_rows(repo: SignalRepository, query: CloseQuery) -> list[HistoryRow]:
 
 @router.get("/summary", response_model=SummaryOut, responses={422: {"model": ErrorOut}})
 async def summary(
-    repo: SignalRepoDep, symbol: Symbol = None, type: SignalType | None = None, month: Month = None
+    repo: SignalRepoDep,
+    checkpoints: CheckpointRepoDep,
+    symbol: Symbol = None,
+    type: SignalType | None = None,
+    month: Month = None,
 ) -> SummaryOut:
     """Hit rate of the one win (net R > 0), average net R (the expectancy), net profit factor and the
     reliability table: overall, by model version, type, symbol and month of close, over the closes
-    matching the filters. Not-filled signals are counted apart and excluded from every rate."""
+    matching the filters; with the newest checkpoint. Not-filled signals are counted apart and
+    excluded from every rate."""
+    # The checkpoint first: the figures then cover at least every entry it vouches for.
+    latest = await asyncio.to_thread(checkpoints.latest)
     rows = await asyncio.to_thread(_all_rows, repo, _query(symbol, type, month, None, SUMMARY_BATCH))
-    return SummaryOut.of(summarize(rows))
+    out = SummaryOut.of(summarize(rows))
+    out.checkpoint = CheckpointOut.of(latest) if latest is not None else None
+    return out

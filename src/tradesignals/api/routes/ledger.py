@@ -8,13 +8,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from tradesignals.api.deps import SignalRepoDep
-from tradesignals.api.schemas import MAX_INT64, ErrorOut
+from tradesignals.api.deps import CheckpointRepoDep, ServicesDep, SignalRepoDep
+from tradesignals.api.schemas import MAX_INT64, CheckpointOut, ErrorOut
 from tradesignals.domain.ledger import GENESIS, LedgerEntry, format_at
 
 router = APIRouter(prefix="/api/ledger", tags=["ledger"])
 
 MAX_LEDGER_PAGE = 5_000
+MAX_CHECKPOINT_PAGE = 1_000
+MAX_INT64 = 2**63 - 1  # the databases' BIGINT: a larger cursor is a 422, not a driver overflow
 
 RECIPE = f"""
 Every signal event, in `seq` order (1, 2, 3, … without gaps), each chained to the one before.
@@ -95,3 +97,78 @@ async def ledger(
         entries=[_out(e, e.signal_id not in closed) for e in entries],
         next_from=entries[-1].seq + 1 if more else None,
     )
+
+
+CHECKPOINTS = f"""
+Signed heads of the ledger, in `number` order, each chained to the one before. **Keep some**
+(`tradesignals ledger checkpoint --save FILE`, or save this JSON): later, the ledger must still
+pass through every one you kept, which shows that nothing was dropped or rewritten since.
+
+**Re-verify**: the signed message is canonical JSON (as for ledger entries) of
+`{{seq, head_hash, at, previous_checkpoint_hash}}` — plus `next_public_key` when it is not null —
+and `hash` is its sha256. Check that `signature` is `public_key`'s Ed25519 signature of the
+message; that `previous_checkpoint_hash` is the previous checkpoint's `hash` (`{GENESIS}` for
+number 1); that `public_key` is the key in force (checkpoint 1's, then the `next_public_key` of a
+rotation); and that the ledger entry at `seq` has hash `head_hash`.
+"""
+
+
+class CheckpointPage(BaseModel):
+    checkpoints: list[CheckpointOut]
+    next_from: int | None = Field(description="Pass as `from` for the next page; null at the end.")
+
+
+class PublicKeyOut(BaseModel):
+    algorithm: str = "ed25519"
+    public_key: str = Field(description="32 raw bytes as 64 lowercase hex digits.")
+
+
+@router.get(
+    "/checkpoints",
+    response_model=CheckpointPage,
+    summary="Signed ledger checkpoints",
+    description=CHECKPOINTS,
+    responses={422: {"model": ErrorOut}},
+)
+async def checkpoints(
+    repo: CheckpointRepoDep,
+    from_number: Annotated[
+        int, Query(alias="from", ge=0, le=MAX_INT64, description="First number (inclusive).")
+    ] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_CHECKPOINT_PAGE)] = 100,
+) -> CheckpointPage:
+    page = await asyncio.to_thread(repo.page, from_number, limit)
+    return CheckpointPage(
+        checkpoints=[CheckpointOut.of(cp) for cp in page],
+        next_from=page[-1].number + 1 if len(page) == limit else None,
+    )
+
+
+@router.get(
+    "/checkpoints/latest",
+    response_model=CheckpointOut,
+    summary="The newest signed checkpoint",
+    responses={404: {"model": ErrorOut}},
+)
+async def latest_checkpoint(repo: CheckpointRepoDep) -> CheckpointOut:
+    cp = await asyncio.to_thread(repo.latest)
+    if cp is None:
+        raise HTTPException(404, detail="no checkpoint yet")
+    return CheckpointOut.of(cp)
+
+
+@router.get(
+    "/public-key",
+    response_model=PublicKeyOut,
+    summary="The key that signs checkpoints",
+    responses={404: {"model": ErrorOut}},
+)
+async def public_key(services: ServicesDep) -> PublicKeyOut:
+    """This node's signing key; on a node without it (API only), the key in force after the newest
+    checkpoint. A verifier compares it with the key the checkpoint chain says is in force."""
+    if services.signer is not None:
+        return PublicKeyOut(public_key=services.signer.public_key)
+    latest = await asyncio.to_thread(services.checkpoints.latest)
+    if latest is None:
+        raise HTTPException(404, detail="no signing key configured and no checkpoint yet")
+    return PublicKeyOut(public_key=latest.key_after)
