@@ -432,16 +432,39 @@ def evaluate(
         str | None,
         typer.Option(help="adjusted|raw: scale by the Adj Close column (default when present) or not."),
     ] = None,
+    include_unseen_symbols_in_period: Annotated[
+        bool,
+        typer.Option(
+            "--include-unseen-symbols-in-period",
+            help="Also score in-period rows of symbols the model never trained on (share-class twins "
+            "count as trained), reported separately with a warning.",
+        ),
+    ] = False,
+    online: Annotated[
+        bool, typer.Option("--online", help="Also replay the online recalibration prequentially.")
+    ] = False,
 ) -> None:
-    """Score only rows the model never trained on; metrics beside the always-long and momentum baselines."""
+    """Score only rows after the model's training cut; metrics beside the always-long and momentum baselines."""
     from tradesignals.models.commands import evaluate_command
 
     def err(message: str) -> None:
+        if message.startswith("warning: "):
+            console.print(f"[bold yellow]warning:[/] {message[9:]}", highlight=False, soft_wrap=True)
+            return
         console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
 
-    raise typer.Exit(
-        evaluate_command(model_dir, data, as_json=as_json, name=name, echo=typer.echo, err=err, prices=prices)
+    code = evaluate_command(
+        model_dir,
+        data,
+        as_json=as_json,
+        name=name,
+        include_unseen_symbols_in_period=include_unseen_symbols_in_period,
+        online=online,
+        echo=typer.echo,
+        err=err,
+        prices=prices,
     )
+    raise typer.Exit(code)
 
 
 ledger_app = typer.Typer(help="The hash-chained signal ledger.", no_args_is_help=True)

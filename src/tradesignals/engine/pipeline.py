@@ -97,7 +97,7 @@ class SignalEngine:
         if hasattr(scorer, "on_bar"):
             self._fixed = scorer  # type: ignore[assignment]
         else:
-            self._scorer_for = scorer  # type: ignore[assignment]
+            self._scorer_for = scorer
         self.earnings = earnings
         self.tick_timeframe = tick_timeframe
         self.plan = plan

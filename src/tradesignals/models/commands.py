@@ -8,8 +8,9 @@ unknown signal type, a bad date, no usable rows, a feature-set mismatch), never 
 Error lines go to ``err`` as the bare message (the CLI styles its own ``error:``); without an
 ``err`` they go to ``echo`` prefixed ``error: ``.
 
-Exit codes: 0 done; 1 the work ran but has nothing to show (no rows the model never trained on);
-2 bad input (the user can fix the command or the data).
+Exit codes: 0 done; 1 the work ran but has nothing to show (no row after the model's training cut:
+the data lies wholly inside its training period); 2 bad input (the user can fix the command or the
+data).
 
 Wiring, for the CLI::
 
@@ -30,7 +31,7 @@ from tradesignals.features.catalog import FeatureSetMismatch, UnknownFeatureSet
 from tradesignals.marketdata.feeds.base import FeedError
 from tradesignals.marketdata.ohlcv_file import PriceChoice, parse_prices, price_choice
 from tradesignals.models.dataset import DatasetError, parse_signal_type
-from tradesignals.models.evaluate import EvaluationError, evaluate
+from tradesignals.models.evaluate import EvaluationError, InsideTrainingPeriod, evaluate
 from tradesignals.models.registry import ModelRegistryError
 from tradesignals.models.train import TrainConfig, TrainError, TrainProgress, parse_until, train
 
@@ -143,29 +144,50 @@ def evaluate_command(
     *,
     as_json: bool = False,
     name: str | None = None,
+    include_unseen_symbols_in_period: bool = False,
+    online: bool = False,
     echo: Echo = print,
     err: Echo | None = None,
     prices: str | None = None,
 ) -> int:
-    """Evaluate the latest model in ``model_dir`` on the rows of ``data`` it never trained on."""
+    """Evaluate the latest model in ``model_dir`` on the rows of ``data`` after its training cut.
+
+    ``include_unseen_symbols_in_period`` adds a separate, warned section for in-period rows of
+    symbols the model never trained on; the warning also goes to ``err`` (stderr on the CLI), so it
+    is seen even when the JSON goes to a file. ``online`` adds the prequential online recalibration.
+    """
+    warn = err or echo
     err = err or _prefixed(echo)
     paths = _paths(data)
     try:
         _check_files(paths)
         basis = parse_prices(prices)
         used = _prices_used(paths, basis)
-        report = evaluate(model_dir, paths, name=name, prices=basis)
+        report = evaluate(
+            model_dir,
+            paths,
+            name=name,
+            prices=basis,
+            include_unseen_symbols_in_period=include_unseen_symbols_in_period,
+            online=online,
+        )
         report["prices"] = used
+    except InsideTrainingPeriod as exc:
+        err(_one_line(exc))
+        return EXIT_NOTHING
     except (*_USER_ERRORS, ValueError) as exc:
         err(_one_line(exc))
         return EXIT_BAD_INPUT
     if not report["n"]:
-        skipped = report["skipped"]["inside_training_range"]
-        err(
-            f"no row of this data lies outside the model's training range or symbols "
-            f"({skipped:,} rows skipped as inside it)"
-        )
+        missing = report["skipped"]["missing_required_features"]
+        err(f"no row after the model's training cut could be scored ({missing:,} lack a required feature)")
         return EXIT_NOTHING
+    extra = report.get("in_period_unseen_symbols")
+    if extra is not None and extra["n"]:
+        warn(
+            f"warning: {extra['n']:,} in-period rows of {len(extra['symbols'])} symbols the model never "
+            "trained on are reported separately; their dates were trained on, so they overstate its skill"
+        )
     if as_json:
         echo(json.dumps(report, allow_nan=False))
     else:
@@ -192,13 +214,45 @@ def rich_progress() -> Iterator[Callable[[TrainProgress], None]]:
 
 def _report_lines(r: dict[str, Any]) -> list[str]:
     skipped = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in r["skipped"].items())
-    pat = r["precision_at_threshold"]
     lines = [
         f"model {r['model']['name']}/{r['model']['version']} ({r['model']['feature_set']}), "
         f"trained {r['model']['training_range']['first'][:10]} to {r['model']['training_range']['last'][:10]}",
-        f"scored {r['n']:,} rows from {str(r['scored']['first'])[:10]} to {str(r['scored']['last'])[:10]} "
-        f"({r.get('prices', 'raw')} prices); skipped: {skipped}",
-        f"{'':14}{'AUC':>8}{'log loss':>10}{'Brier':>8}{'ECE':>8}",
+        f"scored {r['n']:,} rows after the training cut, from {str(r['scored']['first'])[:10]} to "
+        f"{str(r['scored']['last'])[:10]} ({r.get('prices', 'raw')} prices); skipped: {skipped}",
+    ]
+    lines += _section_lines(r)
+    pat = r["precision_at_threshold"]
+    lines.append(
+        f"base rate {_f(r['base_rate'])}; p >= {pat['threshold']}: {pat['n_above']:,} rows, "
+        f"hit rate {_f(pat['precision'])}"
+    )
+    lines.append("hit rate by decile: " + " ".join(_f(v, 2) for v in r["hit_rate_by_decile"]))
+    online = r.get("online")
+    if online is not None:
+        a, b = online["without"], online["with"]
+        lines.append(
+            f"online recalibration (prequential, {online['learned']:,} outcomes learnt, mean weight "
+            f"{_f(online['mean_weight'])}): ECE equal-mass {_f(a['ece_equal_mass'])} -> "
+            f"{_f(b['ece_equal_mass'])}, log loss {_f(a['log_loss'], 4)} -> {_f(b['log_loss'], 4)}, "
+            f"slope {_f(a['calibration_slope'], 2)} -> {_f(b['calibration_slope'], 2)}"
+        )
+    extra = r.get("in_period_unseen_symbols")
+    if extra is not None:
+        twins = ", ".join(f"{t['symbol']}~{t['twin_of']}" for t in extra["twins"]) or "none"
+        lines.append(
+            f"WARNING, reported apart: {extra['n']:,} in-period rows of {len(extra['symbols'])} symbols "
+            f"never trained on (share-class twins counted as trained: {twins}); {extra['warning']}"
+        )
+        if extra["n"]:
+            lines += _section_lines(extra)
+    return lines
+
+
+def _section_lines(r: dict[str, Any]) -> list[str]:
+    """The table of a section: model and baselines, then the intervals."""
+    lines = [
+        f"{'':14}{'AUC':>8}{'log loss':>10}{'Brier':>8}{'ECE mass':>10}{'ECE width':>11}"
+        f"{'cal. int.':>11}{'cal. slope':>12}"
     ]
     for label, m in (
         ("model", r),
@@ -206,14 +260,23 @@ def _report_lines(r: dict[str, Any]) -> list[str]:
         ("momentum 20", r["baselines"]["momentum_20"]),
     ):
         lines.append(
-            f"{label:14}{_f(m['auc']):>8}{_f(m['log_loss']):>10}{_f(m['brier']):>8}{_f(m['ece']):>8}"
+            f"{label:14}{_f(m['auc']):>8}{_f(m['log_loss'], 4):>10}{_f(m['brier'], 4):>8}"
+            f"{_f(m['ece_equal_mass']):>10}{_f(m['ece']):>11}{_f(m['calibration_intercept'], 2):>11}"
+            f"{_f(m['calibration_slope'], 2):>12}"
         )
+    iv = r["intervals"]
+    parts = [f"AUC {_ci(iv['auc'])}"]
+    for key, label in (("always_long", "always long"), ("momentum_20", "momentum 20")):
+        parts.append(f"log loss - {label} {_ci(iv['baselines'][key]['log_loss_diff'], 4)}")
     lines.append(
-        f"base rate {_f(r['base_rate'])}; p >= {pat['threshold']}: {pat['n_above']:,} rows, "
-        f"hit rate {_f(pat['precision'])}"
+        f"{int(iv['level'] * 100)} % intervals (block bootstrap, blocks of {iv['block_dates']} dates, "
+        f"{iv['n_resamples']} resamples): " + "; ".join(parts)
     )
-    lines.append("hit rate by decile: " + " ".join(_f(v, 2) for v in r["hit_rate_by_decile"]))
     return lines
+
+
+def _ci(v: dict[str, float | None], digits: int = 3) -> str:
+    return f"{_f(v['estimate'], digits)} [{_f(v['lo'], digits)}, {_f(v['hi'], digits)}]"
 
 
 def _prefixed(echo: Echo) -> Echo:

@@ -426,8 +426,8 @@ def _scan(
         last = price
         code = _NO_LABEL
         px = np.nan
-        when = np.int64(0)
-        end = np.int64(-1)
+        when = 0
+        end = -1
         k = j
         while True:
             if k > ge:  # censored
@@ -463,7 +463,7 @@ def _scan(
         end_idx[t] = end
         exit_price[t] = px
         closed_ns[t] = when
-        open_until[t] = max(end, j)
+        open_until[t] = end if end > j else j
     return outcome, end_idx, fill, exit_price, closed_ns, filled_ns, open_until
 
 

@@ -9,9 +9,16 @@ Conventions, chosen so that a figure cannot flatter:
 * **Undefined is ``None``, never a made-up number.** AUC of a set holding one class is undefined, as
   is the precision of an empty selection; JSON has no NaN, and a 0.5 or 0.0 stand-in would read as
   a measurement.
-* **ECE** uses 10 equal-width bins on ``[0, 1]`` (``[0, .1), [.1, .2) … [.9, 1]``): the weighted
-  mean over bins of ``|hit rate - mean predicted|``. Equal width, not equal mass, because the
-  promise is made per displayed confidence level.
+* **ECE, two ways, both labelled.** ``ece`` uses 10 equal-*width* bins on ``[0, 1]`` (``[0, .1),
+  [.1, .2) … [.9, 1]``): the weighted mean over bins of ``|hit rate - mean predicted|``, the promise
+  per displayed confidence level. But a model whose predictions all sit in 0.19–0.35 fills two such
+  bins, and its ECE collapses to ``|base rate - mean p|``: it cannot see a miscalibrated *slope*.
+  ``ece_equal_mass`` therefore cuts the rows by rank into 10 bins of equal weight (the deciles below,
+  ties shared pro rata) and averages ``|hit rate - mean predicted|`` over them.
+* **Calibration intercept and slope** are the logistic recalibration fit ``logit P(y) = a + b·logit(p)``
+  (both fitted together, unpenalised, by Newton's method): a calibrated ``p`` has ``a ≈ 0, b ≈ 1``;
+  ``b < 1`` means over-confident (spread too wide), ``b > 1`` under-confident (shrunk toward the
+  mean). ``None`` when undefined: one class only, predictions without spread, or a separable sample.
 * **Deciles are by rank of the prediction, ties shared.** Rows are ordered by predicted probability
   and cut into ten groups of equal weight; a run of tied predictions that straddles a cut is split
   pro rata (its hit rate spread over the deciles it covers), which is the expectation over every way
@@ -34,6 +41,8 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "N_BINS",
     "N_DECILES",
+    "calibration_intercept_slope",
+    "equal_mass_ece",
     "evaluate_predictions",
     "expected_calibration_error",
     "hit_rate_by_decile",
@@ -43,6 +52,7 @@ DEFAULT_THRESHOLD = 0.6
 N_BINS = 10
 N_DECILES = 10
 _EPS = 1e-15
+_LOGIT_CLIP = 1e-6
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -57,7 +67,8 @@ def evaluate_predictions(
     """Every metric of a set of binary outcomes ``y`` (0/1) and predicted probabilities ``p``.
 
     ``w`` weights the rows (default 1 each; ``n`` is always the row count). Keys: ``n``,
-    ``base_rate``, ``mean_p``, ``auc``, ``log_loss``, ``brier``, ``ece``, ``precision_at_threshold``
+    ``base_rate``, ``mean_p``, ``auc``, ``log_loss``, ``brier``, ``ece`` (equal-width bins),
+    ``ece_equal_mass``, ``calibration_intercept``, ``calibration_slope``, ``precision_at_threshold``
     (``{"threshold", "precision", "n_above", "share_above"}``), ``hit_rate_by_decile`` and
     ``mean_p_by_decile`` (lists of 10, lowest predictions first). JSON-ready: floats or ``None``.
     """
@@ -72,6 +83,9 @@ def evaluate_predictions(
             "log_loss": None,
             "brier": None,
             "ece": None,
+            "ece_equal_mass": None,
+            "calibration_intercept": None,
+            "calibration_slope": None,
             "precision_at_threshold": {
                 "threshold": threshold,
                 "precision": None,
@@ -87,6 +101,7 @@ def evaluate_predictions(
     above = pa >= threshold
     w_above = float(wa[above].sum())
     hit, mean_p = hit_rate_by_decile(ya, pa, wa, with_mean_p=True)
+    intercept, slope = calibration_intercept_slope(ya, pa, wa)
     return {
         "n": n,
         "base_rate": float(np.sum(wa * ya) / total),
@@ -95,6 +110,9 @@ def evaluate_predictions(
         "log_loss": log_loss,
         "brier": float(np.sum(wa * (pa - ya) ** 2) / total),
         "ece": expected_calibration_error(ya, pa, wa),
+        "ece_equal_mass": equal_mass_ece(ya, pa, wa),
+        "calibration_intercept": intercept,
+        "calibration_slope": slope,
         "precision_at_threshold": {
             "threshold": threshold,
             "precision": float(np.sum(wa[above] * ya[above]) / w_above) if w_above > 0 else None,
@@ -121,6 +139,77 @@ def expected_calibration_error(
     return float(np.sum(np.abs(yb[filled] - pb[filled])) / wb.sum())
 
 
+def equal_mass_ece(
+    y: npt.ArrayLike, p: npt.ArrayLike, w: npt.ArrayLike | None = None, *, n_bins: int = N_BINS
+) -> float | None:
+    """Weighted mean over ``n_bins`` equal-mass bins (by rank of ``p``, ties shared pro rata) of
+    ``|hit rate - mean prediction|``; ``None`` for no rows.
+
+    Equal mass puts as many rows in each bin wherever the predictions lie, so a model squeezed into
+    a narrow range is still judged bin by bin across that range (see the module docstring).
+    """
+    ya, pa, wa = _arrays(y, p, w)
+    if ya.size == 0 or wa.sum() <= 0:
+        return None
+    hits, means, mass = _rank_bins(ya, pa, wa, n_bins)
+    total = float(mass.sum())
+    gaps = [
+        m * abs(h - q) for h, q, m in zip(hits, means, mass, strict=True) if h is not None and q is not None
+    ]
+    return float(sum(gaps) / total)
+
+
+def calibration_intercept_slope(
+    y: npt.ArrayLike, p: npt.ArrayLike, w: npt.ArrayLike | None = None
+) -> tuple[float | None, float | None]:
+    """``(a, b)`` of the logistic fit ``logit P(y = 1) = a + b·logit(p)``, unpenalised.
+
+    Newton's method with step halving on the (weighted) log likelihood; ``p`` is clipped to
+    ``[1e-6, 1 - 1e-6]`` first so that a stray 0 or 1 cannot dominate. ``(None, None)`` when the
+    fit is undefined: no rows, one class, no spread in ``p``, or no convergence (separable data).
+    """
+    ya, pa, wa = _arrays(y, p, w)
+    total = float(wa.sum())
+    if total <= 0 or not (np.any((ya == 1) & (wa > 0)) and np.any((ya == 0) & (wa > 0))):
+        return None, None
+    q = np.clip(pa, _LOGIT_CLIP, 1.0 - _LOGIT_CLIP)
+    z = np.log(q / (1.0 - q))
+    z_mean = float(np.sum(wa * z) / total)
+    if float(np.sum(wa * (z - z_mean) ** 2) / total) < 1e-12:
+        return None, None
+    design = np.column_stack([np.ones_like(z), z])
+
+    def loglik(beta: FloatArray) -> float:
+        eta = design @ beta
+        return float(np.sum(wa * (ya * eta - np.logaddexp(0.0, eta))))
+
+    beta = np.zeros(2)
+    current = loglik(beta)
+    converged = False
+    for _ in range(100):
+        mu = 1.0 / (1.0 + np.exp(-(design @ beta)))
+        grad = design.T @ (wa * (ya - mu))
+        hess = (design * (wa * mu * (1.0 - mu))[:, None]).T @ design
+        try:
+            step = np.linalg.solve(hess, grad)
+        except np.linalg.LinAlgError:
+            return None, None
+        t = 1.0
+        while t > 1e-10 and loglik(beta + t * step) < current - 1e-12 * max(1.0, abs(current)):
+            t /= 2.0
+        moved = float(np.max(np.abs(t * step)))
+        beta = beta + t * step
+        current = loglik(beta)
+        if moved < 1e-10:
+            converged = True
+            break
+    if not converged:
+        return None, None
+    if not np.all(np.isfinite(beta)) or float(np.max(np.abs(beta))) > 1e3:
+        return None, None
+    return float(beta[0]), float(beta[1])
+
+
 def hit_rate_by_decile(
     y: npt.ArrayLike,
     p: npt.ArrayLike,
@@ -137,6 +226,18 @@ def hit_rate_by_decile(
     if ya.size == 0 or wa.sum() <= 0:
         empty: list[float | None] = [None] * N_DECILES
         return (empty, list(empty)) if with_mean_p else empty
+    hits, means, _ = _rank_bins(ya, pa, wa, N_DECILES)
+    return (hits, means) if with_mean_p else hits
+
+
+def _rank_bins(
+    ya: FloatArray, pa: FloatArray, wa: FloatArray, n_bins: int
+) -> tuple[list[float | None], list[float | None], FloatArray]:
+    """Hit rate, mean prediction and weight of ``n_bins`` equal-weight bins by rank of ``pa``.
+
+    A run of tied predictions straddling a cut is split pro rata over the bins it covers (its hit
+    rate spread with it), the expectation over every way of breaking the tie.
+    """
     values, inverse = np.unique(pa, return_inverse=True)
     g_w = np.bincount(inverse, weights=wa, minlength=values.size)
     g_y = np.bincount(inverse, weights=wa * ya, minlength=values.size)
@@ -145,18 +246,20 @@ def hit_rate_by_decile(
     total = hi[-1]
     hits: list[float | None] = []
     means: list[float | None] = []
-    for k in range(N_DECILES):
-        a, b = total * k / N_DECILES, total * (k + 1) / N_DECILES
+    mass = np.zeros(n_bins)
+    for k in range(n_bins):
+        a, b = total * k / n_bins, total * (k + 1) / n_bins
         overlap = np.clip(np.minimum(hi, b) - np.maximum(lo, a), 0.0, None)
         share = np.divide(overlap, g_w, out=np.zeros_like(overlap), where=g_w > 0)
         weight = float(overlap.sum())
+        mass[k] = weight
         if weight <= 0:
             hits.append(None)
             means.append(None)
             continue
         hits.append(float(np.sum(share * g_y) / weight))
         means.append(float(np.sum(overlap * values) / weight))
-    return (hits, means) if with_mean_p else hits
+    return hits, means, mass
 
 
 def _auc(y: FloatArray, p: FloatArray, w: FloatArray) -> float | None:

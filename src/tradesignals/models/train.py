@@ -16,18 +16,31 @@ The pipeline, and the leak each step closes:
 4. **Ensemble** = a weighted mean of the members' probabilities with weights fixed in advance
    (LightGBM 0.5, XGBoost 0.25, logistic 0.25) rather than fitted: fitting them on the OOF rows and
    then calibrating on the same rows would grade the model on its own homework.
-5. **Calibration** is fitted on the pooled **out-of-fold** ensemble predictions only — isotonic, or
-   Platt (on the logit) below ``isotonic_min_rows`` rows — never on in-sample predictions, which are
-   over-confident by construction. The isotonic fit runs on quantile bins of the OOF predictions (at
-   most ``calibration_bins``, each of at least ``calibration_min_bin_rows`` rows, hit rates smoothed
-   by half a hit), not on single rows: fitted row by row, the lowest block can be a dozen rows
-   without a hit, and the model then tells users "0 %", a certainty no sample supports (and an
-   unbounded log loss the first time it is wrong). It is then applied to the final members' predictions (as
-   sklearn's ``CalibratedClassifierCV(ensemble=False)`` does): a model refitted on more rows is, if
-   anything, a little sharper than the fold models the calibrator saw.
+5. **Calibration** is fitted on **out-of-fold** ensemble predictions only — isotonic, or Platt (on
+   the logit) below ``isotonic_min_rows`` rows — never on in-sample predictions, which are
+   over-confident by construction. It uses the **most recent folds only**: the last
+   ``calibration_folds`` (default 1), widened to earlier folds until they hold ``isotonic_min_rows``
+   rows. Why not all folds pooled: the calibrator is applied to the *final* members, and the fold
+   whose model is most like them (trained on all but the last slice) predicting the most recent
+   slice is the one whose raw-to-realised mapping carries over; pooling the first folds (models
+   trained on a fraction of the years, predicting periods with other hit rates) shifted the shipped
+   model about 2–3 points low on the S&P file. The isotonic fit runs on quantile bins of the OOF
+   predictions (at most ``calibration_bins``, each of at least ``calibration_min_bin_rows`` rows, hit
+   rates smoothed by half a hit), not on single rows: fitted row by row, the lowest block can be a
+   dozen rows without a hit, and the model then tells users "0 %", a certainty no sample supports
+   (and an unbounded log loss the first time it is wrong). It is then applied to the final members'
+   predictions (as sklearn's ``CalibratedClassifierCV(ensemble=False)`` does).
+   **Weights, consistently.** The members train with uniqueness weights (``labels``), and those
+   weights favour wins (on the S&P file the weighted hit rate is 0.320 against 0.301 per row), so
+   members fitted on them aim at the weighted rate while the calibrator and every report count each
+   signal once. ``balanced_weights`` therefore rescales the uniqueness weights within each class so
+   that the classes keep their per-row shares: overlap is still discounted *within* a class, but the
+   members' probabilities aim at the per-signal hit rate the calibrator and users see.
+   ``metrics["training"]["calibration"]`` records the folds used and the check on the most recent
+   fold: the shipped model's mean calibrated probability there against its realised hit rate.
 6. **Honest OOF figures.** Scoring the OOF rows with a calibrator fitted on those same rows would
    flatter the ECE. So the calibrated figures per fold use a calibrator fitted on the *earlier*
-   folds' OOF rows only, and the headline OOF metrics (the registry's ``metrics``) cover folds
+   folds' OOF rows only (the most recent of them, by the rule of step 5), and the headline OOF metrics (the registry's ``metrics``) cover folds
    2…K — the first fold has no earlier fold to calibrate on and reports raw figures only.
 7. **Final members** are refitted on every training row with the folds' median number of rounds,
    packed into an ``inference.Scorer`` (which keeps the members' spread as ``disagreement``) and
@@ -88,6 +101,7 @@ __all__ = [
     "TrainError",
     "TrainProgress",
     "TrainResult",
+    "balanced_weights",
     "calibration_bins",
     "fit_calibrator",
     "parse_until",
@@ -128,6 +142,7 @@ class TrainConfig:
     logistic_c: float = 1.0
     weights: tuple[float, float, float] = (0.5, 0.25, 0.25)  # MEMBER_NAMES order
     isotonic_min_rows: int = 1000
+    calibration_folds: int = 1  # most recent OOF folds the calibrator is fitted on (then widened)
     calibration_bins: int = 100
     calibration_min_bin_rows: int = 50
     num_threads: int = 2
@@ -316,7 +331,7 @@ def train_dataset(
         fold_rounds.append(fitted.rounds)
         members = fitted.predict(x[te], cfg)
         p_raw = members @ weights
-        prior = pd.concat(oof_parts, ignore_index=True) if oof_parts else None
+        prior = recent_calibration_rows(oof_parts, cfg) if oof_parts else None
         p_cal = np.full(te.size, np.nan)
         if prior is not None:
             cal = fit_calibrator(prior["p_raw"].to_numpy(), prior["label"].to_numpy(), cfg)
@@ -363,8 +378,10 @@ def train_dataset(
     oof = pd.concat(oof_parts, ignore_index=True)
     walk_s = time.perf_counter() - t0
 
-    # Final: calibrator on all OOF rows, members refitted on all rows with the folds' median rounds.
-    calibrator = fit_calibrator(oof["p_raw"].to_numpy(), oof["label"].to_numpy(), cfg)
+    # Final: calibrator on the most recent OOF folds, members refitted on all rows with the folds'
+    # median rounds.
+    cal_rows = recent_calibration_rows(oof_parts, cfg)
+    calibrator = fit_calibrator(cal_rows["p_raw"].to_numpy(), cal_rows["label"].to_numpy(), cfg)
     rounds = {m: max(1, int(np.median([r[m] for r in fold_rounds]))) for m in ("lightgbm", "xgboost")}
     final = _fit_members(x, y, w, ts, t_end, names, cfg, rounds=rounds)
     has_nan: list[bool] = [bool(np.isnan(x[:, j]).any()) for j in range(x.shape[1])]
@@ -379,6 +396,11 @@ def train_dataset(
 
     stats = BaselineStats.fit(y, direction, ret20)
     metrics = _headline_metrics(oof, folds, cfg)
+    last_fold = oof_parts[-1]["row"].to_numpy()
+    shipped = scorer.score_batch(x[last_fold])
+    shipped_p = shipped.probability[shipped.warm]
+    recent_rate = float(y[last_fold][shipped.warm].mean()) if shipped.warm.any() else None
+    recent_mean = float(shipped_p.mean()) if shipped_p.size else None
     metrics["training"] = {
         "rows": len(ds),
         "symbols": len(ds.symbols),
@@ -404,7 +426,19 @@ def train_dataset(
         "rounds": rounds,
         "fold_rounds": fold_rounds,
         "calibrator": type(calibrator).__name__,
-        "calibration_rows": len(oof),
+        "calibration_rows": len(cal_rows),
+        "calibration": {
+            "folds": sorted(int(f) for f in cal_rows["fold"].unique()),
+            "rows": len(cal_rows),
+            "sample_weights": "uniqueness, rescaled within each class to the class's row share",
+            "recent_fold_check": {
+                "fold": len(folds),
+                "rows": int(shipped.warm.sum()),
+                "base_rate": recent_rate,
+                "mean_p_shipped": recent_mean,
+                "shift": None if recent_rate is None or recent_mean is None else recent_mean - recent_rate,
+            },
+        },
         "baselines": stats.to_dict(),
         "dataset": dict(ds.counts),
         "config": asdict(cfg),
@@ -503,6 +537,7 @@ def _fit_members(
     from sklearn.preprocessing import StandardScaler
 
     cols = list(names)
+    w = balanced_weights(w, y)
     lgb_params: dict[str, Any] = {
         "objective": "binary",
         "learning_rate": cfg.learning_rate,
@@ -597,6 +632,36 @@ def _inner_holdout(
     if np.unique(y[fit_i]).size < 2 or np.unique(y[val_i]).size < 2:
         return None
     return fit_i, val_i
+
+
+def recent_calibration_rows(parts: Sequence[pd.DataFrame], cfg: TrainConfig = TrainConfig()) -> pd.DataFrame:
+    """The OOF rows a calibrator is fitted on: the last ``calibration_folds`` folds of ``parts`` (one
+    frame per fold, in time order), widened to earlier folds until they hold ``isotonic_min_rows``
+    rows or every fold is in (see the module docstring, step 5)."""
+    if not parts:
+        raise TrainError("no out-of-fold rows to calibrate on")
+    take = max(1, min(cfg.calibration_folds, len(parts)))
+    while take < len(parts) and sum(len(p) for p in parts[-take:]) < cfg.isotonic_min_rows:
+        take += 1
+    return pd.concat(list(parts[-take:]), ignore_index=True)
+
+
+def balanced_weights(w: FloatArray, y: FloatArray) -> FloatArray:
+    """Uniqueness weights rescaled within each class so each class's share of the total weight is
+    its share of the rows (the total is kept): overlap is discounted within a class, but the
+    weighted hit rate is the per-row hit rate (see the module docstring, step 5)."""
+    w = np.asarray(w, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    total = float(w.sum())
+    out = w.copy()
+    if total <= 0 or w.size == 0:
+        return out
+    for cls in (0.0, 1.0):
+        rows = y == cls
+        w_cls = float(w[rows].sum())
+        if w_cls > 0:
+            out[rows] *= (rows.sum() / w.size) * total / w_cls
+    return out
 
 
 def calibration_bins(

@@ -3,6 +3,7 @@ evaluate commands refuse bad input in one line."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from tradesignals.models.commands import (
     train_command,
 )
 from tradesignals.models.dataset import build_dataset, load_bars
-from tradesignals.models.evaluate import EvaluationError, evaluate
+from tradesignals.models.evaluate import EvaluationError, InsideTrainingPeriod, evaluate, training_cut_ns
 from tradesignals.models.registry import ModelRegistry
 from tradesignals.models.train import TrainConfig, TrainProgress, train_dataset
 
@@ -105,6 +106,12 @@ def test_only_rows_after_the_training_range_are_scored(
 
 def test_the_planted_signal_beats_both_baselines_on_the_same_rows(report: dict[str, Any]) -> None:
     assert report["auc"] > 0.6
+    iv = report["intervals"]
+    assert iv["auc"]["lo"] > 0.55 and iv["auc"]["lo"] <= report["auc"] <= iv["auc"]["hi"]
+    for key in ("always_long", "momentum_20"):
+        diff = iv["baselines"][key]["log_loss_diff"]
+        assert diff["estimate"] == pytest.approx(report["log_loss"] - report["baselines"][key]["log_loss"])
+        assert diff["hi"] < 0  # better than the baseline, beyond the noise of the dates drawn
     base = report["baselines"]
     assert set(base) == {"always_long", "momentum_20"}
     for b in base.values():
@@ -128,14 +135,54 @@ def test_baselines_use_training_statistics_not_the_evaluated_rows(
     assert min(deciles) >= min(momentum_values) - 1e-12 and max(deciles) <= max(momentum_values) + 1e-12
 
 
-def test_symbols_the_model_never_saw_are_scored_even_inside_its_training_range(
-    model_dir: Path, tmp_path: Path
-) -> None:
-    other = planted_csv(tmp_path / "other.csv", 3, (2016, 6, 30), seed=21, prefix="Q")
+def test_in_period_rows_of_unseen_symbols_are_not_scored_by_default(model_dir: Path, tmp_path: Path) -> None:
+    # New symbols over 2015-2017: their 2015-2016 rows lie in the training period (other symbols,
+    # same dates): not scored by default, whatever the symbol.
+    other = planted_csv(tmp_path / "other.csv", 3, (2017, 9, 30), seed=21, prefix="Q")
+    ds = build_dataset(load_bars(other))
+    last = int(ModelRegistry(model_dir).metadata("swing").metrics["training"]["last_t_end_ns"])
     out = evaluate(model_dir, other)
-    assert out["skipped"]["inside_training_range"] == 0
-    assert out["n"] == out["scored"]["unseen_symbols"] > 0
-    assert out["scored"]["after_training_end"] == 0
+    assert out["n"] == int((ds.ts > last).sum()) > 0
+    assert out["skipped"]["inside_training_range"] == int((ds.ts <= last).sum()) > 0
+    assert out["scored"]["of_symbols_not_trained_on"] == out["n"]  # after the cut they count
+    assert "in_period_unseen_symbols" not in out
+
+
+def test_the_flag_scores_unseen_symbols_in_period_separately_with_a_warning(
+    model_dir: Path, data: Path, tmp_path: Path
+) -> None:
+    frame = pd.read_csv(data)
+    other = pd.read_csv(planted_csv(tmp_path / "q.csv", 3, (2017, 9, 30), seed=21, prefix="Q"))
+    # A share-class twin of a trained symbol: P00's prices under the ticker P00A (name rule and
+    # identical returns), and an explicit-suffix twin under P01.B.
+    twin = frame[frame["Name"] == "P00"].assign(Name="P00A")
+    explicit = frame[frame["Name"] == "P01"].assign(Name="P01.B")
+    mixed = tmp_path / "mixed.csv"
+    pd.concat([frame, other, twin, explicit], ignore_index=True).to_csv(mixed, index=False)
+    plain = evaluate(model_dir, mixed)
+    flagged = evaluate(model_dir, mixed, include_unseen_symbols_in_period=True)
+    extra = flagged["in_period_unseen_symbols"]
+    # The honest section is the same rows with or without the flag.
+    assert flagged["n"] == plain["n"] and flagged["log_loss"] == plain["log_loss"]
+    assert "training period" in extra["warning"]
+    assert extra["symbols"] == ["Q00", "Q01", "Q02"]
+    assert {(t["symbol"], t["twin_of"]) for t in extra["twins"]} == {("P00A", "P00"), ("P01.B", "P01")}
+    ds = build_dataset(load_bars(mixed))
+    last = int(ModelRegistry(model_dir).metadata("swing").metrics["training"]["last_t_end_ns"])
+    symbol = ds.frame["symbol"].astype(str).to_numpy()
+    inside = ds.ts <= last
+    assert extra["n"] == int((inside & np.char.startswith(symbol.astype(str), "Q")).sum()) > 0
+    assert extra["rows_of_twins"] == int((inside & np.isin(symbol, ["P00A", "P01.B"])).sum()) > 0
+    assert flagged["skipped"]["share_class_twins_in_period"] == extra["rows_of_twins"]
+    assert set(extra["baselines"]) == {"always_long", "momentum_20"} and "intervals" in extra
+    json.dumps(flagged, allow_nan=False)
+
+    lines: list[str] = []
+    errors: list[str] = []
+    args = {"echo": lines.append, "err": errors.append, "include_unseen_symbols_in_period": True}
+    assert evaluate_command(model_dir, mixed, **args) == EXIT_OK  # type: ignore[arg-type]
+    assert len(errors) == 1 and errors[0].startswith("warning: ") and "reported separately" in errors[0]
+    assert any(line.startswith("WARNING, reported apart") for line in lines)
 
 
 def test_a_two_direction_model_is_rebuilt_and_reported_per_direction(data: Path, tmp_path: Path) -> None:
@@ -197,9 +244,15 @@ def test_evaluate_on_data_wholly_inside_the_training_range_says_so(
     frame = pd.read_csv(data)
     early = tmp_path / "early.csv"
     frame[frame["date"] < "2016-06-30"].to_csv(early, index=False)
-    lines: list[str] = []
-    assert evaluate_command(model_dir, early, echo=lines.append) == EXIT_NOTHING
-    assert len(lines) == 1 and "inside it" in lines[0]
+    with pytest.raises(InsideTrainingPeriod, match="inside the model's training period"):
+        evaluate(model_dir, early)
+    # Even with the flag and symbols the model never saw: nothing after the cut, nothing to judge.
+    other = planted_csv(tmp_path / "other.csv", 2, (2016, 6, 30), seed=3, prefix="Q")
+    for path, flag in ((early, False), (other, True)):
+        lines: list[str] = []
+        code = evaluate_command(model_dir, path, echo=lines.append, include_unseen_symbols_in_period=flag)
+        assert code == EXIT_NOTHING
+        assert len(lines) == 1 and lines[0].startswith("error: all ") and "training period" in lines[0]
 
 
 def test_evaluate_refuses_a_missing_or_ambiguous_model(model_dir: Path, data: Path, tmp_path: Path) -> None:
@@ -244,3 +297,23 @@ def test_train_command_refuses_bad_input_in_one_line(
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert message in lines[0]
     assert not (tmp_path / "out" / "swing").exists()
+
+
+def test_online_recalibration_is_reported_beside_the_batch_model(model_dir: Path, data: Path) -> None:
+    out = evaluate(model_dir, data, online=True)
+    online = out["online"]
+    assert online["without"]["ece_equal_mass"] == pytest.approx(out["ece_equal_mass"])
+    assert online["without"]["log_loss"] == pytest.approx(out["log_loss"])
+    assert 0 < online["learned"] < out["n"]  # the last week's outcomes resolve after the data ends
+    assert 0.0 <= online["mean_weight"] <= 0.2
+    assert online["with"]["ece_equal_mass"] is not None
+    lines: list[str] = []
+    assert evaluate_command(model_dir, data, echo=lines.append, online=True) == EXIT_OK
+    assert any(line.startswith("online recalibration (prequential") for line in lines)
+
+
+def test_a_model_saved_without_last_t_end_falls_back_to_its_training_range(model_dir: Path) -> None:
+    meta = ModelRegistry(model_dir).metadata("swing")
+    training = {k: v for k, v in meta.metrics["training"].items() if k != "last_t_end_ns"}
+    older = dataclasses.replace(meta, metrics={**meta.metrics, "training": training})
+    assert training_cut_ns(older) == int(meta.metrics["training"]["last_t_end_ns"])

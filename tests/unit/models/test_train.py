@@ -151,16 +151,22 @@ def test_until_keeps_only_rows_whose_label_window_closed_before_it(
     assert straddling.any()
 
 
-def test_the_calibrator_is_fitted_on_out_of_fold_predictions_only(trained: TrainResult) -> None:
+def test_the_calibrator_is_fitted_on_the_most_recent_out_of_fold_predictions_only(
+    trained: TrainResult,
+) -> None:
     oof = trained.oof
     assert isinstance(trained.scorer.calibrator, IsotonicCalibrator)
-    # Exactly an isotonic regression of the pooled OOF ensemble predictions (binned) on their labels...
-    x_bin, rate, count = calibration_bins(oof["p_raw"].to_numpy(), oof["label"].to_numpy(), FAST)
-    assert count.sum() == len(oof)
+    # Exactly an isotonic regression of the last fold's OOF ensemble predictions (binned) on their
+    # labels: the last fold alone holds more than isotonic_min_rows rows here.
+    recent = oof[oof["fold"] == FAST.n_splits]
+    assert len(recent) >= FAST.isotonic_min_rows
+    x_bin, rate, count = calibration_bins(recent["p_raw"].to_numpy(), recent["label"].to_numpy(), FAST)
+    assert count.sum() == len(recent)
     ref = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(x_bin, rate, sample_weight=count)
     np.testing.assert_array_equal(trained.scorer.calibrator.x, ref.X_thresholds_)
     np.testing.assert_array_equal(trained.scorer.calibrator.y, ref.y_thresholds_)
-    assert trained.metrics["training"]["calibration_rows"] == len(oof)
+    assert trained.metrics["training"]["calibration_rows"] == len(recent)
+    assert trained.metrics["training"]["calibration"]["folds"] == [FAST.n_splits]
     # ...each predicted by a fold model that never trained on it: OOF rows lie in their test fold.
     ts = trained.dataset.ts[oof["row"].to_numpy()]
     for fold in trained.folds:
@@ -182,7 +188,8 @@ def test_oof_figures_are_calibrated_by_earlier_folds_only(trained: TrainResult) 
     assert oof.loc[oof["fold"] == 1, "p_prior_cal"].isna().all()
     assert trained.folds[0]["model"] is None  # no earlier fold to calibrate fold 1
     for k in (2, 4):
-        earlier = oof[oof["fold"] < k]
+        earlier = oof[oof["fold"] == k - 1]  # the most recent earlier fold (enough rows alone)
+        assert len(earlier) >= FAST.isotonic_min_rows
         cal = fit_calibrator(earlier["p_raw"].to_numpy(), earlier["label"].to_numpy(), FAST)
         mine = oof[oof["fold"] == k]
         np.testing.assert_allclose(mine["p_prior_cal"], cal.predict(mine["p_raw"].to_numpy()))

@@ -16,7 +16,6 @@ router = APIRouter(prefix="/api/ledger", tags=["ledger"])
 
 MAX_LEDGER_PAGE = 5_000
 MAX_CHECKPOINT_PAGE = 1_000
-MAX_INT64 = 2**63 - 1  # the databases' BIGINT: a larger cursor is a 422, not a driver overflow
 
 RECIPE = f"""
 Every signal event, in `seq` order (1, 2, 3, … without gaps), each chained to the one before.
