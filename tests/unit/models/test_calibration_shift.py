@@ -19,7 +19,7 @@ from tradesignals.domain.market import Timeframe
 from tradesignals.domain.signals import Direction, SignalType
 from tradesignals.features.catalog import latest as latest_feature_set
 from tradesignals.models.dataset import Dataset
-from tradesignals.models.labels import BarrierParams
+from tradesignals.models.labels import LabelSpec
 from tradesignals.models.train import (
     TrainConfig,
     TrainResult,
@@ -60,11 +60,12 @@ def known_truth(seed: int, n_symbols: int = 40) -> Dataset:
             "t_end": t_end,
             "weight": weight,
             "ret": 0.0,
+            "net_r": np.where(y == 1, 1.0, -1.0),
             "outcome": pd.Categorical(np.where(y == 1, "target", "stop")),
             "p_true": p_true,
         }
     )
-    barrier = BarrierParams(signal_type=SignalType.SWING, stop_atr=1.5, target_atr=1.5, horizon_bars=5)
+    barrier = LabelSpec(signal_type=SignalType.SWING)
     return Dataset(
         frame,
         ("ret_5", "rsi_14"),

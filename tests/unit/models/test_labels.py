@@ -520,3 +520,34 @@ def test_labels_never_use_data_after_t_end_nor_bar_ts_own_range(
     # Not the weight: bar t's range can end an *earlier* trade and so change the concurrency.
     cols = ["label", "outcome", "t_end", "fill_price", "exit_price", "net_r", "ret"]
     pd.testing.assert_series_equal(before[cols].iloc[t], own_range[cols].iloc[t])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    prices=st.lists(st.floats(1e-4, 1e6, allow_nan=False), min_size=1, max_size=50),
+    atr_frac=st.floats(1e-5, 0.5),
+    direction=st.sampled_from(list(Direction)),
+)
+def test_vectorised_levels_are_the_plans_levels_bit_for_bit(
+    prices: list[float], atr_frac: float, direction: Direction
+) -> None:
+    from tradesignals.domain.trade_plan import PlanParams, levels, round_price
+    from tradesignals.models.labels import _levels, round_prices
+
+    close = np.asarray(prices)
+    atr = close * atr_frac
+    plan = PlanParams()
+    entry, stop, first, final = _levels(close, atr, direction, plan)
+    for i, (c, a) in enumerate(zip(close, atr, strict=True)):
+        want = levels(float(c), float(a), direction, plan)
+        if want is None:
+            assert np.isnan(entry[i]) and np.isnan(stop[i])
+        else:
+            assert (entry[i], stop[i], first[i], final[i]) == (
+                want.entry,
+                want.stop,
+                want.targets[0],
+                want.targets[-1],
+            )
+    halves = np.asarray([0.125, 1.005, 2.675, 1234.5675, 99.9999995, 1000.0, 0.001])
+    assert round_prices(halves).tolist() == [round_price(float(h)) for h in halves]
