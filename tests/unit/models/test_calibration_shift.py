@@ -11,8 +11,6 @@ sit within 1.5 points of the truth.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
