@@ -187,7 +187,7 @@ def calibration_intercept_slope(
     current = loglik(beta)
     converged = False
     for _ in range(100):
-        mu = 1.0 / (1.0 + np.exp(-(design @ beta)))
+        mu = 0.5 * (1.0 + np.tanh(0.5 * (design @ beta)))  # the logistic, without overflow
         grad = design.T @ (wa * (ya - mu))
         hess = (design * (wa * mu * (1.0 - mu))[:, None]).T @ design
         try:

@@ -13,7 +13,10 @@ new to a model trained on GOOG would grade it on answers it learnt. The rule, in
    ``X.A``/``X.B`` for two companies). A bare-letter match is ambiguous — ``BA``/``BAC`` (Boeing,
    Bank of America), ``UA``/``UAL``, ``AA``/``AAL`` share a "root" too — so it counts as a twin when
    the two tickers' daily close-to-close log returns correlate at ``NAME_MATCH_MIN_CORR`` (0.9) or
-   more over at least ``MIN_OVERLAP_DATES`` (20) common dates. Two share classes of one company
+   more over at least ``MIN_OVERLAP_DATES`` (20) common dates. The correlation is taken on ranks
+   (each ticker's returns ranked once over its own dates, then Pearson over the common dates, a
+   Spearman correlation up to the ranking window): one bad print in one class (the S&P file has
+   DISCA/DISCK glitches) would wreck a correlation of the raw returns. Two share classes of one company
    track each other almost exactly; two companies in one index rarely exceed 0.8 on daily returns.
    When the returns cannot be compared (a ticker absent from the data, too short an overlap), a
    name candidate **counts as a twin**: in doubt, a row is treated as seen, never as fresh.
@@ -129,6 +132,7 @@ def find_twins(
     of the symbols); without it only the name rule applies, and every name candidate is a twin."""
     seen_list = sorted({str(s) for s in seen})
     out: dict[str, Twin] = {}
+    returns = None if returns is None else returns.rank()
     cols: Mapping[str, object] = {} if returns is None else {str(c): c for c in returns.columns}
     for sym in sorted({str(c) for c in candidates} - set(seen_list)):
         best: Twin | None = None
@@ -152,9 +156,10 @@ def find_twins(
     return out
 
 
-def _corr(returns: pd.DataFrame | None, cols: Mapping[str, object], a: str, b: str) -> float | None:
-    """Correlation of two symbols' daily returns over their common dates; None if fewer than
+def _corr(ranks: pd.DataFrame | None, cols: Mapping[str, object], a: str, b: str) -> float | None:
+    """Correlation of two symbols' ranked daily returns over their common dates; None if fewer than
     ``MIN_OVERLAP_DATES`` or either is absent or flat."""
+    returns = ranks
     if returns is None or a not in cols or b not in cols:
         return None
     pair = returns[[cols[a], cols[b]]].dropna()
@@ -177,7 +182,7 @@ def _returns_only(
     block = returns[others]
     valid = block.notna() & target.notna().to_numpy()[:, None]
     overlap = valid.sum(axis=0)
-    corr = block.corrwith(target, min_periods=MIN_OVERLAP_DATES)
+    corr = block.corrwith(target)
     corr = corr[(overlap >= MIN_OVERLAP_DATES) & corr.notna()]
     if corr.empty or float(corr.max()) < RETURNS_ONLY_MIN_CORR:
         return None

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from tradesignals.models.metrics import (
+    calibration_intercept_slope,
+    equal_mass_ece,
     evaluate_predictions,
     expected_calibration_error,
     hit_rate_by_decile,
@@ -90,7 +92,7 @@ def test_weights_equal_repeating_rows() -> None:
     y, p, w = [1, 0, 1], [0.7, 0.2, 0.4], [2, 1, 3]
     weighted = evaluate_predictions(y, p, w)
     repeated = evaluate_predictions([1, 1, 0, 1, 1, 1], [0.7, 0.7, 0.2, 0.4, 0.4, 0.4])
-    for key in ("base_rate", "auc", "log_loss", "brier", "ece"):
+    for key in ("base_rate", "auc", "log_loss", "brier", "ece", "ece_equal_mass", "calibration_slope"):
         assert weighted[key] == pytest.approx(repeated[key]), key
     assert weighted["hit_rate_by_decile"] == pytest.approx(repeated["hit_rate_by_decile"])
 
@@ -115,3 +117,56 @@ def test_no_rows_gives_undefined_metrics_not_zeros() -> None:
 def test_bad_inputs_are_refused_not_scored(y: list[float], p: list[float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         evaluate_predictions(y, p)
+
+
+def _calibrated_sample(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Logits z, calibrated probabilities sigmoid(z) and labels drawn from them."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(-0.8, 0.6, n)
+    p = 1.0 / (1.0 + np.exp(-z))
+    return z, p, (rng.random(n) < p).astype(float)
+
+
+def test_a_calibrated_predictor_has_slope_one_and_intercept_zero() -> None:
+    _, p, y = _calibrated_sample(200_000, seed=0)
+    out = evaluate_predictions(y, p)
+    assert out["calibration_slope"] == pytest.approx(1.0, abs=0.03)
+    assert out["calibration_intercept"] == pytest.approx(0.0, abs=0.03)
+    assert out["ece_equal_mass"] < 0.01
+
+
+def test_a_shrunk_predictor_has_slope_above_one_and_an_overconfident_one_below() -> None:
+    z, _, y = _calibrated_sample(200_000, seed=1)
+    shrunk = 1.0 / (1.0 + np.exp(-(-0.8 + 0.5 * (z + 0.8))))  # half the spread of the truth
+    wide = 1.0 / (1.0 + np.exp(-(-0.8 + 2.0 * (z + 0.8))))
+    # logit(truth) = z = -0.8 + 2 (logit(shrunk) + 0.8): slope 2, intercept 0.8.
+    a, b = calibration_intercept_slope(y, shrunk)
+    assert b == pytest.approx(2.0, abs=0.06) and a == pytest.approx(0.8, abs=0.06)
+    assert calibration_intercept_slope(y, wide)[1] == pytest.approx(0.5, abs=0.02)
+
+
+def test_calibration_fit_is_undefined_without_two_classes_or_spread() -> None:
+    assert calibration_intercept_slope([1, 1, 1], [0.2, 0.5, 0.9]) == (None, None)
+    assert calibration_intercept_slope([0, 1, 0, 1], [0.3] * 4) == (None, None)
+    assert calibration_intercept_slope([0, 1], [0.2, 0.8]) == (None, None)  # separable: no finite fit
+    assert calibration_intercept_slope([], []) == (None, None)
+
+
+def test_equal_mass_ece_sees_a_wrong_slope_that_equal_width_bins_hide() -> None:
+    """Predictions squeezed into 0.31–0.39 fill one equal-width bin, whose ECE is then |base rate -
+    mean p| = 0 here; ten equal-mass bins see the slope: p is 0.31 where the truth is 0.15, 0.39
+    where it is 0.55."""
+    p = np.repeat(np.linspace(0.31, 0.39, 10), 1000)
+    truth = np.repeat(np.linspace(0.15, 0.55, 10), 1000)
+    y = (np.arange(p.size) % 1000 < np.round(truth * 1000)).astype(float)  # exact rates, no noise
+    assert expected_calibration_error(y, p) == pytest.approx(abs(y.mean() - p.mean()), abs=1e-12)
+    assert expected_calibration_error(y, p) < 1e-9
+    gaps = np.abs(y.reshape(10, 1000).mean(axis=1) - np.linspace(0.31, 0.39, 10))
+    assert gaps.mean() > 0.08
+    assert equal_mass_ece(y, p) == pytest.approx(gaps.mean())
+
+
+def test_equal_mass_ece_of_a_constant_predictor_is_its_gap_to_the_base_rate() -> None:
+    y = np.array([1, 1, 1] + [0] * 7, dtype=float)  # hits first: ties must not turn row order into skill
+    assert equal_mass_ece(y, np.full(10, 0.4)) == pytest.approx(0.1)
+    assert equal_mass_ece([], []) is None
