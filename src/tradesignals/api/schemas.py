@@ -63,6 +63,11 @@ class SignalPublic(BaseModel):
     )
     base_rate: float | None = Field(description="The model's realised win rate; null for rule-based signals.")
     edge: float | None = Field(description="confidence − base_rate; null without a base rate.")
+    confidence_rank: float | None = Field(
+        default=None,
+        description="Where the confidence ranks among the model's own out-of-fold confidences (0–1); "
+        "the scale the risk profiles filter on. Null for rule-based signals.",
+    )
     outcome: OutcomeKind | None = Field(None, description="How it closed; null while open or unrecorded.")
     win: bool | None = Field(None, description="Net R > 0 at the plan's exit (false when not filled).")
     filled_at: datetime | None = None
@@ -83,6 +88,7 @@ class SignalPublic(BaseModel):
             decided_at=s.decided_at or s.created_at,
             base_rate=s.base_rate,
             edge=s.edge,
+            confidence_rank=s.confidence_rank,
             outcome=OutcomeKind(c.outcome) if c is not None and c.outcome is not None else None,
             win=c.win if c is not None else None,
             filled_at=c.filled_at if c is not None else None,

@@ -12,14 +12,24 @@ Confidence on its real scale. A calibrated model's confidence is a probability o
 win (``domain.exits.is_win``), and a calibrated swing model spreads it over a narrow band around its
 own base rate (about 0.19–0.35 on the S&P file): a fixed minimum confidence such as 0.65 would sit
 above the whole band and block everything, and one inside the band would mean different things for
-models with different base rates. So a profile asks for a minimum **edge** — confidence minus the
-model's realised base rate (``Signal.edge``), in probability points: conservative +4 points,
-moderate +2, aggressive 0 (`min_edge`). The steps are round and equal, chosen from what the number
-means, never fitted to a data file: aggressive takes every signal the model rates at least as likely
-to win as its average signal (never one it expects to do worse than average), and each more cautious
-profile asks for two more points of evidence. A signal without a base rate (the rule-based
-placeholder, whose "confidence" is not a calibrated probability) is judged against a coin flip,
-``NO_BASE_RATE`` = 0.5 (`edge_of`).
+models with different base rates. So a profile filters on the model's own scale, twice:
+
+* its **edge** — confidence minus the model's realised base rate (``Signal.edge``, `edge_of`) — must
+  not be negative for any profile (`min_edge` 0): nobody is shown a signal the model expects to do
+  worse than its average one;
+* its **rank** — where the confidence falls among the model's own out-of-fold confidences
+  (``Signal.confidence_rank``, recorded at training) — must reach the profile's `min_rank`: the top
+  half of the model's confidences for aggressive (0.50), the top quarter for moderate (0.75), the
+  top tenth for conservative (0.90). A rank means the same thing for a model whose confidences span
+  two points or twenty, so the thresholds need no refitting when a model is retrained — and they
+  are round fractions chosen from what they mean, never fitted to a data file. A fixed edge in
+  points (an earlier draft had +4 / +2 / 0) cannot: the S&P swing model's whole range above its base
+  rate is about two points, so conservative would never receive a signal.
+
+A signal without a base rate or a rank (the rule-based placeholder, whose "confidence" is not a
+calibrated probability) is judged against a coin flip (``NO_BASE_RATE`` = 0.5) and given the median
+rank (``NO_RANK`` = 0.5): it is no evidence of being in the model's top quarter, so only the
+aggressive profile takes it.
 
 Scoring. Every option scores in [0, 1] (0 = the most cautious answer); ``risk_tolerance`` is the
 weighted mean of the chosen scores, rounded to 6 decimals so that a boundary value lands in the same
@@ -33,7 +43,7 @@ on the other questions must not talk someone out of those.
 
 Monotone by construction. The presets are ordered so that, for the same signal and the same
 context (volatility, sector, open exposure), everything a more conservative profile accepts a bolder
-one accepts too, with a position at least as large: bolder means a lower minimum edge, a
+one accepts too, with a position at least as large: bolder means a lower minimum edge and rank, a
 higher maximum volatility, a superset of signal types, higher sector caps for every sector, a higher
 risk per trade and a higher maximum position. `RiskProfile.is_at_most_as_bold_as` states the
 ordering and the tests check it for the presets.
@@ -66,6 +76,14 @@ _PROFILE_ORDER = (ProfileName.CONSERVATIVE, ProfileName.MODERATE, ProfileName.AG
 
 NO_BASE_RATE = 0.5
 """What the confidence of a signal without a base rate is measured against: a coin flip."""
+
+NO_RANK = 0.5
+"""The rank of a signal whose model recorded no confidence scale: the median, no evidence either way."""
+
+
+def rank_of(signal: Signal) -> float:
+    """``Signal.confidence_rank``, or `NO_RANK` without one."""
+    return NO_RANK if signal.confidence_rank is None else signal.confidence_rank
 
 
 def edge_of(signal: Signal) -> float:
@@ -108,6 +126,7 @@ class RiskProfile:
     max_position_pct: float
     risk_per_trade_pct: float
     min_edge: float
+    min_rank: float
     max_volatility: float
     allowed_types: frozenset[SignalType]
     sector_caps_pct: tuple[tuple[str, float], ...] = ()
@@ -120,6 +139,8 @@ class RiskProfile:
             raise ValueError("need 0 < risk_per_trade_pct <= max_position_pct <= 100")
         if not -1.0 <= self.min_edge <= 1.0:
             raise ValueError(f"min_edge {self.min_edge} is outside [-1, 1]")
+        if not 0.0 <= self.min_rank <= 1.0:
+            raise ValueError(f"min_rank {self.min_rank} is outside [0, 1]")
         if not (self.max_volatility > 0 and math.isfinite(self.max_volatility)):
             raise ValueError(f"max_volatility {self.max_volatility} must be positive and finite")
         caps = [*(c for _, c in self.sector_caps_pct), self.default_sector_cap_pct]
@@ -158,6 +179,7 @@ class RiskProfile:
         sectors.add(UNCLASSIFIED_SECTOR)
         return (
             self.min_edge >= other.min_edge
+            and self.min_rank >= other.min_rank
             and self.max_volatility <= other.max_volatility
             and self.allowed_types <= other.allowed_types
             and self.risk_per_trade_pct <= other.risk_per_trade_pct
@@ -173,7 +195,8 @@ PRESETS: dict[ProfileName, RiskProfile] = {
         risk_tolerance=0.2,
         max_position_pct=5.0,
         risk_per_trade_pct=0.5,
-        min_edge=0.04,
+        min_edge=0.0,
+        min_rank=0.90,
         max_volatility=0.30,
         allowed_types=frozenset({SignalType.SWING}),
         sector_caps_pct=(("technology", 15.0), ("crypto", 5.0)),
@@ -184,7 +207,8 @@ PRESETS: dict[ProfileName, RiskProfile] = {
         risk_tolerance=0.5,
         max_position_pct=10.0,
         risk_per_trade_pct=1.0,
-        min_edge=0.02,
+        min_edge=0.0,
+        min_rank=0.75,
         max_volatility=0.60,
         allowed_types=frozenset({SignalType.SWING, SignalType.EVENT}),
         sector_caps_pct=(("technology", 25.0), ("crypto", 10.0)),
@@ -196,6 +220,7 @@ PRESETS: dict[ProfileName, RiskProfile] = {
         max_position_pct=25.0,
         risk_per_trade_pct=2.0,
         min_edge=0.0,
+        min_rank=0.50,
         max_volatility=2.0,
         allowed_types=frozenset(SignalType),
         sector_caps_pct=(("technology", 50.0), ("crypto", 30.0)),
@@ -431,7 +456,8 @@ def fit(
 ) -> Fit:
     """Filter ``signal`` through ``profile`` and size the position as a percent of equity.
 
-    Filters: edge (`edge_of`) at least the profile's ``min_edge``; annualised ``volatility`` at most the maximum (an
+    Filters: edge (`edge_of`) at least the profile's ``min_edge``; the confidence's rank on the
+    model's own scale (`rank_of`) at least ``min_rank``; annualised ``volatility`` at most the maximum (an
     unknown or non-finite volatility is refused — a limit that cannot be checked is not met); the
     type allowed; room left under the sector cap given ``open_exposure_by_sector`` (percent of
     equity already open per sector; keys are matched case-insensitively, a missing sector is 0).
@@ -445,6 +471,11 @@ def fit(
     if edge < profile.min_edge:
         reasons.append(
             f"edge {edge * 100:+.1f} points over the base rate is below the minimum {profile.min_edge * 100:+.1f}"
+        )
+    rank = rank_of(signal)
+    if rank < profile.min_rank:
+        reasons.append(
+            f"confidence ranks at {rank:.0%} of the model's own confidences, below this profile's {profile.min_rank:.0%}"
         )
     if volatility is None or not math.isfinite(volatility):
         reasons.append("volatility is unknown, so the maximum volatility cannot be checked")

@@ -102,6 +102,9 @@ class Signal:
     # The model's realised win rate out of fold (``domain.exits.is_win``), so that ``confidence``
     # can be read as an edge over it (``edge``). None for rule-based signals, which have no base rate.
     base_rate: float | None = None
+    # Where ``confidence`` ranks among the model's own out-of-fold confidences (0 = its lowest,
+    # 1 = its highest): the model's scale, on which the risk profiles filter. None for rules.
+    confidence_rank: float | None = None
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -132,6 +135,10 @@ class Signal:
             out.append(f"confidence {self.confidence} is outside [0, 1]")
         if self.base_rate is not None and not (math.isfinite(self.base_rate) and 0.0 < self.base_rate < 1.0):
             out.append(f"base_rate {self.base_rate} is outside (0, 1)")
+        if self.confidence_rank is not None and not (
+            math.isfinite(self.confidence_rank) and 0.0 <= self.confidence_rank <= 1.0
+        ):
+            out.append(f"confidence_rank {self.confidence_rank} is outside [0, 1]")
         if self.created_at.tzinfo is None or self.expires_at.tzinfo is None:
             out.append("timestamps must be timezone-aware")
         elif self.expires_at <= self.created_at:

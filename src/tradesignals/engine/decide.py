@@ -56,6 +56,7 @@ def build_signal(
     *,
     published_ns: int | None = None,
     base_rate: float | None = None,
+    confidence_rank: float | None = None,
 ) -> Signal | None:
     """The signal for a decision at ``bar``'s close; None when the plan cannot be made or has no time.
 
@@ -100,6 +101,7 @@ def build_signal(
             reasons=reasons,
             decided_at=to_datetime(decided_ns),
             base_rate=base_rate,
+            confidence_rank=confidence_rank,
         )
     except InvalidSignal:
         return None

@@ -69,6 +69,8 @@ class ModelScorer:
         self.plan = PlanParams.from_dict(label["plan"])
         base = label.get("base_rate")
         self.base_rate: float | None = float(base) if isinstance(base, int | float) and 0 < base < 1 else None
+        grid = label.get("confidence_quantiles") or []
+        self._quantiles = np.asarray(grid, dtype=np.float64) if len(grid) >= 2 else None
         self.explain_top = explain_top
         self.feature_names = tuple(names)
         # Learns from resolved outcomes and watches the live hit rate for drift (models/online.py).
@@ -101,6 +103,7 @@ class ModelScorer:
         if self.adapter is not None:
             # Online adaptation nudges the batch probability by at most its max weight.
             p = self.adapter.blend(p, x)
+        rank = self.confidence_rank(p)
         floor = (0.5 if self.base_rate is None else self.base_rate) + self.min_edge
         if not p >= floor:
             return None
@@ -111,7 +114,9 @@ class ModelScorer:
         reasons = (f"P(win after costs) {p:.0%}{base}; models disagree by {score.disagreement:.2f}",)
         explainer = self._explainer if self.explain_top > 0 else None
         if explainer is None:
-            return Decision(Direction.LONG, round(p, 4), atr, reasons, features=x.copy())
+            return Decision(
+                Direction.LONG, round(p, 4), atr, reasons, features=x.copy(), confidence_rank=rank
+            )
         row, k = x.copy(), self.explain_top
         return Decision(
             Direction.LONG,
@@ -120,7 +125,27 @@ class ModelScorer:
             reasons,
             explain=lambda: tuple(explainer.explain(row, k=k).reasons()),
             features=row,
+            confidence_rank=rank,
         )
+
+    def confidence_rank(self, p: float) -> float | None:
+        """Share of the model's out-of-fold confidences at or below ``p`` (None without its scale).
+
+        Read off the 101 recorded quantiles by linear interpolation, so a confidence between two
+        quantiles gets a rank between theirs; beyond the extremes, 0 and 1.
+        """
+        q = self._quantiles
+        if q is None:
+            return None
+        steps = np.linspace(0.0, 1.0, len(q))
+        i = int(np.searchsorted(q, p, side="right"))
+        if i == 0:
+            return 0.0
+        if i >= len(q):
+            return 1.0
+        lo, hi = q[i - 1], q[i]
+        frac = 0.0 if hi <= lo else (p - lo) / (hi - lo)
+        return round(float(steps[i - 1] + frac * (steps[i] - steps[i - 1])), 4)
 
     def on_outcome(self, outcome: Outcome, p_at_signal: float, features: object) -> DriftState | None:
         """Feed a resolved signal back: the online model learns it, the drift monitor counts it."""

@@ -246,6 +246,7 @@ class SignalEngine:
             self.earnings,
             published_ns=published_ns,
             base_rate=getattr(scorer, "base_rate", None),
+            confidence_rank=decision.confidence_rank,
         )
         stage_metrics.DECIDE.observe(time.perf_counter() - t1)
         if signal is None:

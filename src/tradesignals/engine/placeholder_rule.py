@@ -31,6 +31,8 @@ class Decision:
     explain: Callable[[], tuple[str, ...]] | None = None
     # The model's input row, so the online adapter can learn from this signal's outcome.
     features: Any = None
+    # Where the confidence ranks on the model's own out-of-fold scale (None for rules).
+    confidence_rank: float | None = None
 
 
 @dataclass(slots=True)

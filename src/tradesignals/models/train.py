@@ -279,6 +279,15 @@ def train(
     return result
 
 
+def confidence_quantiles(p: npt.ArrayLike, points: int = 101) -> list[float]:
+    """``points`` evenly spaced quantiles of the finite probabilities in ``p`` (empty when none)."""
+    values = np.asarray(p, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return []
+    return [float(q) for q in np.quantile(values, np.linspace(0.0, 1.0, points))]
+
+
 def train_dataset(
     ds: Dataset,
     out: str | Path | ModelRegistry,
@@ -418,6 +427,11 @@ def train_dataset(
             "never filled are not samples",
             "atr": "atr_14",
             "base_rate": float(np.average(y, weights=None)) if len(y) else None,
+            # The model's own confidence scale: quantiles (0 %, 1 %, … 100 %) of its calibrated
+            # out-of-fold probabilities on the calibration rows. A live confidence's rank on this
+            # scale is what the risk profiles filter on (``domain.risk``): a fixed probability
+            # floor means nothing to a model whose whole range is a few points wide.
+            "confidence_quantiles": confidence_quantiles(calibrator.predict(cal_rows["p_raw"].to_numpy())),
         },
         "feature_names": list(names),
         "required_features": list(required),

@@ -102,6 +102,7 @@ def signal_data(signal: Signal) -> dict[str, Any]:
             "reasons": signal.reasons,
             "decided_at": signal.decided_at,
             "base_rate": signal.base_rate,
+            "confidence_rank": signal.confidence_rank,
         }
     )
     return data
@@ -135,6 +136,7 @@ def _to_signal(row: SignalRow) -> Signal:
         reasons=tuple(str(r) for r in row.reasons),
         decided_at=row.decided_at,
         base_rate=row.base_rate,
+        confidence_rank=row.confidence_rank,
     )
 
 
@@ -210,6 +212,7 @@ class SqlSignalRepository:
                     reasons=list(signal.reasons),
                     decided_at=signal.decided_at,
                     base_rate=signal.base_rate,
+                    confidence_rank=signal.confidence_rank,
                 )
             )
             # The signal row first, so that a duplicate id fails on the signals key (DuplicateError)

@@ -151,6 +151,7 @@ class SignalRow(Base):
     reasons: Mapped[list[str]] = mapped_column(sa.JSON)
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     base_rate: Mapped[float | None] = mapped_column(sa.Double, nullable=True)
+    confidence_rank: Mapped[float | None] = mapped_column(sa.Double, nullable=True)
 
 
 LEDGER_HASH_LENGTH = 64  # sha256 as lowercase hex

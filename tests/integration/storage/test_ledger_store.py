@@ -363,7 +363,7 @@ _events_0001 = sa.table(
 def write_at_0001(engine: Engine, signals: list[Signal], seqs: list[int] | None = None) -> None:
     """Rows as release 0001 wrote them: a created and an updated event per signal, no hashes."""
     rows = [
-        {k: v for k, v in signal_data(s).items() if k not in ("decided_at", "base_rate")}
+        {k: v for k, v in signal_data(s).items() if k not in ("decided_at", "base_rate", "confidence_rank")}
         | {"created_at": s.created_at, "expires_at": s.expires_at}
         for s in signals
     ]

@@ -25,13 +25,14 @@ def test_position_never_breaks_the_cap_and_risks_at_most_the_budget(
 def test_presets_get_bolder_in_order() -> None:
     c, m, a = (PRESETS[n] for n in ProfileName)
     assert c.risk_tolerance < m.risk_tolerance < a.risk_tolerance
-    assert c.min_edge > m.min_edge > a.min_edge == 0.0
+    assert c.min_rank > m.min_rank > a.min_rank == 0.5
+    assert c.min_edge == m.min_edge == a.min_edge == 0.0
     assert c.allowed_types <= m.allowed_types <= a.allowed_types
     assert a.allowed_types == frozenset(SignalType)
 
 
 def test_inconsistent_profile_is_refused() -> None:
     with pytest.raises(ValueError, match="risk_tolerance"):
-        RiskProfile(ProfileName.MODERATE, 1.5, 10, 1, 0.5, 1, frozenset())
+        RiskProfile(ProfileName.MODERATE, 1.5, 10, 1, 0.0, 0.5, 1, frozenset())
     with pytest.raises(ValueError, match="risk_per_trade_pct <= max_position_pct"):
-        RiskProfile(ProfileName.MODERATE, 0.5, 1, 2, 0.5, 1, frozenset())
+        RiskProfile(ProfileName.MODERATE, 0.5, 1, 2, 0.0, 0.5, 1, frozenset())

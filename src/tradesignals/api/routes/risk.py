@@ -62,6 +62,9 @@ class ProfileOut(BaseModel):
     max_position_pct: float
     risk_per_trade_pct: float
     min_edge: float = Field(description="Least edge over the model's base rate a signal needs.")
+    min_rank: float = Field(
+        description="Least rank of the signal's confidence among the model's own out-of-fold confidences."
+    )
     max_volatility: float
     allowed_types: list[SignalType]
     sector_caps_pct: dict[str, float] = Field(description="Caps for named sectors (lower case).")
@@ -74,6 +77,7 @@ class ProfileOut(BaseModel):
             max_position_pct=p.max_position_pct,
             risk_per_trade_pct=p.risk_per_trade_pct,
             min_edge=p.min_edge,
+            min_rank=p.min_rank,
             max_volatility=p.max_volatility,
             allowed_types=[t for t in SignalType if t in p.allowed_types],
             sector_caps_pct=dict(p.sector_caps_pct),
