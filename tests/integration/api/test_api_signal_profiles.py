@@ -50,6 +50,7 @@ def make_signal(
     base_rate: float | None = 0.25,
     type: SignalType = SignalType.SWING,
     stop: float = 80.0,  # 20 % away: sizes 2.5 / 5 / 10 % of capital, under every cap
+    rank: float | None = None,
 ) -> Signal:
     created = T0 + timedelta(minutes=i)
     return Signal(
@@ -66,20 +67,26 @@ def make_signal(
         model_version="swing-test",
         decided_at=T0,
         base_rate=base_rate,
+        confidence_rank=rank,
     )
 
 
-# name -> (signal, the profiles expected to accept it)
+# name -> (signal, the profiles expected to accept it). Base rate 0.25: every profile needs an edge
+# >= 0 (confidence >= 0.25) and a rank of at least 0.90 (conservative), 0.75 (moderate), 0.50
+# (aggressive) among the model's own confidences; a signal without a rank counts as 0.50.
 CASES: dict[str, tuple[Signal, set[ProfileName]]] = {
-    "edge+5": (make_signal(0, "CALM", 0.30), set(ORDER)),
-    "edge+2": (make_signal(1, "CALM", 0.27), {ProfileName.MODERATE, ProfileName.AGGRESSIVE}),
-    "edge 0": (make_signal(2, "CALM", 0.25), {ProfileName.AGGRESSIVE}),
-    "edge-1": (make_signal(3, "CALM", 0.24), set()),
-    "mid vol": (make_signal(4, "MID", 0.35), {ProfileName.MODERATE, ProfileName.AGGRESSIVE}),
-    "wild vol": (make_signal(5, "WILD", 0.35), {ProfileName.AGGRESSIVE}),
-    "no bars": (make_signal(6, "NOBARS", 0.35), set()),
-    "day type": (make_signal(7, "CALM", 0.35, type=SignalType.DAY), {ProfileName.AGGRESSIVE}),
-    "rule-based": (make_signal(8, "CALM", 0.55, base_rate=None), set(ORDER)),  # +5 over a coin flip
+    "top tenth": (make_signal(0, "CALM", 0.30, rank=0.95), set(ORDER)),
+    "top quarter": (make_signal(1, "CALM", 0.27, rank=0.80), {ProfileName.MODERATE, ProfileName.AGGRESSIVE}),
+    "top half": (make_signal(2, "CALM", 0.26, rank=0.60), {ProfileName.AGGRESSIVE}),
+    "bottom half": (make_signal(3, "CALM", 0.30, rank=0.40), set()),
+    "edge 0": (make_signal(4, "CALM", 0.25, rank=0.90), set(ORDER)),
+    "edge-1": (make_signal(5, "CALM", 0.24, rank=1.0), set()),  # no rank makes up for a negative edge
+    "mid vol": (make_signal(6, "MID", 0.35, rank=0.95), {ProfileName.MODERATE, ProfileName.AGGRESSIVE}),
+    "wild vol": (make_signal(7, "WILD", 0.35, rank=0.95), {ProfileName.AGGRESSIVE}),
+    "no bars": (make_signal(8, "NOBARS", 0.35, rank=0.95), set()),
+    "day type": (make_signal(9, "CALM", 0.35, type=SignalType.DAY, rank=0.95), {ProfileName.AGGRESSIVE}),
+    "no rank": (make_signal(10, "CALM", 0.30), {ProfileName.AGGRESSIVE}),  # +5 but no rank
+    "rule-based": (make_signal(11, "CALM", 0.55, base_rate=None), {ProfileName.AGGRESSIVE}),  # +5 over 0.5
 }
 
 
@@ -107,13 +114,17 @@ def test_each_profile_gets_the_signals_it_accepts_nested(
     assert got[ProfileName.CONSERVATIVE]  # every profile receives signals
     everything = fitted(client)
     assert len(everything) == len(CASES) and all(s["size"] is None for s in everything.values())
+    # the rank the profiles filtered on is the one stored and shown, null where there is none
+    assert {i: s["confidence_rank"] for i, s in everything.items()} == {
+        s.id: s.confidence_rank for s, _ in CASES.values()
+    }
 
 
 @pytest.mark.parametrize(("profile", "pct"), [("conservative", 2.5), ("moderate", 5.0), ("aggressive", 10.0)])
 def test_sizes_for_the_stated_capital(
     client: TestClient, seeded: dict[str, Signal], profile: str, pct: float
 ) -> None:
-    s = seeded["edge+5"]
+    s = seeded["top tenth"]
     size = fitted(client, profile=profile, capital=25_000)[s.id]["size"]
     preset = PRESETS[ProfileName(profile)]
     assert size["profile"] == profile and size["capital"] == 25_000
@@ -128,7 +139,7 @@ def test_sizes_for_the_stated_capital(
 def test_every_size_is_within_its_caps(client: TestClient, services: Services) -> None:
     seed_bars(services)
     for i, stop in enumerate((99.9, 99.0, 97.0, 90.0, 60.0)):  # tight stops ask for huge positions
-        services.signals.add(make_signal(20 + i, "CALM", 0.4, stop=stop))
+        services.signals.add(make_signal(20 + i, "CALM", 0.4, stop=stop, rank=0.95))
     for p in ORDER:
         preset = PRESETS[p]
         items = fitted(client, profile=p.value, capital=10_000).values()
@@ -152,7 +163,7 @@ def test_the_cursor_runs_over_the_unfiltered_page(client: TestClient, seeded: di
             break
         params["before"] = page["next_before"]
     assert seen == set(fitted(client, profile="conservative", limit=500))
-    assert len(seen) == 2
+    assert seen == {seeded["top tenth"].id, seeded["edge 0"].id}  # 2 of 12, over 6 pages of 2
 
 
 @pytest.mark.parametrize(

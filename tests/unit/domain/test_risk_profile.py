@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from tradesignals.domain.market import AssetClass, Timeframe
 from tradesignals.domain.risk import (
     NO_BASE_RATE,
+    NO_RANK,
     PRESETS,
     QUESTIONNAIRE,
     TOLERANCE_BANDS,
@@ -26,11 +27,15 @@ from tradesignals.domain.risk import (
     edge_of,
     fit,
     profile_for_tolerance,
+    rank_of,
 )
 from tradesignals.domain.signals import Direction, Signal, SignalType
 
 T0 = datetime(2026, 3, 2, 21, 0, tzinfo=UTC)
 ORDERED = [PRESETS[n] for n in (ProfileName.CONSERVATIVE, ProfileName.MODERATE, ProfileName.AGGRESSIVE)]
+TOP_RANK = 0.95
+"""A rank in the model's top tenth: every profile's rank filter takes it, so a hand example that
+does not name a rank tests the other filters."""
 
 
 def answers_at(index: int) -> dict[str, str]:
@@ -50,6 +55,7 @@ def make_signal(
     type: SignalType = SignalType.SWING,
     direction: Direction = Direction.LONG,
     base_rate: float | None = None,
+    confidence_rank: float | None = TOP_RANK,
 ) -> Signal:
     s = direction.sign
     risk = abs(entry - stop)
@@ -66,6 +72,7 @@ def make_signal(
         expires_at=T0 + timedelta(days=5),
         model_version="t",
         base_rate=base_rate,
+        confidence_rank=confidence_rank,
     )
 
 
@@ -220,6 +227,11 @@ def test_presets_are_ordered_from_cautious_to_bold() -> None:
     assert not a.is_at_most_as_bold_as(c)
     assert c.max_position_pct < m.max_position_pct < a.max_position_pct
     assert c.risk_per_trade_pct < m.risk_per_trade_pct < a.risk_per_trade_pct
+    # Every profile asks for a non-negative edge; the rank is what makes one more selective.
+    assert c.min_edge == m.min_edge == a.min_edge == 0.0
+    assert c.min_rank > m.min_rank > a.min_rank
+    # The ordering reads the rank: a conservative preset with a lower bar than aggressive is bolder.
+    assert not replace(c, min_rank=a.min_rank - 0.01).is_at_most_as_bold_as(a)
 
 
 def test_sector_cap_lookup_is_case_insensitive_and_defaults() -> None:
@@ -237,6 +249,8 @@ def test_badly_named_or_out_of_range_sector_caps_are_refused() -> None:
         replace(base, default_sector_cap_pct=0.0)
     with pytest.raises(ValueError, match="max_volatility"):
         replace(base, max_volatility=float("inf"))
+    with pytest.raises(ValueError, match="min_rank"):
+        replace(base, min_rank=1.01)
 
 
 # --- fit: hand examples -------------------------------------------------------------------------
@@ -294,17 +308,18 @@ def test_full_sector_is_refused() -> None:
 
 def test_every_failing_filter_is_reported() -> None:
     f = fit(
-        make_signal(confidence=0.3, base_rate=0.28, type=SignalType.DAY),
+        make_signal(confidence=0.27, base_rate=0.28, confidence_rank=0.8, type=SignalType.DAY),
         PRESETS[ProfileName.CONSERVATIVE],
         volatility=0.45,
         sector=None,
         open_exposure_by_sector={UNCLASSIFIED_SECTOR: 30.0},
     )
     assert not f.accepted and f.position_pct == 0.0
-    assert len(f.reasons) == 4
+    assert len(f.reasons) == 5
     joined = " | ".join(f.reasons)
-    edge = "edge +2.0 points over the base rate is below the minimum +4.0"
-    for words in (edge, "volatility 0.45", "type day", "unclassified"):
+    edge = "edge -1.0 points over the base rate is below the minimum +0.0"  # 0.27 − 0.28
+    rank = "confidence ranks at 80% of the model's own confidences, below this profile's 90%"
+    for words in (edge, rank, "volatility 0.45", "type day", "unclassified"):
         assert words in joined
 
 
@@ -334,8 +349,17 @@ SECTORS = st.sampled_from([None, "technology", "Technology", "crypto", "energy",
 
 
 @st.composite
-def signals(draw: st.DrawFn, types: list[SignalType] | None = None, min_edge: float | None = None) -> Signal:
-    """Any signal (with a base rate or without); with ``min_edge``, one whose edge is at least that."""
+def signals(
+    draw: st.DrawFn,
+    types: list[SignalType] | None = None,
+    min_edge: float | None = None,
+    min_rank: float | None = None,
+) -> Signal:
+    """Any signal (with a base rate and rank or without); with ``min_edge``/``min_rank``, one that meets them."""
+    if min_rank is not None and min_rank > NO_RANK:
+        rank = draw(st.floats(min_rank, 1.0))
+    else:
+        rank = draw(st.one_of(st.none(), st.floats(0.0 if min_rank is None else min_rank, 1.0)))
     base_rate = draw(st.one_of(st.none(), st.floats(0.01, 0.6)))
     base = NO_BASE_RATE if base_rate is None else base_rate
     # 1e-9: base + min_edge rounded down would leave the edge one ulp short.
@@ -351,6 +375,7 @@ def signals(draw: st.DrawFn, types: list[SignalType] | None = None, min_edge: fl
         type=draw(st.sampled_from(types or [SignalType.SWING, SignalType.SWING, *SignalType])),
         direction=direction,
         base_rate=base_rate,
+        confidence_rank=rank,
     )
 
 
@@ -368,7 +393,9 @@ def test_what_a_cautious_profile_accepts_every_bolder_one_accepts_with_no_smalle
 ) -> None:
     # inputs drawn inside what profile k accepts, so the implication is never vacuously true
     cautious = ORDERED[k]
-    signal = data.draw(signals(types=sorted(cautious.allowed_types), min_edge=cautious.min_edge))
+    signal = data.draw(
+        signals(types=sorted(cautious.allowed_types), min_edge=cautious.min_edge, min_rank=cautious.min_rank)
+    )
     vol = data.draw(st.floats(0.0, cautious.max_volatility))
     key = (sector or UNCLASSIFIED_SECTOR).lower()
     used = data.draw(st.floats(0.0, cautious.sector_cap_pct(sector), exclude_max=True))
@@ -407,7 +434,7 @@ def test_a_size_never_breaks_its_caps_nor_the_risk_budget(
     assert open_in_sector + f.position_pct <= p.sector_cap_pct(sector) + 1e-9
     distance = signal.risk_per_unit / signal.entry
     assert f.position_pct * distance <= p.risk_per_trade_pct * (1 + 1e-9)  # loss at the stop
-    assert edge_of(signal) >= p.min_edge and signal.type in p.allowed_types
+    assert edge_of(signal) >= p.min_edge and rank_of(signal) >= p.min_rank and signal.type in p.allowed_types
     assert vol is not None and vol <= p.max_volatility
 
 
@@ -436,23 +463,68 @@ def test_the_edge_is_over_the_models_base_rate_or_a_coin_flip_without_one() -> N
     assert edge_of(make_signal(confidence=0.55)) == pytest.approx(0.05)  # rule-based: against 0.5
     # A calibrated 0.30 over a 0.25 base rate passes every profile; the same 0.30 with no base rate
     # (a coin flip's -20 points) passes none.
-    calibrated, placeholder = make_signal(confidence=0.30, base_rate=0.25), make_signal(confidence=0.30)
+    calibrated = make_signal(confidence=0.30, base_rate=0.25)
+    placeholder = make_signal(confidence=0.30, confidence_rank=None)
     for p in ORDERED:
         assert fit(calibrated, p, volatility=0.2, sector=None, open_exposure_by_sector={}).accepted
         refused = fit(placeholder, p, volatility=0.2, sector=None, open_exposure_by_sector={})
         assert not refused.accepted and refused.reasons[0].startswith("edge -20.0 points")
 
 
+def fits_of(signal: Signal) -> list[bool]:
+    """Whether conservative, moderate and aggressive take ``signal`` (calm volatility, empty book)."""
+    return [fit(signal, p, volatility=0.2, sector=None, open_exposure_by_sector={}).accepted for p in ORDERED]
+
+
 @pytest.mark.parametrize(
     ("confidence", "accepted_by"),
-    [(0.24, 0), (0.25, 1), (0.269, 1), (0.27, 2), (0.289, 2), (0.29, 3), (0.35, 3)],
+    [(0.20, 0), (0.2499, 0), (0.25, 3), (0.251, 3), (0.35, 3)],
 )
-def test_the_edge_thresholds_on_a_calibrated_scale(confidence: float, accepted_by: int) -> None:
-    """Base rate 0.25: aggressive from 0.25, moderate from 0.27, conservative from 0.29."""
-    s = make_signal(confidence=confidence, base_rate=0.25)
-    fits = [fit(s, p, volatility=0.2, sector=None, open_exposure_by_sector={}) for p in ORDERED]
-    assert sum(f.accepted for f in fits) == accepted_by
-    assert [f.accepted for f in fits] == [False] * (3 - accepted_by) + [True] * accepted_by
+def test_the_edge_threshold_is_the_base_rate_for_every_profile(confidence: float, accepted_by: int) -> None:
+    """Base rate 0.25, rank in the top tenth: below 0.25 nobody takes it, from 0.25 everybody does."""
+    s = make_signal(confidence=confidence, base_rate=0.25, confidence_rank=1.0)
+    assert fits_of(s) == [False] * (3 - accepted_by) + [True] * accepted_by
+
+
+@pytest.mark.parametrize(
+    ("rank", "accepted_by"),
+    [(0.0, 0), (0.4999, 0), (0.5, 1), (0.7499, 1), (0.75, 2), (0.8999, 2), (0.9, 3), (1.0, 3)],
+)
+def test_the_rank_thresholds_separate_the_profiles_for_the_same_edge(rank: float, accepted_by: int) -> None:
+    """The same +1 point over a 0.25 base rate: aggressive from the median rank, moderate from the
+    top quarter (0.75), conservative from the top tenth (0.90) — the rank alone decides."""
+    s = make_signal(confidence=0.26, base_rate=0.25, confidence_rank=rank)
+    assert rank_of(s) == rank
+    assert fits_of(s) == [False] * (3 - accepted_by) + [True] * accepted_by
+
+
+def test_a_refused_rank_says_where_it_ranks_and_what_the_profile_needs() -> None:
+    s = make_signal(confidence=0.26, base_rate=0.25, confidence_rank=0.6)
+    conservative = fit(s, ORDERED[0], volatility=0.2, sector=None, open_exposure_by_sector={})
+    moderate = fit(s, ORDERED[1], volatility=0.2, sector=None, open_exposure_by_sector={})
+    assert conservative.reasons == [
+        "confidence ranks at 60% of the model's own confidences, below this profile's 90%"
+    ]
+    assert moderate.reasons == [
+        "confidence ranks at 60% of the model's own confidences, below this profile's 75%"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("confidence", "base_rate"),
+    [(0.55, None), (0.30, 0.25)],  # rule-based: +5 over a coin flip; calibrated: +5 over its base rate
+)
+def test_a_signal_without_a_rank_is_taken_by_aggressive_only(
+    confidence: float, base_rate: float | None
+) -> None:
+    s = make_signal(confidence=confidence, base_rate=base_rate, confidence_rank=None)
+    assert edge_of(s) == pytest.approx(0.05)
+    assert rank_of(s) == NO_RANK == 0.5  # the median: no evidence of being in the top quarter
+    assert fits_of(s) == [False, False, True]
+    refused = fit(s, ORDERED[1], volatility=0.2, sector=None, open_exposure_by_sector={})
+    assert refused.reasons == [
+        "confidence ranks at 50% of the model's own confidences, below this profile's 75%"
+    ]
 
 
 def test_annualised_volatility_of_a_known_path() -> None:
