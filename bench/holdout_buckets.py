@@ -96,7 +96,10 @@ def main() -> None:
                 "all": _bucket(p, y, r, np.ones_like(y, dtype=bool)),
                 "deciles": deciles,
                 "profiles": bands,
-                "outcomes": {str(k): int(v) for k, v in zip(*np.unique(outcomes.astype(str), return_counts=True), strict=True)},
+                "outcomes": {
+                    str(k): int(v)
+                    for k, v in zip(*np.unique(outcomes.astype(str), return_counts=True), strict=True)
+                },
             }
         )
     )
