@@ -9,10 +9,12 @@ Three figures (issue 6):
   bus ``signals``: p50/p99 from the bar reaching the engine to the signal published (the
   ``end_to_end`` stage), plus the store and publish stages.
 
-The scorer is the registered model when one exists under TS_HOME (``--model NAME``), else the
-placeholder rule; the JSON says which.
+Every engine here comes from the one builder the product runs (``wiring.build_engine``). The scorer
+is the registered ``swing`` model of ``--home`` (a TS_HOME with ``models/swing``) when given, with
+min confidence 0 so every warm bar is scored and decided (the heaviest path), else the placeholder
+rule; the JSON says which.
 
-    .venv/bin/python bench/e2e.py [--ticks 1000000] [--symbols 1000] [--publish-symbols 50]
+    .venv/bin/python bench/e2e.py [--ticks 1000000] [--symbols 1000] [--publish-symbols 50] [--home DIR]
 """
 
 from __future__ import annotations
@@ -35,15 +37,15 @@ import structlog
 from tradesignals.bus import topics
 from tradesignals.bus.codec import encode
 from tradesignals.bus.memory import MemoryBus
+from tradesignals.config import Settings, load_settings
 from tradesignals.domain.market import Bar, Tick, Timeframe
-from tradesignals.engine.pipeline import EngineService, SignalEngine
-from tradesignals.engine.placeholder_rule import PlaceholderRule
-from tradesignals.marketdata.calendar import calendar_for
+from tradesignals.engine.pipeline import EngineService
 from tradesignals.marketdata.feeds.simulator import SimulatorFeed
 from tradesignals.marketdata.ohlcv_file import read_ohlcv
 from tradesignals.marketdata.validate import Validator
 from tradesignals.storage.db import make_engine, migrate
 from tradesignals.storage.repositories import SqlSignalRepository
+from tradesignals.wiring.engine_builder import build_engine, build_scorer
 
 SP500 = "sp500_daily_2013-2018.csv.gz"
 
@@ -77,23 +79,23 @@ def sp500_bars(path: Path, symbols: int | None = None) -> list[Bar]:
     return [b for b in bars if not b.problems()]
 
 
-def make_scorer(registry: Path | None, timeframe: Timeframe) -> tuple[Any, str]:
-    """The registered ``swing`` model in ``registry`` (min confidence 0: every warm bar is scored
-    and decided, the heaviest path), else the placeholder rule."""
-    if registry is None:
-        return PlaceholderRule(), "placeholder rule (rule-sma-cross-v0)"
-    from tradesignals.engine.model_scorer import ModelScorer
-    from tradesignals.models.registry import ModelRegistry
-
-    loaded = ModelRegistry(registry).load("swing")
-    scorer = ModelScorer(loaded, timeframe, calendar=calendar_for, min_edge=-1.0, explain_top=3)
-    return scorer, f"model {scorer.version} (features + ensemble + contributions)"
+def bench_settings(home: Path | None) -> Settings:
+    """The registered ``swing`` model under ``home`` scoring every warm bar, else the placeholder rule."""
+    if home is None:
+        return load_settings(model="rule")
+    return load_settings(home=home, model="swing", min_edge=-1.0)
 
 
-def daily_replay(path: Path, registry: Path | None) -> dict[str, Any]:
+def describe_scorer(home: Path | None) -> str:
+    if home is None:
+        return "placeholder rule (rule-sma-cross-v0)"
+    scorer = build_scorer(bench_settings(home), Timeframe.D1)
+    return f"model {scorer.version} (features + ensemble + contributions)"
+
+
+def daily_replay(path: Path, home: Path | None) -> dict[str, Any]:
     bars = sp500_bars(path)
-    scorer, _ = make_scorer(registry, Timeframe.D1)
-    engine = SignalEngine(scorer, Timeframe.D1, calendar=calendar_for)
+    engine = build_engine(bench_settings(home), warm=(Timeframe.D1,))
     lat = np.empty(len(bars), dtype=np.int64)
     gc.disable()
     t0 = time.perf_counter()
@@ -127,7 +129,7 @@ def tick_stream(n_ticks: int, n_symbols: int) -> dict[str, Any]:
     ticks = ticks[:n_ticks]
     validator = Validator()
     # The tick path scores with the placeholder rule: the registered model is a daily (swing) model.
-    engine = SignalEngine(PlaceholderRule(), Timeframe.M1, calendar=calendar_for)
+    engine = build_engine(load_settings(model="rule", tick_timeframe="1m"))
     sample_every = 10
     lat = []
     gc.disable()
@@ -154,13 +156,17 @@ def tick_stream(n_ticks: int, n_symbols: int) -> dict[str, Any]:
     }
 
 
-async def in_process_publish(path: Path | None, n_symbols: int, registry: Path | None) -> dict[str, Any]:
+async def in_process_publish(path: Path | None, n_symbols: int, home: Path | None) -> dict[str, Any]:
     if path is not None:
         bars = sp500_bars(path, n_symbols)
         source = f"{SP500} first {n_symbols} symbols"
     else:
         feed = SimulatorFeed(n_symbols, seed=5, speed=float("inf"), emit="bars", asset_class="crypto")
-        bars = [b for step in feed.steps() for b in step if isinstance(b, Bar)][: n_symbols * 500]
+        bars: list[Bar] = []
+        for step in feed.steps():  # an endless stream: stop at 500 bars a symbol
+            bars += [b for b in step if isinstance(b, Bar)]
+            if len(bars) >= n_symbols * 500:
+                break
         source = "simulator"
     with tempfile.TemporaryDirectory() as tmp:
         db = make_engine(f"sqlite:///{tmp}/bench.db")
@@ -174,9 +180,8 @@ async def in_process_publish(path: Path | None, n_symbols: int, registry: Path |
         def record(_: object) -> None:
             e2e.append(service.engine.stats.last_latency_ns)
 
-        scorer, _ = make_scorer(registry, Timeframe.D1)
         service = EngineService(
-            SignalEngine(scorer, Timeframe.D1, calendar=calendar_for),
+            build_engine(bench_settings(home), warm=(Timeframe.D1,)),
             bus,
             repo,
             stop=stop,
@@ -210,16 +215,16 @@ def main() -> None:
     ap.add_argument("--ticks", type=int, default=1_000_000)
     ap.add_argument("--symbols", type=int, default=1000)
     ap.add_argument("--publish-symbols", type=int, default=50)
-    ap.add_argument("--registry", type=Path, default=None, help="Model registry dir with a 'swing' model.")
+    ap.add_argument("--home", type=Path, default=None, help="A TS_HOME whose models/ hold a 'swing' model.")
     args = ap.parse_args()
     data = data_dir()
     out: dict[str, Any] = {"python": platform.python_version(), "machine": platform.machine(),
-                           "scorer": make_scorer(args.registry, Timeframe.D1)[1]}  # fmt: skip
+                           "scorer": describe_scorer(args.home)}  # fmt: skip
     if data is not None and (data / SP500).exists():
-        out["daily_replay"] = daily_replay(data / SP500, args.registry)
+        out["daily_replay"] = daily_replay(data / SP500, args.home)
     out["ticks"] = tick_stream(args.ticks, args.symbols)
     sp = data / SP500 if data is not None and (data / SP500).exists() else None
-    out["in_process_publish"] = asyncio.run(in_process_publish(sp, args.publish_symbols, args.registry))
+    out["in_process_publish"] = asyncio.run(in_process_publish(sp, args.publish_symbols, args.home))
     out["budgets"] = {"tick_to_signal_published_p99_ms": 10, "ticks_per_s_over_1000_symbols": 100_000}
     print(json.dumps(out))
 

@@ -25,6 +25,7 @@ from tradesignals.config import ConfigError, Mode, Settings, load_settings
 from tradesignals.marketdata.feeds.base import Feed, FeedError
 
 if TYPE_CHECKING:
+    from tradesignals.domain.market import AssetClass
     from tradesignals.wiring import Services
 
 app = typer.Typer(
@@ -370,6 +371,10 @@ def features(
         str | None,
         typer.Option(help="adjusted|raw: scale by the Adj Close column (default when present) or not."),
     ] = None,
+    asset_class: Annotated[
+        str | None,
+        typer.Option(help="equity|crypto for every symbol in the file; default: from each symbol's name."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Batch feature table: one row per symbol and bar — timestamp, symbol, then the features."""
@@ -379,9 +384,12 @@ def features(
 
     try:
         tf = Timeframe.parse(timeframe) if timeframe else None
+        declared = _asset_class(asset_class)
         if not path.is_file():
             raise FeedError(f"{path}: no such file")
-        summary = compute_features_file(path, out, tz=tz, timeframe=tf, prices=parse_prices(prices))
+        summary = compute_features_file(
+            path, out, tz=tz, timeframe=tf, prices=parse_prices(prices), asset_class=declared
+        )
     except (FeedError, ValueError, OSError) as exc:
         raise _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     data = summary.as_dict()
@@ -390,6 +398,18 @@ def features(
     else:
         for key, value in data.items():
             typer.echo(f"{key.replace('_', ' '):>22}  {value}")
+
+
+def _asset_class(text: str | None) -> AssetClass | None:
+    from tradesignals.domain.market import AssetClass
+
+    if text is None:
+        return None
+    try:
+        return AssetClass(text.strip().lower())
+    except ValueError:
+        known = ", ".join(a.value for a in AssetClass)
+        raise ValueError(f"--asset-class: unknown asset class {text!r}; expected {known}") from None
 
 
 @app.command()

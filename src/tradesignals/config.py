@@ -9,9 +9,13 @@ from __future__ import annotations
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from tradesignals.domain.market import AssetClass, Timeframe
+from tradesignals.domain.trade_plan import MAX_SWING_SESSIONS, MIN_SWING_SESSIONS, PlanParams
 
 
 class Mode(StrEnum):
@@ -84,7 +88,36 @@ class Settings(BaseSettings):
     speed: float = Field(
         default=60.0, gt=0, description="Simulated seconds per wall second; inf = as fast as possible."
     )
-    signal_timeframe: str = "1m"
+    feed_timeframe: str = Field(
+        default="1m", description="Bars the feed builds or subscribes to (simulator, Binance klines)."
+    )
+    tick_timeframe: str = Field(
+        default="1m",
+        description="What the engine aggregates ticks to (TS_ENGINE_INPUT=ticks); bars carry their own.",
+    )
+    signal_timeframe: str | None = Field(
+        default=None, description="Removed: split into TS_FEED_TIMEFRAME and TS_TICK_TIMEFRAME."
+    )
+    asset_class: AssetClass | None = Field(
+        default=None,
+        description="Asset class of every symbol the feed carries, when it knows; unset: from the symbol.",
+    )
+
+    # The trade plan (domain.trade_plan.PlanParams; defaults are the published plan).
+    plan_stop_atr: float = Field(default=1.5, gt=0, allow_inf_nan=False)
+    plan_target_r: Annotated[tuple[float, ...], NoDecode] = (1.0, 2.0, 3.0)
+    plan_swing_sessions: int = Field(default=5, ge=MIN_SWING_SESSIONS, le=MAX_SWING_SESSIONS)
+    plan_cooldown_bars: int = Field(default=3, ge=0)
+
+    # Costs per asset class (domain.costs): unset fields keep the documented defaults.
+    costs_equity_commission_bp: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    costs_equity_half_spread_bp: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    costs_equity_slippage_bp: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    costs_equity_borrow_bp_per_day: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    costs_crypto_commission_bp: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    costs_crypto_half_spread_bp: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    costs_crypto_slippage_bp: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    costs_crypto_borrow_bp_per_day: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
     # Ledger checkpoints (docs/ledger.md). Embedded mode creates the key at TS_HOME/ledger-key.pem
     # on first start; server mode reads it from a secret file (or variable) and never creates one.
@@ -119,6 +152,33 @@ class Settings(BaseSettings):
         raise ValueError(
             f"unknown feed {v!r}; expected 'sim', 'replay:PATH', 'binance[:SYMBOLS]', 'alpaca:SYMBOLS' or 'polygon:SYMBOLS'"
         )
+
+    @field_validator("feed_timeframe", "tick_timeframe")
+    @classmethod
+    def _timeframe_known(cls, v: str) -> str:
+        return Timeframe.parse(v).value  # its ValueError lists the accepted values
+
+    @field_validator("signal_timeframe")
+    @classmethod
+    def _renamed(cls, v: str | None) -> None:
+        if v is not None:
+            raise ValueError(
+                "renamed: set TS_FEED_TIMEFRAME for the feed's bars and TS_TICK_TIMEFRAME for tick aggregation"
+                " (the engine takes each bar's timeframe from the bar)"
+            )
+        return None
+
+    @field_validator("plan_target_r", mode="before")
+    @classmethod
+    def _targets(cls, v: object) -> object:
+        if isinstance(v, str):
+            try:
+                v = tuple(float(x) for x in v.split(",") if x.strip())
+            except ValueError:
+                raise ValueError("expected comma-separated R multiples like 1,2,3") from None
+        if isinstance(v, list | tuple):
+            PlanParams(target_r=tuple(v))  # the plan's own rule: positive, increasing R multiples
+        return v
 
     @property
     def feed_kind(self) -> str:

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import talib
 
-from tradesignals.domain.market import Timeframe
+from tradesignals.domain.market import AssetClass, Timeframe
 from tradesignals.features import FEATURE_NAMES, FeatureEngine, FeaturePanel
 from tradesignals.features.batch import compute_features
 from tradesignals.features.incremental import FEATURE_INDEX
@@ -198,7 +198,8 @@ def streaming_equals_batch(df: pd.DataFrame, engine: FeatureEngine, **batch_kw: 
 def test_crypto_minutes_with_empty_bars(data_dir: Path) -> None:
     df = read_ohlcv(data_dir / "crypto_btcusdt_1m_binanceus_20230301-20230321.csv.gz")
     engine = FeatureEngine(Timeframe.M1, calendar=AlwaysOpen())
-    batch = streaming_equals_batch(df, engine)  # batch infers 1m and, from weekend bars, the 24/7 clock
+    # The file has no symbol column (its rows are named after the file): it declares its class.
+    batch = streaming_equals_batch(df, engine, asset_class=AssetClass.CRYPTO)
     assert engine.counts.empty == (df["volume"] == 0).sum() == 658
     assert engine.counts.gaps == 0
     assert batch["warm"].mean() > 0.9  # every UTC day after the first, bar the empty minutes

@@ -10,14 +10,14 @@ from fastapi.responses import JSONResponse
 
 from tradesignals import __version__
 from tradesignals.api import ws
+from tradesignals.api.deps import AppServices
 from tradesignals.api.routes import health, history, ledger, market, metrics, risk, signals
 from tradesignals.marketdata.feeds.base import Feed
 from tradesignals.storage.base import StorageError
-from tradesignals.wiring import Services, start_roles
 
 
 def create_app(
-    services: Services,
+    services: AppServices,
     *,
     roles: frozenset[str] = frozenset({"api"}),
     feed: Feed | None = None,
@@ -27,7 +27,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        start_roles(services, set(roles), feed)
+        services.start_roles(set(roles), feed)
         try:
             yield
         finally:

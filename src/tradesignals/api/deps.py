@@ -1,17 +1,54 @@
-"""Typed dependencies, so a route's signature says what it needs and OpenAPI stays exact."""
+"""Typed dependencies, so a route's signature says what it needs and OpenAPI stays exact.
+
+The API is handed its services ready-made by the wiring (the one place that chooses
+implementations); it knows them only by the ``AppServices`` protocol below, so it never imports the
+wiring and the wiring may import the API (its hub, its broadcasters) without a cycle.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from collections.abc import Mapping
+from typing import Annotated, Protocol, cast
 
 from fastapi import Depends, Request
 
+from tradesignals.api.hub import Hub
+from tradesignals.config import Settings
+from tradesignals.domain.checkpoints import Signer
+from tradesignals.marketdata.feeds.base import Feed
 from tradesignals.storage.base import CheckpointRepository, SignalRepository
-from tradesignals.wiring import Services
+from tradesignals.storage.timeseries import BarStore
 
 
-def get_services(request: Request) -> Services:
-    return cast(Services, request.app.state.services)
+class HealthCheck(Protocol):
+    """One service's answer to a health probe."""
+
+    @property
+    def ok(self) -> bool: ...
+
+    @property
+    def detail(self) -> str: ...
+
+
+class AppServices(Protocol):
+    """What the API needs of a node's services (``wiring.Services`` is the implementation)."""
+
+    settings: Settings
+    signals: SignalRepository
+    bars: BarStore
+    hub: Hub
+    checkpoints: CheckpointRepository
+    signer: Signer | None
+
+    async def check_health(self) -> Mapping[str, HealthCheck]: ...
+
+    def start_roles(self, roles: set[str], feed: Feed | None = None) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def get_services(request: Request) -> AppServices:
+    return cast(AppServices, request.app.state.services)
 
 
 def get_signal_repo(request: Request) -> SignalRepository:
@@ -22,6 +59,6 @@ def get_checkpoint_repo(request: Request) -> CheckpointRepository:
     return get_services(request).checkpoints
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+ServicesDep = Annotated[AppServices, Depends(get_services)]
 SignalRepoDep = Annotated[SignalRepository, Depends(get_signal_repo)]
 CheckpointRepoDep = Annotated[CheckpointRepository, Depends(get_checkpoint_repo)]

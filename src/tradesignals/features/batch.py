@@ -39,7 +39,7 @@ from tradesignals.features.incremental import (
     profile_rows,
     valid_bars,
 )
-from tradesignals.marketdata.calendar import DAY_NS, SessionCalendar, calendar_for
+from tradesignals.marketdata.calendar import calendar_resolver
 from tradesignals.marketdata.ohlcv_file import infer_timeframe
 
 # Names of each TA-Lib function's outputs in ``TA_COLUMNS`` (single-output ones use their key).
@@ -236,6 +236,7 @@ def compute_features(
     *,
     timeframe: Timeframe | None = None,
     calendar: CalendarChoice | None = None,
+    asset_class: AssetClass | None = None,
     detect_gaps: bool = True,
 ) -> pd.DataFrame:
     """Features for a canonical OHLCV frame (``read_ohlcv``'s shape), one row per input row.
@@ -245,30 +246,21 @@ def compute_features(
     (stable, so duplicates keep file order and the later one is ignored, as live). ``timeframe``
     defaults to the one ``infer_timeframe`` reads from the spacing, else daily.
 
-    ``calendar=None`` chooses per symbol as the live engine does (``calendar_for``), with one
-    addition a file allows: a symbol with bars on a Saturday (UTC) trades 24/7, whatever its name.
-    Files without a symbol column are named after the file (``CRYPTO_BTCUSDT_1M_…``), which the
-    name-based rule cannot tell from a stock; applying the NYSE's hours to such a file would put
-    most of its bars outside any session and restart the features every day.
+    ``calendar=None`` chooses per symbol exactly as the live engine does, by the one rule
+    (``marketdata.calendar.calendar_resolver``): the ``asset_class`` the caller declares for the whole
+    file, else each symbol's spelling. A file without a symbol column is named after the file
+    (``CRYPTO_BTCUSDT_1M_…``), which the spelling cannot tell from a stock: whoever knows it is crypto
+    declares ``asset_class`` (the CLI's ``--asset-class``). Nothing is guessed from the weekdays a file
+    holds, so the same symbol gets the same clock in training, backtests and live.
     """
+    if calendar is not None and asset_class is not None:
+        raise ValueError("compute_features takes a calendar or an asset_class, not both")
     tf = timeframe or infer_timeframe(df) or Timeframe.D1
     n = len(df)
     ts = df["ts"].to_numpy(dtype=np.int64)
     arrays = [df[col].to_numpy(dtype=np.float64) for col in ("open", "high", "low", "close", "volume")]
     codes, uniques = pd.factorize(df["symbol"].fillna("").astype(str), sort=False)  # no -1 codes
-    if calendar is None and n:
-        saturday = ((ts // DAY_NS + 3) % 7 == 5).astype(np.float64)
-        weekend_symbols = {
-            str(uniques[i]) for i in np.flatnonzero(np.bincount(codes, weights=saturday) > 0).tolist()
-        }
-        always = calendar_for(AssetClass.CRYPTO)
-
-        def choose(symbol: str) -> SessionCalendar:
-            return always if symbol in weekend_symbols else calendar_for(symbol)
-
-        resolve = clock_resolver(tf, choose)
-    else:
-        resolve = clock_resolver(tf, calendar)
+    resolve = clock_resolver(tf, calendar if calendar is not None else calendar_resolver(asset_class))
     values = np.empty((n, N_FEATURES))  # every row is written: one block per symbol
     warm = np.zeros(n, dtype=bool)
     status = np.zeros(n, dtype=np.int8)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from tradesignals.domain.market import Timeframe
+from tradesignals.domain.market import AssetClass, Timeframe
 from tradesignals.features.batch import compute_features
 from tradesignals.features.incremental import FEATURE_NAMES, CalendarChoice
 from tradesignals.marketdata.ohlcv_file import PriceChoice, infer_timeframe, read_ohlcv
@@ -77,6 +77,7 @@ def compute_features_file(
     timeframe: Timeframe | None = None,
     calendar: CalendarChoice | None = None,
     prices: PriceChoice | None = None,
+    asset_class: AssetClass | None = None,
 ) -> FeatureFileSummary:
     """Read ``path`` (any file ``ingest`` reads), compute the features, write Parquet to ``out_path``.
 
@@ -85,7 +86,9 @@ def compute_features_file(
     session features cannot warm; such a file is refused with a one-line ``FeedError`` naming
     ``--tz`` (``session_fit``). ``prices``: ``read_ohlcv``'s (adjusted when the file has an
     adjusted close, unless ``raw``). ``timeframe`` defaults to the one the bar spacing shows (daily if
-    it shows none). The file is written to a temporary name and renamed, so a failed run never
+    it shows none). ``asset_class`` declares the class of every symbol in the file (and so its
+    calendar) where the symbols' spelling cannot tell (see ``batch.compute_features``). The file is
+    written to a temporary name and renamed, so a failed run never
     leaves a half table behind. Raises ``FeedError`` when the input cannot be read.
     """
     started = time.perf_counter()
@@ -94,7 +97,7 @@ def compute_features_file(
     inferred = infer_timeframe(df) if timeframe is None else None
     tf = timeframe or inferred or Timeframe.D1
     check_session_fit(df, tf, source=str(src))
-    feats = compute_features(df, timeframe=tf, calendar=calendar)
+    feats = compute_features(df, timeframe=tf, calendar=calendar, asset_class=asset_class)
 
     table = pd.DataFrame({"timestamp": pd.to_datetime(feats["ts"].to_numpy(), unit="ns", utc=True)})
     table["symbol"] = feats["symbol"].to_numpy()

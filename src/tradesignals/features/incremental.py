@@ -99,7 +99,7 @@ from talib import abstract as _ta_abstract
 from talib import stream as _ta_stream
 
 from tradesignals.domain.market import Bar, Timeframe
-from tradesignals.marketdata.calendar import DAY_NS, SessionCalendar, calendar_for
+from tradesignals.marketdata.calendar import DAY_NS, SessionCalendar, calendar_resolver
 
 # -- parameters (the column names carry them, so they are constants, not settings) --------------
 
@@ -308,7 +308,7 @@ def clock_resolver(timeframe: Timeframe, calendar: CalendarChoice | None) -> Cal
     clocks: dict[int, BarClock] = {}
     choose: Callable[[str], SessionCalendar]
     if calendar is None:
-        choose = calendar_for
+        choose = calendar_resolver()
     elif isinstance(calendar, SessionCalendar):
         fixed = calendar
 

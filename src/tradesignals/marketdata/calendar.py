@@ -25,6 +25,7 @@ from __future__ import annotations
 import threading
 import warnings
 from bisect import bisect_right
+from collections.abc import Callable
 from datetime import date
 from functools import lru_cache
 from typing import Any
@@ -255,6 +256,24 @@ def calendar_for(key: AssetClass | str) -> SessionCalendar:
     return ALWAYS_OPEN if asset is AssetClass.CRYPTO else exchange_calendar(DEFAULT_EXCHANGE)
 
 
+def calendar_resolver(declared: AssetClass | None = None) -> Callable[[str], SessionCalendar]:
+    """Symbol → calendar by the one rule: the ``declared`` asset class where a source knows it (a feed,
+    a file option), else the symbol's spelling (``domain.sessions.asset_class_of``).
+
+    Batch features, live features, labels, the engine and the simulator all choose through this, so
+    the same symbol keeps the same clock everywhere; nothing guesses a clock from the weekdays a file
+    happens to hold.
+    """
+    if declared is None:
+        return calendar_for
+    fixed = calendar_for(declared)
+
+    def choose(_symbol: str) -> SessionCalendar:
+        return fixed
+
+    return choose
+
+
 __all__ = [
     "ALWAYS_OPEN",
     "DAY_NS",
@@ -265,6 +284,7 @@ __all__ = [
     "Session",
     "SessionCalendar",
     "calendar_for",
+    "calendar_resolver",
     "exchange_calendar",
     "is_crypto_symbol",
     "utc_date_ns",

@@ -48,11 +48,11 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from tradesignals.domain.market import Timeframe
+from tradesignals.domain.market import AssetClass, Timeframe
 from tradesignals.domain.signals import Direction, SignalType
 from tradesignals.features.catalog import FeatureSet
 from tradesignals.features.catalog import latest as latest_feature_set
-from tradesignals.marketdata.calendar import SessionCalendar
+from tradesignals.marketdata.calendar import SessionCalendar, calendar_resolver
 from tradesignals.marketdata.corporate_actions import detect_corporate_actions, near_flags
 from tradesignals.marketdata.ohlcv_file import PriceChoice, infer_timeframe, read_ohlcv
 from tradesignals.models.labels import LabelSpec, triple_barrier_labels
@@ -265,6 +265,7 @@ def build_dataset(
     feature_set: FeatureSet | None = None,
     spec: LabelSpec | None = None,
     calendar: SessionCalendar | Callable[[str], SessionCalendar] | None = None,
+    asset_class: AssetClass | None = None,
 ) -> Dataset:
     """Features (batch) plus triple-barrier labels for ``signal_type``, warm and labelled rows only.
 
@@ -273,6 +274,8 @@ def build_dataset(
     re-labels with the spec a model was trained on, whatever the engine's defaults are now.
     ``swing`` needs daily bars and ``day`` intraday bars, as the engine pairs them
     (``decide.signal_type_for``): a swing model fitted on minute bars would mean nothing live.
+    Features and labels keep one clock per symbol: ``calendar``, else the one rule
+    (``calendar_resolver``: the declared ``asset_class``, else the symbol's spelling).
     """
     from tradesignals.features.batch import compute_features  # TA-Lib: imported when needed
 
@@ -292,6 +295,10 @@ def build_dataset(
     if params.signal_type is not kind:
         raise DatasetError(f"the label spec is for {params.signal_type.value} labels, not {kind.value}")
 
+    if calendar is None:
+        calendar = calendar_resolver(asset_class)
+    elif asset_class is not None:
+        raise DatasetError("give a calendar or an asset class, not both")
     flags = detect_corporate_actions(bars)
     feats = compute_features(flags.masked(bars), timeframe=tf, calendar=calendar)
     missing = [c for c in fs.columns if c not in feats.columns]

@@ -10,11 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tradesignals.domain.market import NS_PER_SECOND, Timeframe
+from tradesignals.config import load_settings
+from tradesignals.domain.market import NS_PER_SECOND, AssetClass, Timeframe
+from tradesignals.domain.sessions import asset_class_of
 from tradesignals.features import FEATURE_NAMES, FeatureEngine, FeaturePanel
 from tradesignals.features.batch import compute_features, symbol_features
 from tradesignals.features.incremental import FEATURE_INDEX, STATUS_NAMES, BarClock
-from tradesignals.marketdata.calendar import DAY_NS, AlwaysOpen, utc_date_ns
+from tradesignals.marketdata.calendar import DAY_NS, AlwaysOpen, calendar_for, calendar_resolver, utc_date_ns
+from tradesignals.wiring.engine_builder import symbol_calendars
 
 HOUR = 3600 * NS_PER_SECOND
 T0 = utc_date_ns(2024, 1, 1)
@@ -199,14 +202,39 @@ def test_a_repeated_row_is_ignored_like_a_repeated_live_bar() -> None:
     pd.testing.assert_frame_equal(out.iloc[:-1], compute_features(df, timeframe=Timeframe.D1))
 
 
-def test_timeframe_is_inferred_and_weekend_trading_means_a_24_7_clock() -> None:
+def test_timeframe_is_inferred_and_a_declared_asset_class_chooses_the_clock() -> None:
     rng = np.random.default_rng(9)
     # A stock-looking name (as files without a symbol column get), but hourly bars round the clock.
     df = frame({"BTC_FILE": 24 * 10}, rng, step=HOUR, start=utc_date_ns(2024, 1, 5))  # from a Friday
-    out = compute_features(df)
-    assert out["warm"].iloc[48:].all()  # warm through Saturday and Sunday: no NYSE sessions applied
+    declared = compute_features(df, asset_class=AssetClass.CRYPTO)
+    assert declared["warm"].iloc[48:].all()  # warm through Saturday and Sunday: no NYSE sessions
     explicit = compute_features(df, timeframe=Timeframe.H1, calendar=AlwaysOpen())
-    pd.testing.assert_frame_equal(out, explicit)
+    pd.testing.assert_frame_equal(declared, explicit)
+    # Undeclared, the name decides — as it does live — whatever weekdays the file holds.
+    guessed = compute_features(df)
+    equity = compute_features(df, timeframe=Timeframe.H1, calendar=calendar_for(AssetClass.EQUITY))
+    pd.testing.assert_frame_equal(guessed, equity)
+    with pytest.raises(ValueError, match="not both"):
+        compute_features(df, calendar=AlwaysOpen(), asset_class=AssetClass.CRYPTO)
+
+
+@pytest.mark.parametrize("declared", [None, AssetClass.EQUITY, AssetClass.CRYPTO])
+def test_batch_and_live_choose_the_same_calendar_for_the_same_symbol(declared: AssetClass | None) -> None:
+    """Live features, batch features and the engine's wiring all resolve a clock by one rule."""
+    rng = np.random.default_rng(4)
+    names = {"AAPL": 24 * 8, "BTCUSDT": 24 * 8, "ETH-USD": 24 * 8, "X:SOLUSD": 24 * 8, "SPY_FILE": 24 * 8}
+    df = frame(names, rng, step=HOUR, start=utc_date_ns(2024, 3, 1))
+    batch = compute_features(df, timeframe=Timeframe.H1, asset_class=declared)
+    live = FeatureEngine(Timeframe.H1, calendar=calendar_resolver(declared))
+    rows = df.itertuples(index=False)
+    streamed = [live.update_values(r.symbol, r.ts, r.open, r.high, r.low, r.close, r.volume) for r in rows]
+    assert [bool(v.warm) for v in streamed] == batch["warm"].tolist()
+    values = np.array([v.values for v in streamed])
+    np.testing.assert_allclose(values, batch[list(FEATURE_NAMES)].to_numpy(), rtol=0, atol=1e-9)
+    for symbol in names:
+        want = calendar_for(asset_class_of(symbol, declared))
+        assert calendar_resolver(declared)(symbol) is want
+        assert symbol_calendars(load_settings(asset_class=declared))(symbol) is want
 
 
 def test_daily_stock_bars_follow_the_exchange_calendar() -> None:

@@ -5,16 +5,19 @@ import pickle
 from collections import defaultdict
 from contextlib import aclosing
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
 
 from tradesignals.domain.market import AssetClass, Bar, Tick, Timeframe, to_datetime, to_ns
-from tradesignals.marketdata.bars import BarAggregator
+from tradesignals.marketdata.bars import BarAggregator, resample
+from tradesignals.marketdata.calendar import calendar_for
 from tradesignals.marketdata.feeds.base import Feed, FeedError, MarketEvent
-from tradesignals.marketdata.feeds.simulator import NEW_YORK, SimulatorFeed, symbol_names
+from tradesignals.marketdata.feeds.simulator import SimulatorFeed, symbol_names
 
 INF = float("inf")
+NEW_YORK = ZoneInfo("America/New_York")
 
 
 async def take(feed: SimulatorFeed, n: int) -> list[MarketEvent]:
@@ -118,6 +121,28 @@ def test_crypto_trades_around_the_clock_and_mix_keeps_crypto_only_outside_sessio
     assert mix.symbols() == symbol_names(10, "mix")
     weekend = steps(mix, 48)
     assert {b.symbol for b in weekend} == {"SIM005-USD", "SIM010-USD"}
+
+
+def test_equities_keep_the_exchange_calendar_no_bar_on_a_holiday_and_half_days_end_at_13() -> None:
+    # Wednesday 2026-11-25 … Tuesday 2026-12-29: Thanksgiving (26 Nov) and Christmas (25 Dec) are
+    # closed; the Friday after Thanksgiving and Christmas Eve close at 13:00 New York.
+    start = to_ns(datetime(2026, 11, 25, tzinfo=UTC))
+    end = to_ns(datetime(2026, 12, 30, tzinfo=UTC))
+    feed = SimulatorFeed(3, speed=INF, emit="both", timeframe=Timeframe.M15, start_ns=start, end_ns=end)
+    events = [e for step in feed.steps() for e in step]
+    bars = [e for e in events if isinstance(e, Bar)]
+    days = {ny(b.ts).date().isoformat() for b in bars}
+    assert "2026-11-26" not in days and "2026-12-25" not in days
+    assert {"2026-11-25", "2026-11-27", "2026-12-24", "2026-12-28"} <= days
+    for half_day in ("2026-11-27", "2026-12-24"):
+        ticks = [ny(e.ts) for e in events if isinstance(e, Tick) and ny(e.ts).date().isoformat() == half_day]
+        assert ticks and max((t.hour, t.minute) for t in ticks) < (13, 0)
+        last = max(b.ts for b in bars if ny(b.ts).date().isoformat() == half_day)
+        assert (ny(last).hour, ny(last).minute) == (12, 45)  # the 12:45 bar is the session's last
+    # The same bars, resampled to days on the engine's calendar, are the exchange's sessions.
+    daily = resample(bars, Timeframe.D1, calendar=calendar_for)
+    sessions = calendar_for(AssetClass.EQUITY).sessions_between(start, end)
+    assert sorted({b.ts for b in daily}) == [s.label for s in sessions]
 
 
 def test_symbol_names_are_plainly_simulated_and_stable() -> None:

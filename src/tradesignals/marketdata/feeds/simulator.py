@@ -11,9 +11,12 @@ Everything is drawn from one ``numpy`` generator seeded by ``seed``, a whole bar
 symbols at a time: same seed and parameters → byte-identical events; the draws do not depend on
 ``emit``, so the bars of an ``emit="bars"`` feed equal those of an ``emit="both"`` feed.
 
-Equities trade 09:30–16:00 New York on weekdays (``equity_session``: the seam where exchange
-calendars and holidays will plug in); crypto trades around the clock. When nothing trades (a
-weekend for an equity-only feed) the clock jumps to the next open instead of pacing through it.
+Equities trade the NYSE's real sessions (``equity_session``: the exchange calendar the engine and
+the features use, so holidays are closed and half days end at 13:00 New York); crypto trades around
+the clock. Which class a symbol is follows the one rule, ``domain.sessions.asset_class_of``: the
+``asset_class`` the feed is given declares it, and in a ``"mix"`` the symbol's spelling decides. When
+nothing trades (a weekend or holiday for an equity-only feed) the clock jumps to the next open
+instead of pacing through it.
 """
 
 from __future__ import annotations
@@ -23,21 +26,19 @@ import math
 import time
 from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from tradesignals.domain.market import NS_PER_SECOND, AssetClass, Bar, Tick, Timeframe, to_ns
+from tradesignals.domain.sessions import DAY_NS, asset_class_of
+from tradesignals.marketdata.calendar import calendar_for
 from tradesignals.marketdata.feeds.base import FeedError, MarketEvent
 
-DAY_NS = 86_400 * NS_PER_SECOND
 # Tuesday 2 January 2024, 09:30 New York: a fixed default start keeps a seed's sequence reproducible.
 DEFAULT_START_NS = to_ns(datetime(2024, 1, 2, 14, 30, tzinfo=UTC))
-NEW_YORK = ZoneInfo("America/New_York")
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 EQUITY_YEAR_S = 252 * 6.5 * 3600  # trading seconds per year: volatility is per unit of trading time
 CRYPTO_YEAR_S = 365 * 86_400.0
@@ -56,16 +57,16 @@ Emit = Literal["ticks", "bars", "both"]
 
 @lru_cache(maxsize=8192)
 def equity_session(epoch_day: int) -> tuple[int, int] | None:
-    """(open, close) in ns UTC of the New York session on a UTC calendar day, None on weekends.
+    """(open, close) in ns UTC of the NYSE session opening on a UTC calendar day; None when closed.
 
-    Holidays and half days are not known here; exchange calendars replace this function later.
+    From the equity calendar everything else uses (``calendar_for``): weekends and holidays are
+    closed, half days close at 13:00 New York.
     """
-    d = date.fromordinal(_EPOCH_ORDINAL + epoch_day)
-    if d.weekday() >= 5:
+    start = epoch_day * DAY_NS
+    sessions = calendar_for(AssetClass.EQUITY).sessions_between(start, start + DAY_NS)
+    if not sessions:
         return None
-    open_ = datetime(d.year, d.month, d.day, 9, 30, tzinfo=NEW_YORK)
-    close = datetime(d.year, d.month, d.day, 16, 0, tzinfo=NEW_YORK)
-    return to_ns(open_), to_ns(close)
+    return sessions[0].open, sessions[0].close
 
 
 def symbol_names(n: int, asset_class: AssetClass | Literal["mix"] = AssetClass.EQUITY) -> list[str]:
@@ -80,11 +81,6 @@ def symbol_names(n: int, asset_class: AssetClass | Literal["mix"] = AssetClass.E
         crypto = asset_class is AssetClass.CRYPTO or (asset_class == "mix" and i % 5 == 0)
         out.append(f"SIM{i:0{width}d}" + ("-USD" if crypto else ""))
     return out
-
-
-def _is_crypto_name(name: str) -> bool:
-    upper = name.upper()
-    return upper.endswith(("-USD", "USDT", "-USDT", "USDC"))
 
 
 @dataclass(slots=True)
@@ -160,7 +156,7 @@ class SimulatorFeed:
 
         n = len(names)
         if asset_class == "mix":
-            crypto = np.array([_is_crypto_name(s) for s in names], dtype=bool)
+            crypto = np.array([asset_class_of(s) is AssetClass.CRYPTO for s in names], dtype=bool)
         else:
             crypto = np.full(n, asset_class is AssetClass.CRYPTO, dtype=bool)
         self._crypto = crypto

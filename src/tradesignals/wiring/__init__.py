@@ -1,7 +1,8 @@
 """The one place that reads Settings and chooses implementations.
 
 Everything below receives its collaborators ready-made, so tests and the backtester can wire the
-same core with other parts (a memory bus, a replay feed, a temporary database).
+same core with other parts (a memory bus, a replay feed, a temporary database). The engine itself
+is built by ``engine_builder.build_engine`` — the one builder every entry point uses.
 """
 
 from __future__ import annotations
@@ -26,12 +27,17 @@ from tradesignals.marketdata.feeds.base import Feed
 from tradesignals.news.earnings import EarningsCalendar, EarningsCalendarError
 from tradesignals.storage.base import CheckpointRepository, SignalRepository, StorageError, UserRepository
 from tradesignals.storage.timeseries import BarStore
+from tradesignals.wiring.engine_builder import (
+    build_engine,
+    build_scorer,
+    model_name_for,
+    model_registry,
+)
 
 if TYPE_CHECKING:
     from tradesignals.domain.checkpoints import Signer
     from tradesignals.engine.checkpointer import Checkpointer
     from tradesignals.engine.pipeline import Scorer
-    from tradesignals.models.registry import ModelRegistry
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +64,10 @@ class Services:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     on_close: list[Callable[[], None]] = field(default_factory=list)
+
+    def start_roles(self, roles: set[str], feed: Feed | None = None) -> None:
+        """Start this node's background roles (see the module function ``start_roles``)."""
+        start_roles(self, roles, feed)
 
     async def check_health(self) -> dict[str, Check]:
         return {"database": await self._check_db(), "bus": await self._check_bus()}
@@ -273,7 +283,7 @@ BINANCE_DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT"
 
 def build_feed(settings: Settings) -> Feed:
     """The market-data feed named by ``TS_FEED``; a bad path, file or key fails here, before anything starts."""
-    timeframe = Timeframe.parse(settings.signal_timeframe)
+    timeframe = Timeframe.parse(settings.feed_timeframe)
     kind = settings.feed_kind
     if kind == "sim":
         from tradesignals.marketdata.feeds.simulator import SimulatorFeed
@@ -290,7 +300,7 @@ def build_feed(settings: Settings) -> Feed:
             timeframe=timeframe,
             warmup_bars=warmup,
             start_ns=start,
-            asset_class="mix",
+            asset_class=settings.asset_class or "mix",
         )
     if kind == "replay":
         from tradesignals.marketdata.feeds.replay import ReplayFeed
@@ -320,67 +330,6 @@ def build_feed(settings: Settings) -> Feed:
             raise ConfigError("the polygon feed needs TS_POLYGON_KEY")
         return PolygonFeed(settings.feed_symbols, key=settings.polygon_key, url=settings.polygon_url)
     raise ConfigError(f"unknown feed {settings.feed!r}")
-
-
-def model_name_for(settings: Settings, timeframe: Timeframe) -> str | None:
-    """The registry name the engine scores with, or None for the placeholder rule."""
-    if settings.model == "rule":
-        return None
-    if settings.model != "auto":
-        return settings.model
-    return "swing" if timeframe is Timeframe.D1 else "day"
-
-
-def model_registry(settings: Settings) -> ModelRegistry:
-    """Model artifacts: the object store named by TS_MODEL_STORE, else TS_HOME/models."""
-    from tradesignals.models.registry import ModelRegistry
-
-    if settings.model_store:
-        from tradesignals.models.artifacts_s3 import S3ArtifactStore
-
-        bucket, _, prefix = settings.model_store.removeprefix("s3://").partition("/")
-        return ModelRegistry(
-            S3ArtifactStore(bucket, prefix or "models", endpoint_url=settings.s3_endpoint_url)
-        )
-    return ModelRegistry.at_home(settings.home)
-
-
-def build_scorer(settings: Settings, timeframe: Timeframe) -> Scorer:
-    """The registered model for this timeframe when there is one, else the placeholder rule.
-
-    A model that exists but cannot be used (corrupt, trained on other features) is an error, not
-    a silent fall-back: signals would otherwise change meaning without anyone noticing.
-    """
-    from tradesignals.engine.placeholder_rule import PlaceholderRule
-
-    name = model_name_for(settings, timeframe)
-    if name is None:
-        return PlaceholderRule()
-    from tradesignals.models.registry import ModelRegistryError
-
-    registry = model_registry(settings)
-    if registry.latest_version(name) is None and settings.train_demo_model and settings.feed_kind == "sim":
-        from tradesignals.engine.demo_model import ensure_demo_model
-
-        ensure_demo_model(settings, timeframe, name)
-    if registry.latest_version(name) is None:
-        if settings.model != "auto":
-            raise ConfigError(f"TS_MODEL: no model named {name!r} under {settings.home / 'models'}")
-        log.info(
-            "engine.model", model=None, reason=f"no {name!r} model registered; using the placeholder rule"
-        )
-        return PlaceholderRule()
-    from tradesignals.engine.model_scorer import ModelScorer
-    from tradesignals.features.catalog import FeatureSetMismatch
-    from tradesignals.marketdata.calendar import calendar_for
-
-    try:
-        loaded = registry.load(name)
-        scorer = ModelScorer(loaded, timeframe, calendar=calendar_for, min_edge=settings.min_edge)
-    except (ModelRegistryError, FeatureSetMismatch, ValueError) as exc:
-        raise ConfigError(f"model {name!r}: {str(exc).splitlines()[0]}") from None
-    log.info("engine.model", model=scorer.version, min_edge=settings.min_edge)
-    return scorer
 
 
 def _keep_online_state(services: Services, scorer: Scorer) -> None:
@@ -417,7 +366,7 @@ def _keep_online_state(services: Services, scorer: Scorer) -> None:
 def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -> None:
     """Start the background roles this process runs: ingest, engine, and the API's broadcaster."""
     from tradesignals.api.broadcast import broadcast_signals
-    from tradesignals.engine.pipeline import EngineService, SignalEngine
+    from tradesignals.engine.pipeline import EngineService
 
     stop = services.stop
     settings = services.settings
@@ -435,16 +384,16 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
             )
         )
     if "engine" in roles:
-        if settings.feed_kind == "replay" and feed is not None:
-            timeframe = _replay_timeframe(feed)
-        else:
-            timeframe = Timeframe.parse(settings.signal_timeframe)
-        from tradesignals.marketdata.calendar import calendar_for
-
         checkpointer = _checkpointer(services)
-        scorer = build_scorer(settings, timeframe)
-        _keep_online_state(services, scorer)
-        engine = SignalEngine(scorer, timeframe, calendar=calendar_for, earnings=services.earnings)
+        # The engine learns each bar's timeframe from the bar: a feed in this process only lets the
+        # scorer for its timeframe be built (and fail) now rather than on the first bar.
+        known = getattr(feed, "timeframe", None)
+        engine = build_engine(
+            settings,
+            earnings=services.earnings,
+            warm=(known,) if isinstance(known, Timeframe) else (),
+            on_scorer=lambda scorer: _keep_online_state(services, scorer),
+        )
         service = EngineService(
             engine,
             services.bus,
@@ -469,11 +418,6 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
         services.tasks.append(asyncio.create_task(_ingest(feed, services), name="ingest"))
 
 
-def _replay_timeframe(feed: Feed | None) -> Timeframe:
-    tf = getattr(feed, "timeframe", None)
-    return tf if isinstance(tf, Timeframe) else Timeframe.D1
-
-
 LIVE_FEEDS = frozenset({"binance", "alpaca", "polygon"})
 
 
@@ -490,3 +434,17 @@ async def _ingest(feed: Feed, services: Services) -> None:
         await run_ingest(feed, services.bus, validator, services.stop)
     finally:
         await feed.close()
+
+
+__all__ = [
+    "Check",
+    "Services",
+    "build_bar_store",
+    "build_engine",
+    "build_feed",
+    "build_scorer",
+    "build_services",
+    "model_name_for",
+    "model_registry",
+    "start_roles",
+]
