@@ -16,17 +16,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tradesignals.config import load_settings
 from tradesignals.domain.market import AssetClass, Bar, Timeframe, to_ns
 from tradesignals.domain.outcomes import Outcome
 from tradesignals.domain.risk import PRESETS, ProfileName, annualised_volatility, fit
 from tradesignals.domain.signals import Signal
-from tradesignals.engine.model_scorer import ModelScorer
-from tradesignals.engine.pipeline import SignalEngine
-from tradesignals.marketdata.calendar import calendar_for
 from tradesignals.marketdata.feeds.replay import ReplayFeed
 from tradesignals.models.dataset import build_dataset, load_bars
 from tradesignals.models.registry import ModelRegistry
 from tradesignals.models.train import TrainConfig, train_dataset
+from tradesignals.wiring.engine_builder import build_engine
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
@@ -38,11 +37,12 @@ REPLAY_SYMBOLS = 120
 
 
 @pytest.fixture(scope="module")
-def model_dir(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("models")
+def home(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A TS_HOME whose registry holds a swing model trained on the file up to 2016."""
+    home = tmp_path_factory.mktemp("home")
     ds = build_dataset(load_bars([data_dir / SP500]))
-    train_dataset(ds, out, until="2017-01-01", config=TrainConfig(num_threads=2))
-    return out
+    train_dataset(ds, ModelRegistry.at_home(home), until="2017-01-01", config=TrainConfig(num_threads=2))
+    return home
 
 
 @pytest.fixture(scope="module")
@@ -58,15 +58,13 @@ def replay_file(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 @pytest.fixture(scope="module")
-def replay(
-    model_dir: Path, replay_file: Path
-) -> tuple[list[Signal], list[Outcome], dict[tuple[str, int], Bar]]:
-    """Replay the held-out file through the engine ``demo`` runs, with the registered model."""
+def replay(home: Path, replay_file: Path) -> tuple[list[Signal], list[Outcome], dict[tuple[str, int], Bar]]:
+    """Replay the held-out file through the engine ``demo`` builds (the one engine builder), with
+    the registered model and the default settings (engine floor: edge >= 0)."""
     import asyncio
 
-    loaded = ModelRegistry(model_dir).load("swing")
-    scorer = ModelScorer(loaded, Timeframe.D1, calendar=calendar_for)
-    engine = SignalEngine(scorer, calendar=calendar_for)
+    settings = load_settings(home=home, feed=f"replay:{replay_file}")
+    engine = build_engine(settings)
     signals: list[Signal] = []
     outcomes: list[Outcome] = []
     seen: dict[tuple[str, int], Bar] = {}

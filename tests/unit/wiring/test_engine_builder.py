@@ -113,3 +113,18 @@ def test_the_engine_role_alone_scores_daily_bars_with_the_swing_model(tmp_path: 
     assert signals, "a warm swing model with no confidence floor decides on daily bars"
     assert {s.type for s in signals} == {SignalType.SWING}
     assert {s.model_version for s in signals} == {asked[0]}
+
+
+def test_a_model_labelled_under_another_plan_is_refused_at_load_in_one_line(tmp_path: Path) -> None:
+    """The model's labels record their plan; an engine trading another plan must not publish its
+    confidence (it would speak of other stops and horizons)."""
+    trainer = load_settings(home=tmp_path, sim_symbols=4)
+    assert ensure_demo_model(trainer, Timeframe.D1, "swing", bars_per_symbol=300)
+    same = load_settings(mode="server", home=tmp_path, model="swing")
+    assert build_engine(same, warm=(Timeframe.D1,)) is not None
+    other = load_settings(mode="server", home=tmp_path, model="swing", plan_stop_atr=2.0)
+    with pytest.raises(ConfigError) as err:
+        build_engine(other, warm=(Timeframe.D1,))
+    message = str(err.value)
+    assert "\n" not in message
+    assert "'stop_atr': 1.5" in message and "'stop_atr': 2.0" in message, message
