@@ -39,6 +39,7 @@ class BacktestSpec:
     end_ns: int | None = None
     benchmark: str | None = None
     allow_in_sample: bool = False
+    model_dir: Path | None = None  # a model registry directory (what `tradesignals train --out` writes)
     max_open: int = 10
     max_per_symbol: int = 1
 
@@ -108,6 +109,8 @@ def run_backtest(
         )
     if spec.benchmark is not None and spec.benchmark not in feed.symbols():
         raise BacktestError(f"--benchmark {spec.benchmark}: no such symbol in {spec.data.name}")
+    if spec.model_dir is not None:
+        settings = _with_registry(settings, spec.model_dir, feed.timeframe)
     try:
         engine = build_engine(settings, warm=(feed.timeframe,), scorer_for=scorer_for)
     except ConfigError as exc:
@@ -179,6 +182,26 @@ def run_backtest(
         else {"version": sorted({str(getattr(s, "version", "?")) for s in engine.scorers().values()})}
     )
     return BacktestResult(spec, run, portfolio, bench_sym or bench_eq, summary, in_sample)
+
+
+def _with_registry(settings: Settings, model_dir: Path, timeframe: Timeframe) -> Settings:
+    """Settings whose registry is ``model_dir`` and whose model is the one for these bars.
+
+    The engine builder reads models from ``TS_HOME/models``; a registry elsewhere is reached through
+    a private home whose ``models`` links to it, so the builder's own loading and checks apply.
+    """
+    if not (model_dir / "swing").is_dir() and not (model_dir / "day").is_dir():
+        raise BacktestError(f"--model {model_dir}: not a model registry (no swing/ or day/ model in it)")
+    name = "swing" if timeframe is Timeframe.D1 else "day"
+    if not (model_dir / name).is_dir():
+        raise BacktestError(
+            f"--model {model_dir}: holds no {name!r} model for the data's {timeframe.value} bars"
+        )
+    import tempfile
+
+    home = Path(tempfile.mkdtemp(prefix="ts-backtest-home-"))
+    (home / "models").symlink_to(model_dir.resolve(), target_is_directory=True)
+    return settings.model_copy(update={"home": home, "model": name, "model_store": None})
 
 
 def _model_info(settings: Settings, timeframe: Timeframe) -> dict[str, object] | None:
