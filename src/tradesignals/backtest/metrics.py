@@ -52,19 +52,30 @@ def daily_equity(points: Sequence[tuple[int, float]]) -> tuple[list[str], npt.ND
 def returns_of(start: float, values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Simple returns of ``values``, the first against ``start``."""
     prev = np.concatenate([[start], values[:-1]])
-    return values / prev - 1.0
+    out: npt.NDArray[np.float64] = values / prev - 1.0
+    return out
 
 
 def _finite(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-def return_figures(start: float, dates: Sequence[str], values: npt.NDArray[np.float64]) -> dict[str, float | None]:
+def return_figures(
+    start: float, dates: Sequence[str], values: npt.NDArray[np.float64]
+) -> dict[str, float | None]:
     """Return and risk figures of one equity curve (see the module docstring)."""
     if len(values) == 0:
         return dict.fromkeys(
-            ("total_return", "annualised_return", "volatility", "sharpe", "sortino", "max_drawdown",
-             "max_drawdown_days", "calmar"),
+            (
+                "total_return",
+                "annualised_return",
+                "volatility",
+                "sharpe",
+                "sortino",
+                "max_drawdown",
+                "max_drawdown_days",
+                "calmar",
+            ),
             None,
         )
     r = returns_of(start, values)
@@ -93,7 +104,9 @@ def return_figures(start: float, dates: Sequence[str], values: npt.NDArray[np.fl
     }
 
 
-def _drawdown_days(dates: Sequence[str], curve: npt.NDArray[np.float64], peaks: npt.NDArray[np.float64]) -> int:
+def _drawdown_days(
+    dates: Sequence[str], curve: npt.NDArray[np.float64], peaks: npt.NDArray[np.float64]
+) -> int:
     """Longest run of calendar days spent below a previous peak (to recovery or the end)."""
     longest = 0
     start: datetime | None = None
@@ -168,4 +181,12 @@ def curve_figures(start: float, points: Sequence[tuple[int, float]]) -> dict[str
     return return_figures(start, dates, values)
 
 
-__all__ = ["PERIODS_PER_YEAR", "curve_figures", "daily_equity", "return_figures", "returns_of", "summarize", "trade_figures"]
+__all__ = [
+    "PERIODS_PER_YEAR",
+    "curve_figures",
+    "daily_equity",
+    "return_figures",
+    "returns_of",
+    "summarize",
+    "trade_figures",
+]

@@ -67,7 +67,9 @@ def write_outputs(result: BacktestResult, out: Path) -> Path:
         _equity(result, tmp / "equity.csv")
         summary = dict(result.summary)
         if result.in_sample:
-            summary = {"warning": "IN-SAMPLE: the backtest window overlaps the model's training range"} | summary
+            summary = {
+                "warning": "IN-SAMPLE: the backtest window overlaps the model's training range"
+            } | summary
         (tmp / "summary.json").write_text(json.dumps(_json_safe(summary), indent=2) + "\n", encoding="utf-8")
         if out.exists():
             out.rmdir()
@@ -109,7 +111,9 @@ def _equity(result: BacktestResult, path: Path) -> None:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(EQUITY_COLUMNS)
         for p in result.portfolio.equity:
-            w.writerow((_iso(p.ts), repr(p.equity), repr(p.cash), repr(p.exposure), repr(bench.get(p.ts, math.nan))))
+            w.writerow(
+                (_iso(p.ts), repr(p.equity), repr(p.cash), repr(p.exposure), repr(bench.get(p.ts, math.nan)))
+            )
 
 
 __all__ = ["EQUITY_COLUMNS", "TRADE_COLUMNS", "OutputExists", "write_outputs"]

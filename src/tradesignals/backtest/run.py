@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tradesignals.backtest.benchmark import buy_and_hold
 from tradesignals.backtest.engine_pass import EngineRun, run_engine
@@ -23,7 +24,7 @@ from tradesignals.domain.risk import PRESETS, ProfileName
 from tradesignals.engine.pipeline import Scorer
 from tradesignals.marketdata.feeds.base import FeedError
 from tradesignals.marketdata.feeds.replay import ReplayFeed
-from tradesignals.wiring.engine_builder import build_engine, cost_schedule, model_name_for, model_registry
+from tradesignals.wiring.engine_builder import build_engine, model_name_for, model_registry
 
 
 class BacktestError(Exception):
@@ -94,12 +95,14 @@ def run_backtest(
     except ValueError as exc:
         raise BacktestError(str(exc)) from None
     if spec.start_ns is not None and spec.end_ns is not None and spec.start_ns > spec.end_ns:
-        raise BacktestError(f"empty date range: --from {_iso(spec.start_ns)} is after --to {_iso(spec.end_ns)}")
+        raise BacktestError(
+            f"empty date range: --from {_iso(spec.start_ns)} is after --to {_iso(spec.end_ns)}"
+        )
     try:
         feed = ReplayFeed(spec.data, timeframe=None)
     except FeedError as exc:
         raise BacktestError(str(exc)) from None
-    first, last = int(feed._ts[0]), int(feed._ts[-1])  # noqa: SLF001 - the file's own range
+    first, last = int(feed._ts[0]), int(feed._ts[-1])
     lo = first if spec.start_ns is None else max(first, spec.start_ns)
     hi = last if spec.end_ns is None else min(last, spec.end_ns)
     if lo > hi:
@@ -119,10 +122,10 @@ def run_backtest(
     model = None
     if scorer_for is None:
         model = _model_info(settings, feed.timeframe)
-        if model is not None and model["training_cut_ns"] is not None and lo <= model["training_cut_ns"]:
+        if model is not None and model.training_cut_ns is not None and lo <= model.training_cut_ns:
             if not spec.allow_in_sample:
                 raise BacktestError(
-                    f"model {model['version']} was trained on data up to {_iso(model['training_cut_ns'])}; "
+                    f"model {model.version} was trained on data up to {_iso(model.training_cut_ns)}; "
                     f"the backtest starts {_iso(lo)}: pass --from after the training cut, "
                     "or --allow-in-sample to run anyway"
                 )
@@ -177,7 +180,7 @@ def run_backtest(
         "skipped_bars": feed.skipped,
     }
     summary["model"] = (
-        {k: v for k, v in model.items() if k != "training_cut_ns"} | {"training_cut": _iso(model["training_cut_ns"])}
+        {"name": model.name, "version": model.version, "training_cut": _iso(model.training_cut_ns)}
         if model is not None
         else {"version": sorted({str(getattr(s, "version", "?")) for s in engine.scorers().values()})}
     )
@@ -204,7 +207,14 @@ def _with_registry(settings: Settings, model_dir: Path, timeframe: Timeframe) ->
     return settings.model_copy(update={"home": home, "model": name, "model_store": None})
 
 
-def _model_info(settings: Settings, timeframe: Timeframe) -> dict[str, object] | None:
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    name: str
+    version: str
+    training_cut_ns: int | None
+
+
+def _model_info(settings: Settings, timeframe: Timeframe) -> ModelInfo | None:
     """The registered model the engine scores these bars with (None for the placeholder rule)."""
     from tradesignals.models.evaluate import EvaluationError, training_cut_ns
 
@@ -219,7 +229,7 @@ def _model_info(settings: Settings, timeframe: Timeframe) -> dict[str, object] |
         cut: int | None = training_cut_ns(meta)
     except EvaluationError:
         cut = None
-    return {"name": name, "version": f"{meta.name}/{meta.version}", "training_cut_ns": cut}
+    return ModelInfo(name, f"{meta.name}/{meta.version}", cut)
 
 
 def _reliability(run: EngineRun) -> list[dict[str, float | int]]:
@@ -246,7 +256,7 @@ def _sync(agen: AsyncIterator[Bar]) -> Iterator[Bar]:
     driven by ``send(None)``; this is ~10x cheaper per bar than a loop round trip.
     """
     while True:
-        step = agen.__anext__()
+        step: Any = agen.__anext__()
         try:
             while True:
                 step.send(None)

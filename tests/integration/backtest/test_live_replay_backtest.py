@@ -28,11 +28,21 @@ from tradesignals.wiring import build_feed, build_services, start_roles
 def data(tmp_path: Path) -> Path:
     feed = SimulatorFeed(5, seed=21, speed=float("inf"), timeframe=Timeframe.D1, emit="bars")
     rows = [
-        (pd.Timestamp(b.ts, tz="UTC").strftime("%Y-%m-%d"), b.symbol, b.open, b.high, b.low, b.close, b.volume)
+        (
+            pd.Timestamp(b.ts, tz="UTC").strftime("%Y-%m-%d"),
+            b.symbol,
+            b.open,
+            b.high,
+            b.low,
+            b.close,
+            b.volume,
+        )
         for b in feed.history(250)
     ]
     path = tmp_path / "sim.csv"
-    pd.DataFrame(rows, columns=["date", "symbol", "open", "high", "low", "close", "volume"]).to_csv(path, index=False)
+    pd.DataFrame(rows, columns=["date", "symbol", "open", "high", "low", "close", "volume"]).to_csv(
+        path, index=False
+    )
     return path
 
 

@@ -23,11 +23,21 @@ runner = CliRunner()
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     feed = SimulatorFeed(6, seed=7, speed=float("inf"), timeframe=Timeframe.D1, emit="bars")
     rows = [
-        (pd.Timestamp(b.ts, tz="UTC").strftime("%Y-%m-%d"), b.symbol, b.open, b.high, b.low, b.close, b.volume)
+        (
+            pd.Timestamp(b.ts, tz="UTC").strftime("%Y-%m-%d"),
+            b.symbol,
+            b.open,
+            b.high,
+            b.low,
+            b.close,
+            b.volume,
+        )
         for b in feed.history(400)
     ]
     path = tmp_path_factory.mktemp("data") / "sim.csv"
-    pd.DataFrame(rows, columns=["date", "symbol", "open", "high", "low", "close", "volume"]).to_csv(path, index=False)
+    pd.DataFrame(rows, columns=["date", "symbol", "open", "high", "low", "close", "volume"]).to_csv(
+        path, index=False
+    )
     return path
 
 
@@ -61,7 +71,9 @@ def test_files_columns_and_byte_identical_reruns(data: Path, tmp_path: Path) -> 
     assert list(equity[0]) == ["timestamp", "equity", "cash", "exposure", "benchmark"]
     summary = json.loads((a / "summary.json").read_text())
     # final equity = starting cash + the sum of the trades' net P/L (end of data closed the rest)
-    assert float(equity[-1]["equity"]) == pytest.approx(100_000 + sum(float(t["pnl"]) for t in trades), abs=1e-6)
+    assert float(equity[-1]["equity"]) == pytest.approx(
+        100_000 + sum(float(t["pnl"]) for t in trades), abs=1e-6
+    )
     assert summary["trades"] == len(trades)
     assert 0 <= summary["max_drawdown"] < 1
     assert summary["signals"]["taken"] == len(trades) + summary["signals"]["not_filled"]
@@ -96,7 +108,9 @@ def test_fees_and_slippage_replace_the_defaults(data: Path, tmp_path: Path) -> N
         (["--cash", "-5"], "cash"),
     ],
 )
-def test_bad_input_is_one_line_and_writes_nothing(data: Path, tmp_path: Path, args: list[str], words: str) -> None:
+def test_bad_input_is_one_line_and_writes_nothing(
+    data: Path, tmp_path: Path, args: list[str], words: str
+) -> None:
     out = tmp_path / "out"
     code, output = _run("--data", str(data), *args, "--out", str(out))
     assert code == 2
@@ -111,7 +125,9 @@ def test_a_model_is_refused_inside_its_training_range_unless_allowed(data: Path,
     models = tmp_path / "trained" / "models"
     code, output = _run("--data", str(data), "--model", str(models), "--out", str(tmp_path / "o"))
     assert code == 2 and "--allow-in-sample" in output and len(output.strip().splitlines()) == 1, output
-    code, output = _run("--data", str(data), "--model", str(models), "--allow-in-sample", "--out", str(tmp_path / "o"))
+    code, output = _run(
+        "--data", str(data), "--model", str(models), "--allow-in-sample", "--out", str(tmp_path / "o")
+    )
     assert code == 0, output
     assert output.splitlines()[0].startswith("IN-SAMPLE")
     summary_text = (tmp_path / "o" / "summary.json").read_text()

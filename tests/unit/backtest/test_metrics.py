@@ -50,7 +50,12 @@ def _t(pnl: float, r: float, reason: str = "target") -> Trade:
 
 
 def test_trade_figures_by_hand_and_end_of_data_outside_the_hit_rate() -> None:
-    trades = [_t(200.0, 2.0), _t(-100.0, -1.0, "stop"), _t(-50.0, -0.5, "expired"), _t(30.0, 0.3, "end_of_data")]
+    trades = [
+        _t(200.0, 2.0),
+        _t(-100.0, -1.0, "stop"),
+        _t(-50.0, -0.5, "expired"),
+        _t(30.0, 0.3, "end_of_data"),
+    ]
     f = trade_figures(trades)
     assert f["trades"] == 4 and f["trades_end_of_data"] == 1
     assert f["hit_rate"] == pytest.approx(1 / 3)  # the plan exited three; one won after costs

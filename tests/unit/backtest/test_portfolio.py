@@ -57,7 +57,9 @@ def _run(signals: list[Signal], bars: list[Bar], costs=DEFAULT_SCHEDULE) -> Engi
             run.steps.append(bar.ts)
             run.closes.append([])
         run.closes[-1].append((bar.symbol, bar.close))
-        while pending and to_ns(pending[0].created_at) < bar.ts + DAY and to_ns(pending[0].created_at) >= bar.ts:
+        while (
+            pending and to_ns(pending[0].created_at) < bar.ts + DAY and to_ns(pending[0].created_at) >= bar.ts
+        ):
             s = pending.pop(0)
             life.add(s)
             run.signals.append(Published(s, 0.2))
@@ -129,9 +131,7 @@ def test_limits_and_reasons_are_counted() -> None:
         _signal("b", "BBB", 0, Direction.LONG, 100.0, 97.0),
         _signal("c", "AAA", 0, Direction.SHORT, 100.0, 103.0),
     ]
-    bars = [
-        _bar(sym, d, 100, 101, 99, 100) for d in range(3) for sym in ("AAA", "BBB")
-    ]
+    bars = [_bar(sym, d, 100, 101, 99, 100) for d in range(3) for sym in ("AAA", "BBB")]
     run = _run(sigs, bars)
     one = simulate(run, PortfolioConfig(cash=100_000.0, profile=AGGRESSIVE, max_open=1), DEFAULT_SCHEDULE)
     assert one.taken == 1 and one.not_taken["max_open"] == 2
@@ -141,9 +141,13 @@ def test_limits_and_reasons_are_counted() -> None:
     roomy = dataclasses.replace(AGGRESSIVE, default_sector_cap_pct=100.0)
     per_symbol = simulate(run, PortfolioConfig(cash=100_000.0, profile=roomy, max_open=5), DEFAULT_SCHEDULE)
     assert per_symbol.taken == 2 and per_symbol.not_taken["max_per_symbol"] == 1
-    two = simulate(run, PortfolioConfig(cash=100_000.0, profile=roomy, max_open=5, max_per_symbol=2), DEFAULT_SCHEDULE)
+    two = simulate(
+        run, PortfolioConfig(cash=100_000.0, profile=roomy, max_open=5, max_per_symbol=2), DEFAULT_SCHEDULE
+    )
     assert two.taken == 3 and not two.not_taken
-    moderate = simulate(run, PortfolioConfig(cash=100_000.0, profile=PRESETS[ProfileName.MODERATE]), DEFAULT_SCHEDULE)
+    moderate = simulate(
+        run, PortfolioConfig(cash=100_000.0, profile=PRESETS[ProfileName.MODERATE]), DEFAULT_SCHEDULE
+    )
     # a signal without a model rank (the rule) sits at the median: below moderate's top quarter
     assert moderate.taken == 0 and moderate.not_taken["profile_rank"] == 3
     tiny = simulate(run, PortfolioConfig(cash=100.0, profile=AGGRESSIVE, max_open=5), DEFAULT_SCHEDULE)
@@ -151,7 +155,10 @@ def test_limits_and_reasons_are_counted() -> None:
 
 
 def test_end_of_data_closes_at_the_last_close_and_equity_is_cash_plus_pnl() -> None:
-    sigs = [_signal("a", "AAA", 0, Direction.LONG, 100.0, 90.0), _signal("b", "BBB", 0, Direction.LONG, 100.0, 90.0)]
+    sigs = [
+        _signal("a", "AAA", 0, Direction.LONG, 100.0, 90.0),
+        _signal("b", "BBB", 0, Direction.LONG, 100.0, 90.0),
+    ]
     bars = [_bar(sym, d, 100 + d, 102 + d, 99 + d, 101 + d) for d in range(4) for sym in ("AAA", "BBB")]
     run = _run(sigs, bars)
     res = simulate(run, PortfolioConfig(cash=100_000.0, profile=AGGRESSIVE), DEFAULT_SCHEDULE)
