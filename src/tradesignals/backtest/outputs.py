@@ -1,4 +1,4 @@
-"""A backtest's files: ``trades.csv``, ``equity.csv``, ``summary.json`` — written whole or not at all.
+"""A backtest's files: ``trades.csv``, ``equity.csv``, ``summary.json``, ``report.html`` — written whole or not at all.
 
 Everything is written into a temporary folder beside ``out`` and renamed to ``out`` at the end, so a
 failure never leaves half a result. The same inputs give byte-identical files: no wall-clock time,
@@ -71,6 +71,9 @@ def write_outputs(result: BacktestResult, out: Path) -> Path:
                 "warning": "IN-SAMPLE: the backtest window overlaps the model's training range"
             } | summary
         (tmp / "summary.json").write_text(json.dumps(_json_safe(summary), indent=2) + "\n", encoding="utf-8")
+        from tradesignals.backtest.report import render
+
+        (tmp / "report.html").write_text(render(result), encoding="utf-8")
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)

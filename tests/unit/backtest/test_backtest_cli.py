@@ -57,8 +57,11 @@ def test_files_columns_and_byte_identical_reruns(data: Path, tmp_path: Path) -> 
     for out in (a, b):
         code, output = _run("--data", str(data), "--profile", "aggressive", "--out", str(out))
         assert code == 0, output
-    for name in ("trades.csv", "equity.csv", "summary.json"):
+    for name in ("trades.csv", "equity.csv", "summary.json", "report.html"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    page = (a / "report.html").read_text()
+    assert page.count("<svg") == 5 and "Monthly returns" in page
+    assert "http" not in page and "<script" not in page and "<link" not in page  # opens offline
     with (a / "trades.csv").open() as f:
         trades = list(csv.DictReader(f))
     assert list(trades[0]) == [
@@ -130,6 +133,7 @@ def test_a_model_is_refused_inside_its_training_range_unless_allowed(data: Path,
     )
     assert code == 0, output
     assert output.splitlines()[0].startswith("IN-SAMPLE")
+    assert "<p class=warn>IN-SAMPLE" in (tmp_path / "o" / "report.html").read_text()
     summary_text = (tmp_path / "o" / "summary.json").read_text()
     assert summary_text.splitlines()[1].lstrip().startswith('"warning": "IN-SAMPLE')
     assert json.loads(summary_text)["model"]["version"].startswith("swing/")
