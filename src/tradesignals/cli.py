@@ -558,7 +558,14 @@ def _last_json(text: str) -> object | None:
 @app.command()
 def backtest(
     data: Annotated[Path, typer.Option("--data", help="OHLCV file (CSV/Parquet) to replay.")],
-    out: Annotated[Path, typer.Option("--out", help="Folder to write (must not hold files yet).")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Folder to write (must not hold files yet); default TS_HOME/backtests/<UTC time>-<data name>, "
+            "where the API serves it.",
+        ),
+    ] = None,
     model: Annotated[
         Path | None, typer.Option("--model", help="Model registry directory (as `train --out` writes).")
     ] = None,
@@ -604,6 +611,8 @@ def backtest(
             model_dir=model,
             max_open=max_open,
         )
+        if out is None:
+            out = settings.backtests_dir / _result_id(data)
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise OutputExists(f"--out {out} already exists and is not an empty folder")
         result = run_backtest(settings, spec)
@@ -617,6 +626,15 @@ def backtest(
         f"{s['trades']} trades, total return {s['total_return']:.2%}, max drawdown {s['max_drawdown']:.2%}, "
         f"sharpe {s['sharpe']}; wrote {out}"
     )
+
+
+def _result_id(data: Path) -> str:
+    """A result folder name the API accepts: the UTC time (newest sorts first) and the data's name."""
+    import re
+    from datetime import UTC, datetime
+
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", data.name.split(".")[0]).strip("-.") or "data"
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{stem[:60]}"
 
 
 def _date_ns(value: str | None, option: str, *, end_of_day: bool = False) -> int | None:
