@@ -585,6 +585,17 @@ def backtest(
         bool, typer.Option("--allow-in-sample", help="Run even inside the model's training range.")
     ] = False,
     max_open: Annotated[int, typer.Option(help="Most positions open at once.")] = 10,
+    retrain_every: Annotated[
+        str | None,
+        typer.Option("--retrain-every", help="Walk-forward: a new model every period (3M, 1Y…)."),
+    ] = None,
+    train_window: Annotated[
+        str | None,
+        typer.Option(
+            "--train-window",
+            help="Walk-forward: each model learns from this much data before its period (3Y).",
+        ),
+    ] = None,
 ) -> None:
     """Replay a file through the live engine and follow its signals with a sized portfolio."""
     from tradesignals.backtest.outputs import OutputExists, write_outputs
@@ -610,12 +621,14 @@ def backtest(
             allow_in_sample=allow_in_sample,
             model_dir=model,
             max_open=max_open,
+            retrain_every=retrain_every,
+            train_window=train_window,
         )
         if out is None:
             out = settings.backtests_dir / _result_id(data)
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise OutputExists(f"--out {out} already exists and is not an empty folder")
-        result = run_backtest(settings, spec)
+        result = run_backtest(settings, spec, note=lambda line: typer.echo(line, err=True))
         write_outputs(result, out)
     except (ConfigError, BacktestError, OutputExists) as exc:
         raise _fail(str(exc)) from None

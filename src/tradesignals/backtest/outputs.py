@@ -74,6 +74,8 @@ def write_outputs(result: BacktestResult, out: Path) -> Path:
         from tradesignals.backtest.report import render
 
         (tmp / "report.html").write_text(render(result), encoding="utf-8")
+        if result.walk_forward is not None:  # the models each period used, as the registry saved them
+            shutil.copytree(result.walk_forward.registry, tmp / "models", symlinks=False)
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tradesignals.backtest.benchmark import buy_and_hold
 from tradesignals.backtest.engine_pass import EngineRun, run_engine
@@ -24,7 +24,11 @@ from tradesignals.domain.risk import PRESETS, ProfileName
 from tradesignals.engine.pipeline import Scorer
 from tradesignals.marketdata.feeds.base import FeedError
 from tradesignals.marketdata.feeds.replay import ReplayFeed
+from tradesignals.models.train import TrainConfig
 from tradesignals.wiring.engine_builder import build_engine, model_name_for, model_registry
+
+if TYPE_CHECKING:
+    from tradesignals.backtest.walk_forward import WalkForward
 
 
 class BacktestError(Exception):
@@ -43,6 +47,9 @@ class BacktestSpec:
     model_dir: Path | None = None  # a model registry directory (what `tradesignals train --out` writes)
     max_open: int = 10
     max_per_symbol: int = 1
+    retrain_every: str | None = None  # walk-forward: "3M", "1Y"… (with train_window)
+    train_window: str | None = None
+    train_config: TrainConfig | None = None  # walk-forward training settings (default: TrainConfig())
 
 
 @dataclass(slots=True)
@@ -53,6 +60,7 @@ class BacktestResult:
     benchmark: list[tuple[int, float]]
     summary: dict[str, object] = field(default_factory=dict)
     in_sample: bool = False
+    walk_forward: WalkForward | None = None
 
 
 def _profile(name: str) -> PortfolioConfig | None:
@@ -80,6 +88,7 @@ def run_backtest(
     *,
     scorer_for: Callable[[Timeframe], Scorer] | None = None,
     progress: Callable[[int], None] | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> BacktestResult:
     """Run ``spec`` with the engine ``settings`` describe; raises `BacktestError` on bad input."""
     if _profile(spec.profile) is None:
@@ -110,9 +119,15 @@ def run_backtest(
             f"empty date range: {spec.data.name} holds bars from {_iso(first)[:10]} to {_iso(last)[:10]}, "  # type: ignore[index]
             f"none between {_iso(spec.start_ns)} and {_iso(spec.end_ns)}"
         )
+    wf: WalkForward | None = None
+    if spec.retrain_every is not None or spec.train_window is not None:
+        if scorer_for is not None:
+            raise BacktestError("walk-forward trains its own models; it takes no scorer")
+        wf, lo = _walk_forward(settings, spec, feed.timeframe, first, lo, hi, note)
+        scorer_for = wf.first
     if spec.benchmark is not None and spec.benchmark not in feed.symbols():
         raise BacktestError(f"--benchmark {spec.benchmark}: no such symbol in {spec.data.name}")
-    if spec.model_dir is not None:
+    if spec.model_dir is not None and wf is None:
         settings = _with_registry(settings, spec.model_dir, feed.timeframe)
     try:
         engine = build_engine(settings, warm=(feed.timeframe,), scorer_for=scorer_for)
@@ -135,8 +150,11 @@ def run_backtest(
         async for bar in feed.bars():
             yield bar
 
+    stream = _sync(bars())
+    if wf is not None:
+        stream = wf.drive(engine, feed.timeframe, stream)
     run = run_engine(
-        engine, _sync(bars()), start_ns=lo, end_ns=hi, asset_class=settings.asset_class, progress=progress
+        engine, stream, start_ns=lo, end_ns=hi, asset_class=settings.asset_class, progress=progress
     )
     portfolio = simulate(run, config, engine.costs, asset_class=settings.asset_class)
     bench_eq = buy_and_hold(run, spec.cash)
@@ -179,12 +197,75 @@ def run_backtest(
         "symbols": len(run.symbols),
         "skipped_bars": feed.skipped,
     }
-    summary["model"] = (
-        {"name": model.name, "version": model.version, "training_cut": _iso(model.training_cut_ns)}
-        if model is not None
-        else {"version": sorted({str(getattr(s, "version", "?")) for s in engine.scorers().values()})}
+    if wf is not None:
+        summary["model"] = {
+            "walk_forward": {"retrain_every": spec.retrain_every, "train_window": spec.train_window},
+            "periods": [p.as_dict() for p in wf.periods],
+        }
+    elif model is not None:
+        summary["model"] = {
+            "name": model.name,
+            "version": model.version,
+            "training_cut": _iso(model.training_cut_ns),
+        }
+    else:
+        summary["model"] = {
+            "version": sorted({str(getattr(s, "version", "?")) for s in engine.scorers().values()})
+        }
+    return BacktestResult(spec, run, portfolio, bench_sym or bench_eq, summary, in_sample, wf)
+
+
+def _walk_forward(
+    settings: Settings,
+    spec: BacktestSpec,
+    timeframe: Timeframe,
+    first: int,
+    lo: int,
+    hi: int,
+    note: Callable[[str], None] | None,
+) -> tuple[WalkForward, int]:
+    """The periods' models and the window's start (without --from: one training window after the data's start)."""
+    from tradesignals.backtest.walk_forward import (
+        PeriodError,
+        parse_period,
+        period_starts,
+        shift,
+        train_periods,
     )
-    return BacktestResult(spec, run, portfolio, bench_sym or bench_eq, summary, in_sample)
+
+    if spec.retrain_every is None or spec.train_window is None:
+        raise BacktestError("walk-forward needs both --retrain-every and --train-window (e.g. 3M and 3Y)")
+    if spec.model_dir is not None:
+        raise BacktestError(
+            "--model and --retrain-every: walk-forward trains its own models; give one or the other"
+        )
+    try:
+        every = parse_period(spec.retrain_every, "--retrain-every")
+        window = parse_period(spec.train_window, "--train-window")
+    except PeriodError as exc:
+        raise BacktestError(str(exc)) from None
+    if spec.start_ns is None:
+        lo = max(lo, shift(first, window))
+        if lo > hi:
+            raise BacktestError(
+                f"walk-forward: {spec.data.name} ends {_iso(hi)[:10]}, before one --train-window "  # type: ignore[index]
+                f"{spec.train_window} of data has passed; nothing is left to trade"
+            )
+    starts = period_starts(lo, hi, every)
+    try:
+        wf = train_periods(
+            settings,
+            spec.data,
+            timeframe,
+            starts,
+            hi,
+            window,
+            config=spec.train_config or TrainConfig(),
+            note=note,
+        )
+    except ValueError as exc:
+        raise BacktestError(str(exc)) from None
+    return wf, lo
 
 
 def _with_registry(settings: Settings, model_dir: Path, timeframe: Timeframe) -> Settings:
