@@ -14,6 +14,8 @@ import logging
 import signal
 import socket
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -628,7 +630,10 @@ def backtest(
             out = settings.backtests_dir / _result_id(data)
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise OutputExists(f"--out {out} already exists and is not an empty folder")
-        result = run_backtest(settings, spec, note=lambda line: typer.echo(line, err=True))
+        with _bars_progress() as progress:
+            result = run_backtest(
+                settings, spec, progress=progress, note=lambda line: typer.echo(line, err=True)
+            )
         write_outputs(result, out)
     except (ConfigError, BacktestError, OutputExists) as exc:
         raise _fail(str(exc)) from None
@@ -639,6 +644,20 @@ def backtest(
         f"{s['trades']} trades, total return {s['total_return']:.2%}, max drawdown {s['max_drawdown']:.2%}, "
         f"sharpe {s['sharpe']}; wrote {out}"
     )
+
+
+@contextmanager
+def _bars_progress() -> Iterator[Callable[[int], None] | None]:
+    """A transient count of bars replayed on a terminal's stderr (nothing when not a terminal)."""
+    if not console.is_terminal:
+        yield None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.completed:,} bars replayed"), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:  # fmt: skip
+        task = bar.add_task("backtest", total=None)
+        yield lambda n: bar.update(task, completed=n)
 
 
 def _result_id(data: Path) -> str:
