@@ -61,8 +61,8 @@ def test_hand_worked_long_to_the_last_target() -> None:
     pf = to_vectorbt(t, 100_000.0, NO_BORROW)
     rec = pf.trades.records_readable
     assert len(rec) == 1
-    assert rec["Entry Price"].iloc[0] == pytest.approx(100.5 * 1.0004, rel=1e-12)
-    assert rec["Exit Price"].iloc[0] == pytest.approx(109 * 0.9996, rel=1e-12)
+    assert rec["Avg Entry Price"].iloc[0] == pytest.approx(100.5 * 1.0004, rel=1e-12)
+    assert rec["Avg Exit Price"].iloc[0] == pytest.approx(109 * 0.9996, rel=1e-12)
     assert rec["PnL"].iloc[0] == pytest.approx(pnl, abs=1e-6)
     assert float(pf.final_value()) == pytest.approx(100_000.0 + pnl, abs=1e-6)
 
@@ -93,7 +93,7 @@ def test_random_trade_lists_match_trade_by_trade(seed: int) -> None:
     mine = trades.assign(col=trades["symbol"] + ":" + trades["direction"]).sort_values(["col", "entry_time"])
     theirs = rec.assign(col=rec["Column"].astype(str)).sort_values(["col", "Entry Timestamp"])
     assert np.allclose(theirs["Size"].to_numpy(), mine["quantity"].to_numpy(), rtol=1e-12)
-    assert np.allclose(theirs["Entry Price"].to_numpy(), mine["entry_price"].to_numpy(), rtol=1e-12)
-    assert np.allclose(theirs["Exit Price"].to_numpy(), mine["exit_price"].to_numpy(), rtol=1e-12)
+    assert np.allclose(theirs["Avg Entry Price"].to_numpy(), mine["entry_price"].to_numpy(), rtol=1e-12)
+    assert np.allclose(theirs["Avg Exit Price"].to_numpy(), mine["exit_price"].to_numpy(), rtol=1e-12)
     assert np.abs(theirs["PnL"].to_numpy() - mine["pnl"].to_numpy()).max() < 1e-6
     assert abs(float(pf.final_value()) - (cash + trades["pnl"].sum())) < 1e-6
