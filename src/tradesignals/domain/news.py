@@ -30,6 +30,10 @@ _SYMBOL = re.compile(r"^[A-Z][A-Z0-9]{0,5}([.\-][A-Z0-9]{1,2})?$")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 
 
+# The three sentiment classes, in the order every report lists them.
+SENTIMENT_LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
+
+
 class RejectReason(StrEnum):
     """Why an incoming item was dropped; the counters are keyed by these values."""
 
