@@ -162,6 +162,14 @@ def demo(
             "(probability points; the demo shows all)."
         ),
     ] = -1.0,
+    news: Annotated[
+        str | None,
+        typer.Option(
+            "--news",
+            help="replay:PATH — replay a news file (Benzinga/StockNet/native CSV or JSONL) beside the "
+            "market feed; GET /api/news serves it with sentiment and catalysts.",
+        ),
+    ] = None,
 ) -> None:
     """Everything embedded in one process: simulator or replay → engine → API and WebSocket.
 
@@ -178,6 +186,7 @@ def demo(
             sim_symbols=symbols,
             min_edge=min_edge,
             train_demo_model=True,
+            news_feed=news,
         )
         _configure_logging(settings.log_level)
         _check_port(settings.host, settings.port)

@@ -76,6 +76,14 @@ class Settings(BaseSettings):
     earnings_file: Path | None = Field(
         default=None, description="CSV symbol,date[,time bmo|amc]: signals expire before each report."
     )
+    news_feed: str | None = Field(
+        default=None,
+        description="replay:PATH — news replayed beside the market feed, scored and served by /api/news.",
+    )
+    data_dir: Path | None = Field(
+        default=None,
+        description="Shared data folder; the sentiment model is trained from it on first use when absent.",
+    )
     binance_url: str = "wss://stream.binance.com:9443"
     alpaca_key: str = ""
     alpaca_secret: str = ""
@@ -138,6 +146,18 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "info"
+
+    @field_validator("news_feed")
+    @classmethod
+    def _news_feed_known(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        kind, _, arg = v.partition(":")
+        if kind != "replay" or not arg:
+            raise ValueError(f"unknown news feed {v!r}; expected 'replay:PATH'")
+        if not Path(arg).is_file():
+            raise ValueError(f"news replay file {arg} does not exist")
+        return v
 
     @field_validator("feed")
     @classmethod

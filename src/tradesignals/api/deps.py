@@ -16,7 +16,7 @@ from tradesignals.api.hub import Hub
 from tradesignals.config import Settings
 from tradesignals.domain.checkpoints import Signer
 from tradesignals.marketdata.feeds.base import Feed
-from tradesignals.storage.base import CheckpointRepository, SignalRepository
+from tradesignals.storage.base import CheckpointRepository, NewsRepository, SignalRepository
 from tradesignals.storage.timeseries import BarStore
 
 
@@ -39,6 +39,7 @@ class AppServices(Protocol):
     hub: Hub
     checkpoints: CheckpointRepository
     signer: Signer | None
+    news: NewsRepository | None
 
     async def check_health(self) -> Mapping[str, HealthCheck]: ...
 

@@ -73,6 +73,21 @@ class NewsItem:
             raise ValueError(f"news item {self.id!r} has no headline")
 
 
+@dataclass(frozen=True, slots=True)
+class ScoredNews:
+    """A news item with what we read from it: sentiment of the headline and its catalyst classes.
+
+    ``catalysts`` holds ``domain.catalysts.Catalyst`` values (``("none",)`` when none applies);
+    ``scored_at`` is when the scores were computed (ns), so received -> scored latency is visible.
+    """
+
+    item: NewsItem
+    sentiment: str
+    sentiment_score: float
+    catalysts: tuple[str, ...]
+    scored_at: int
+
+
 def normalise_symbols(raw: object) -> tuple[str, ...]:
     """Tickers from a provider's field (a list, or text split on commas/spaces) in our spelling.
 

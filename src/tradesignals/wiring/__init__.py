@@ -25,7 +25,14 @@ from tradesignals.config import ConfigError, Mode, Settings
 from tradesignals.domain.market import Timeframe
 from tradesignals.marketdata.feeds.base import Feed
 from tradesignals.news.earnings import EarningsCalendar, EarningsCalendarError
-from tradesignals.storage.base import CheckpointRepository, SignalRepository, StorageError, UserRepository
+from tradesignals.news.pipeline import NewsScorer
+from tradesignals.storage.base import (
+    CheckpointRepository,
+    NewsRepository,
+    SignalRepository,
+    StorageError,
+    UserRepository,
+)
 from tradesignals.storage.timeseries import BarStore
 from tradesignals.wiring.engine_builder import (
     build_engine,
@@ -60,6 +67,8 @@ class Services:
     node_id: str
     bars: BarStore
     earnings: EarningsCalendar | None = None
+    news: NewsRepository | None = None
+    news_scorer: NewsScorer | None = None  # set when TS_NEWS_FEED is: the model is loaded at start
     signer: Signer | None = None  # signs ledger checkpoints; None: this node has no key (API-only)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -183,8 +192,15 @@ async def build_services(settings: Settings) -> Services:
         await bus.close()
         engine.dispose()
         raise
+    try:
+        news_scorer = await asyncio.to_thread(build_news_scorer, settings)
+    except ConfigError:
+        await bus.close()
+        engine.dispose()
+        raise
     node_id = f"{socket.gethostname()}-{os.getpid()}"
     from tradesignals.storage.checkpoints import SqlCheckpointRepository
+    from tradesignals.storage.news import SqlNewsRepository
 
     return Services(
         settings=settings,
@@ -197,8 +213,26 @@ async def build_services(settings: Settings) -> Services:
         node_id=node_id,
         bars=bars,
         earnings=earnings,
+        news=SqlNewsRepository(engine),
+        news_scorer=news_scorer,
         signer=signer,
     )
+
+
+def build_news_scorer(settings: Settings) -> NewsScorer | None:
+    """The sentiment model for TS_NEWS_FEED (trained from TS_DATA_DIR on first use), or None."""
+    if settings.news_feed is None:
+        return None
+    from tradesignals.news.sentiment import MODEL_FILE, SentimentError, load_or_train
+
+    path = settings.home / "models" / "sentiment" / MODEL_FILE
+    try:
+        model, trained = load_or_train(path, settings.data_dir)
+    except SentimentError as exc:
+        raise ConfigError(f"TS_NEWS_FEED: {exc}") from None
+    if trained:
+        log.info("news.sentiment_trained", path=str(path))
+    return NewsScorer(model)
 
 
 def build_signer(settings: Settings) -> Signer | None:
@@ -416,6 +450,16 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
         if feed is None:
             raise ConfigError("the ingest role needs a feed (TS_FEED)")
         services.tasks.append(asyncio.create_task(_ingest(feed, services), name="ingest"))
+        if settings.news_feed is not None and services.news is not None and services.news_scorer is not None:
+            from tradesignals.news.pipeline import run_news
+            from tradesignals.news.replay import ReplayNewsFeed
+
+            news_feed = ReplayNewsFeed(settings.news_feed.partition(":")[2])
+            services.tasks.append(
+                asyncio.create_task(
+                    run_news(news_feed, services.news_scorer, services.news, stop), name="news"
+                )
+            )
 
 
 LIVE_FEEDS = frozenset({"binance", "alpaca", "polygon"})

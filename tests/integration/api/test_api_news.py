@@ -1,0 +1,52 @@
+"""GET /api/news: stored items with sentiment and catalysts; bad parameters are 422 with a reason."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from tradesignals.domain.news import NewsItem, ScoredNews
+from tradesignals.wiring import Services
+
+S = 10**9
+T0 = 1_591_000_000  # 2020-06-01T08:26:40Z
+
+
+def add(services: Services) -> None:
+    assert services.news is not None
+    items = []
+    for n, (symbols, label, cats) in enumerate(
+        [
+            (("A",), "positive", ("earnings",)),
+            (("A", "AAP"), "negative", ("analyst",)),
+            (("AAP",), "neutral", ("none",)),
+        ]
+    ):
+        item = NewsItem(f"benzinga:{n}", "benzinga", (T0 + n) * S, (T0 + n) * S, symbols, f"headline {n}")
+        items.append(ScoredNews(item, label, 0.8, cats, (T0 + n) * S))
+    services.news.add(items)
+
+
+def test_news_by_symbol_with_labels(client: TestClient, services: Services) -> None:
+    add(services)
+    r = client.get("/api/news", params={"symbol": "a"})
+    assert r.status_code == 200
+    items = r.json()["items"]
+    assert [i["id"] for i in items] == ["benzinga:1", "benzinga:0"]
+    assert items[0]["sentiment"] == {"label": "negative", "score": 0.8}
+    assert items[0]["catalysts"] == ["analyst"]
+    assert items[0]["symbols"] == ["A", "AAP"]
+    assert items[1]["received_at"] == "2020-06-01T08:26:40Z"
+
+
+def test_news_since_is_on_received_time(client: TestClient, services: Services) -> None:
+    add(services)
+    r = client.get("/api/news", params={"since": "2020-06-01T08:26:41Z"})
+    assert [i["id"] for i in r.json()["items"]] == ["benzinga:2", "benzinga:1"]
+
+
+def test_bad_parameters_are_422_with_reason(client: TestClient) -> None:
+    r = client.get("/api/news", params={"since": "2020-06-01T00:00:00"})
+    assert r.status_code == 422 and "time zone" in r.json()["detail"]
+    assert client.get("/api/news", params={"since": "yesterday"}).status_code == 422
+    assert client.get("/api/news", params={"symbol": "A;DROP"}).status_code == 422
+    assert client.get("/api/news", params={"limit": 0}).status_code == 422
