@@ -87,5 +87,10 @@ async def run_news(
     finally:
         await flush()
         await feed.close()
-        log.info("news.done", received=stats.received, stored=stats.stored, rejected=dict(feed.rejected))
+        log.info(
+            "news.done",
+            received=stats.received,
+            stored=stats.stored,
+            rejected={str(k): v for k, v in feed.rejected.items()},
+        )
     return stats
