@@ -20,30 +20,26 @@ stream, with a one-line ``NewsError``. Everything else is counted in ``rejected`
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
-import orjson
 import structlog
 
 from tradesignals.domain.market import to_ns
 from tradesignals.domain.news import Deduplicator, NewsError, NewsItem, RejectReason, normalise_symbols
+from tradesignals.news._http import JsonPoller
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_BASE_URL = "https://api.polygon.io"
 NEWS_PATH = "/v2/reference/news"
-_FATAL = frozenset({401, 403})
 
 
-class PolygonNewsFeed:
+class PolygonNewsFeed(JsonPoller):
     """Polls Polygon's news endpoint every ``interval_s``; ``stream()`` never ends until ``close()``."""
 
     name = "polygon-news"
@@ -71,20 +67,20 @@ class PolygonNewsFeed:
             raise NewsError(f"polygon-news: base URL must be http(s)://host, got {base_url!r}")
         if not 1 <= limit <= 1000:
             raise NewsError(f"polygon-news: limit must be 1..1000, got {limit}")
+        super().__init__(
+            client=client,
+            max_retries=max_retries,
+            backoff_s=backoff_s,
+            retry_after_cap_s=retry_after_cap_s,
+            fatal={401: f"{base_url} rejected the API key", 403: f"{base_url} rejected the API key"},
+        )
         self._key = key
         self._tickers = [t.upper() for t in tickers]
         self._base = base_url.rstrip("/")
         self._interval = interval_s
         self._limit = limit
         self._max_pages = max_pages
-        self._max_retries = max_retries
-        self._retry_cap = retry_after_cap_s
-        self._backoff = backoff_s
-        self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(10.0))
-        self._own_client = client is None
         self._clock = clock
-        self._closed = asyncio.Event()
-        self.rejected: Counter[str] = Counter()
         self.dedup = Deduplicator()
         # ISO text of the newest published_utc seen: the next poll's ``published_utc.gte``.
         self.watermark: str | None = (
@@ -92,7 +88,6 @@ class PolygonNewsFeed:
             if since_ns is not None
             else None
         )
-        self.requests = 0
 
     def first_url(self) -> str:
         params: dict[str, str] = {"order": "asc", "sort": "published_utc", "limit": str(self._limit)}
@@ -153,62 +148,11 @@ class PolygonNewsFeed:
         return urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
 
     async def _get(self, url: str) -> dict[str, Any] | None:
-        """The page's JSON object, or None when this poll should give up (counted)."""
-        attempt = 0
-        while not self._closed.is_set():
-            attempt += 1
-            self.requests += 1
-            try:
-                resp = await self._client.get(self._with_key(url))
-            except httpx.HTTPError as err:
-                self.rejected["connection error"] += 1
-                log.warning("polygon_news_connection_error", error=type(err).__name__)
-                if attempt > self._max_retries:
-                    return None
-                await self._sleep(self._backoff * 2 ** (attempt - 1))
-                continue
-            status = resp.status_code
-            if status in _FATAL:
-                raise NewsError(f"polygon-news: {self._base} rejected the API key (HTTP {status})")
-            if status == 429:
-                self.rejected["http 429"] += 1
-                if attempt > self._max_retries:
-                    return None
-                await self._sleep(self._retry_after(resp.headers.get("Retry-After"), attempt))
-                continue
-            if status >= 500:
-                self.rejected["http 5xx"] += 1
-                if attempt > self._max_retries:
-                    return None
-                await self._sleep(self._backoff * 2 ** (attempt - 1))
-                continue
-            if status != 200:
-                self.rejected[f"http {status}"] += 1
-                return None
-            try:
-                body = orjson.loads(resp.content)
-            except orjson.JSONDecodeError:
-                self.rejected["invalid json"] += 1
-                return None
-            if not isinstance(body, dict):
-                self.rejected["unexpected shape"] += 1
-                return None
-            if body.get("status") not in ("OK", "DELAYED", None):
-                self.rejected["status not ok"] += 1
-                return None
-            return body
-        return None
-
-    def _retry_after(self, header: str | None, attempt: int) -> float:
-        try:
-            wait = float(header) if header is not None else self._backoff * 2 ** (attempt - 1)
-        except ValueError:
-            wait = self._backoff * 2 ** (attempt - 1)
-        return max(0.0, min(wait, self._retry_cap))
-
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closed.wait(), timeout=seconds)
+        body = await self._get_json(self._with_key(url))
+        if body is not None and body.get("status") not in ("OK", "DELAYED", None):
+            self.rejected["status not ok"] += 1
+            return None
+        return body
 
     def _item(self, raw: object) -> NewsItem | None:
         if not isinstance(raw, dict):
@@ -255,8 +199,3 @@ class PolygonNewsFeed:
             for item in await self.poll_once():
                 yield item
             await self._sleep(self._interval)
-
-    async def close(self) -> None:
-        self._closed.set()
-        if self._own_client:
-            await self._client.aclose()
