@@ -178,6 +178,29 @@ def classify(headline: str) -> tuple[Catalyst, ...]:
     return tuple(c for c in CATALYSTS if c in found) or (Catalyst.NONE,)
 
 
+# An SEC 8-K states its event by item number, so a filing needs no guessing from words: these items
+# carry a catalyst (Form 8-K General Instructions). Others (1.01 agreements, 7.01 Reg FD, 8.01
+# other events, 9.01 exhibits...) say too little on their own. Provider tags spell them "8-K:2.02".
+FORM_8K_ITEMS: dict[str, Catalyst] = {
+    "1.03": Catalyst.LEGAL_REGULATORY,  # bankruptcy or receivership
+    "2.01": Catalyst.MNA,  # completion of acquisition or disposition of assets
+    "2.02": Catalyst.EARNINGS,  # results of operations and financial condition
+    "3.01": Catalyst.LEGAL_REGULATORY,  # notice of delisting
+    "3.02": Catalyst.OFFERING,  # unregistered sales of equity securities
+    "5.02": Catalyst.MANAGEMENT,  # departure or appointment of directors or officers
+}
+
+
+def classify_item(headline: str, tags: tuple[str, ...] = ()) -> tuple[Catalyst, ...]:
+    """``classify`` of the headline plus what structured provider tags state (``8-K:2.02``)."""
+    found = {c for c in classify(headline) if c is not Catalyst.NONE}
+    for tag in tags:
+        form, _, code = tag.partition(":")
+        if form.upper() in ("8-K", "8-K/A") and code in FORM_8K_ITEMS:
+            found.add(FORM_8K_ITEMS[code])
+    return tuple(c for c in CATALYSTS if c in found) or (Catalyst.NONE,)
+
+
 def parse_labels(text: str) -> frozenset[Catalyst]:
     """``earnings|guidance`` -> the set; an unknown name raises ``ValueError`` (fixture hygiene)."""
     out = set()

@@ -55,6 +55,8 @@ class NewsItem:
 
     ``id`` is unique per source (``source:provider-id``) so ids from two providers never collide;
     ``symbols`` are upper-case tickers in our spelling, sorted and de-duplicated, never empty.
+    ``tags`` are structured facts the provider states (an 8-K's items as ``8-K:2.02``); they are
+    read by ``domain.catalysts.classify_item`` and not stored.
     """
 
     id: str
@@ -65,6 +67,7 @@ class NewsItem:
     headline: str
     summary: str = ""
     url: str = ""
+    tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.symbols:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from tradesignals.domain.catalysts import classify
+from tradesignals.domain.catalysts import classify_item
 from tradesignals.domain.news import NewsError, NewsFeed, NewsItem, ScoredNews
 from tradesignals.news.sentiment import SentimentModel
 from tradesignals.storage.base import NewsRepository, StorageError
@@ -36,7 +36,7 @@ class NewsScorer:
             item=item,
             sentiment=prediction.label,
             sentiment_score=round(prediction.score, 4),
-            catalysts=tuple(c.value for c in classify(item.headline)),
+            catalysts=tuple(c.value for c in classify_item(item.headline, item.tags)),
             scored_at=self.clock(),
         )
 

@@ -8,12 +8,9 @@ shape (tests/fixtures/wire/polygon_news).
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
 
 import pytest
 
@@ -23,64 +20,13 @@ from tradesignals.news.polygon import PolygonNewsFeed
 WIRE = Path(__file__).resolve().parents[2] / "fixtures" / "wire" / "polygon_news"
 
 
-class NewsServer:
-    """Answers each request with the next scripted (status, headers, body); records every path."""
-
-    def __init__(self) -> None:
-        self.script: list[tuple[int, dict[str, str], bytes]] = []
-        self.requests: list[str] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.requests.append(self.path)
-                if server.script:
-                    status, headers, body = server.script.pop(0)
-                else:
-                    status, headers, body = 200, {}, b'{"status":"OK","results":[],"count":0}'
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                return
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def add(self, status: int = 200, body: bytes | str = b"", headers: dict[str, str] | None = None) -> None:
-        self.script.append((status, headers or {}, body.encode() if isinstance(body, str) else body))
-
-    def query(self, n: int) -> dict[str, list[str]]:
-        return parse_qs(urlsplit(self.requests[n]).query)
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def server() -> Iterator[NewsServer]:
-    s = NewsServer()
-    yield s
-    s.close()
-
-
-def feed(server: NewsServer, **kw: object) -> PolygonNewsFeed:
+def feed(server: Any, **kw: object) -> PolygonNewsFeed:
     opts: dict[str, object] = {"key": "k3y", "base_url": server.url, "backoff_s": 0.01, "interval_s": 0.01}
     opts.update(kw)
     return PolygonNewsFeed(**opts)  # type: ignore[arg-type]
 
 
-async def test_pages_follow_next_url_with_key_and_count_malformed_items(server: NewsServer) -> None:
+async def test_pages_follow_next_url_with_key_and_count_malformed_items(server: Any) -> None:
     server.add(body=(WIRE / "page1.json").read_bytes())
     server.add(body=(WIRE / "page2.json").read_bytes())
     f = feed(server, tickers=["AAPL"], clock=lambda: 123)
@@ -110,7 +56,7 @@ async def test_pages_follow_next_url_with_key_and_count_malformed_items(server: 
     assert f.watermark == "2024-06-24T19:05:00Z"
 
 
-async def test_next_poll_starts_at_watermark_and_drops_seen_ids(server: NewsServer) -> None:
+async def test_next_poll_starts_at_watermark_and_drops_seen_ids(server: Any) -> None:
     server.add(body=(WIRE / "page2.json").read_bytes())
     server.add(body=(WIRE / "page2.json").read_bytes())
     f = feed(server)
@@ -121,7 +67,7 @@ async def test_next_poll_starts_at_watermark_and_drops_seen_ids(server: NewsServ
     await f.close()
 
 
-async def test_429_waits_retry_after_then_retries_same_page(server: NewsServer) -> None:
+async def test_429_waits_retry_after_then_retries_same_page(server: Any) -> None:
     server.add(429, '{"status":"ERROR","error":"rate limited"}', {"Retry-After": "0.3"})
     server.add(body=(WIRE / "page2.json").read_bytes())
     f = feed(server)
@@ -135,7 +81,7 @@ async def test_429_waits_retry_after_then_retries_same_page(server: NewsServer) 
     assert server.requests[0] == server.requests[1]
 
 
-async def test_5xx_and_garbage_never_stop_the_stream(server: NewsServer) -> None:
+async def test_5xx_and_garbage_never_stop_the_stream(server: Any) -> None:
     server.add(503, "Service Unavailable")
     server.add(500, "oops")
     server.add(200, "<html>not json</html>")
@@ -154,7 +100,7 @@ async def test_5xx_and_garbage_never_stop_the_stream(server: NewsServer) -> None
     assert f.rejected["unexpected shape"] == 1
 
 
-async def test_retries_exhausted_ends_the_poll_not_the_feed(server: NewsServer) -> None:
+async def test_retries_exhausted_ends_the_poll_not_the_feed(server: Any) -> None:
     for _ in range(3):
         server.add(502, "bad gateway")
     f = feed(server, max_retries=2)
@@ -165,7 +111,7 @@ async def test_retries_exhausted_ends_the_poll_not_the_feed(server: NewsServer) 
     await f.close()
 
 
-async def test_rejected_key_is_one_line_error(server: NewsServer) -> None:
+async def test_rejected_key_is_one_line_error(server: Any) -> None:
     server.add(401, '{"status":"ERROR","error":"Unknown API Key"}')
     f = feed(server)
     with pytest.raises(NewsError, match=r"rejected the API key \(HTTP 401\)"):
