@@ -193,7 +193,7 @@ FORM_8K_ITEMS: dict[str, Catalyst] = {
 
 def classify_item(headline: str, tags: tuple[str, ...] = ()) -> tuple[Catalyst, ...]:
     """``classify`` of the headline plus what structured provider tags state (``8-K:2.02``)."""
-    found = {c for c in classify(headline) if c is not Catalyst.NONE}
+    found: set[Catalyst] = {c for c in classify(headline) if c is not Catalyst.NONE}
     for tag in tags:
         form, _, code = tag.partition(":")
         if form.upper() in ("8-K", "8-K/A") and code in FORM_8K_ITEMS:

@@ -130,7 +130,7 @@ class EdgarFilingsFeed(JsonPoller):
         symbols = normalise_symbols(body.get("tickers"))
         name = str(body.get("name") or f"CIK {cik}").strip()
         out = []
-        for accession, accepted, form, items, document in zip(*columns, strict=True):  # type: ignore[call-overload]
+        for accession, accepted, form, items, document in zip(*columns, strict=True):
             if not isinstance(form, str) or form.upper() not in self._forms:
                 continue
             if not isinstance(accession, str) or not accession:
