@@ -78,8 +78,14 @@ class Settings(BaseSettings):
     )
     news_feed: str | None = Field(
         default=None,
-        description="replay:PATH — news replayed beside the market feed, scored and served by /api/news.",
+        description="replay:PATH | polygon[:TICKER] | sec:CIK[,CIK…] — news scored and served by /api/news.",
     )
+    news_poll_s: float = Field(default=60.0, gt=0, description="Seconds between polls of a live news source.")
+    polygon_news_url: str = "https://api.polygon.io"
+    sec_user_agent: str = Field(
+        default="", description="The SEC asks for 'Company contact@example.com' on every EDGAR request."
+    )
+    sec_url: str = "https://data.sec.gov"
     data_dir: Path | None = Field(
         default=None,
         description="Shared data folder; the sentiment model is trained from it on first use when absent.",
@@ -153,11 +159,17 @@ class Settings(BaseSettings):
         if v is None:
             return v
         kind, _, arg = v.partition(":")
-        if kind != "replay" or not arg:
-            raise ValueError(f"unknown news feed {v!r}; expected 'replay:PATH'")
-        if not Path(arg).is_file():
-            raise ValueError(f"news replay file {arg} does not exist")
-        return v
+        if kind == "replay" and arg:
+            if not Path(arg).is_file():
+                raise ValueError(f"news replay file {arg} does not exist")
+            return v
+        if kind == "polygon":
+            return v
+        if kind == "sec" and arg and all(c.strip().isdigit() for c in arg.split(",")):
+            return v
+        raise ValueError(
+            f"unknown news feed {v!r}; expected 'replay:PATH', 'polygon[:TICKER]' or 'sec:CIK[,CIK…]'"
+        )
 
     @field_validator("feed")
     @classmethod

@@ -23,6 +23,7 @@ from tradesignals.api.hub import Hub
 from tradesignals.bus.base import Bus
 from tradesignals.config import ConfigError, Mode, Settings
 from tradesignals.domain.market import Timeframe
+from tradesignals.domain.news import NewsFeed
 from tradesignals.marketdata.feeds.base import Feed
 from tradesignals.news.earnings import EarningsCalendar, EarningsCalendarError
 from tradesignals.news.pipeline import NewsScorer
@@ -69,6 +70,7 @@ class Services:
     earnings: EarningsCalendar | None = None
     news: NewsRepository | None = None
     news_scorer: NewsScorer | None = None  # set when TS_NEWS_FEED is: the model is loaded at start
+    news_feed: NewsFeed | None = None
     signer: Signer | None = None  # signs ledger checkpoints; None: this node has no key (API-only)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -128,6 +130,8 @@ class Services:
             if exc is not None:  # a failed background task is logged at shutdown, not re-raised
                 log.warning("task.failed", task=task.get_name(), error=repr(exc))
         self.tasks.clear()
+        if self.news_feed is not None:  # idempotent: the news task closes it too when it ran
+            await self.news_feed.close()
         for step, action in (("bus", self.bus.close()),):
             try:
                 await asyncio.wait_for(action, timeout=grace)
@@ -193,6 +197,7 @@ async def build_services(settings: Settings) -> Services:
         engine.dispose()
         raise
     try:
+        news_feed = build_news_feed(settings)
         news_scorer = await asyncio.to_thread(build_news_scorer, settings)
     except ConfigError:
         await bus.close()
@@ -215,8 +220,42 @@ async def build_services(settings: Settings) -> Services:
         earnings=earnings,
         news=SqlNewsRepository(engine),
         news_scorer=news_scorer,
+        news_feed=news_feed,
         signer=signer,
     )
+
+
+def build_news_feed(settings: Settings) -> NewsFeed | None:
+    """The news source TS_NEWS_FEED names; a bad one is a one-line ConfigError at start."""
+    if settings.news_feed is None:
+        return None
+    from tradesignals.domain.news import NewsError
+
+    kind, _, arg = settings.news_feed.partition(":")
+    try:
+        if kind == "replay":
+            from tradesignals.news.replay import ReplayNewsFeed
+
+            return ReplayNewsFeed(arg)
+        if kind == "polygon":
+            from tradesignals.news.polygon import PolygonNewsFeed
+
+            return PolygonNewsFeed(
+                key=settings.polygon_key,
+                tickers=[arg] if arg else (),
+                base_url=settings.polygon_news_url,
+                interval_s=settings.news_poll_s,
+            )
+        from tradesignals.news.edgar import EdgarFilingsFeed
+
+        return EdgarFilingsFeed(
+            arg.split(","),
+            user_agent=settings.sec_user_agent,
+            base_url=settings.sec_url,
+            interval_s=settings.news_poll_s,
+        )
+    except NewsError as exc:
+        raise ConfigError(f"TS_NEWS_FEED: {exc}") from None
 
 
 def build_news_scorer(settings: Settings) -> NewsScorer | None:
@@ -450,14 +489,15 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
         if feed is None:
             raise ConfigError("the ingest role needs a feed (TS_FEED)")
         services.tasks.append(asyncio.create_task(_ingest(feed, services), name="ingest"))
-        if settings.news_feed is not None and services.news is not None and services.news_scorer is not None:
+        news_feed = services.news_feed
+        if news_feed is not None and services.news is not None and services.news_scorer is not None:
             from tradesignals.news.pipeline import run_news
-            from tradesignals.news.replay import ReplayNewsFeed
 
-            news_feed = ReplayNewsFeed(settings.news_feed.partition(":")[2])
+            # A replay is written in batches; a live source item by item, so each shows at once.
+            batch = 200 if settings.news_feed and settings.news_feed.startswith("replay:") else 1
             services.tasks.append(
                 asyncio.create_task(
-                    run_news(news_feed, services.news_scorer, services.news, stop), name="news"
+                    run_news(news_feed, services.news_scorer, services.news, stop, batch=batch), name="news"
                 )
             )
 
