@@ -30,6 +30,10 @@ class HealthCheck(Protocol):
     def detail(self) -> str: ...
 
 
+class NewsFeaturesReader(Protocol):
+    def features(self, symbol: str, at_ns: int) -> dict[str, float]: ...
+
+
 class AppServices(Protocol):
     """What the API needs of a node's services (``wiring.Services`` is the implementation)."""
 
@@ -40,6 +44,9 @@ class AppServices(Protocol):
     checkpoints: CheckpointRepository
     signer: Signer | None
     news: NewsRepository | None
+
+    @property
+    def news_features(self) -> NewsFeaturesReader: ...
 
     async def check_health(self) -> Mapping[str, HealthCheck]: ...
 

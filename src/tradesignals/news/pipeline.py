@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import structlog
 
@@ -41,6 +42,12 @@ class NewsScorer:
         )
 
 
+class NewsFeatures(Protocol):
+    """What the pipeline updates: ``features.news.NewsFeatureState`` (a layer above, so a protocol)."""
+
+    def add(self, scored: ScoredNews) -> None: ...
+
+
 @dataclass
 class NewsStats:
     received: int = 0
@@ -56,8 +63,13 @@ async def run_news(
     *,
     batch: int = 200,
     stats: NewsStats | None = None,
+    features: NewsFeatures | None = None,
 ) -> NewsStats:
-    """Consume ``feed`` until it ends or ``stop`` is set; writes in batches of up to ``batch``."""
+    """Consume ``feed`` until it ends or ``stop`` is set; writes in batches of up to ``batch``.
+
+    ``features`` (the rolling per-symbol news features) is updated with each scored item as soon
+    as it is scored; the store's row may follow up to one batch later.
+    """
     stats = stats or NewsStats()
     pending: list[ScoredNews] = []
 
@@ -74,7 +86,10 @@ async def run_news(
     try:
         async for item in feed.stream():
             stats.received += 1
-            pending.append(scorer.score(item))
+            scored = scorer.score(item)
+            if features is not None:
+                features.add(scored)
+            pending.append(scored)
             if len(pending) >= batch:
                 await flush()
             if stop.is_set():

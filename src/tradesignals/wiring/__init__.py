@@ -24,6 +24,7 @@ from tradesignals.bus.base import Bus
 from tradesignals.config import ConfigError, Mode, Settings
 from tradesignals.domain.market import Timeframe
 from tradesignals.domain.news import NewsFeed
+from tradesignals.features.news import NewsFeatureState
 from tradesignals.marketdata.feeds.base import Feed
 from tradesignals.news.earnings import EarningsCalendar, EarningsCalendarError
 from tradesignals.news.pipeline import NewsScorer
@@ -71,6 +72,7 @@ class Services:
     news: NewsRepository | None = None
     news_scorer: NewsScorer | None = None  # set when TS_NEWS_FEED is: the model is loaded at start
     news_feed: NewsFeed | None = None
+    news_features: NewsFeatureState = field(default_factory=NewsFeatureState)
     signer: Signer | None = None  # signs ledger checkpoints; None: this node has no key (API-only)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -497,7 +499,15 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
             batch = 200 if settings.news_feed and settings.news_feed.startswith("replay:") else 1
             services.tasks.append(
                 asyncio.create_task(
-                    run_news(news_feed, services.news_scorer, services.news, stop, batch=batch), name="news"
+                    run_news(
+                        news_feed,
+                        services.news_scorer,
+                        services.news,
+                        stop,
+                        batch=batch,
+                        features=services.news_features,
+                    ),
+                    name="news",
                 )
             )
 

@@ -50,3 +50,24 @@ def test_bad_parameters_are_422_with_reason(client: TestClient) -> None:
     assert client.get("/api/news", params={"since": "yesterday"}).status_code == 422
     assert client.get("/api/news", params={"symbol": "A;DROP"}).status_code == 422
     assert client.get("/api/news", params={"limit": 0}).status_code == 422
+
+
+def test_news_features_from_the_live_state(client: TestClient, services: Services) -> None:
+    from tradesignals.domain.news import NewsItem, ScoredNews
+
+    item = NewsItem("t:1", "t", T0 * S, T0 * S, ("A",), "Agilent beats")
+    services.news_features.add(ScoredNews(item, "positive", 0.9, ("earnings",), T0 * S))
+    r = client.get("/api/news/features", params={"symbol": "a", "at": "2020-06-01T09:00:00Z"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["symbol"] == "A" and body["at"] == "2020-06-01T09:00:00Z"
+    f = body["features"]
+    assert f["news_count_1d"] == 1.0 and f["news_sentiment_1d"] == 0.9 and f["news_earnings_1d"] == 1.0
+    assert f["news_analyst_1d"] == 0.0
+    before = client.get("/api/news/features", params={"symbol": "A", "at": "2020-06-01T08:00:00Z"}).json()
+    assert before["features"]["news_count_1d"] == 0.0  # received after `at`: not known yet
+    assert (
+        client.get("/api/news/features", params={"symbol": "A", "at": "2020-06-01T09:00:00"}).status_code
+        == 422
+    )
+    assert client.get("/api/news/features").status_code == 422

@@ -8,6 +8,7 @@ import gzip
 import io
 from pathlib import Path
 
+from tradesignals.features.news import NewsFeatureState
 from tradesignals.news.pipeline import NewsScorer, run_news
 from tradesignals.news.replay import ReplayNewsFeed
 from tradesignals.news.sentiment import train
@@ -51,7 +52,8 @@ def test_replay_is_scored_and_stored(tmp_path: Path) -> None:
     news = tmp_path / "news.csv"
     news.write_text(NEWS)
     feed = ReplayNewsFeed(news)
-    stats = asyncio.run(run_news(feed, model(tmp_path), repo, asyncio.Event(), batch=1))
+    features = NewsFeatureState(live=False)
+    stats = asyncio.run(run_news(feed, model(tmp_path), repo, asyncio.Event(), batch=1, features=features))
     assert (stats.received, stats.stored) == (2, 2)
     assert feed.rejected == {"no symbol": 1, "no time": 1}
     [a] = repo.query(NewsQuery(symbol="A"))
@@ -59,6 +61,9 @@ def test_replay_is_scored_and_stored(tmp_path: Path) -> None:
     [aap] = repo.query(NewsQuery(symbol="AAP"))
     assert aap.catalysts == ("analyst",)
     assert aap.scored_at >= aap.item.received_at  # replay: received = published (2020), scored now
+    f = features.features("AAP", aap.item.received_at)
+    assert f["news_count_1d"] == 1.0 and f["news_analyst_1d"] == 1.0
+    assert features.features("AAP", aap.item.received_at - 1)["news_count_1d"] == 0.0
     # Replaying again stores nothing new (idempotent by id).
     again = asyncio.run(run_news(ReplayNewsFeed(news), model(tmp_path), repo, asyncio.Event()))
     assert (again.received, again.stored) == (2, 0)

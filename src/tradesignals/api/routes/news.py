@@ -7,6 +7,7 @@ this returns for a past ``since`` is what a decision at that time could have see
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime
 from typing import Annotated
 
@@ -58,6 +59,32 @@ class NewsOut(BaseModel):
 
 class NewsPage(BaseModel):
     items: list[NewsOut]
+
+
+class NewsFeaturesOut(BaseModel):
+    symbol: str
+    at: datetime
+    features: dict[str, float]
+
+
+@router.get("/features", response_model=NewsFeaturesOut, responses={422: {"model": ErrorOut}})
+async def news_features(
+    services: ServicesDep,
+    symbol: Annotated[str, Query(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9.\-]+$")],
+    at: Annotated[
+        datetime | None,
+        Query(
+            description="As known at this ISO-8601 time (with offset); default now. Live state: "
+            "answers for times at or after the symbol's newest item."
+        ),
+    ] = None,
+) -> NewsFeaturesOut:
+    """Rolling news features of a symbol (counts, sentiment mean and surprise, catalyst flags)."""
+    if at is not None and (at.tzinfo is None or at.utcoffset() is None):
+        raise HTTPException(422, detail="at: give a time zone (e.g. 2020-06-01T00:00:00Z)")
+    at_ns = to_ns(at) if at is not None else time.time_ns()
+    values = services.news_features.features(symbol.upper(), at_ns)
+    return NewsFeaturesOut(symbol=symbol.upper(), at=to_datetime(at_ns), features=values)
 
 
 @router.get("", response_model=NewsPage, responses={422: {"model": ErrorOut}, 503: {"model": ErrorOut}})
