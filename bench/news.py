@@ -38,7 +38,14 @@ from tradesignals.news.catalysts import read_labelled as read_catalysts
 from tradesignals.news.catalysts import score as score_catalysts
 from tradesignals.news.pipeline import NewsScorer, run_news
 from tradesignals.news.replay import ReplayNewsFeed
-from tradesignals.news.sentiment import TWITTER_TRAIN, TWITTER_VALID, evaluate, read_labelled, train
+from tradesignals.news.sentiment import (
+    TWITTER_TRAIN,
+    TWITTER_VALID,
+    SentimentModel,
+    evaluate,
+    read_labelled,
+    train,
+)
 from tradesignals.storage.db import make_engine, migrate
 from tradesignals.storage.news import SqlNewsRepository
 
@@ -72,10 +79,7 @@ def lexicon() -> Any:
     return predict
 
 
-def sentiment_figures(data: Path) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    model = train(data / TWITTER_TRAIN)
-    train_s = time.perf_counter() - t0
+def sentiment_figures(data: Path, model: SentimentModel, train_s: float) -> dict[str, Any]:
     sets = {"twitter_valid": read_labelled(data / TWITTER_VALID)}
     for name in ("AllAgree", "50Agree"):
         path = data / "financial_phrasebank" / f"Sentences_{name}.txt"
@@ -102,8 +106,7 @@ def catalyst_figures() -> dict[str, Any]:
     return out
 
 
-def pipeline_figures(data: Path, n_items: int) -> dict[str, Any]:
-    model = train(data / TWITTER_TRAIN)
+def pipeline_figures(data: Path, model: SentimentModel, n_items: int) -> dict[str, Any]:
     scorer = NewsScorer(model)
     feed = ReplayNewsFeed(data / "news_headlines_benzinga_sample.csv.gz")
     items = feed.load()[:n_items]
@@ -182,8 +185,11 @@ def main() -> None:
         "catalysts": catalyst_figures(),
     }
     if (args.data / TWITTER_TRAIN).is_file():
-        result["sentiment"] = sentiment_figures(args.data)
-        result["pipeline"] = pipeline_figures(args.data, args.items)
+        t0 = time.perf_counter()
+        model = train(args.data / TWITTER_TRAIN)
+        train_s = time.perf_counter() - t0
+        result["sentiment"] = sentiment_figures(args.data, model, train_s)
+        result["pipeline"] = pipeline_figures(args.data, model, args.items)
     else:
         result["sentiment"] = result["pipeline"] = f"no data at {args.data} (set TS_DATA_DIR)"
     print(json.dumps(result))

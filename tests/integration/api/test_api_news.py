@@ -71,3 +71,32 @@ def test_news_features_from_the_live_state(client: TestClient, services: Service
         == 422
     )
     assert client.get("/api/news/features").status_code == 422
+
+
+def test_signal_explanation_cites_stored_news(client: TestClient, services: Services) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tradesignals.domain.signals import Direction, Signal, SignalType
+
+    created = datetime(2020, 6, 1, 9, 0, tzinfo=UTC)
+    sig = Signal(
+        id="0123456789abcdef012345",
+        symbol="A",
+        type=SignalType.SWING,
+        direction=Direction.LONG,
+        entry=100.0,
+        stop=95.0,
+        targets=(105.0,),
+        confidence=0.6,
+        created_at=created,
+        expires_at=created + timedelta(days=3),
+        model_version="test-1",
+    )
+    services.signals.add(sig)
+    add(services)
+    r = client.get(f"/api/signals/{sig.id}/explanation")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["citations"] == ["benzinga:1", "benzinga:0"]
+    assert "[benzinga:1]" in body["text"] and body["model"] == "template"
+    assert client.get("/api/signals/ffffffffffffffffffffff/explanation").status_code == 404
