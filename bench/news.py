@@ -166,6 +166,56 @@ def pipeline_figures(data: Path, model: SentimentModel, n_items: int) -> dict[st
     }
 
 
+def explain_figures(n: int = 2000) -> dict[str, Any]:
+    """Template explanation latency for a model signal with three news items to weigh."""
+    from datetime import UTC, datetime, timedelta
+
+    from tradesignals.domain.explain import explain
+    from tradesignals.domain.market import to_ns
+    from tradesignals.domain.news import NewsItem, ScoredNews
+    from tradesignals.domain.signals import Direction, Signal, SignalType
+
+    t0 = datetime(2020, 6, 1, 15, 0, tzinfo=UTC)
+    sig = Signal(
+        id="0" * 22,
+        symbol="A",
+        type=SignalType.SWING,
+        direction=Direction.LONG,
+        entry=100.0,
+        stop=95.0,
+        targets=(105.0, 110.0, 115.0),
+        confidence=0.61,
+        created_at=t0,
+        expires_at=t0 + timedelta(days=5),
+        model_version="swing-1",
+        reasons=("rsi_14 low", "momentum_20 up", "volume spike"),
+        base_rate=0.52,
+        confidence_rank=0.9,
+    )
+    items = []
+    for k in range(20):
+        t = to_ns(t0 - timedelta(hours=k))
+        items.append(
+            ScoredNews(
+                NewsItem(f"n:{k}", "t", t, t, ("A",), f"Headline {k} about Agilent"),
+                "positive",
+                0.8,
+                ("earnings",),
+                t,
+            )
+        )
+    lat = []
+    for _ in range(n):
+        t = time.perf_counter_ns()
+        explain(sig, items)
+        lat.append((time.perf_counter_ns() - t) / 1e6)
+    return {
+        "calls": n,
+        "template_ms_p50": round(float(np.percentile(lat, 50)), 4),
+        "template_ms_p99": round(float(np.percentile(lat, 99)), 4),
+    }
+
+
 def main() -> None:
     import logging
 
@@ -183,6 +233,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "machine": {"python": sys.version.split()[0], "cpu": platform.processor() or platform.machine()},
         "catalysts": catalyst_figures(),
+        "explain": explain_figures(),
     }
     if (args.data / TWITTER_TRAIN).is_file():
         t0 = time.perf_counter()
