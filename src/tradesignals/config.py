@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     )
     news_feed: str | None = Field(
         default=None,
-        description="replay:PATH | polygon[:TICKER] | sec:CIK[,CIK…] — news scored and served by /api/news.",
+        description="replay:PATH | polygon[:TICKER] | sec:CIK[,CIK…], several joined by + (de-duplicated across them).",
     )
     news_poll_s: float = Field(default=60.0, gt=0, description="Seconds between polls of a live news source.")
     polygon_news_url: str = "https://api.polygon.io"
@@ -158,18 +158,21 @@ class Settings(BaseSettings):
     def _news_feed_known(cls, v: str | None) -> str | None:
         if v is None:
             return v
-        kind, _, arg = v.partition(":")
-        if kind == "replay" and arg:
-            if not Path(arg).is_file():
-                raise ValueError(f"news replay file {arg} does not exist")
-            return v
-        if kind == "polygon":
-            return v
-        if kind == "sec" and arg and all(c.strip().isdigit() for c in arg.split(",")):
-            return v
-        raise ValueError(
-            f"unknown news feed {v!r}; expected 'replay:PATH', 'polygon[:TICKER]' or 'sec:CIK[,CIK…]'"
-        )
+        for part in v.split("+"):
+            kind, _, arg = part.partition(":")
+            if kind == "replay" and arg:
+                if not Path(arg).is_file():
+                    raise ValueError(f"news replay file {arg} does not exist")
+                continue
+            if kind == "polygon":
+                continue
+            if kind == "sec" and arg and all(c.strip().isdigit() for c in arg.split(",")):
+                continue
+            raise ValueError(
+                f"unknown news feed {part!r}; expected 'replay:PATH', 'polygon[:TICKER]' or "
+                "'sec:CIK[,CIK…]', several joined by '+'"
+            )
+        return v
 
     @field_validator("feed")
     @classmethod

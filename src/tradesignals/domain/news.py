@@ -135,7 +135,9 @@ class NewsFeed(Protocol):
     """
 
     name: str
-    rejected: Counter[str]
+
+    @property
+    def rejected(self) -> Counter[str]: ...
 
     def stream(self) -> AsyncIterator[NewsItem]:
         """Items in the order we received them; a replay ends, a live poller does not."""

@@ -228,36 +228,42 @@ async def build_services(settings: Settings) -> Services:
 
 
 def build_news_feed(settings: Settings) -> NewsFeed | None:
-    """The news source TS_NEWS_FEED names; a bad one is a one-line ConfigError at start."""
+    """The news source(s) TS_NEWS_FEED names; a bad one is a one-line ConfigError at start."""
     if settings.news_feed is None:
         return None
     from tradesignals.domain.news import NewsError
+    from tradesignals.news.merge import MergedNewsFeed
 
-    kind, _, arg = settings.news_feed.partition(":")
     try:
-        if kind == "replay":
-            from tradesignals.news.replay import ReplayNewsFeed
-
-            return ReplayNewsFeed(arg)
-        if kind == "polygon":
-            from tradesignals.news.polygon import PolygonNewsFeed
-
-            return PolygonNewsFeed(
-                key=settings.polygon_key,
-                tickers=[arg] if arg else (),
-                base_url=settings.polygon_news_url,
-                interval_s=settings.news_poll_s,
-            )
-        from tradesignals.news.edgar import EdgarFilingsFeed
-
-        return EdgarFilingsFeed(
-            arg.split(","),
-            user_agent=settings.sec_user_agent,
-            base_url=settings.sec_url,
-            interval_s=settings.news_poll_s,
-        )
+        feeds = [_news_source(part, settings) for part in settings.news_feed.split("+")]
     except NewsError as exc:
         raise ConfigError(f"TS_NEWS_FEED: {exc}") from None
+    return feeds[0] if len(feeds) == 1 else MergedNewsFeed(feeds)
+
+
+def _news_source(spec: str, settings: Settings) -> NewsFeed:
+    kind, _, arg = spec.partition(":")
+    if kind == "replay":
+        from tradesignals.news.replay import ReplayNewsFeed
+
+        return ReplayNewsFeed(arg)
+    if kind == "polygon":
+        from tradesignals.news.polygon import PolygonNewsFeed
+
+        return PolygonNewsFeed(
+            key=settings.polygon_key,
+            tickers=[arg] if arg else (),
+            base_url=settings.polygon_news_url,
+            interval_s=settings.news_poll_s,
+        )
+    from tradesignals.news.edgar import EdgarFilingsFeed
+
+    return EdgarFilingsFeed(
+        arg.split(","),
+        user_agent=settings.sec_user_agent,
+        base_url=settings.sec_url,
+        interval_s=settings.news_poll_s,
+    )
 
 
 def build_news_scorer(settings: Settings) -> NewsScorer | None:
@@ -496,7 +502,8 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
             from tradesignals.news.pipeline import run_news
 
             # A replay is written in batches; a live source item by item, so each shows at once.
-            batch = 200 if settings.news_feed and settings.news_feed.startswith("replay:") else 1
+            replay_only = all(p.startswith("replay:") for p in (settings.news_feed or "").split("+"))
+            batch = 200 if replay_only else 1
             services.tasks.append(
                 asyncio.create_task(
                     run_news(

@@ -67,3 +67,15 @@ def test_news_feed_without_model_or_data_says_how(tmp_path: Path) -> None:
         build_news_scorer(
             load_settings(home=tmp_path, news_feed=f"replay:{news}", data_dir=tmp_path / "none")
         )
+
+
+def test_several_sources_are_merged(tmp_path: Path) -> None:
+    from tradesignals.news.merge import MergedNewsFeed
+
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    for p in (a, b):
+        p.write_text("published_at,symbols,headline\n")
+    feed = build_news_feed(load_settings(home=tmp_path, news_feed=f"replay:{a}+replay:{b}"))
+    assert isinstance(feed, MergedNewsFeed) and len(feed.feeds) == 2
+    with pytest.raises(ConfigError, match="unknown news feed 'kafka'"):
+        load_settings(home=tmp_path, news_feed=f"replay:{a}+kafka")
