@@ -11,6 +11,7 @@ import errno
 import faulthandler
 import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -163,6 +164,14 @@ def demo(
             "(probability points; the demo shows all)."
         ),
     ] = -1.0,
+    news: Annotated[
+        str | None,
+        typer.Option(
+            "--news",
+            help="replay:PATH — replay a news file (Benzinga/StockNet/native CSV or JSONL) beside the "
+            "market feed; GET /api/news serves it with sentiment and catalysts.",
+        ),
+    ] = None,
 ) -> None:
     """Everything embedded in one process: simulator or replay → engine → API and WebSocket.
 
@@ -179,6 +188,7 @@ def demo(
             sim_symbols=symbols,
             min_edge=min_edge,
             train_demo_model=True,
+            news_feed=news,
         )
         _configure_logging(settings.log_level)
         _check_port(settings.host, settings.port)
@@ -545,6 +555,91 @@ def ledger_rotate_key(
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     raise typer.Exit(rotate_command(new_key, settings))
+
+
+@app.command()
+def sentiment(
+    text: Annotated[str | None, typer.Argument(help="A headline to score.")] = None,
+    eval_file: Annotated[
+        Path | None, typer.Option("--eval", help="CSV (gzip ok) with columns text,label to evaluate on.")
+    ] = None,
+    do_train: Annotated[
+        bool, typer.Option("--train", help="(Re)train from the Twitter train split and save the model.")
+    ] = False,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Shared data folder to train from (default TS_DATA_DIR).")
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Model file (default TS_HOME/models/sentiment/).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print --eval/--train figures as one JSON line.")
+    ] = False,
+) -> None:
+    """Headline sentiment: `sentiment "TEXT"` prints {"label", "score"}; --eval FILE measures; --train fits.
+
+    Without a saved model, the first use trains one from TS_DATA_DIR (or --data) if the Twitter
+    financial news set is there (about half a minute), else says how to get one (ADR 0013).
+    """
+    from tradesignals.news.sentiment import (
+        MODEL_FILE,
+        SentimentError,
+        evaluate,
+        find_training_file,
+        load_or_train,
+        read_labelled,
+        train,
+    )
+
+    modes = sum([text is not None, eval_file is not None])
+    if modes > 1 or (modes == 0 and not do_train):
+        raise _fail("give exactly one of TEXT or --eval FILE (or --train alone)")
+    try:
+        settings = _settings()
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    model_path = model or settings.home / "models" / "sentiment" / MODEL_FILE
+    env_data = os.environ.get("TS_DATA_DIR")
+    data_dir = data or (Path(env_data) if env_data else None)
+    try:
+        if do_train:
+            source = find_training_file(data_dir)
+            if source is None:
+                raise SentimentError(
+                    f"--train: no twitter_financial_news_sentiment/sent_train.csv.gz under {data_dir}"
+                )
+            trained = train(source)
+            trained.save(model_path)
+            summary = {
+                "model": str(model_path),
+                "n_train": trained.meta["n_train"],
+                "train_sha256": trained.meta["train_sha256"],
+            }
+            typer.echo(
+                json.dumps(summary)
+                if as_json
+                else f"saved {model_path} (trained on {trained.meta['n_train']} rows)"
+            )
+            if text is None and eval_file is None:
+                return
+        scorer, trained_now = load_or_train(model_path, data_dir)
+        if trained_now:
+            console.print(f"trained a sentiment model into {model_path}", highlight=False)
+        if text is not None:
+            if not text.strip():
+                raise SentimentError("TEXT is empty")
+            typer.echo(json.dumps(scorer.predict(text).as_dict()))
+            return
+        assert eval_file is not None
+        texts, labels = read_labelled(eval_file)
+        report = evaluate(lambda t: scorer.predict(t).label, texts, labels)
+    except SentimentError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(report))
+    else:
+        for key, value in report.items():
+            typer.echo(f"{key:>16}  {value}")
 
 
 def _last_json(text: str) -> object | None:

@@ -76,6 +76,20 @@ class Settings(BaseSettings):
     earnings_file: Path | None = Field(
         default=None, description="CSV symbol,date[,time bmo|amc]: signals expire before each report."
     )
+    news_feed: str | None = Field(
+        default=None,
+        description="replay:PATH | polygon[:TICKER] | sec:CIK[,CIK…], several joined by + (de-duplicated across them).",
+    )
+    news_poll_s: float = Field(default=60.0, gt=0, description="Seconds between polls of a live news source.")
+    polygon_news_url: str = "https://api.polygon.io"
+    sec_user_agent: str = Field(
+        default="", description="The SEC asks for 'Company contact@example.com' on every EDGAR request."
+    )
+    sec_url: str = "https://data.sec.gov"
+    data_dir: Path | None = Field(
+        default=None,
+        description="Shared data folder; the sentiment model is trained from it on first use when absent.",
+    )
     binance_url: str = "wss://stream.binance.com:9443"
     alpaca_key: str = ""
     alpaca_secret: str = ""
@@ -138,6 +152,27 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "info"
+
+    @field_validator("news_feed")
+    @classmethod
+    def _news_feed_known(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        for part in v.split("+"):
+            kind, _, arg = part.partition(":")
+            if kind == "replay" and arg:
+                if not Path(arg).is_file():
+                    raise ValueError(f"news replay file {arg} does not exist")
+                continue
+            if kind == "polygon":
+                continue
+            if kind == "sec" and arg and all(c.strip().isdigit() for c in arg.split(",")):
+                continue
+            raise ValueError(
+                f"unknown news feed {part!r}; expected 'replay:PATH', 'polygon[:TICKER]' or "
+                "'sec:CIK[,CIK…]', several joined by '+'"
+            )
+        return v
 
     @field_validator("feed")
     @classmethod

@@ -16,7 +16,7 @@ from tradesignals.api.hub import Hub
 from tradesignals.config import Settings
 from tradesignals.domain.checkpoints import Signer
 from tradesignals.marketdata.feeds.base import Feed
-from tradesignals.storage.base import CheckpointRepository, SignalRepository
+from tradesignals.storage.base import CheckpointRepository, NewsRepository, SignalRepository
 from tradesignals.storage.timeseries import BarStore
 
 
@@ -30,6 +30,10 @@ class HealthCheck(Protocol):
     def detail(self) -> str: ...
 
 
+class NewsFeaturesReader(Protocol):
+    def features(self, symbol: str, at_ns: int) -> dict[str, float]: ...
+
+
 class AppServices(Protocol):
     """What the API needs of a node's services (``wiring.Services`` is the implementation)."""
 
@@ -39,6 +43,10 @@ class AppServices(Protocol):
     hub: Hub
     checkpoints: CheckpointRepository
     signer: Signer | None
+    news: NewsRepository | None
+
+    @property
+    def news_features(self) -> NewsFeaturesReader: ...
 
     async def check_health(self) -> Mapping[str, HealthCheck]: ...
 

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from tradesignals.domain.checkpoints import Checkpoint
 from tradesignals.domain.ledger import LedgerEntry
+from tradesignals.domain.news import ScoredNews
 from tradesignals.domain.risk import ProfileName
 from tradesignals.domain.signals import Signal, SignalEvent, SignalStatus, SignalType
 from tradesignals.domain.tiers import Tier
@@ -140,3 +141,22 @@ class UserRepository(Protocol):
     def set_tier(self, user_id: int, tier: Tier) -> User: ...
 
     def set_risk_profile(self, user_id: int, profile: ProfileName) -> User: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NewsQuery:
+    """Newest first by ``received_at``; ``since_ns`` is inclusive; limit clamped to [1, 500]."""
+
+    symbol: str | None = None
+    since_ns: int | None = None
+    limit: int = 50
+
+
+class NewsRepository(Protocol):
+    """Received news with its scores (``storage/news.py``). Adding an id twice keeps the first."""
+
+    def add(self, items: Iterable[ScoredNews]) -> int:
+        """Store the items not stored yet; returns how many were new."""
+        ...
+
+    def query(self, query: NewsQuery) -> list[ScoredNews]: ...

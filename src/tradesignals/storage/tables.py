@@ -213,4 +213,51 @@ class LedgerCheckpointRow(Base):
     hash: Mapped[str] = mapped_column(sa.String(LEDGER_HASH_LENGTH))
 
 
+NEWS_ID_LENGTH = 200
+SENTIMENT_LABELS = ("negative", "neutral", "positive")
+
+
+class NewsItemRow(Base):
+    """A received news item with its sentiment and catalyst labels (``domain/news.py``).
+
+    Times are integer nanoseconds UTC, as in the domain (ADR 0002): ``received_at`` is what
+    point-in-time reads filter on. ``symbols`` and ``catalysts`` are JSON lists; the symbol lookup
+    goes through ``news_symbols``.
+    """
+
+    __tablename__ = "news_items"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "sentiment IN (" + ", ".join(f"'{v}'" for v in SENTIMENT_LABELS) + ")", name="sentiment"
+        ),
+        sa.Index(None, "received_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(NEWS_ID_LENGTH), primary_key=True)
+    source: Mapped[str] = mapped_column(sa.String(64))
+    published_at: Mapped[int] = mapped_column(sa.BigInteger)
+    received_at: Mapped[int] = mapped_column(sa.BigInteger)
+    symbols: Mapped[list[str]] = mapped_column(sa.JSON)
+    headline: Mapped[str] = mapped_column(sa.Text)
+    summary: Mapped[str] = mapped_column(sa.Text)
+    url: Mapped[str] = mapped_column(sa.Text)
+    sentiment: Mapped[str] = mapped_column(sa.String(8))
+    sentiment_score: Mapped[float] = mapped_column(sa.Float)
+    catalysts: Mapped[list[str]] = mapped_column(sa.JSON)
+    scored_at: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class NewsSymbolRow(Base):
+    """One row per (item, symbol): ``GET /api/news?symbol=`` reads newest first by ``received_at``."""
+
+    __tablename__ = "news_symbols"
+    __table_args__ = (sa.Index(None, "symbol", "received_at"),)
+
+    news_id: Mapped[str] = mapped_column(
+        sa.String(NEWS_ID_LENGTH), sa.ForeignKey("news_items.id"), primary_key=True
+    )
+    symbol: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    received_at: Mapped[int] = mapped_column(sa.BigInteger)
+
+
 metadata = Base.metadata

@@ -23,9 +23,18 @@ from tradesignals.api.hub import Hub
 from tradesignals.bus.base import Bus
 from tradesignals.config import ConfigError, Mode, Settings
 from tradesignals.domain.market import Timeframe
+from tradesignals.domain.news import NewsFeed
+from tradesignals.features.news import NewsFeatureState
 from tradesignals.marketdata.feeds.base import Feed
 from tradesignals.news.earnings import EarningsCalendar, EarningsCalendarError
-from tradesignals.storage.base import CheckpointRepository, SignalRepository, StorageError, UserRepository
+from tradesignals.news.pipeline import NewsScorer
+from tradesignals.storage.base import (
+    CheckpointRepository,
+    NewsRepository,
+    SignalRepository,
+    StorageError,
+    UserRepository,
+)
 from tradesignals.storage.timeseries import BarStore
 from tradesignals.wiring.engine_builder import (
     build_engine,
@@ -62,6 +71,10 @@ class Services:
     node_id: str
     bars: BarStore
     earnings: EarningsCalendar | None = None
+    news: NewsRepository | None = None
+    news_scorer: NewsScorer | None = None  # set when TS_NEWS_FEED is: the model is loaded at start
+    news_feed: NewsFeed | None = None
+    news_features: NewsFeatureState = field(default_factory=NewsFeatureState)
     signer: Signer | None = None  # signs ledger checkpoints; None: this node has no key (API-only)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -121,6 +134,8 @@ class Services:
             if exc is not None:  # a failed background task is logged at shutdown, not re-raised
                 log.warning("task.failed", task=task.get_name(), error=repr(exc))
         self.tasks.clear()
+        if self.news_feed is not None:  # idempotent: the news task closes it too when it ran
+            await self.news_feed.close()
         for step, action in (("bus", self.bus.close()),):
             try:
                 await asyncio.wait_for(action, timeout=grace)
@@ -185,8 +200,16 @@ async def build_services(settings: Settings) -> Services:
         await bus.close()
         engine.dispose()
         raise
+    try:
+        news_feed = build_news_feed(settings)
+        news_scorer = await asyncio.to_thread(build_news_scorer, settings)
+    except ConfigError:
+        await bus.close()
+        engine.dispose()
+        raise
     node_id = f"{socket.gethostname()}-{os.getpid()}"
     from tradesignals.storage.checkpoints import SqlCheckpointRepository
+    from tradesignals.storage.news import SqlNewsRepository
 
     return Services(
         settings=settings,
@@ -199,8 +222,66 @@ async def build_services(settings: Settings) -> Services:
         node_id=node_id,
         bars=bars,
         earnings=earnings,
+        news=SqlNewsRepository(engine),
+        news_scorer=news_scorer,
+        news_feed=news_feed,
         signer=signer,
     )
+
+
+def build_news_feed(settings: Settings) -> NewsFeed | None:
+    """The news source(s) TS_NEWS_FEED names; a bad one is a one-line ConfigError at start."""
+    if settings.news_feed is None:
+        return None
+    from tradesignals.domain.news import NewsError
+    from tradesignals.news.merge import MergedNewsFeed
+
+    try:
+        feeds = [_news_source(part, settings) for part in settings.news_feed.split("+")]
+    except NewsError as exc:
+        raise ConfigError(f"TS_NEWS_FEED: {exc}") from None
+    return feeds[0] if len(feeds) == 1 else MergedNewsFeed(feeds)
+
+
+def _news_source(spec: str, settings: Settings) -> NewsFeed:
+    kind, _, arg = spec.partition(":")
+    if kind == "replay":
+        from tradesignals.news.replay import ReplayNewsFeed
+
+        return ReplayNewsFeed(arg)
+    if kind == "polygon":
+        from tradesignals.news.polygon import PolygonNewsFeed
+
+        return PolygonNewsFeed(
+            key=settings.polygon_key,
+            tickers=[arg] if arg else (),
+            base_url=settings.polygon_news_url,
+            interval_s=settings.news_poll_s,
+        )
+    from tradesignals.news.edgar import EdgarFilingsFeed
+
+    return EdgarFilingsFeed(
+        arg.split(","),
+        user_agent=settings.sec_user_agent,
+        base_url=settings.sec_url,
+        interval_s=settings.news_poll_s,
+    )
+
+
+def build_news_scorer(settings: Settings) -> NewsScorer | None:
+    """The sentiment model for TS_NEWS_FEED (trained from TS_DATA_DIR on first use), or None."""
+    if settings.news_feed is None:
+        return None
+    from tradesignals.news.sentiment import MODEL_FILE, SentimentError, load_or_train
+
+    path = settings.home / "models" / "sentiment" / MODEL_FILE
+    try:
+        model, trained = load_or_train(path, settings.data_dir)
+    except SentimentError as exc:
+        raise ConfigError(f"TS_NEWS_FEED: {exc}") from None
+    if trained:
+        log.info("news.sentiment_trained", path=str(path))
+    return NewsScorer(model)
 
 
 def build_signer(settings: Settings) -> Signer | None:
@@ -439,6 +520,26 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
         if feed is None:
             raise ConfigError("the ingest role needs a feed (TS_FEED)")
         services.tasks.append(asyncio.create_task(_ingest(feed, services), name="ingest"))
+        news_feed = services.news_feed
+        if news_feed is not None and services.news is not None and services.news_scorer is not None:
+            from tradesignals.news.pipeline import run_news
+
+            # A replay is written in batches; a live source item by item, so each shows at once.
+            replay_only = all(p.startswith("replay:") for p in (settings.news_feed or "").split("+"))
+            batch = 200 if replay_only else 1
+            services.tasks.append(
+                asyncio.create_task(
+                    run_news(
+                        news_feed,
+                        services.news_scorer,
+                        services.news,
+                        stop,
+                        batch=batch,
+                        features=services.news_features,
+                    ),
+                    name="news",
+                )
+            )
 
 
 LIVE_FEEDS = frozenset({"binance", "alpaca", "polygon"})

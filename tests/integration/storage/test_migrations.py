@@ -32,7 +32,7 @@ from tradesignals.storage.tables import metadata
 
 pytestmark = pytest.mark.integration
 
-APP_TABLES = {"users", "signals", "signal_events", "ledger_checkpoints"}
+APP_TABLES = {"users", "signals", "signal_events", "ledger_checkpoints", "news_items", "news_symbols"}
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_migrate_creates_the_schema_on_an_empty_database(engine: Engine) -> None
     assert current_revision(engine) is None
     assert tables(engine) == set()
     migrate(engine)
-    assert current_revision(engine) == head_revision() == "0004"
+    assert current_revision(engine) == head_revision() == "0006_news"
     assert tables(engine) == APP_TABLES | {"alembic_version"}
 
 
