@@ -252,6 +252,38 @@ class RedisStreamsBus:
             )
         return out
 
+    async def history(
+        self,
+        topic: str,
+        partition: int,
+        decode: Callable[[bytes], T],
+        *,
+        before: str,
+        after: str | None = None,
+        count: int = 1000,
+    ) -> list[Delivery[T]]:
+        """XRANGE with exclusive bounds; retained up to ``maxlen`` (approximate) per partition."""
+        self._check_open()
+        out: list[Delivery[T]] = []
+        low = "-" if after is None else f"({after}"
+        stream = self.stream_key(topic, partition)
+        while len(out) < count:
+            try:
+                entries: Any = await self._redis.xrange(stream, min=low, max=f"({before}", count=count)
+            except (RedisError, OSError) as err:
+                raise self._error(err, f"reading the history of {topic!r}") from err
+            for entry_id, fields in entries or []:
+                key, payload = fields.get(b"k"), fields.get(b"v")
+                if key is None or payload is None:
+                    continue
+                item = decode_or_park(decode, topic, partition, key.decode(), _text(entry_id), payload, 0)
+                if isinstance(item, Delivery):
+                    out.append(item)
+            if len(entries or []) < count:
+                break
+            low = f"({_text(entries[-1][0])}"
+        return out[:count]
+
     async def ping(self) -> bool:
         if self._closed:
             return False
@@ -306,6 +338,8 @@ class RedisConsumer(Generic[T]):
         self._owned: set[int] = set()
         self._draining: set[int] = set()
         self._recovering: dict[int, str] = {}  # partition -> last pending id handed out again
+        self._epochs: dict[int, int] = {}  # partition -> claim number (see ``epoch``)
+        self._claims = 0
         self._outstanding: dict[int, set[str]] = defaultdict(set)  # handed out, not acked
         self._buffer: deque[Delivery[T]] = deque()  # read beyond max_count; pending in Redis
         self._joined = False
@@ -335,13 +369,16 @@ class RedisConsumer(Generic[T]):
         for p in self._owned - now_owned:  # released, or lost when our lease ran out
             self._outstanding.pop(p, None)
             self._recovering.pop(p, None)
+            self._epochs.pop(p, None)
         if self._buffer and self._owned - now_owned:
             self._buffer = deque(d for d in self._buffer if d.partition in now_owned)
         # Newly ours — claimed, or held under our name by a previous incarnation that crashed:
         # the partition's pending entries were handed out before and come again, first, in order.
-        for p in {int(p) for p in claimed} | (now_owned - self._owned):
+        for p in sorted({int(p) for p in claimed} | (now_owned - self._owned)):
             self._recovering[p] = "-"
             self._outstanding.pop(p, None)
+            self._claims += 1
+            self._epochs[p] = self._claims
         self._owned = now_owned
         self._draining = {int(p) for p in draining}
 
@@ -523,6 +560,9 @@ class RedisConsumer(Generic[T]):
                 await pipe.execute()
         except (RedisError, OSError) as err:
             raise self._bus._error(err, f"acking on {self.topic!r} as {self.group}/{self.name}") from err
+
+    def epoch(self, partition: int) -> int:
+        return self._epochs.get(partition, 0)
 
     async def close(self) -> None:
         """Release our leases now; the next member to fetch takes our unacked entries over."""

@@ -401,6 +401,7 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
             name=f"engine-{services.node_id}",
             inputs=frozenset({settings.engine_input}),
             stop=stop,
+            lease_seconds=settings.bus_lease_s,
         )
         services.tasks.append(asyncio.create_task(service.run(), name="engine"))
         _start_checkpoints(services, checkpointer)
