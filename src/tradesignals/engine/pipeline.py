@@ -477,7 +477,7 @@ class EngineService:
                 t0 = time.perf_counter()
                 signal = self.engine.on_bar(d.value)
                 await self._emit(d, signal, t0)
-                await self._close_outcomes(redelivered=d.attempt > 1)
+                await self._close_outcomes()
             if batch:
                 await consumer.ack(*batch)
 
@@ -489,30 +489,28 @@ class EngineService:
                 t0 = time.perf_counter()
                 for sig in self.engine.on_tick(d.value):
                     await self._emit(d, sig, t0)
-                await self._close_outcomes(redelivered=d.attempt > 1)
+                await self._close_outcomes()
             if batch:
                 await consumer.ack(*batch)
 
     def stop(self) -> None:
         self._stop.set()
 
-    async def _close_outcomes(self, redelivered: bool = False) -> None:
+    async def _close_outcomes(self) -> None:
         """Store each outcome with its status change (one transaction) and announce it.
 
-        ``redelivered``: the bar came again after an owner died between storing and acking, so the
-        close may be stored already; it is announced again (consumers de-duplicate) but never
-        written twice, or the ledger would hold two closes of one signal.
+        A bar redelivered after an owner died between storing and acking closes the signal again:
+        the close is announced again (consumers de-duplicate) but never written twice
+        (``close_once``), or the ledger would hold two closes of one signal.
         """
         for alert in self.engine.drain_alerts():
             await self.bus.publish(topics.SYSTEM_ALERTS, "model", encode(alert))
             log.warning("model.drift", **alert)
         for outcome in self.engine.drain_outcomes():
             event = outcome.to_event()
-            stored = await asyncio.to_thread(self.repo.get, outcome.signal_id) if redelivered else None
-            if stored is not None and stored.status.is_closed:
-                log.info("signal.already_closed", id=outcome.signal_id, status=stored.status.value)
-            else:
-                await asyncio.to_thread(self.repo.set_status, outcome.signal_id, outcome.status, event)
+            written = await asyncio.to_thread(self.repo.close_once, outcome.signal_id, outcome.status, event)
+            if not written:
+                log.info("signal.already_closed", id=outcome.signal_id, status=outcome.status.value)
             await self.bus.publish(topics.SIGNAL_EVENTS, outcome.symbol, encode(event))
             log.info(
                 "signal.closed",
