@@ -7,10 +7,11 @@ backtests. ``EngineService`` is the async shell that feeds it from the bus and d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import structlog
 
@@ -29,9 +30,11 @@ from tradesignals.engine.lifecycle import LifecycleTracker
 from tradesignals.engine.placeholder_rule import Decision
 from tradesignals.marketdata.bars import BarAggregator
 from tradesignals.news.earnings import EarningsCalendar
-from tradesignals.storage.base import DuplicateError, SignalQuery, SignalRepository
+from tradesignals.storage.base import DuplicateError, SignalQuery, SignalRepository, StorageError
 
 log = structlog.get_logger(__name__)
+
+R = TypeVar("R")
 
 
 class Scorer(Protocol):
@@ -336,8 +339,11 @@ class EngineService:
         on_signal: Callable[[Signal], None] | None = None,
         stop: asyncio.Event | None = None,
         lease_seconds: float = 10.0,
+        store_retry_s: float = 60.0,
     ) -> None:
         self.engine = engine
+        self.store_retry_s = store_retry_s
+        self.store_retries = 0
         self.bus = bus
         self.repo = repo
         self.group = group
@@ -386,13 +392,41 @@ class EngineService:
         found: list[Signal] = []
         before: str | None = None
         while True:
-            page = await asyncio.to_thread(
-                self.repo.query, SignalQuery(open_only=True, before_id=before, limit=500)
+            page = await self._store(
+                "reading open signals",
+                self.repo.query,
+                SignalQuery(open_only=True, before_id=before, limit=500),
             )
             found += [s for s in page if which(s.symbol)]
             if len(page) < 500:
                 return found
             before = page[-1].id
+
+    async def _store(self, what: str, write: Callable[..., R], *args: object) -> R:
+        """Run a store call, retrying with capped back-off while the database is unreachable.
+
+        Every write the engine makes is idempotent (a signal again is a ``DuplicateError``, a close
+        again is ``close_once`` returning False), so retrying a write whose commit was lost with its
+        connection (``pg_terminate_backend``, a failover) is safe. Nothing is acked meanwhile. After
+        ``store_retry_s`` (or at shutdown) the error is raised: the role fails, and the bars come
+        back to whichever engine runs next.
+        """
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.store_retry_s
+        delay = 0.05
+        while True:
+            try:
+                return await asyncio.to_thread(write, *args)
+            except DuplicateError:
+                raise
+            except StorageError as exc:
+                if self._stop.is_set() or loop.time() + delay > give_up:
+                    raise
+                self.store_retries += 1
+                log.warning("engine.store_retry", what=what, error=str(exc)[:300], retry_in_s=delay)
+                with contextlib.suppress(TimeoutError):  # woken early by a shutdown
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                delay = min(delay * 2, 2.0)
 
     async def _ensure_built(
         self, consumer: Consumer[Bar] | Consumer[Tick], delivery: Delivery[Bar] | Delivery[Tick]
@@ -508,7 +542,9 @@ class EngineService:
             log.warning("model.drift", **alert)
         for outcome in self.engine.drain_outcomes():
             event = outcome.to_event()
-            written = await asyncio.to_thread(self.repo.close_once, outcome.signal_id, outcome.status, event)
+            written = await self._store(
+                f"closing {outcome.signal_id}", self.repo.close_once, outcome.signal_id, outcome.status, event
+            )
             if not written:
                 log.info("signal.already_closed", id=outcome.signal_id, status=outcome.status.value)
             await self.bus.publish(topics.SIGNAL_EVENTS, outcome.symbol, encode(event))
@@ -529,7 +565,7 @@ class EngineService:
             return
         t0 = time.perf_counter()
         try:
-            await asyncio.to_thread(self.repo.add, signal)
+            await self._store(f"storing {signal.id}", self.repo.add, signal)
         except DuplicateError:
             # Ids are the decision's (``signal_id_for``): a bar redelivered after a crash between
             # store and ack decides again and finds its signal stored. Publish it again (consumers
