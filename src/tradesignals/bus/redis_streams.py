@@ -131,6 +131,33 @@ end
 return out
 """
 
+# Read new entries only from partitions whose lease we hold *now*, in one atomic step. A plain
+# XREADGROUP from a member whose lease lapsed unnoticed (a paused process: GC, CPU starvation)
+# would take ">" entries away from the partition's new owner, which would then decide on a
+# partition with bars missing from its state. KEYS: n lease keys, then the n streams; ARGV: member,
+# group, count. Returns {XREADGROUP reply or {}, last entry id of each held stream when nothing was
+# read} — the ids let the caller block (XREAD, outside the script) until something newer arrives.
+_READ_HELD = """
+local n = #KEYS / 2
+local held = {}
+for i = 1, n do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then held[#held + 1] = KEYS[n + i] end
+end
+if #held == 0 then return {{}, {}} end
+local args = {'XREADGROUP', 'GROUP', ARGV[2], ARGV[1], 'COUNT', ARGV[3], 'STREAMS'}
+for i = 1, #held do args[#args + 1] = held[i] end
+for i = 1, #held do args[#args + 1] = '>' end
+local reply = redis.call(unpack(args))
+if reply then return {reply, {}} end
+local tails = {}
+for i = 1, #held do
+  local last = redis.call('XREVRANGE', held[i], '+', '-', 'COUNT', 1)
+  tails[#tails + 1] = held[i]
+  tails[#tails + 1] = last[1] and last[1][1] or '0-0'
+end
+return {{}, tails}
+"""
+
 # Leave: drop our leases (only where we still hold them) and our membership, in one step.
 _LEAVE = """
 for i = 2, #KEYS do
@@ -215,6 +242,7 @@ class RedisStreamsBus:
         self._rebalance_script = self._redis.register_script(_REBALANCE)
         self._leave_script = self._redis.register_script(_LEAVE)
         self._xadd_many_script = self._redis.register_script(_XADD_MANY)
+        self._read_script = self._redis.register_script(_READ_HELD)
         self._consumers: weakref.WeakSet[RedisConsumer[Any]] = weakref.WeakSet()
         self._closed = False
 
@@ -501,19 +529,19 @@ class RedisConsumer(Generic[T]):
     async def _read_new(
         self, partitions: list[int], max_count: int, block: float
     ) -> tuple[list[Delivery[T]], list[DeadLetter]]:
+        keys = [self._keys[1 + p] for p in partitions] + [self._streams[p] for p in partitions]
+        args: list[str | int] = [self.name, self.group, max_count]
+        response, tails = await self._bus._read_script(keys=keys, args=args)
         block_ms = int(block * 1000)
-        args: list[Any] = [b"XREADGROUP", b"GROUP", self.group, self.name, b"COUNT", max_count]
-        if block_ms >= 1:  # BLOCK 0 would mean forever
-            args += (b"BLOCK", block_ms)
-        args.append(b"STREAMS")
-        args += [self._streams[p] for p in partitions]
-        args += [b">"] * len(partitions)
-        # The command name as bytes matches no redis-py reply callback: the raw reply comes back,
-        # without a dict built per entry (most of the client's per-message cost after packing).
-        response: Any = await self._redis.execute_command(*args)  # type: ignore[no-untyped-call]
+        if not response and tails and block_ms >= 1:  # BLOCK 0 would mean forever
+            # Nothing new: wait (outside the script, which cannot block) until a held stream grows
+            # past the ids seen, then read again under the lease check.
+            waits = dict(zip(tails[::2], tails[1::2], strict=True))
+            if await self._redis.xread(waits, count=1, block=block_ms):
+                response, _ = await self._bus._read_script(keys=keys, args=args)
         out: list[Delivery[T]] = []
         dead: list[DeadLetter] = []
-        # RESP2 gives [[stream, entries], ...]; RESP3 (``?protocol=3`` in the URL) a map.
+        # The script speaks RESP2 inside: [[stream, entries], ...] whatever the connection's protocol.
         streams = response.items() if isinstance(response, dict) else response or []
         decode, topic, append = self._decode, self.topic, out.append
         for stream, entries in streams:

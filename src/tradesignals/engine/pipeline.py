@@ -456,7 +456,9 @@ class EngineService:
         decode: Callable[[bytes], Bar | Tick] = (
             decoder(Bar) if first.topic == topics.MARKET_BARS else decoder(Tick)
         )
-        stats = replace(engine.stats)
+        # Replayed bars are not this engine's work: count them on a scratch copy, so nothing that
+        # watches the counters (between the history pages) sees bars handled twice.
+        stats, engine.stats = engine.stats, replace(engine.stats)
         engine.learning = False
         replayed = 0
         first_ts: int = first.value.ts

