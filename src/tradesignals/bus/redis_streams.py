@@ -496,10 +496,13 @@ class RedisConsumer(Generic[T]):
             gone = [i for i in ids if i not in entries]  # trimmed by MAXLEN while pending
             if gone:
                 await self._redis.xack(stream, self.group, *gone)
+            # After a failed fetch we re-read our own pending entries: those still in the caller's
+            # hands (handed out, or buffered) are not handed out twice.
+            in_flight = self._outstanding.get(p, set()) | {d.id for d in self._buffer if d.partition == p}
             for e in pending:
                 msg_id = _text(e["message_id"])
                 fields = entries.get(msg_id)
-                if fields is not None:
+                if fields is not None and msg_id not in in_flight:
                     self._take(p, msg_id, fields, int(e["times_delivered"]) + 1, out, dead)
             self._recovering[p] = ids[-1]
         return out, dead
@@ -635,6 +638,10 @@ class RedisConsumer(Generic[T]):
                 if self.closed or loop.time() >= deadline:
                     return []
         except (RedisError, OSError) as err:
+            # The server may have delivered entries whose reply was lost with the connection: they
+            # are pending under our name, so the next fetch re-reads our pending entries first.
+            for p in self._owned:
+                self._recovering.setdefault(p, "-")
             raise self._bus._error(err, f"fetching from {self.topic!r} as {self.group}/{self.name}") from err
         finally:
             if self._closed and self._joined:

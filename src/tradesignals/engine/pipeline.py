@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
 import structlog
 
 from tradesignals.bus import topics
-from tradesignals.bus.base import Bus, Consumer, Delivery, partition_for
+from tradesignals.bus.base import Bus, BusError, Consumer, Delivery, partition_for
 from tradesignals.bus.codec import decoder, encode
 from tradesignals.domain.costs import DEFAULT_SCHEDULE, CostSchedule
 from tradesignals.domain.market import Bar, Tick, Timeframe, to_ns
@@ -340,10 +340,13 @@ class EngineService:
         stop: asyncio.Event | None = None,
         lease_seconds: float = 10.0,
         store_retry_s: float = 60.0,
+        bus_retry_s: float = 60.0,
     ) -> None:
         self.engine = engine
         self.store_retry_s = store_retry_s
         self.store_retries = 0
+        self.bus_retry_s = bus_retry_s
+        self.bus_retries = 0
         self.bus = bus
         self.repo = repo
         self.group = group
@@ -428,6 +431,28 @@ class EngineService:
                     await asyncio.wait_for(self._stop.wait(), delay)
                 delay = min(delay * 2, 2.0)
 
+    async def _bus(self, what: str, call: Callable[[], Awaitable[R]]) -> R:
+        """Run a bus call, retrying with capped back-off while Redis is unreachable (a restart).
+
+        Safe because nothing is acked before it is stored, a fetch that failed re-reads this
+        member's own pending entries, and a signal published twice is one id to its consumers.
+        After ``bus_retry_s`` (or at shutdown) the error is raised and the role fails.
+        """
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.bus_retry_s
+        delay = 0.05
+        while True:
+            try:
+                return await call()
+            except BusError as exc:
+                if self._stop.is_set() or loop.time() + delay > give_up:
+                    raise
+                self.bus_retries += 1
+                log.warning("engine.bus_retry", what=what, error=str(exc)[:300], retry_in_s=delay)
+                with contextlib.suppress(TimeoutError):  # woken early by a shutdown
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                delay = min(delay * 2, 2.0)
+
     async def _ensure_built(
         self, consumer: Consumer[Bar] | Consumer[Tick], delivery: Delivery[Bar] | Delivery[Tick]
     ) -> None:
@@ -465,8 +490,11 @@ class EngineService:
         after: str | None = None
         try:
             while True:
-                page: list[Delivery[Bar | Tick]] = await self.bus.history(
-                    first.topic, partition, decode, before=first.id, after=after, count=2000
+                page: list[Delivery[Bar | Tick]] = await self._bus(
+                    "reading partition history",
+                    lambda after=after: self.bus.history(  # type: ignore[misc]
+                        first.topic, partition, decode, before=first.id, after=after, count=2000
+                    ),
                 )
                 if not page:
                     break
@@ -507,7 +535,7 @@ class EngineService:
 
     async def _consume_bars(self, consumer: Consumer[Bar]) -> None:
         while not self._stop.is_set():
-            batch = await consumer.fetch(500, wait=0.2)
+            batch = await self._bus("fetching bars", lambda: consumer.fetch(500, wait=0.2))
             for d in batch:
                 await self._ensure_built(consumer, d)
                 t0 = time.perf_counter()
@@ -515,11 +543,11 @@ class EngineService:
                 await self._emit(d, signal, t0)
                 await self._close_outcomes()
             if batch:
-                await consumer.ack(*batch)
+                await self._bus("acking", lambda: consumer.ack(*batch))  # noqa: B023
 
     async def _consume_ticks(self, consumer: Consumer[Tick]) -> None:
         while not self._stop.is_set():
-            batch = await consumer.fetch(2000, wait=0.2)
+            batch = await self._bus("fetching ticks", lambda: consumer.fetch(2000, wait=0.2))
             for d in batch:
                 await self._ensure_built(consumer, d)
                 t0 = time.perf_counter()
@@ -527,7 +555,7 @@ class EngineService:
                     await self._emit(d, sig, t0)
                 await self._close_outcomes()
             if batch:
-                await consumer.ack(*batch)
+                await self._bus("acking", lambda: consumer.ack(*batch))  # noqa: B023
 
     def stop(self) -> None:
         self._stop.set()
@@ -540,7 +568,11 @@ class EngineService:
         (``close_once``), or the ledger would hold two closes of one signal.
         """
         for alert in self.engine.drain_alerts():
-            await self.bus.publish(topics.SYSTEM_ALERTS, "model", encode(alert))
+            payload = encode(alert)
+            await self._bus(
+                "publishing an alert",
+                lambda: self.bus.publish(topics.SYSTEM_ALERTS, "model", payload),  # noqa: B023
+            )
             log.warning("model.drift", **alert)
         for outcome in self.engine.drain_outcomes():
             event = outcome.to_event()
@@ -549,7 +581,10 @@ class EngineService:
             )
             if not written:
                 log.info("signal.already_closed", id=outcome.signal_id, status=outcome.status.value)
-            await self.bus.publish(topics.SIGNAL_EVENTS, outcome.symbol, encode(event))
+            await self._bus(
+                "publishing an outcome",
+                lambda: self.bus.publish(topics.SIGNAL_EVENTS, outcome.symbol, encode(event)),  # noqa: B023
+            )
             log.info(
                 "signal.closed",
                 id=outcome.signal_id,
@@ -574,7 +609,9 @@ class EngineService:
             # de-duplicate by id); never store it twice.
             log.info("signal.already_stored", id=signal.id, attempt=delivery.attempt)
         t1 = time.perf_counter()
-        await self.bus.publish(topics.SIGNALS, signal.symbol, encode(signal))
+        await self._bus(
+            "publishing a signal", lambda: self.bus.publish(topics.SIGNALS, signal.symbol, encode(signal))
+        )
         t2 = time.perf_counter()
         stage_metrics.STORE.observe(t1 - t0)
         stage_metrics.PUBLISH.observe(t2 - t1)
