@@ -60,6 +60,17 @@ class DeadLetter:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class GroupLag:
+    """How far a consumer group is behind on a topic: the figure that says whether a role keeps up."""
+
+    topic: str
+    group: str
+    unread: int  # published, never delivered to the group
+    pending: int  # delivered, not acked
+    members: int  # live members (lease not lapsed)
+
+
 class BusError(Exception):
     """The bus cannot do what was asked (unreachable server, closed bus)."""
 
@@ -137,6 +148,10 @@ class Bus(Protocol):
         were parked). What is retained depends on trimming (``maxlen``), so callers must cope with a
         history that starts later than the first message ever published.
         """
+        ...
+
+    async def lag(self, topic: str, group: str) -> GroupLag | None:
+        """Unread and pending messages of ``group`` on ``topic`` over all partitions (None: no such group)."""
         ...
 
     async def ping(self) -> bool:

@@ -26,7 +26,7 @@ from tradesignals.bus._consume import (
     iterate,
     reason_for,
 )
-from tradesignals.bus.base import BusError, DeadLetter, Delivery
+from tradesignals.bus.base import BusError, DeadLetter, Delivery, GroupLag
 
 T = TypeVar("T")
 
@@ -225,6 +225,19 @@ class MemoryBus:
                 if len(out) >= count:
                     break
         return out
+
+    async def lag(self, topic: str, group: str) -> GroupLag | None:
+        t = self._topics.get(topic)
+        g = t.groups.get(group) if t is not None else None
+        if t is None or g is None:
+            return None
+        unread = sum(
+            max(0, part.base + len(part.log) - gp.next) for part, gp in zip(t.parts, g.parts, strict=True)
+        )
+        pending = sum(len(gp.pending) for gp in g.parts)
+        now = asyncio.get_running_loop().time()
+        members = sum(1 for m in g.members.values() if not m.expired(now))
+        return GroupLag(topic, group, unread, pending, members)
 
     def retained(self, topic: str) -> int:
         """Messages held for ``topic`` across partitions: the figure to watch for memory use."""

@@ -43,7 +43,7 @@ from tradesignals.bus._consume import (
     iterate,
     reason_for,
 )
-from tradesignals.bus.base import BusError, DeadLetter, Delivery, partition_for
+from tradesignals.bus.base import BusError, DeadLetter, Delivery, GroupLag, partition_for
 
 T = TypeVar("T")
 
@@ -370,6 +370,31 @@ class RedisStreamsBus:
                 break
             low = f"({_text(entries[-1][0])}"
         return out[:count]
+
+    async def lag(self, topic: str, group: str) -> GroupLag | None:
+        """XINFO GROUPS per partition (Redis 7 reports ``lag``) and the live members, one round trip."""
+        self._check_open()
+        pipe = self._redis.pipeline(transaction=False)
+        for p in range(self.partitions):
+            pipe.xinfo_groups(self.stream_key(topic, p))
+        pipe.time()
+        try:
+            *infos, (seconds, micros) = await pipe.execute(raise_on_error=False)
+            now_ms = int(seconds) * 1000 + int(micros) // 1000
+            members = await self._redis.zcount(f"{self.prefix}:{topic}:group:{group}:members", now_ms, "+inf")
+        except (RedisError, OSError) as err:
+            raise self._error(err, f"reading the lag of {group!r} on {topic!r}") from err
+        unread = pending = 0
+        found = False
+        for info in infos:
+            if isinstance(info, Exception):  # no such stream yet
+                continue
+            for g in info:
+                if _text(g.get("name", b"")) == group:
+                    found = True
+                    unread += int(g.get("lag") or 0)
+                    pending += int(g.get("pending") or 0)
+        return GroupLag(topic, group, unread, pending, int(members)) if found else None
 
     async def ping(self) -> bool:
         if self._closed:

@@ -380,6 +380,29 @@ async def test_epoch_changes_each_time_a_member_regains_a_partition(bus: Bus) ->
     assert all(back[p] and back[p] != alone[p] for p in given)
 
 
+async def test_lag_counts_unread_and_pending_messages_of_a_group(bus: Bus) -> None:
+    keys = keys_covering_every_partition()
+    async with asyncio.timeout(10):
+        assert await bus.lag(TOPIC, "engine") is None  # no such group yet
+        worker = bus.consumer(TOPIC, "engine", "w1", DECODE, lease_seconds=30)
+        assert await worker.fetch(10, wait=0) == []  # joins: the group exists, nothing to read
+        joined = await bus.lag(TOPIC, "engine")
+        await publish_rounds(bus, keys, 3)
+        published = await bus.lag(TOPIC, "engine")
+        got = await worker.fetch(10, wait=1)
+        await worker.ack(*got[:4])
+        working = await bus.lag(TOPIC, "engine")
+        await worker.close()
+    assert joined is not None and (joined.unread, joined.pending, joined.members) == (0, 0, 1)
+    assert published is not None and (published.unread, published.pending) == (3 * PARTITIONS, 0)
+    assert working is not None
+    # Acked messages leave the count; a bus may read ahead of max_count (Redis buffers what one
+    # XREADGROUP returned), so what was read but not yet handed out counts as pending, not unread.
+    assert working.unread + working.pending == 3 * PARTITIONS - 4
+    assert working.pending >= 6
+    assert (working.topic, working.group, working.members) == (TOPIC, "engine", 1)
+
+
 async def test_async_for_yields_deliveries_and_ends_when_closed(bus: Bus) -> None:
     consumer = bus.consumer(TOPIC, "engine", "w1", DECODE)
     got: list[Delivery[Msg]] = []
