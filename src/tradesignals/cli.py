@@ -14,6 +14,8 @@ import logging
 import signal
 import socket
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -553,6 +555,133 @@ def _last_json(text: str) -> object | None:
         except json.JSONDecodeError:
             continue
     return None
+
+
+@app.command()
+def backtest(
+    data: Annotated[Path, typer.Option("--data", help="OHLCV file (CSV/Parquet) to replay.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Folder to write (must not hold files yet); default TS_HOME/backtests/<UTC time>-<data name>, "
+            "where the API serves it.",
+        ),
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Model registry directory (as `train --out` writes).")
+    ] = None,
+    profile: Annotated[str, typer.Option(help="conservative | moderate | aggressive")] = "moderate",
+    fees_bps: Annotated[
+        float | None, typer.Option("--fees-bps", help="Commission per side, bp (replaces the default).")
+    ] = None,
+    slippage_bps: Annotated[
+        float | None,
+        typer.Option("--slippage-bps", help="Slippage + half spread per side, bp (replaces both)."),
+    ] = None,
+    cash: Annotated[float, typer.Option(help="Starting cash.")] = 100_000.0,
+    from_: Annotated[str | None, typer.Option("--from", help="First date traded (YYYY-MM-DD).")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Last date read (YYYY-MM-DD).")] = None,
+    benchmark: Annotated[str | None, typer.Option(help="Also buy-and-hold this symbol.")] = None,
+    allow_in_sample: Annotated[
+        bool, typer.Option("--allow-in-sample", help="Run even inside the model's training range.")
+    ] = False,
+    max_open: Annotated[int, typer.Option(help="Most positions open at once.")] = 10,
+    retrain_every: Annotated[
+        str | None,
+        typer.Option("--retrain-every", help="Walk-forward: a new model every period (3M, 1Y…)."),
+    ] = None,
+    train_window: Annotated[
+        str | None,
+        typer.Option(
+            "--train-window",
+            help="Walk-forward: each model learns from this much data before its period (3Y).",
+        ),
+    ] = None,
+) -> None:
+    """Replay a file through the live engine and follow its signals with a sized portfolio."""
+    from tradesignals.backtest.outputs import OutputExists, write_outputs
+    from tradesignals.backtest.run import BacktestError, BacktestSpec, run_backtest
+
+    try:
+        overrides: dict[str, object] = {}
+        for asset in ("equity", "crypto"):
+            if fees_bps is not None:
+                overrides[f"costs_{asset}_commission_bp"] = fees_bps
+            if slippage_bps is not None:
+                overrides[f"costs_{asset}_slippage_bp"] = slippage_bps
+                overrides[f"costs_{asset}_half_spread_bp"] = 0.0
+        settings = _settings(**overrides)
+        _configure_logging("WARNING")
+        spec = BacktestSpec(
+            data=data,
+            profile=profile,
+            cash=cash,
+            start_ns=_date_ns(from_, "--from"),
+            end_ns=_date_ns(to, "--to", end_of_day=True),
+            benchmark=benchmark,
+            allow_in_sample=allow_in_sample,
+            model_dir=model,
+            max_open=max_open,
+            retrain_every=retrain_every,
+            train_window=train_window,
+        )
+        if out is None:
+            out = settings.backtests_dir / _result_id(data)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise OutputExists(f"--out {out} already exists and is not an empty folder")
+        with _bars_progress() as progress:
+            result = run_backtest(
+                settings, spec, progress=progress, note=lambda line: typer.echo(line, err=True)
+            )
+        write_outputs(result, out)
+    except (ConfigError, BacktestError, OutputExists) as exc:
+        raise _fail(str(exc)) from None
+    s = result.summary
+    if result.in_sample:
+        typer.echo("IN-SAMPLE: the backtest window overlaps the model's training range")
+    typer.echo(
+        f"{s['trades']} trades, total return {s['total_return']:.2%}, max drawdown {s['max_drawdown']:.2%}, "
+        f"sharpe {s['sharpe']}; wrote {out}"
+    )
+
+
+@contextmanager
+def _bars_progress() -> Iterator[Callable[[int], None] | None]:
+    """A transient count of bars replayed on a terminal's stderr (nothing when not a terminal)."""
+    if not console.is_terminal:
+        yield None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.completed:,} bars replayed"), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:  # fmt: skip
+        task = bar.add_task("backtest", total=None)
+        yield lambda n: bar.update(task, completed=n)
+
+
+def _result_id(data: Path) -> str:
+    """A result folder name the API accepts: the UTC time (newest sorts first) and the data's name."""
+    import re
+    from datetime import UTC, datetime
+
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", data.name.split(".")[0]).strip("-.") or "data"
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{stem[:60]}"
+
+
+def _date_ns(value: str | None, option: str, *, end_of_day: bool = False) -> int | None:
+    """A YYYY-MM-DD date (UTC) as ns; the end of that day for ``--to``; one line when unreadable."""
+    if value is None:
+        return None
+    from datetime import UTC, datetime, timedelta
+
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise ConfigError(f"{option} {value!r}: expected a date as YYYY-MM-DD") from None
+    if end_of_day:
+        day += timedelta(days=1) - timedelta(microseconds=1)
+    return int(day.timestamp()) * 10**9 + day.microsecond * 1000
 
 
 def main() -> None:

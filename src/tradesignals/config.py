@@ -218,6 +218,11 @@ class Settings(BaseSettings):
             return "postgresql+psycopg://postgres@127.0.0.1:5432/test"
         return f"sqlite:///{(self.home / 'tradesignals.db').as_posix()}"
 
+    @property
+    def backtests_dir(self) -> Path:
+        """Where ``tradesignals backtest`` writes results by default and the API reads them from."""
+        return self.home / "backtests"
+
 
 def load_settings(**overrides: object) -> Settings:
     """Build Settings from the environment plus overrides, turning validation errors into one line."""

@@ -355,6 +355,22 @@ class LifecycleTracker:
                 closed.append(state.expire())
         return self._retire(closed)
 
+    def close_at(self, signal_id: str, price: float, closed_ns: int) -> Outcome:
+        """Close one open signal now at ``price`` (end of data), with the rulebook's numbers and costs.
+
+        For a backtest whose data ends while signals are still open: a filled signal exits at
+        ``price`` (its symbol's last close) — an exit in time, so its kind is ``expired``, and the
+        caller records why (``end_of_data``); a pending one is ``not_filled``. Gross, net, R and
+        costs come from the same ``_close`` as every other exit, never a second formula.
+        """
+        state = self._by_id[signal_id]
+        if state.filled_ns < 0:
+            out = state._not_filled(None, max(closed_ns, state.seen_ns))
+        else:
+            out = state._close(OutcomeKind.EXPIRED, price, max(closed_ns, state.filled_ns))
+        self._retire([out])
+        return out
+
     def _retire(self, closed: list[Outcome]) -> list[Outcome]:
         for out in closed:
             self.remove(out.signal_id)

@@ -187,6 +187,24 @@ class SignalEngine:
             if forget is not None:
                 forget(which)
 
+    def replace_scorer(self, timeframe: Timeframe, scorer: Scorer) -> Scorer | None:
+        """A new scorer for ``timeframe``'s decisions from the next bar on; returns the one it replaces.
+
+        What a retrained model taking over means (walk-forward backtests retrain per period): open
+        signals run on under the lifecycle, their outcomes still reach the scorer that published
+        them, and the new scorer must carry the engine's plan like any other. Per-symbol state the
+        scorer keeps (a model's feature windows) is the caller's to hand over.
+        """
+        if self._fixed is not None:
+            raise ValueError("this engine was built with one fixed scorer; it has no lanes to replace")
+        _check_plan(scorer, self.plan)
+        lane = self._lanes.get(timeframe)
+        if lane is None:
+            self._lanes[timeframe] = _Lane(timeframe, scorer)
+            return None
+        old, lane.scorer = lane.scorer, scorer
+        return old
+
     def restore(self, signals: list[Signal]) -> None:
         """Resume after a restart: follow the signals still open in the store."""
         for signal in signals:

@@ -165,6 +165,7 @@ def triple_barrier_labels(
     timeframe: Timeframe = Timeframe.D1,
     calendar: CalendarChoice = None,
     exclude: npt.ArrayLike | None = None,
+    detail: bool = False,
 ) -> pd.DataFrame:
     """One label per row of ``bars``, on the same index, for a ``direction`` signal decided at each close.
 
@@ -174,6 +175,13 @@ def triple_barrier_labels(
     calendar or a function of the symbol; default ``marketdata.calendar.calendar_for``. ``exclude``
     (boolean, aligned with the rows) marks bars that must never decide a label — suspect prices
     (a glitch, an unadjusted corporate action): a window that reaches one gets no label.
+
+    ``detail`` adds what the vectorized backtest needs to follow signals as the engine does
+    (``backtest/vectorized.py``): ``signal`` (the engine would publish one here), ``entry`` and
+    ``stop`` (the plan's rounded levels), ``decided_at`` (the bar's real close), ``fill`` (NaN where
+    none), ``filled_at`` and ``closed_at`` (ns; 0 where none) and
+    ``settled_ts`` — the open time of the bar at which the lifecycle settles the outcome (from that
+    bar's decision on the signal is no longer open), -1 where the data ends first (censored).
 
     Columns: ``label`` (1.0 win, 0.0 not, NaN no label), ``outcome`` (categorical target / stop /
     expired / not_filled; NaN where unknown), ``t_end`` (nullable Int64 ns), ``fill_price``,
@@ -262,6 +270,54 @@ def triple_barrier_labels(
     out["net_r"] = net_r[inv]
     out["ret"] = (net / 100.0)[inv]
     out["weight"] = weight[inv]
+    if detail:
+        made = (expiry > close_ns) & np.isfinite(entry) & np.isfinite(close)
+        closed = np.where(
+            traded,
+            closed_ns,
+            np.where(
+                outcome == _NOT_FILLED,
+                np.where(ts_s[np.maximum(end_idx, 0)] >= expiry, expiry, ts_s[np.maximum(end_idx, 0)]),
+                0,
+            ),
+        )
+        settled = _settled(outcome, end_idx, closed, close_ns, ts_s, group_end)
+        out["signal"] = made[inv]
+        out["entry"] = np.where(made, entry, np.nan)[inv]
+        out["stop"] = np.where(made, stop, np.nan)[inv]
+        out["decided_at"] = close_ns[inv]
+        out["fill"] = fill[inv]  # also where the data ended after the fill (censored)
+        out["filled_at"] = np.where(np.isfinite(fill), filled_ns, 0)[inv]
+        out["closed_at"] = closed[inv]
+        out["settled_ts"] = settled[inv]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _settled(
+    outcome: npt.NDArray[np.int8],
+    end_idx: npt.NDArray[np.int64],
+    closed: npt.NDArray[np.int64],
+    close_ns: npt.NDArray[np.int64],
+    ts: npt.NDArray[np.int64],
+    group_end: npt.NDArray[np.int64],
+) -> npt.NDArray[np.int64]:
+    """Open time of the first bar of the row's symbol whose close is at or after the outcome's time.
+
+    The lifecycle settles an exit or a refused fill on the bar that decides it (``end_idx``) and an
+    expiry on the first bar closing at or after it (``expire_due`` at each bar's close) — never before
+    the bar the scan stopped at. -1 where no outcome is known.
+    """
+    n = outcome.shape[0]
+    out = np.full(n, -1, dtype=np.int64)
+    for t in range(n):
+        if outcome[t] < 1:
+            continue
+        m = max(end_idx[t], t + 1)
+        while m <= group_end[t] and close_ns[m] < closed[t]:
+            m += 1
+        if m <= group_end[t]:
+            out[t] = ts[m]
     return out
 
 

@@ -30,8 +30,10 @@ from tradesignals.storage.timeseries import BarStore
 from tradesignals.wiring.engine_builder import (
     build_engine,
     build_scorer,
+    demo_models_missing,
     model_name_for,
     model_registry,
+    train_demo_models,
 )
 
 if TYPE_CHECKING:
@@ -415,22 +417,43 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
         # The engine learns each bar's timeframe from the bar: a feed in this process only lets the
         # scorer for its timeframe be built (and fail) now rather than on the first bar.
         known = getattr(feed, "timeframe", None)
-        engine = build_engine(
-            settings,
-            earnings=services.earnings,
-            warm=(known,) if isinstance(known, Timeframe) else (),
-            on_scorer=lambda scorer: _keep_online_state(services, scorer),
-        )
-        service = EngineService(
-            engine,
-            services.bus,
-            services.signals,
-            name=f"engine-{services.node_id}",
-            inputs=frozenset({settings.engine_input}),
-            stop=stop,
-            lease_seconds=settings.bus_lease_s,
-        )
-        services.tasks.append(asyncio.create_task(service.run(), name="engine"))
+        warm = (known,) if isinstance(known, Timeframe) else ()
+
+        def engine_service() -> EngineService:
+            engine = build_engine(
+                settings,
+                earnings=services.earnings,
+                warm=warm,
+                on_scorer=lambda scorer: _keep_online_state(services, scorer),
+            )
+            return EngineService(
+                engine,
+                services.bus,
+                services.signals,
+                name=f"engine-{services.node_id}",
+                inputs=frozenset({settings.engine_input}),
+                stop=stop,
+                lease_seconds=settings.bus_lease_s,
+            )
+
+        untrained = demo_models_missing(settings, warm)
+        if untrained:
+            # A fresh demo trains its first model: in a worker thread, so the API answers meanwhile.
+            # Bars wait on the bus (the engine's group starts at the earliest entry); none is missed.
+            async def train_then_run() -> None:
+                log.info("engine.training_demo_model", timeframes=[tf.value for tf in untrained])
+                try:
+                    await asyncio.to_thread(train_demo_models, settings, untrained)
+                    service = engine_service()
+                except Exception as exc:  # said now, not only at shutdown: the demo has no engine
+                    log.error("engine.not_started", error=str(exc).splitlines()[0][:300])
+                    raise
+                await service.run()
+
+            services.tasks.append(asyncio.create_task(train_then_run(), name="engine"))
+        else:
+            # Built now, so a missing or unusable model fails at start with one line.
+            services.tasks.append(asyncio.create_task(engine_service().run(), name="engine"))
         _start_checkpoints(services, checkpointer)
     if "ingest" in roles:
         from tradesignals.engine.recorder import record_bars

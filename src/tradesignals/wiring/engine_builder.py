@@ -189,6 +189,32 @@ def build_scorer(
     return scorer
 
 
+def demo_models_missing(settings: Settings, timeframes: Iterable[Timeframe]) -> list[Timeframe]:
+    """The timeframes among ``timeframes`` whose demo model must still be trained before scoring.
+
+    Training takes tens of seconds on a busy laptop: the wiring runs it in a worker thread so the
+    API answers (health, history) while the first model is being made.
+    """
+    if not (settings.train_demo_model and settings.feed_kind == "sim"):
+        return []
+    registry = model_registry(settings)
+    return [
+        tf
+        for tf in timeframes
+        if (name := model_name_for(settings, tf)) is not None and registry.latest_version(name) is None
+    ]
+
+
+def train_demo_models(settings: Settings, timeframes: Iterable[Timeframe]) -> None:
+    """Train (blocking) the demo model of each timeframe that has none; see ``demo_models_missing``."""
+    from tradesignals.wiring.demo_model import ensure_demo_model
+
+    for tf in timeframes:
+        name = model_name_for(settings, tf)
+        if name is not None:
+            ensure_demo_model(settings, tf, name)
+
+
 def model_name_for(settings: Settings, timeframe: Timeframe) -> str | None:
     """The registry name the engine scores bars of ``timeframe`` with, or None for the placeholder rule."""
     if settings.model == "rule":
@@ -230,9 +256,11 @@ __all__ = [
     "build_engine",
     "build_scorer",
     "cost_schedule",
+    "demo_models_missing",
     "model_name_for",
     "model_registry",
     "plan_params",
     "symbol_calendars",
     "tick_timeframe",
+    "train_demo_models",
 ]
