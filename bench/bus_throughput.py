@@ -7,6 +7,11 @@ the Redis Streams bus. Payloads are real encoded ``Tick``s decoded on the way ou
 include the codec as the tick path pays it. Throughput runs producer and consumer concurrently on
 one event loop (one core); latency is ping-pong (publish one, wait for its delivery), i.e. the
 unloaded path a lone tick takes. Keys under a random ``tsbench:`` prefix are deleted afterwards.
+
+For Redis it also measures, in the same run: batched publish alone (``publish_many``: one Lua XADD
+loop per 1,000), consume alone (XREADGROUP COUNT 2,000 + one XACK per partition per batch), the
+producer and the consumer in two processes (as ingest and engine run), and ``redis-benchmark``
+pipelining the same XADD (same payload size, MAXLEN ~) — the server's own ceiling on this machine.
 """
 
 from __future__ import annotations
@@ -14,8 +19,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import platform
+import re
+import shutil
+import subprocess
 import sys
 import time
 import uuid
@@ -58,7 +67,7 @@ async def throughput(bus: Bus, n: int, batch: int | None) -> float:
     async def consume() -> None:
         got = 0
         while got < n:
-            deliveries = await consumer.fetch(1_000, wait=1.0)
+            deliveries = await consumer.fetch(2_000, wait=1.0)
             got += len(deliveries)
             if deliveries:
                 await consumer.ack(*deliveries)
@@ -107,10 +116,99 @@ async def latency(bus: Bus, n: int) -> dict[str, float]:
 async def measure(bus: Bus, *, single: int, batched: int, pings: int) -> dict[str, Any]:
     return {
         "publish_consume_ack_msgs_per_s": round(await throughput(bus, single, None)),
-        "publish_many_consume_ack_msgs_per_s": round(await throughput(bus, batched, 500)),
+        "publish_many_consume_ack_msgs_per_s": round(await throughput(bus, batched, 1_000)),
         "publish_to_delivery_latency_us": await latency(bus, pings),
         "messages": {"publish": single, "publish_many": batched, "latency": pings},
     }
+
+
+async def publish_only(bus: Bus, n: int, batch: int = 1_000) -> float:
+    topic = f"bench.pub.{uuid.uuid4().hex[:8]}"
+    items = ticks(n)
+    t0 = time.perf_counter()
+    for i in range(0, n, batch):
+        await bus.publish_many(topic, items[i : i + batch])
+    return n / (time.perf_counter() - t0)
+
+
+async def consume_only(bus: Bus, n: int, batch: int = 2_000) -> float:
+    """Fetch + ack ``n`` messages already in the streams: the consumer's own cost, nothing else."""
+    topic = f"bench.con.{uuid.uuid4().hex[:8]}"
+    consumer = bus.consumer(topic, "bench", "w1", DECODE, lease_seconds=30)
+    await consumer.fetch(1, wait=0)
+    items = ticks(n)
+    for i in range(0, n, 1_000):
+        await bus.publish_many(topic, items[i : i + 1_000])
+    got = 0
+    t0 = time.perf_counter()
+    while got < n:
+        deliveries = await consumer.fetch(batch, wait=1.0)
+        got += len(deliveries)
+        if deliveries:
+            await consumer.ack(*deliveries)
+    elapsed = time.perf_counter() - t0
+    await consumer.close()
+    return n / elapsed
+
+
+def _producer(url: str, prefix: str, topic: str, n: int, ready: Any, go: Any) -> None:
+    async def run() -> None:
+        bus = RedisStreamsBus(url, partitions=PARTITIONS, prefix=prefix)
+        items = ticks(n)
+        ready.set()
+        go.wait()
+        for i in range(0, n, 1_000):
+            await bus.publish_many(topic, items[i : i + 1_000])
+        await bus.close()
+
+    asyncio.run(run())
+
+
+async def two_processes(url: str, prefix: str, n: int) -> float:
+    """Producer in a child process, consumer here: publish + consume + ack on two cores."""
+    bus = RedisStreamsBus(url, partitions=PARTITIONS, prefix=prefix)
+    topic = f"bench.2p.{uuid.uuid4().hex[:8]}"
+    consumer = bus.consumer(topic, "bench", "w1", DECODE, lease_seconds=30)
+    await consumer.fetch(1, wait=0)
+    ctx = multiprocessing.get_context("spawn")
+    ready, go = ctx.Event(), ctx.Event()
+    child = ctx.Process(target=_producer, args=(url, prefix, topic, n, ready, go))
+    child.start()
+    if not await asyncio.to_thread(ready.wait, 120):  # it builds its payloads before the clock starts
+        child.kill()
+        raise RuntimeError("the producer process did not start within 120 s")
+    got = 0
+    go.set()
+    t0 = time.perf_counter()
+    while got < n:
+        deliveries = await consumer.fetch(2_000, wait=1.0)
+        got += len(deliveries)
+        if deliveries:
+            await consumer.ack(*deliveries)
+    elapsed = time.perf_counter() - t0
+    await asyncio.to_thread(child.join, 30)
+    await consumer.close()
+    await bus.close()
+    return n / elapsed
+
+
+def redis_benchmark_xadd(url: str, n: int, payload_size: int, prefix: str) -> dict[str, Any]:
+    """``redis-benchmark`` pipelining XADD with our entry shape: what the server alone sustains."""
+    exe = shutil.which("redis-benchmark")
+    if exe is None:
+        return {"skipped": "redis-benchmark is not installed"}
+    m = re.match(r"redis://(?:[^@/]*@)?([^:/]+)(?::(\d+))?(?:/(\d+))?", url)
+    if m is None:
+        return {"skipped": f"cannot read host/port from {url}"}
+    host, port, db = m.group(1), m.group(2) or "6379", m.group(3) or "0"
+    key = f"{prefix}:redis-benchmark"
+    cmd = [exe, "-h", host, "-p", port, "--dbnum", db, "-n", str(n), "-P", "1000", "-c", "1", "-q"]
+    cmd += ["XADD", key, "MAXLEN", "~", "1000000", "*", "k", "SYM001", "v", "x" * payload_size]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    found = re.findall(r"([\d.]+) requests per second", out.stdout)
+    if not found:
+        return {"skipped": f"redis-benchmark said: {(out.stdout + out.stderr).strip()[-200:]}"}
+    return {"xadd_msgs_per_s": round(float(found[-1])), "pipeline": 1000, "clients": 1, "messages": n}
 
 
 async def redis_figures(url: str, quick: bool) -> dict[str, Any]:
@@ -121,9 +219,14 @@ async def redis_figures(url: str, quick: bool) -> dict[str, Any]:
         return {"skipped": f"Redis at {url} does not answer"}
     try:
         scale = 4 if quick else 1
+        batched = 200_000 // scale
         return {
             "url": url,
-            **await measure(bus, single=20_000 // scale, batched=100_000 // scale, pings=2_000 // scale),
+            **await measure(bus, single=20_000 // scale, batched=batched, pings=2_000 // scale),
+            "publish_many_only_msgs_per_s": round(await publish_only(bus, batched)),
+            "fetch_ack_only_msgs_per_s": round(await consume_only(bus, batched)),
+            "publish_consume_ack_two_processes_msgs_per_s": round(await two_processes(url, prefix, batched)),
+            "redis_benchmark": redis_benchmark_xadd(url, batched, len(ticks(1)[0][1]), prefix),
         }
     finally:
         await bus.close()

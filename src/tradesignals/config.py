@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     bus_partitions: int = Field(default=8, ge=1, le=1024)
     bus_prefix: str = Field(default="ts", min_length=1)
+    bus_lease_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Seconds a consumer (an engine) may go silent before others take its partitions.",
+    )
 
     # Tiers and prices (USD). Settings, so that marketing can change them without a release.
     premium_price_usd: Decimal = Field(default=Decimal("19.99"), ge=0)

@@ -17,6 +17,10 @@ against each implementation with the same tests).
   ``attempt`` > 1. ``close`` hands over at once instead of waiting for the lease.
 - A message that cannot be decoded is parked on the topic's dead-letter list with the reason and
   acked, so it never blocks its partition.
+- ``epoch(p)`` changes each time a member (re)gains partition ``p``; ``history`` reads back what a
+  partition still retains before a given id. Together they let a stateful consumer (the engine)
+  rebuild a partition's state from the messages earlier owners already acked before it handles the
+  first message it is given there (ADR 0015).
 """
 
 from __future__ import annotations
@@ -56,6 +60,17 @@ class DeadLetter:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class GroupLag:
+    """How far a consumer group is behind on a topic: the figure that says whether a role keeps up."""
+
+    topic: str
+    group: str
+    unread: int  # published, never delivered to the group
+    pending: int  # delivered, not acked
+    members: int  # live members (lease not lapsed)
+
+
 class BusError(Exception):
     """The bus cannot do what was asked (unreachable server, closed bus)."""
 
@@ -74,6 +89,14 @@ class Consumer(Protocol[T]):
 
     async def close(self) -> None:
         """Leave the group now; unacked messages go to other members without waiting for the lease."""
+        ...
+
+    def epoch(self, partition: int) -> int:
+        """0 unless this member owns ``partition``; otherwise a number that changes each time it (re)gains it.
+
+        A consumer that keeps state per partition compares it with the epoch its state was built in:
+        a change means others handled the partition meanwhile, so the state must be rebuilt.
+        """
         ...
 
     def __aiter__(self) -> AsyncIterator[Delivery[T]]:
@@ -107,6 +130,28 @@ class Bus(Protocol):
 
     async def dead_letters(self, topic: str, limit: int = 100) -> list[DeadLetter]:
         """The most recent ``limit`` parked messages of ``topic``, oldest first."""
+        ...
+
+    async def history(
+        self,
+        topic: str,
+        partition: int,
+        decode: Callable[[bytes], T],
+        *,
+        before: str,
+        after: str | None = None,
+        count: int = 1000,
+    ) -> list[Delivery[T]]:
+        """Up to ``count`` retained messages of one partition with ``after`` < id < ``before``, oldest first.
+
+        Read-only (no group, nothing pending, ``attempt`` 0); undecodable ones are left out (they
+        were parked). What is retained depends on trimming (``maxlen``), so callers must cope with a
+        history that starts later than the first message ever published.
+        """
+        ...
+
+    async def lag(self, topic: str, group: str) -> GroupLag | None:
+        """Unread and pending messages of ``group`` on ``topic`` over all partitions (None: no such group)."""
         ...
 
     async def ping(self) -> bool:

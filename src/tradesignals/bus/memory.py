@@ -26,7 +26,7 @@ from tradesignals.bus._consume import (
     iterate,
     reason_for,
 )
-from tradesignals.bus.base import BusError, DeadLetter, Delivery
+from tradesignals.bus.base import BusError, DeadLetter, Delivery, GroupLag
 
 T = TypeVar("T")
 
@@ -102,6 +102,10 @@ class _Topic:
         """Membership or ownership changed: every waiter re-checks, which is rare enough to be cheap."""
         waiters, self.waiters = self.waiters, []
         _wake(waiters)
+
+
+def _offset(message_id: str) -> int:
+    return int(message_id[message_id.index("-") + 1 :])
 
 
 class MemoryBus:
@@ -193,6 +197,48 @@ class MemoryBus:
             return []
         return list(t.dead)[-limit:]
 
+    async def history(
+        self,
+        topic: str,
+        partition: int,
+        decode: Callable[[bytes], T],
+        *,
+        before: str,
+        after: str | None = None,
+        count: int = 1000,
+    ) -> list[Delivery[T]]:
+        """What the partition still holds between the two ids. This bus trims the prefix every group
+        has acked, so in practice that is only unacked history: enough for one process, which never
+        hands a partition to another process (the Redis bus keeps up to ``maxlen``)."""
+        t = self._topics.get(topic)
+        if t is None or count <= 0:
+            return []
+        part = t.parts[partition]
+        lo = part.base if after is None else max(part.base, _offset(after) + 1)
+        hi = min(_offset(before), part.base + len(part.log))
+        out: list[Delivery[T]] = []
+        for off in range(lo, hi):
+            key, payload = part.log[off - part.base]
+            item = decode_or_park(decode, topic, partition, key, f"{partition}-{off}", payload, 0)
+            if isinstance(item, Delivery):
+                out.append(item)
+                if len(out) >= count:
+                    break
+        return out
+
+    async def lag(self, topic: str, group: str) -> GroupLag | None:
+        t = self._topics.get(topic)
+        g = t.groups.get(group) if t is not None else None
+        if t is None or g is None:
+            return None
+        unread = sum(
+            max(0, part.base + len(part.log) - gp.next) for part, gp in zip(t.parts, g.parts, strict=True)
+        )
+        pending = sum(len(gp.pending) for gp in g.parts)
+        now = asyncio.get_running_loop().time()
+        members = sum(1 for m in g.members.values() if not m.expired(now))
+        return GroupLag(topic, group, unread, pending, members)
+
     def retained(self, topic: str) -> int:
         """Messages held for ``topic`` across partitions: the figure to watch for memory use."""
         t = self._topics.get(topic)
@@ -254,6 +300,8 @@ class MemoryConsumer(Generic[T]):
         self._member: _Member | None = None
         self._rotate = 0
         self._seen: set[int] = set()  # partitions this object knows it owns
+        self._epochs: dict[int, int] = {}  # partition -> claim number (see ``epoch``)
+        self._claims = 0
         self._closed = False
 
     @property
@@ -271,6 +319,7 @@ class MemoryConsumer(Generic[T]):
             self._topic.wake()  # owners over their new share should hand partitions over
         if member is not self._member:
             self._seen = set()
+            self._epochs.clear()
             self._member = member
         return group, member
 
@@ -309,6 +358,10 @@ class MemoryConsumer(Generic[T]):
                 gp = group.parts[p]
                 if gp.pending:
                     gp.recover = deque(gp.pending)
+                self._claims += 1
+                self._epochs[p] = self._claims
+            for p in self._seen - owned:
+                self._epochs.pop(p, None)
             self._seen = set(owned)
         if changed:
             self._topic.wake()
@@ -431,6 +484,9 @@ class MemoryConsumer(Generic[T]):
                     f"delivery from topic {d.topic!r} acked on a consumer of {self._topic.name!r}"
                 )
             group.parts[d.partition].pending.pop(int(d.id[d.id.index("-") + 1 :]), None)
+
+    def epoch(self, partition: int) -> int:
+        return self._epochs.get(partition, 0)
 
     async def close(self) -> None:
         """Leave at once: our partitions (and their unacked messages) go to whoever fetches next."""

@@ -21,11 +21,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
+import zlib
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Generic, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
+import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -39,10 +41,15 @@ from tradesignals.bus._consume import (
     check_start,
     decode_or_park,
     iterate,
+    reason_for,
 )
-from tradesignals.bus.base import BusError, DeadLetter, Delivery, partition_for
+from tradesignals.bus.base import BusError, DeadLetter, Delivery, GroupLag, partition_for
 
 T = TypeVar("T")
+
+#: Messages per XADD script call: big enough to amortise the round trip, small enough that one call
+#: holds the (single-threaded) server for about a millisecond.
+_XADD_SLICE = 1_000
 
 #: Longest single XREADGROUP block. Between blocks a waiting member re-runs the ownership script,
 #: so this bounds how late it notices a partition freed by a member that closed or died.
@@ -105,6 +112,52 @@ end
 return {keep, claimed, draining}
 """
 
+# Append a batch in one command: KEYS are the partition streams touched, ARGV[1] the MAXLEN ('' for
+# none), then (key index, k, v) per message. One EVALSHA with 3n arguments costs the client far less
+# than n pipelined XADDs (each its own command object and reply), which is what bounded publish_many.
+_XADD_MANY = """
+local maxlen = ARGV[1]
+local out = {}
+local j = 1
+for i = 2, #ARGV, 3 do
+  local s = KEYS[tonumber(ARGV[i])]
+  if maxlen == '' then
+    out[j] = redis.call('XADD', s, '*', 'k', ARGV[i + 1], 'v', ARGV[i + 2])
+  else
+    out[j] = redis.call('XADD', s, 'MAXLEN', '~', maxlen, '*', 'k', ARGV[i + 1], 'v', ARGV[i + 2])
+  end
+  j = j + 1
+end
+return out
+"""
+
+# Read new entries only from partitions whose lease we hold *now*, in one atomic step. A plain
+# XREADGROUP from a member whose lease lapsed unnoticed (a paused process: GC, CPU starvation)
+# would take ">" entries away from the partition's new owner, which would then decide on a
+# partition with bars missing from its state. KEYS: n lease keys, then the n streams; ARGV: member,
+# group, count. Returns {XREADGROUP reply or {}, last entry id of each held stream when nothing was
+# read} — the ids let the caller block (XREAD, outside the script) until something newer arrives.
+_READ_HELD = """
+local n = #KEYS / 2
+local held = {}
+for i = 1, n do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then held[#held + 1] = KEYS[n + i] end
+end
+if #held == 0 then return {{}, {}} end
+local args = {'XREADGROUP', 'GROUP', ARGV[2], ARGV[1], 'COUNT', ARGV[3], 'STREAMS'}
+for i = 1, #held do args[#args + 1] = held[i] end
+for i = 1, #held do args[#args + 1] = '>' end
+local reply = redis.call(unpack(args))
+if reply then return {reply, {}} end
+local tails = {}
+for i = 1, #held do
+  local last = redis.call('XREVRANGE', held[i], '+', '-', 'COUNT', 1)
+  tails[#tails + 1] = held[i]
+  tails[#tails + 1] = last[1] and last[1][1] or '0-0'
+end
+return {{}, tails}
+"""
+
 # Leave: drop our leases (only where we still hold them) and our membership, in one step.
 _LEAVE = """
 for i = 2, #KEYS do
@@ -113,6 +166,27 @@ end
 redis.call('ZREM', KEYS[1], ARGV[1])
 return 1
 """
+
+
+class _HiredisPacking:
+    """Pack commands with hiredis's C packer (redis-py's asyncio connection packs in Python).
+
+    Packing the arguments was most of the client's time for a batched publish (3 arguments per
+    message) and for XACK (one per message): measured with ``bench/bus_throughput.py``.
+    """
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        first = args[0]
+        if isinstance(first, str) and " " in first:  # "CONFIG GET": the server wants two words
+            args = (*first.split(), *args[1:])
+        return [hiredis.pack_command(args)]
+
+
+def _with_hiredis_packing(client: aioredis.Redis) -> None:
+    pool = client.connection_pool
+    base = pool.connection_class
+    if hasattr(hiredis, "pack_command") and not issubclass(base, _HiredisPacking):
+        pool.connection_class = type(f"Packed{base.__name__}", (_HiredisPacking, base), {})
 
 
 def _safe_url(url: str) -> str:
@@ -164,8 +238,11 @@ class RedisStreamsBus:
             socket_timeout=max(socket_timeout, _MAX_BLOCK + 1.0),
             retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
         )
+        _with_hiredis_packing(self._redis)
         self._rebalance_script = self._redis.register_script(_REBALANCE)
         self._leave_script = self._redis.register_script(_LEAVE)
+        self._xadd_many_script = self._redis.register_script(_XADD_MANY)
+        self._read_script = self._redis.register_script(_READ_HELD)
         self._consumers: weakref.WeakSet[RedisConsumer[Any]] = weakref.WeakSet()
         self._closed = False
 
@@ -196,20 +273,30 @@ class RedisStreamsBus:
         return _text(msg_id)
 
     async def publish_many(self, topic: str, items: Sequence[tuple[str, bytes]]) -> list[str]:
-        """One pipelined round trip for the batch: per-message round trips dominate publish cost."""
+        """One round trip and one command for the batch (a Lua XADD loop, atomic on the server).
+
+        Large batches go in slices so one script never holds the server for long.
+        """
         self._check_open()
-        if not items:
-            return []
-        pipe = self._redis.pipeline(transaction=False)
+        ids: list[str] = []
+        for start in range(0, len(items), _XADD_SLICE):
+            ids += await self._xadd_many(topic, items[start : start + _XADD_SLICE])
+        return ids
+
+    async def _xadd_many(self, topic: str, items: Sequence[tuple[str, bytes]]) -> list[str]:
+        keys: list[str] = []
+        slot: dict[int, int] = {}
+        args: list[Any] = ["" if self.maxlen is None else self.maxlen]
+        n = self.partitions
         for key, payload in items:
-            pipe.xadd(
-                self.stream_key(topic, partition_for(key, self.partitions)),
-                {"k": key, "v": payload},
-                maxlen=self.maxlen,
-                approximate=True,
-            )
+            p = zlib.crc32(key.encode()) % n  # partition_for, inlined on the hot path
+            index = slot.get(p)
+            if index is None:
+                keys.append(self.stream_key(topic, p))
+                index = slot[p] = len(keys)
+            args += (index, key, payload)
         try:
-            ids = await pipe.execute()
+            ids = await self._xadd_many_script(keys=keys, args=args)
         except (RedisError, OSError) as err:
             raise self._error(err, f"publishing to {topic!r}") from err
         return [_text(i) for i in ids]
@@ -251,6 +338,63 @@ class RedisStreamsBus:
                 )
             )
         return out
+
+    async def history(
+        self,
+        topic: str,
+        partition: int,
+        decode: Callable[[bytes], T],
+        *,
+        before: str,
+        after: str | None = None,
+        count: int = 1000,
+    ) -> list[Delivery[T]]:
+        """XRANGE with exclusive bounds; retained up to ``maxlen`` (approximate) per partition."""
+        self._check_open()
+        out: list[Delivery[T]] = []
+        low = "-" if after is None else f"({after}"
+        stream = self.stream_key(topic, partition)
+        while len(out) < count:
+            try:
+                entries: Any = await self._redis.xrange(stream, min=low, max=f"({before}", count=count)
+            except (RedisError, OSError) as err:
+                raise self._error(err, f"reading the history of {topic!r}") from err
+            for entry_id, fields in entries or []:
+                key, payload = fields.get(b"k"), fields.get(b"v")
+                if key is None or payload is None:
+                    continue
+                item = decode_or_park(decode, topic, partition, key.decode(), _text(entry_id), payload, 0)
+                if isinstance(item, Delivery):
+                    out.append(item)
+            if len(entries or []) < count:
+                break
+            low = f"({_text(entries[-1][0])}"
+        return out[:count]
+
+    async def lag(self, topic: str, group: str) -> GroupLag | None:
+        """XINFO GROUPS per partition (Redis 7 reports ``lag``) and the live members, one round trip."""
+        self._check_open()
+        pipe = self._redis.pipeline(transaction=False)
+        for p in range(self.partitions):
+            pipe.xinfo_groups(self.stream_key(topic, p))
+        pipe.time()
+        try:
+            *infos, (seconds, micros) = await pipe.execute(raise_on_error=False)
+            now_ms = int(seconds) * 1000 + int(micros) // 1000
+            members = await self._redis.zcount(f"{self.prefix}:{topic}:group:{group}:members", now_ms, "+inf")
+        except (RedisError, OSError) as err:
+            raise self._error(err, f"reading the lag of {group!r} on {topic!r}") from err
+        unread = pending = 0
+        found = False
+        for info in infos:
+            if isinstance(info, Exception):  # no such stream yet
+                continue
+            for g in info:
+                if _text(g.get("name", b"")) == group:
+                    found = True
+                    unread += int(g.get("lag") or 0)
+                    pending += int(g.get("pending") or 0)
+        return GroupLag(topic, group, unread, pending, int(members)) if found else None
 
     async def ping(self) -> bool:
         if self._closed:
@@ -306,6 +450,8 @@ class RedisConsumer(Generic[T]):
         self._owned: set[int] = set()
         self._draining: set[int] = set()
         self._recovering: dict[int, str] = {}  # partition -> last pending id handed out again
+        self._epochs: dict[int, int] = {}  # partition -> claim number (see ``epoch``)
+        self._claims = 0
         self._outstanding: dict[int, set[str]] = defaultdict(set)  # handed out, not acked
         self._buffer: deque[Delivery[T]] = deque()  # read beyond max_count; pending in Redis
         self._joined = False
@@ -335,13 +481,16 @@ class RedisConsumer(Generic[T]):
         for p in self._owned - now_owned:  # released, or lost when our lease ran out
             self._outstanding.pop(p, None)
             self._recovering.pop(p, None)
+            self._epochs.pop(p, None)
         if self._buffer and self._owned - now_owned:
             self._buffer = deque(d for d in self._buffer if d.partition in now_owned)
         # Newly ours — claimed, or held under our name by a previous incarnation that crashed:
         # the partition's pending entries were handed out before and come again, first, in order.
-        for p in {int(p) for p in claimed} | (now_owned - self._owned):
+        for p in sorted({int(p) for p in claimed} | (now_owned - self._owned)):
             self._recovering[p] = "-"
             self._outstanding.pop(p, None)
+            self._claims += 1
+            self._epochs[p] = self._claims
         self._owned = now_owned
         self._draining = {int(p) for p in draining}
 
@@ -372,10 +521,13 @@ class RedisConsumer(Generic[T]):
             gone = [i for i in ids if i not in entries]  # trimmed by MAXLEN while pending
             if gone:
                 await self._redis.xack(stream, self.group, *gone)
+            # After a failed fetch we re-read our own pending entries: those still in the caller's
+            # hands (handed out, or buffered) are not handed out twice.
+            in_flight = self._outstanding.get(p, set()) | {d.id for d in self._buffer if d.partition == p}
             for e in pending:
                 msg_id = _text(e["message_id"])
                 fields = entries.get(msg_id)
-                if fields is not None:
+                if fields is not None and msg_id not in in_flight:
                     self._take(p, msg_id, fields, int(e["times_delivered"]) + 1, out, dead)
             self._recovering[p] = ids[-1]
         return out, dead
@@ -405,22 +557,36 @@ class RedisConsumer(Generic[T]):
     async def _read_new(
         self, partitions: list[int], max_count: int, block: float
     ) -> tuple[list[Delivery[T]], list[DeadLetter]]:
+        keys = [self._keys[1 + p] for p in partitions] + [self._streams[p] for p in partitions]
+        args: list[str | int] = [self.name, self.group, max_count]
+        response, tails = await self._bus._read_script(keys=keys, args=args)
         block_ms = int(block * 1000)
-        response: Any = await self._redis.xreadgroup(
-            self.group,
-            self.name,
-            {self._streams[p]: ">" for p in partitions},
-            count=max_count,
-            block=block_ms if block_ms >= 1 else None,  # BLOCK 0 would mean forever
-        )
+        if not response and tails and block_ms >= 1:  # BLOCK 0 would mean forever
+            # Nothing new: wait (outside the script, which cannot block) until a held stream grows
+            # past the ids seen, then read again under the lease check.
+            waits = dict(zip(tails[::2], tails[1::2], strict=True))
+            if await self._redis.xread(waits, count=1, block=block_ms):
+                response, _ = await self._bus._read_script(keys=keys, args=args)
         out: list[Delivery[T]] = []
         dead: list[DeadLetter] = []
-        # RESP2 gives [[stream, entries], ...]; RESP3 (``?protocol=3`` in the URL) a dict.
+        # The script speaks RESP2 inside: [[stream, entries], ...] whatever the connection's protocol.
         streams = response.items() if isinstance(response, dict) else response or []
+        decode, topic, append = self._decode, self.topic, out.append
         for stream, entries in streams:
             p = self._partition_of[stream if isinstance(stream, bytes) else stream.encode()]
             for msg_id, fields in entries:
-                self._take(p, _text(msg_id), fields, 1, out, dead)
+                mid = _text(msg_id)
+                if fields and len(fields) == 4 and fields[0] == b"k" and fields[2] == b"v":
+                    key = _text(fields[1])
+                    try:
+                        value = decode(fields[3])
+                    except Exception as exc:  # poison: parked with the decoder's reason
+                        dead.append(DeadLetter(topic, p, key, mid, fields[3], reason_for(exc)))
+                        continue
+                    append(Delivery(topic, p, key, mid, value, 1))
+                else:
+                    pairs = dict(zip(fields[::2], fields[1::2], strict=False)) if fields else {}
+                    self._take(p, mid, pairs, 1, out, dead)
         return out, dead
 
     async def _park(self, dead: list[DeadLetter]) -> None:
@@ -447,8 +613,9 @@ class RedisConsumer(Generic[T]):
         if len(out) > max_count:
             self._buffer.extend(out[max_count:])
             out = out[:max_count]
+        outstanding = self._outstanding
         for d in out:
-            self._outstanding[d.partition].add(d.id)
+            outstanding[d.partition].add(d.id)
         return out
 
     async def fetch(self, max_count: int = 100, wait: float = 1.0) -> list[Delivery[T]]:
@@ -496,6 +663,10 @@ class RedisConsumer(Generic[T]):
                 if self.closed or loop.time() >= deadline:
                     return []
         except (RedisError, OSError) as err:
+            # The server may have delivered entries whose reply was lost with the connection: they
+            # are pending under our name, so the next fetch re-reads our pending entries first.
+            for p in self._owned:
+                self._recovering.setdefault(p, "-")
             raise self._bus._error(err, f"fetching from {self.topic!r} as {self.group}/{self.name}") from err
         finally:
             if self._closed and self._joined:
@@ -523,6 +694,9 @@ class RedisConsumer(Generic[T]):
                 await pipe.execute()
         except (RedisError, OSError) as err:
             raise self._bus._error(err, f"acking on {self.topic!r} as {self.group}/{self.name}") from err
+
+    def epoch(self, partition: int) -> int:
+        return self._epochs.get(partition, 0)
 
     async def close(self) -> None:
         """Release our leases now; the next member to fetch takes our unacked entries over."""

@@ -86,6 +86,10 @@ class ModelScorer:
         except (ValueError, TypeError):
             self._explainer = None
 
+    def forget(self, which: Callable[[str], bool]) -> None:
+        """Drop the feature state of the symbols ``which`` selects (the online adapter is model-wide)."""
+        self.features.forget(which)
+
     def on_bar(self, bar: Bar) -> Decision | None:
         t0 = time.perf_counter()
         vec = self.features.update(bar)

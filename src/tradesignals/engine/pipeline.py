@@ -7,15 +7,16 @@ backtests. ``EngineService`` is the async shell that feeds it from the bus and d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Protocol, TypeVar
 
 import structlog
 
 from tradesignals.bus import topics
-from tradesignals.bus.base import Bus, Consumer, Delivery
+from tradesignals.bus.base import Bus, BusError, Consumer, Delivery, partition_for
 from tradesignals.bus.codec import decoder, encode
 from tradesignals.domain.costs import DEFAULT_SCHEDULE, CostSchedule
 from tradesignals.domain.market import Bar, Tick, Timeframe, to_ns
@@ -29,9 +30,11 @@ from tradesignals.engine.lifecycle import LifecycleTracker
 from tradesignals.engine.placeholder_rule import Decision
 from tradesignals.marketdata.bars import BarAggregator
 from tradesignals.news.earnings import EarningsCalendar
-from tradesignals.storage.base import DuplicateError, SignalQuery, SignalRepository
+from tradesignals.storage.base import DuplicateError, SignalQuery, SignalRepository, StorageError
 
 log = structlog.get_logger(__name__)
+
+R = TypeVar("R")
 
 
 class Scorer(Protocol):
@@ -40,6 +43,17 @@ class Scorer(Protocol):
     version: str
 
     def on_bar(self, bar: Bar) -> Decision | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Rebuild:
+    """One partition's state rebuilt after it was gained: how much history it took."""
+
+    topic: str
+    partition: int
+    replayed: int
+    restored: int
+    seconds: float
 
 
 @dataclass(slots=True)
@@ -113,6 +127,9 @@ class SignalEngine:
         self._open_meta: dict[str, tuple[Direction, Timeframe]] = {}
         self._learning: dict[str, tuple[float, object, Scorer]] = {}
         self._alerts: list[dict[str, object]] = []
+        # False while a partition's history is replayed: outcomes replayed are not news to the
+        # online model (it learns from live outcomes only, as for signals restored from the store).
+        self.learning = True
         if self._fixed is not None:
             _check_plan(self._fixed, plan)
 
@@ -148,6 +165,27 @@ class SignalEngine:
                 _check_plan(scorer, self.plan)
             lane = self._lanes[timeframe] = _Lane(timeframe, scorer)
         return lane
+
+    def forget(self, which: Callable[[str], bool]) -> None:
+        """Drop everything kept for the symbols ``which`` selects: open signals, cool-downs, bars being
+        aggregated and each scorer's per-symbol state (scorers that keep any have ``forget``).
+
+        Called before the state of a partition taken over from another engine is rebuilt from its
+        history (``EngineService``), so the rebuilt state is not added to a stale one.
+        """
+        for signal in self.lifecycle.open_signals():
+            if which(signal.symbol):
+                self.lifecycle.remove(signal.id)
+                self._open_meta.pop(signal.id, None)
+                self._learning.pop(signal.id, None)
+        for key in [k for k in self._cooldown_until if which(k[0])]:
+            del self._cooldown_until[key]
+        if self._aggregator is not None:
+            self._aggregator.forget(which)
+        for lane in self._lanes.values():
+            forget = getattr(lane.scorer, "forget", None)
+            if forget is not None:
+                forget(which)
 
     def replace_scorer(self, timeframe: Timeframe, scorer: Scorer) -> Scorer | None:
         """A new scorer for ``timeframe``'s decisions from the next bar on; returns the one it replaces.
@@ -271,7 +309,7 @@ class SignalEngine:
             return None
         self.lifecycle.add(signal)
         self._open_meta[signal.id] = (signal.direction, bar.timeframe)
-        if hasattr(scorer, "on_outcome"):
+        if self.learning and hasattr(scorer, "on_outcome"):
             self._learning[signal.id] = (signal.confidence, decision.features, scorer)
         self.stats.signals += 1
         return signal
@@ -298,6 +336,13 @@ class EngineService:
 
     Acks come after the signal is stored and published, so a crash replays the bar rather than
     losing a signal (at-least-once; the engine's de-duplication absorbs the replay).
+
+    Several engine processes share the partitions (``bus.base``). The engine's state for a symbol
+    (features, open signals, cool-downs) is a function of that symbol's bars, so before handling
+    the first message of a partition it has just gained, the service rebuilds the partition's state
+    by replaying what the partition retains before that message — exactly what earlier owners
+    handled and acked — with every output discarded (ADR 0015). Signals decided before the retained
+    window are followed from the store instead.
     """
 
     def __init__(
@@ -311,13 +356,21 @@ class EngineService:
         inputs: frozenset[str] = frozenset({"bars"}),
         on_signal: Callable[[Signal], None] | None = None,
         stop: asyncio.Event | None = None,
+        lease_seconds: float = 10.0,
+        store_retry_s: float = 60.0,
+        bus_retry_s: float = 60.0,
     ) -> None:
         self.engine = engine
+        self.store_retry_s = store_retry_s
+        self.store_retries = 0
+        self.bus_retry_s = bus_retry_s
+        self.bus_retries = 0
         self.bus = bus
         self.repo = repo
         self.group = group
         self.name = name
         self.on_signal = on_signal
+        self.lease_seconds = lease_seconds
         # Score from exchange bars or from our own aggregation of ticks, never both: a feed that
         # sends both (Binance trades + klines) would otherwise count every minute twice.
         unknown = inputs - {"bars", "ticks"}
@@ -325,6 +378,9 @@ class EngineService:
             raise ValueError(f"engine inputs must be 'bars' and/or 'ticks', got {sorted(inputs)}")
         self.inputs = inputs
         self._stop = stop if stop is not None else asyncio.Event()
+        # (topic, partition) -> the consumer's epoch our state for that partition was built in.
+        self._built: dict[tuple[str, int], int] = {}
+        self.rebuilds: list[Rebuild] = []
 
     async def run(self) -> None:
         """Consume the configured inputs concurrently, so neither topic waits on the other's poll."""
@@ -333,16 +389,17 @@ class EngineService:
             timeframe=None if self.engine.timeframe is None else self.engine.timeframe.value,
             inputs=sorted(self.inputs),
         )
-        await self._restore()
         consumers: list[Consumer[Bar] | Consumer[Tick]] = []
         loops = []
         if "bars" in self.inputs:
-            bars: Consumer[Bar] = self.bus.consumer(topics.MARKET_BARS, self.group, self.name, decoder(Bar))
+            bars: Consumer[Bar] = self.bus.consumer(
+                topics.MARKET_BARS, self.group, self.name, decoder(Bar), lease_seconds=self.lease_seconds
+            )
             consumers.append(bars)
             loops.append(self._consume_bars(bars))
         if "ticks" in self.inputs:
             ticks: Consumer[Tick] = self.bus.consumer(
-                topics.MARKET_TICKS, self.group, self.name, decoder(Tick)
+                topics.MARKET_TICKS, self.group, self.name, decoder(Tick), lease_seconds=self.lease_seconds
             )
             consumers.append(ticks)
             loops.append(self._consume_ticks(ticks))
@@ -352,55 +409,200 @@ class EngineService:
             for c in consumers:
                 await c.close()
 
-    async def _restore(self) -> None:
-        restored: list[Signal] = []
+    async def _open_in_store(self, which: Callable[[str], bool]) -> list[Signal]:
+        found: list[Signal] = []
         before: str | None = None
         while True:
-            page = await asyncio.to_thread(
-                self.repo.query, SignalQuery(open_only=True, before_id=before, limit=500)
+            page = await self._store(
+                "reading open signals",
+                self.repo.query,
+                SignalQuery(open_only=True, before_id=before, limit=500),
             )
-            restored += page
+            found += [s for s in page if which(s.symbol)]
             if len(page) < 500:
-                break
+                return found
             before = page[-1].id
-        self.engine.restore(restored)
-        if restored:
-            log.info("engine.restored", open_signals=len(restored))
+
+    async def _store(self, what: str, write: Callable[..., R], *args: object) -> R:
+        """Run a store call, retrying with capped back-off while the database is unreachable.
+
+        Every write the engine makes is idempotent (a signal again is a ``DuplicateError``, a close
+        again is ``close_once`` returning False), so retrying a write whose commit was lost with its
+        connection (``pg_terminate_backend``, a failover) is safe. Nothing is acked meanwhile. After
+        ``store_retry_s`` (or at shutdown) the error is raised: the role fails, and the bars come
+        back to whichever engine runs next.
+        """
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.store_retry_s
+        delay = 0.05
+        while True:
+            try:
+                return await asyncio.to_thread(write, *args)
+            except DuplicateError:
+                raise
+            except StorageError as exc:
+                if self._stop.is_set() or loop.time() + delay > give_up:
+                    raise
+                self.store_retries += 1
+                log.warning("engine.store_retry", what=what, error=str(exc)[:300], retry_in_s=delay)
+                with contextlib.suppress(TimeoutError):  # woken early by a shutdown
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _bus(self, what: str, call: Callable[[], Awaitable[R]]) -> R:
+        """Run a bus call, retrying with capped back-off while Redis is unreachable (a restart).
+
+        Safe because nothing is acked before it is stored, a fetch that failed re-reads this
+        member's own pending entries, and a signal published twice is one id to its consumers.
+        After ``bus_retry_s`` (or at shutdown) the error is raised and the role fails.
+        """
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.bus_retry_s
+        delay = 0.05
+        while True:
+            try:
+                return await call()
+            except BusError as exc:
+                if self._stop.is_set() or loop.time() + delay > give_up:
+                    raise
+                self.bus_retries += 1
+                log.warning("engine.bus_retry", what=what, error=str(exc)[:300], retry_in_s=delay)
+                with contextlib.suppress(TimeoutError):  # woken early by a shutdown
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _ensure_built(
+        self, consumer: Consumer[Bar] | Consumer[Tick], delivery: Delivery[Bar] | Delivery[Tick]
+    ) -> None:
+        """Rebuild a partition's state when this is our first message there in the current epoch."""
+        key = (delivery.topic, delivery.partition)
+        epoch = consumer.epoch(delivery.partition)
+        if self._built.get(key) == epoch:
+            return
+        await self._rebuild(delivery)
+        self._built[key] = epoch
+
+    async def _rebuild(self, first: Delivery[Bar] | Delivery[Tick]) -> None:
+        """Forget the partition's symbols, replay its retained history before ``first``, restore older opens.
+
+        Everything before ``first`` was handled and acked by some owner: a new owner is handed the
+        oldest pending message first, else the first never delivered one.
+        """
+        t0 = time.perf_counter()
+        partition, partitions = first.partition, self.bus.partitions
+
+        def mine(symbol: str) -> bool:
+            return partition_for(symbol, partitions) == partition
+
+        engine = self.engine
+        engine.forget(mine)
+        decode: Callable[[bytes], Bar | Tick] = (
+            decoder(Bar) if first.topic == topics.MARKET_BARS else decoder(Tick)
+        )
+        # Replayed bars are not this engine's work: count them on a scratch copy, so nothing that
+        # watches the counters (between the history pages) sees bars handled twice.
+        stats, engine.stats = engine.stats, replace(engine.stats)
+        engine.learning = False
+        replayed = 0
+        first_ts: int = first.value.ts
+        after: str | None = None
+        try:
+            while True:
+                page: list[Delivery[Bar | Tick]] = await self._bus(
+                    "reading partition history",
+                    lambda after=after: self.bus.history(  # type: ignore[misc]
+                        first.topic, partition, decode, before=first.id, after=after, count=2000
+                    ),
+                )
+                if not page:
+                    break
+                if after is None:
+                    first_ts = min(first_ts, page[0].value.ts)
+                for h in page:
+                    value = h.value
+                    if isinstance(value, Bar):
+                        engine.on_bar(value)
+                    else:
+                        engine.on_tick(value)
+                engine.drain_outcomes()  # already stored and announced by the owner that acked them
+                engine.drain_alerts()
+                replayed += len(page)
+                after = page[-1].id
+        finally:
+            engine.learning = True
+            engine.stats = stats
+        # Signals decided at or before the oldest retained message cannot come back from the replay
+        # (their bars were trimmed): follow them from the store, as after a restart.
+        older = [
+            s
+            for s in await self._open_in_store(mine)
+            if s.id not in engine.lifecycle and to_ns(s.decided_at or s.created_at) <= first_ts
+        ]
+        engine.restore(older)
+        seconds = time.perf_counter() - t0
+        self.rebuilds.append(Rebuild(first.topic, partition, replayed, len(older), seconds))
+        log.info(
+            "engine.partition_rebuilt",
+            topic=first.topic,
+            partition=partition,
+            replayed=replayed,
+            restored=len(older),
+            open_signals=sum(1 for s in engine.lifecycle.open_signals() if mine(s.symbol)),
+            seconds=round(seconds, 3),
+        )
 
     async def _consume_bars(self, consumer: Consumer[Bar]) -> None:
         while not self._stop.is_set():
-            batch = await consumer.fetch(500, wait=0.2)
+            batch = await self._bus("fetching bars", lambda: consumer.fetch(500, wait=0.2))
             for d in batch:
+                await self._ensure_built(consumer, d)
                 t0 = time.perf_counter()
                 signal = self.engine.on_bar(d.value)
                 await self._emit(d, signal, t0)
                 await self._close_outcomes()
             if batch:
-                await consumer.ack(*batch)
+                await self._bus("acking", lambda: consumer.ack(*batch))  # noqa: B023
 
     async def _consume_ticks(self, consumer: Consumer[Tick]) -> None:
         while not self._stop.is_set():
-            batch = await consumer.fetch(2000, wait=0.2)
+            batch = await self._bus("fetching ticks", lambda: consumer.fetch(2000, wait=0.2))
             for d in batch:
+                await self._ensure_built(consumer, d)
                 t0 = time.perf_counter()
                 for sig in self.engine.on_tick(d.value):
                     await self._emit(d, sig, t0)
                 await self._close_outcomes()
             if batch:
-                await consumer.ack(*batch)
+                await self._bus("acking", lambda: consumer.ack(*batch))  # noqa: B023
 
     def stop(self) -> None:
         self._stop.set()
 
     async def _close_outcomes(self) -> None:
-        """Store each outcome with its status change (one transaction) and announce it."""
+        """Store each outcome with its status change (one transaction) and announce it.
+
+        A bar redelivered after an owner died between storing and acking closes the signal again:
+        the close is announced again (consumers de-duplicate) but never written twice
+        (``close_once``), or the ledger would hold two closes of one signal.
+        """
         for alert in self.engine.drain_alerts():
-            await self.bus.publish(topics.SYSTEM_ALERTS, "model", encode(alert))
+            payload = encode(alert)
+            await self._bus(
+                "publishing an alert",
+                lambda: self.bus.publish(topics.SYSTEM_ALERTS, "model", payload),  # noqa: B023
+            )
             log.warning("model.drift", **alert)
         for outcome in self.engine.drain_outcomes():
             event = outcome.to_event()
-            await asyncio.to_thread(self.repo.set_status, outcome.signal_id, outcome.status, event)
-            await self.bus.publish(topics.SIGNAL_EVENTS, outcome.symbol, encode(event))
+            written = await self._store(
+                f"closing {outcome.signal_id}", self.repo.close_once, outcome.signal_id, outcome.status, event
+            )
+            if not written:
+                log.info("signal.already_closed", id=outcome.signal_id, status=outcome.status.value)
+            await self._bus(
+                "publishing an outcome",
+                lambda: self.bus.publish(topics.SIGNAL_EVENTS, outcome.symbol, encode(event)),  # noqa: B023
+            )
             log.info(
                 "signal.closed",
                 id=outcome.signal_id,
@@ -418,14 +620,16 @@ class EngineService:
             return
         t0 = time.perf_counter()
         try:
-            await asyncio.to_thread(self.repo.add, signal)
+            await self._store(f"storing {signal.id}", self.repo.add, signal)
         except DuplicateError:
             # Ids are the decision's (``signal_id_for``): a bar redelivered after a crash between
             # store and ack decides again and finds its signal stored. Publish it again (consumers
             # de-duplicate by id); never store it twice.
             log.info("signal.already_stored", id=signal.id, attempt=delivery.attempt)
         t1 = time.perf_counter()
-        await self.bus.publish(topics.SIGNALS, signal.symbol, encode(signal))
+        await self._bus(
+            "publishing a signal", lambda: self.bus.publish(topics.SIGNALS, signal.symbol, encode(signal))
+        )
         t2 = time.perf_counter()
         stage_metrics.STORE.observe(t1 - t0)
         stage_metrics.PUBLISH.observe(t2 - t1)

@@ -54,6 +54,11 @@ class PlaceholderRule:
     def __init__(self) -> None:
         self._state: dict[str, _State] = {}
 
+    def forget(self, which: Callable[[str], bool]) -> None:
+        """Drop the state of the symbols ``which`` selects (their partition is rebuilt elsewhere)."""
+        for symbol in [s for s in self._state if which(s)]:
+            del self._state[symbol]
+
     def on_bar(self, bar: Bar) -> Decision | None:
         st = self._state.get(bar.symbol)
         if st is None:

@@ -976,6 +976,12 @@ class FeatureEngine:
     def symbols(self) -> list[str]:
         return list(self._symbols)
 
+    def forget(self, which: Callable[[str], bool]) -> None:
+        """Drop the state of the symbols ``which`` selects; their next bar starts them cold."""
+        for symbol in [s for s in self._symbols if which(s)]:
+            del self._symbols[symbol]
+            self._latest.pop(symbol, None)
+
     def update(self, bar: Bar) -> FeatureVector:
         """Features at a closed bar. A bar of another timeframe is a wiring error and raises."""
         if bar.timeframe is not self.timeframe:

@@ -180,6 +180,11 @@ class BarAggregator:
         self.late = 0
         self.outside_session = 0
 
+    def forget(self, which: Callable[[str], bool]) -> None:
+        """Drop the bars being built for the symbols ``which`` selects."""
+        for symbol in [s for s in self._open if which(s)]:
+            del self._open[symbol]
+
     def update(self, tick: Tick) -> list[Bar]:
         """Add one tick; returns the bar it closed (at most one: buckets with no tick make no bar)."""
         ts = tick.ts

@@ -88,6 +88,11 @@ class SignalRepository(Protocol):
         """Change status and append the event in one transaction."""
         ...
 
+    def close_once(self, signal_id: str, status: SignalStatus, event: SignalEvent) -> bool:
+        """Close an open signal and append the event in one transaction; False, writing nothing,
+        when it is closed already (a redelivered bar, or two engines during a hand-over)."""
+        ...
+
     def add_event(self, event: SignalEvent) -> StoredEvent: ...
 
     def events(

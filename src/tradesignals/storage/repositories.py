@@ -271,6 +271,31 @@ class SqlSignalRepository:
             self._lock_events(session)
             self._insert_event(session, event, data)
 
+    def close_once(self, signal_id: str, status: SignalStatus, event: SignalEvent) -> bool:
+        """Close an open signal once: the conditional UPDATE takes the row lock, so of two writers
+        racing (a dead engine's bar redelivered while its zombie still runs) exactly one appends the
+        ``closed`` event; the other sees the new status and writes nothing. False for that one."""
+        if not SignalStatus(status).is_closed:
+            raise ValueError(f"close_once needs a closed status, not {SignalStatus(status).value}")
+        if event.signal_id != signal_id:
+            raise ValueError(f"event for signal {event.signal_id} given to close_once of {signal_id}")
+        _require_aware(event.at, "event.at")
+        data = json_safe(event.data)
+        what = f"closing signal {signal_id} as {SignalStatus(status).value}"
+        with storage_errors(what, self.engine), self._write.begin() as session:
+            result = session.execute(
+                sa.update(SignalRow)
+                .where(SignalRow.id == signal_id, SignalRow.status == SignalStatus.OPEN)
+                .values(status=SignalStatus(status))
+            )
+            if getattr(result, "rowcount", 0) == 0:
+                if session.scalar(sa.select(SignalRow.id).where(SignalRow.id == signal_id)) is None:
+                    raise StorageError(f"{what}: no signal with id {signal_id}")
+                return False
+            self._lock_events(session)
+            self._insert_event(session, event, data)
+            return True
+
     def add_event(self, event: SignalEvent) -> StoredEvent:
         """Append ``event``; returned as stored (UTC time, JSON-normalised data) with its seq."""
         _require_aware(event.at, "event.at")

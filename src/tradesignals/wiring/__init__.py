@@ -20,7 +20,7 @@ import sqlalchemy as sa
 import structlog
 
 from tradesignals.api.hub import Hub
-from tradesignals.bus.base import Bus
+from tradesignals.bus.base import Bus, BusError
 from tradesignals.config import ConfigError, Mode, Settings
 from tradesignals.domain.market import Timeframe
 from tradesignals.domain.news import NewsFeed
@@ -85,7 +85,34 @@ class Services:
         start_roles(self, roles, feed)
 
     async def check_health(self) -> dict[str, Check]:
-        return {"database": await self._check_db(), "bus": await self._check_bus()}
+        checks = {"database": await self._check_db(), "bus": await self._check_bus()}
+        if checks["bus"].ok:
+            for name, topic, group in self.lag_groups():
+                checks[f"lag:{name}"] = await self._check_lag(topic, group)
+        return checks
+
+    def lag_groups(self) -> list[tuple[str, str, str]]:
+        """(name, topic, group) of the consumer groups whose lag health reports: the roles that must
+        keep up with the market — the engine on its input, the recorder on bars."""
+        from tradesignals.bus import topics
+
+        engine_topic = topics.MARKET_TICKS if self.settings.engine_input == "ticks" else topics.MARKET_BARS
+        return [("engine", engine_topic, "engine"), ("recorder", topics.MARKET_BARS, "history")]
+
+    async def _check_lag(self, topic: str, group: str) -> Check:
+        """Reported, not judged: a lagging engine must not take the API node out of a load balancer.
+
+        ``ok`` is false only when messages wait and the group has no live member at all.
+        """
+        try:
+            lag = await asyncio.wait_for(self.bus.lag(topic, group), timeout=3.0)
+        except (TimeoutError, BusError) as exc:
+            return Check(True, f"{topic}: lag unknown ({str(exc)[:120] or type(exc).__name__})")
+        if lag is None:
+            return Check(True, f"{topic}: no {group!r} group yet")
+        waiting = lag.unread + lag.pending
+        detail = f"{topic}: unread={lag.unread} pending={lag.pending} members={lag.members}"
+        return Check(not (waiting and lag.members == 0), detail)
 
     async def _check_db(self) -> Check:
         def probe() -> None:
@@ -487,6 +514,7 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
                 name=f"engine-{services.node_id}",
                 inputs=frozenset({settings.engine_input}),
                 stop=stop,
+                lease_seconds=settings.bus_lease_s,
             )
 
         untrained = demo_models_missing(settings, warm)

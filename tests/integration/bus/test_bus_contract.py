@@ -334,6 +334,75 @@ async def test_members_split_the_partitions_fairly(bus: Bus) -> None:
     assert split["a"] | split["b"] == set(range(PARTITIONS))
 
 
+async def test_history_reads_a_partition_back_between_two_ids_without_poison(bus: Bus) -> None:
+    key = "AAPL"
+    p = partition_for(key, PARTITIONS)
+    async with asyncio.timeout(10):
+        ids = [await bus.publish(TOPIC, key, encode(Msg(key, seq))) for seq in range(3)]
+        await bus.publish(TOPIC, key, b"\xc1")  # poison: left out of the history
+        ids += [await bus.publish(TOPIC, key, encode(Msg(key, seq))) for seq in range(3, 6)]
+        everything = await bus.history(TOPIC, p, DECODE, before=ids[5])
+        middle = await bus.history(TOPIC, p, DECODE, before=ids[4], after=ids[0])
+        first_two = await bus.history(TOPIC, p, DECODE, before=ids[5], count=2)
+        rest = await bus.history(TOPIC, p, DECODE, before=ids[5], after=first_two[-1].id, count=2)
+        nothing = await bus.history(TOPIC, p, DECODE, before=ids[0])
+        other = await bus.history(TOPIC, (p + 1) % PARTITIONS, DECODE, before=ids[5])
+    assert [(d.value.seq, d.id, d.attempt, d.partition) for d in everything] == [
+        (seq, ids[seq], 0, p) for seq in range(5)
+    ]
+    assert [d.value.seq for d in middle] == [1, 2, 3]
+    assert [d.value.seq for d in first_two] == [0, 1]
+    assert [d.value.seq for d in rest] == [2, 3]  # the poison between them does not shorten a page
+    assert nothing == other == []
+
+
+async def test_epoch_changes_each_time_a_member_regains_a_partition(bus: Bus) -> None:
+    keys = keys_covering_every_partition()
+    a = bus.consumer(TOPIC, "engine", "a", DECODE, lease_seconds=60)
+    b = bus.consumer(TOPIC, "engine", "b", DECODE, lease_seconds=60)
+    async with asyncio.timeout(10):
+        assert a.epoch(0) == 0  # not a member yet
+        await publish_rounds(bus, keys, 1)
+        await a.ack(*await collect(a, PARTITIONS, ack=False))
+        alone = {p: a.epoch(p) for p in range(PARTITIONS)}
+        assert all(alone.values()) and len(set(alone.values())) == PARTITIONS
+        assert await b.fetch(10, wait=0.05) == []  # joins: a is now over its share
+        assert await a.fetch(10, wait=0.1) == []  # everything acked: a hands half over
+        assert await b.fetch(10, wait=0.1) == []
+        given = {p for p in range(PARTITIONS) if a.epoch(p) == 0}
+        assert len(given) == PARTITIONS // 2
+        assert all(b.epoch(p) for p in given)
+        kept = set(range(PARTITIONS)) - given
+        assert {p: a.epoch(p) for p in kept} == {p: alone[p] for p in kept}  # unchanged where kept
+        await b.close()
+        assert await a.fetch(10, wait=0.1) == []  # takes them back: a new epoch for each
+        back = {p: a.epoch(p) for p in given}
+    assert all(back[p] and back[p] != alone[p] for p in given)
+
+
+async def test_lag_counts_unread_and_pending_messages_of_a_group(bus: Bus) -> None:
+    keys = keys_covering_every_partition()
+    async with asyncio.timeout(10):
+        assert await bus.lag(TOPIC, "engine") is None  # no such group yet
+        worker = bus.consumer(TOPIC, "engine", "w1", DECODE, lease_seconds=30)
+        assert await worker.fetch(10, wait=0) == []  # joins: the group exists, nothing to read
+        joined = await bus.lag(TOPIC, "engine")
+        await publish_rounds(bus, keys, 3)
+        published = await bus.lag(TOPIC, "engine")
+        got = await worker.fetch(10, wait=1)
+        await worker.ack(*got[:4])
+        working = await bus.lag(TOPIC, "engine")
+        await worker.close()
+    assert joined is not None and (joined.unread, joined.pending, joined.members) == (0, 0, 1)
+    assert published is not None and (published.unread, published.pending) == (3 * PARTITIONS, 0)
+    assert working is not None
+    # Acked messages leave the count; a bus may read ahead of max_count (Redis buffers what one
+    # XREADGROUP returned), so what was read but not yet handed out counts as pending, not unread.
+    assert working.unread + working.pending == 3 * PARTITIONS - 4
+    assert working.pending >= 6
+    assert (working.topic, working.group, working.members) == (TOPIC, "engine", 1)
+
+
 async def test_async_for_yields_deliveries_and_ends_when_closed(bus: Bus) -> None:
     consumer = bus.consumer(TOPIC, "engine", "w1", DECODE)
     got: list[Delivery[Msg]] = []

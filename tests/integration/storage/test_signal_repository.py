@@ -235,6 +235,49 @@ def test_set_status_refuses_an_event_of_another_signal(repo: SqlSignalRepository
     assert repo.get(signal.id) == signal
 
 
+def test_close_once_writes_one_close_even_when_two_writers_race(repo: SqlSignalRepository) -> None:
+    """A redelivered bar (or a zombie engine beside the new owner) closes the same signal again."""
+    signal = make_signal()
+    repo.add(signal)
+    at = signal.created_at + timedelta(hours=3)
+    closing = SignalEvent(signal.id, SignalEventKind.CLOSED, at, {"outcome": "stop"})
+    results: list[bool] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def close() -> None:
+        try:
+            barrier.wait()
+            results.append(repo.close_once(signal.id, SignalStatus.STOPPED, closing))
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=close) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(results) == [False, False, False, True]
+    assert [e.event.kind for e in repo.events(signal.id)] == [SignalEventKind.CREATED, SignalEventKind.CLOSED]
+    assert repo.get(signal.id) == signal.with_status(SignalStatus.STOPPED)
+    # Already closed as something else: still nothing written.
+    assert repo.close_once(signal.id, SignalStatus.EXPIRED, closing) is False
+    assert len(repo.events(signal.id)) == 2
+
+
+def test_close_once_refuses_an_open_status_and_an_unknown_signal(repo: SqlSignalRepository) -> None:
+    signal = make_signal()
+    repo.add(signal)
+    event = SignalEvent(signal.id, SignalEventKind.CLOSED, T0, {})
+    with pytest.raises(ValueError, match="closed status"):
+        repo.close_once(signal.id, SignalStatus.OPEN, event)
+    missing = new_signal_id()
+    with pytest.raises(StorageError, match=f"no signal with id {missing}"):
+        repo.close_once(missing, SignalStatus.EXPIRED, SignalEvent(missing, SignalEventKind.CLOSED, T0, {}))
+    assert [e.event.kind for e in repo.events()] == [SignalEventKind.CREATED]
+
+
 def test_events_are_global_insertion_order_with_after_seq(repo: SqlSignalRepository) -> None:
     a, b = make_signal(0, symbol="AAPL"), make_signal(1, symbol="MSFT")
     repo.add(b)  # b first: seq order is insertion order, not id order

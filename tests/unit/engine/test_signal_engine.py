@@ -179,3 +179,53 @@ def test_a_replay_gives_the_same_signal_ids() -> None:
         eng = SignalEngine(Always(), plan=NO_COOLDOWN)
         runs.append([s.id for b in bars if (s := eng.on_bar(b)) is not None])
     assert runs[0] and runs[0] == runs[1]
+
+
+def walk(symbol: str, n: int, seed: int) -> list[Bar]:
+    import random
+
+    rng = random.Random(seed)
+    price, out = 100.0, []
+    for i in range(n):
+        c = price * (1 + rng.gauss(0, 0.02))
+        out.append(
+            Bar(symbol, Timeframe.D1, i * DAY, price, max(price, c) * 1.01, min(price, c) * 0.99, c, 10)
+        )
+        price = c
+    return out
+
+
+def test_forget_then_replay_rebuilds_exactly_the_state_one_engine_had() -> None:
+    """What a new partition owner does (ADR 0015): forget the symbols, replay their bars, go on."""
+    a, b = walk("AUSDT", 160, 1), walk("BUSDT", 160, 2)
+    rows = [x for pair in zip(a, b, strict=True) for x in pair]
+    cut = 140  # A has state here (warm averages, an open signal) that changes what follows
+    one = SignalEngine(PlaceholderRule())
+    before = [s.id for x in rows[:cut] if (s := one.on_bar(x)) is not None]
+    after = [s.id for x in rows[cut:] if (s := one.on_bar(x)) is not None]
+    assert len(set(before + after)) == len(before + after) and len(after) > 2
+
+    # An owner that takes A at the cut without its history decides otherwise: the state matters.
+    cold = SignalEngine(PlaceholderRule())
+    for x in rows[:cut]:
+        if x.symbol == "BUSDT":
+            cold.on_bar(x)
+    cold_after = [s.id for x in rows[cut:] if (s := cold.on_bar(x)) is not None]
+    assert cold_after != after
+
+    eng = SignalEngine(PlaceholderRule())
+    for x in rows[:cut]:
+        eng.on_bar(x)
+    eng.on_bar(Bar("AUSDT", Timeframe.D1, 10**6 * DAY, 1, 1, 1, 1, 1))  # state that must not survive
+    eng.forget(lambda symbol: symbol == "AUSDT")
+    assert [s for s in eng.lifecycle.open_signals() if s.symbol == "AUSDT"] == []
+    assert "AUSDT" not in eng.scorer._state  # type: ignore[attr-defined]
+    assert "BUSDT" in eng.scorer._state  # type: ignore[attr-defined]
+    eng.learning = False
+    for x in rows[:cut]:  # replay A's history only, outputs discarded
+        if x.symbol == "AUSDT":
+            eng.on_bar(x)
+    eng.drain_outcomes()
+    eng.learning = True
+    rebuilt_after = [s.id for x in rows[cut:] if (s := eng.on_bar(x)) is not None]
+    assert rebuilt_after == after

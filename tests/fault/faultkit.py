@@ -1,0 +1,205 @@
+"""What the fault tests share: a reproducible replay, its clean single-process reference, engine
+processes in server mode, and waits on observable state (Redis group lag, leases) with deadlines.
+
+Imported by the tests of this folder by module name (pytest puts the folder on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+import sqlalchemy as sa
+
+from tradesignals.bus import topics
+from tradesignals.bus.base import partition_for
+from tradesignals.bus.codec import encode
+from tradesignals.bus.redis_streams import RedisStreamsBus
+from tradesignals.config import Settings
+from tradesignals.domain.market import Bar, Timeframe
+from tradesignals.signing import Ed25519Signer
+from tradesignals.wiring.engine_builder import build_engine
+
+PARTITIONS = 8
+GROUP = "engine"
+DAY = Timeframe.D1.ns
+
+
+def symbols_on_every_partition(per_partition: int) -> list[str]:
+    """Pair names chosen so every partition carries ``per_partition`` of them: no partition is idle,
+    so whichever partitions an engine holds, killing it matters."""
+    chosen: dict[int, list[str]] = {p: [] for p in range(PARTITIONS)}
+    i = 0
+    while any(len(v) < per_partition for v in chosen.values()):
+        name = f"F{i:03d}USDT"
+        p = partition_for(name, PARTITIONS)
+        if len(chosen[p]) < per_partition:
+            chosen[p].append(name)
+        i += 1
+    return sorted(n for v in chosen.values() for n in v)
+
+
+def replay_bars(per_partition: int = 3, days: int = 300, seed: int = 7) -> list[Bar]:
+    """A reproducible daily replay (crypto pairs: one 24/7 clock), in (ts, symbol) order like a feed."""
+    rng = random.Random(seed)
+    prices = {name: 100.0 + i for i, name in enumerate(symbols_on_every_partition(per_partition))}
+    t0 = 1_600_000_000 // 86_400 * 86_400 * 10**9
+    out = []
+    for k in range(days):
+        for sym, o in prices.items():
+            c = o * (1 + rng.gauss(0.0005, 0.02))
+            h = max(o, c) * (1 + abs(rng.gauss(0, 0.01)))
+            low = min(o, c) * (1 - abs(rng.gauss(0, 0.01)))
+            out.append(Bar(sym, Timeframe.D1, t0 + k * DAY, o, h, low, c, 1000.0 + rng.random() * 100))
+            prices[sym] = c
+    return out
+
+
+def reference(bars: list[Bar], home: Path) -> dict[str, str]:
+    """Signal id -> final status from one clean engine in this process (the `serve` builder)."""
+    engine = build_engine(Settings(model="rule", home=home))
+    status: dict[str, str] = {}
+    for bar in bars:
+        sig = engine.on_bar(bar)
+        if sig is not None:
+            status[sig.id] = "open"
+        for outcome in engine.drain_outcomes():
+            status[outcome.signal_id] = outcome.status.value
+    return status
+
+
+def wait_until(
+    what: str, cond: Callable[[], bool], deadline: float, procs: list[subprocess.Popen[str]]
+) -> None:
+    """Poll an observable state (cheap Redis/SQL reads) until true; fail with ``what`` at the deadline."""
+    while not cond():
+        for p in procs:
+            assert p.poll() is None, f"an engine exited early (code {p.returncode}) while waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@dataclass
+class Cluster:
+    """Engine processes of one test: their own database, Redis prefix, home and ledger key."""
+
+    pg_url: str
+    redis_url: str
+    prefix: str
+    tmp: Path
+    lease_s: float = 2.0
+    procs: list[subprocess.Popen[str]] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        key = self.tmp / "ledger-key.pem"
+        key.write_bytes(Ed25519Signer.generate().pem())
+        key.chmod(0o600)
+        self.env = {
+            **os.environ,
+            "TS_MODE": "server",
+            "TS_DATABASE_URL": self.pg_url,
+            "TS_REDIS_URL": self.redis_url,
+            "TS_BUS_PREFIX": self.prefix,
+            "TS_BUS_PARTITIONS": str(PARTITIONS),
+            "TS_BUS_LEASE_S": str(self.lease_s),
+            "TS_HOME": str(self.tmp / "home"),
+            "TS_MODEL": "rule",
+            "TS_LEDGER_KEY_FILE": str(key),
+            "TS_CHECKPOINT_INTERVAL_S": "3600",
+        }
+        self.r = redis.Redis.from_url(self.redis_url, decode_responses=True)
+        base = f"{self.prefix}:{topics.MARKET_BARS}"
+        self.streams = [f"{base}:{p}" for p in range(PARTITIONS)]
+        self.leases = [f"{base}:group:{GROUP}:lease:{p}" for p in range(PARTITIONS)]
+
+    def start_engine(self, name: str) -> subprocess.Popen[str]:
+        # Logs go to files, not pipes: a chatty role must never block on a full pipe.
+        log = self.tmp / f"{name}.log"
+        self.logs.append(log)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tradesignals.cli", "serve", "--role", "engine"],
+            env=self.env,
+            stderr=log.open("w"),
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def holders(self) -> Counter[str]:
+        return Counter(h for h in self.r.mget(self.leases) if h)
+
+    def drained(self) -> bool:
+        """Every partition's group read to the end and nothing pending: all bars handled and acked."""
+        for s in self.streams:
+            groups = self.r.xinfo_groups(s) if self.r.exists(s) else []
+            g = next((g for g in groups if g["name"] == GROUP), None)
+            if g is None or g["pending"] or g["lag"]:
+                return False
+        return True
+
+    def publish(self, chunk: list[Bar]) -> None:
+        async def go() -> None:
+            bus = RedisStreamsBus(self.redis_url, partitions=PARTITIONS, prefix=self.prefix)
+            for i in range(0, len(chunk), 500):
+                await bus.publish_many(
+                    topics.MARKET_BARS, [(b.symbol, encode(b)) for b in chunk[i : i + 500]]
+                )
+            await bus.close()
+
+        asyncio.run(go())
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(2)  # SIGINT: a clean stop
+        for p in self.procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.r.close()
+
+    def ledger_verify(self) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tradesignals.cli", "ledger", "verify"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+
+def stored(db: sa.Engine) -> tuple[dict[str, str], Counter[tuple[str, str]]]:
+    """Signal id -> status, and how many events of each (signal, kind) the ledger holds."""
+    with db.connect() as conn:
+        status = {sid: str(st) for sid, st in conn.execute(sa.text("SELECT id, status FROM signals"))}
+        events = Counter(
+            (sid, kind) for sid, kind in conn.execute(sa.text("SELECT signal_id, kind FROM signal_events"))
+        )
+    return status, events
+
+
+def compare(
+    expected: dict[str, str], status: dict[str, str], events: Counter[tuple[str, str]]
+) -> dict[str, int]:
+    """Lost / extra signals against the reference, and (signal, kind) events stored more than once."""
+    return {
+        "reference_signals": len(expected),
+        "stored_signals": len(status),
+        "lost": len(set(expected) - set(status)),
+        "extra": len(set(status) - set(expected)),
+        "duplicated_events": sum(1 for n in events.values() if n > 1),
+        "status_mismatches": sum(1 for sid, st in expected.items() if sid in status and status[sid] != st),
+    }
