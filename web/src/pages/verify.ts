@@ -53,9 +53,9 @@ export async function verifyPage(root: HTMLElement): Promise<void> {
     const rewrites = problems.filter((p) => p !== cps.problem);
     for (const p of rewrites) line("bad contradiction", p.why);
     if (!rewrites.length && kept.length) line("ok", `The ledger still extends all ${kept.length} checkpoints this browser kept on earlier visits.`);
-    if (problems.length) {
+    if (problems.length && chain.ok) {
       result.prepend(h("p", { class: "bad big", "data-state": "contradicted" }, `✘ ${problems[0].why}`));
-    } else if (served.length && chain.ok) {
+    } else if (served.length && chain.ok && !problems.length) {
       keep(served[served.length - 1] as Checkpoint);
       line("", `Checkpoint ${served[served.length - 1].number} is now kept in this browser: later visits check that the ledger still passes through it.`);
     }
