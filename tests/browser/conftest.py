@@ -50,7 +50,7 @@ def _missing(what: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def playwright() -> Iterator[Any]:
     if not CHROMIUM.is_file():
         _missing(f"{CHROMIUM} is missing (apt-get install -y chromium)")
     if not WEB_BUILD.is_file() or not AXE.is_file():
@@ -58,9 +58,14 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--disable-gpu"])
-        yield b
-        b.close()
+        yield pw
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Any) -> Iterator[Any]:
+    b = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--disable-gpu"])
+    yield b
+    b.close()
 
 
 # --- the seeded app ----------------------------------------------------------------------------

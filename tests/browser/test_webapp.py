@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ import pytest
 
 from tradesignals.domain.ledger import GENESIS, Chain
 
-from .conftest import PLAN, Site, critical_axe_violations
+from .conftest import CHROMIUM, PLAN, Site, critical_axe_violations
 
 pytestmark = pytest.mark.browser
 
@@ -265,4 +266,22 @@ def test_the_backtest_page_renders_the_contract(browser: Any, serve: Serve, shot
     shots(page, "backtest")
     page.goto(site.url + "/backtests/nope")
     assert "no backtest" in page.locator(".error").inner_text()
+    context.close()
+
+
+def test_the_app_is_installable(playwright: Any, serve: Serve, tmp_path: Path) -> None:
+    """Chromium's own installability check (manifest, icons, service worker) finds nothing missing,
+    in a persistent profile (Playwright's usual contexts are off the record, never installable)."""
+    site = serve()
+    context = playwright.chromium.launch_persistent_context(
+        str(tmp_path / "profile"), executable_path=str(CHROMIUM), args=["--disable-gpu"]
+    )
+    page = context.new_page()
+    page.goto(site.url + "/")
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    cdp = context.new_cdp_session(page)
+    manifest = cdp.send("Page.getAppManifest")
+    assert manifest["url"].endswith("/manifest.webmanifest") and not manifest["errors"], manifest
+    errors = cdp.send("Page.getInstallabilityErrors")["installabilityErrors"]
+    assert errors == [], errors
     context.close()
