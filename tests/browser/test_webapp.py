@@ -116,6 +116,11 @@ def test_a_changed_row_is_named_and_a_rewrite_contradicts_the_kept_checkpoint(
     page.wait_for_selector("#verify-result [data-state=contradicted]")
     text = page.locator("#verify-result").inner_text()
     assert "this ledger rewrote history after checkpoint 1" in text, text
+    # Every other page says so too, from the per-visit check of the kept checkpoints.
+    page.goto(site.url + "/")
+    banner = page.locator(".contradiction-banner")
+    banner.wait_for()
+    assert "this ledger rewrote history after checkpoint 1" in banner.inner_text()
     context.close()
 
 

@@ -141,6 +141,7 @@ export function contradictions(
   served: Checkpoint[],
   seen: Map<number, string>,
   ledger: { ok: boolean; headSeq: number; firstBad: number | null },
+  servedClaims = true,
 ): { number: number; why: string }[] {
   const out: { number: number; why: string }[] = [];
   const byNumber = new Map(served.map((c) => [c.number, c]));
@@ -155,7 +156,7 @@ export function contradictions(
       continue;
     }
   }
-  for (const c of [...kept, ...served]) {
+  for (const c of servedClaims ? [...kept, ...served] : kept) {
     if (out.some((o) => o.number === c.number)) continue;
     if (c.seq <= ledger.headSeq) {
       const h = seen.get(c.seq);
@@ -170,4 +171,32 @@ export function contradictions(
   }
   out.sort((a, b) => a.number - b.number);
   return out.filter((o, i) => i === 0 || out[i - 1].number !== o.number);
+}
+
+/**
+ * The per-visit check (docs/ledger.md, "For the web app's verify page"), cheap enough for every page
+ * load: each kept checkpoint must still be served unchanged, and the ledger entry at its seq must
+ * still have its head hash. Returns the first contradiction, or null (also when nothing is kept, or
+ * the server cannot be reached: that says nothing about the ledger).
+ */
+export async function quickCheck(): Promise<{ number: number; why: string } | null> {
+  const kept = keptCheckpoints();
+  if (!kept.length) return null;
+  try {
+    const served = await allCheckpoints();
+    const seen = new Map<number, string>([[0, GENESIS]]);
+    const dropped: { number: number; why: string }[] = [];
+    for (const k of kept) {
+      if (seen.has(k.seq)) continue;
+      const page: { entries: { seq: number; hash: string }[] } = await fetchJson(`/api/ledger?from=${k.seq}&to=${k.seq}`);
+      const e = page.entries.find((x) => x.seq === k.seq);
+      if (e) seen.set(k.seq, e.hash);
+      else dropped.push({ number: k.number, why: `this ledger dropped its newest entries after checkpoint ${k.number}: it has no entry ${k.seq} any more` });
+    }
+    const headSeq = Math.max(...seen.keys());
+    const found = contradictions(kept.filter((k) => seen.has(k.seq)), served, seen, { ok: true, headSeq, firstBad: null }, false);
+    return [...found, ...dropped].sort((a, b) => a.number - b.number)[0] ?? null;
+  } catch {
+    return null;
+  }
 }

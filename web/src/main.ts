@@ -1,5 +1,6 @@
 /** The app shell: a tiny router over history.pushState, the pages, and the service worker. */
 import "./style.css";
+import { quickCheck } from "./checkpoints";
 import { h } from "./dom";
 import { backtestPage, backtestsPage } from "./pages/backtests";
 import { trackRecordPage } from "./pages/trackRecord";
@@ -36,6 +37,16 @@ async function route(): Promise<void> {
 function navigate(url: string): void {
   history.pushState(null, "", url);
   void route();
+
+// Every visit (except the verify page, which does the full check): does the ledger still pass
+// through the checkpoints this browser kept? A contradiction is shown on every page, plainly.
+if (location.pathname !== "/verify") {
+  void quickCheck().then((problem) => {
+    if (!problem) return;
+    const box = h("p", { class: "contradiction-banner", role: "alert" }, `✘ ${problem.why}. `, h("a", { href: "/verify" }, "Check it yourself"), ".");
+    document.querySelector("header")?.after(box);
+  });
+}
 }
 
 document.addEventListener("click", (ev) => {
@@ -58,3 +69,13 @@ if ("serviceWorker" in navigator) {
   navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => { /* the app works without it */ });
 }
 void route();
+
+// Every visit (except the verify page, which does the full check): does the ledger still pass
+// through the checkpoints this browser kept? A contradiction is shown on every page, plainly.
+if (location.pathname !== "/verify") {
+  void quickCheck().then((problem) => {
+    if (!problem) return;
+    const box = h("p", { class: "contradiction-banner", role: "alert" }, `✘ ${problem.why}. `, h("a", { href: "/verify" }, "Check it yourself"), ".");
+    document.querySelector("header")?.after(box);
+  });
+}
