@@ -49,7 +49,9 @@ def _missing(what: str) -> None:
     pytest.skip(what)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: sync Playwright keeps an event loop running on the main thread while it
+# is open, which would break every later test that calls asyncio.run.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Any]:
     if not CHROMIUM.is_file():
         _missing(f"{CHROMIUM} is missing (apt-get install -y chromium)")
@@ -61,7 +63,7 @@ def playwright() -> Iterator[Any]:
         yield pw
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Any) -> Iterator[Any]:
     b = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--disable-gpu"])
     yield b
