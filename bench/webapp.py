@@ -6,7 +6,8 @@
 * ``table_ms`` — from navigation start to the history table drawn (the page's
   ``performance.mark("table-rendered")``), p50 / max over ``--runs`` cold loads, each in a fresh
   browser context (empty cache, no service worker). ``warm_table_ms``: a reload in the same context
-  (cached shell via the service worker; the API calls still go to the network).
+  (cached shell via the service worker; the API calls still go to the network). ``api_ms_p50``: each
+  API call's duration as the browser saw it (the table waits for both).
 
 The server is the app's API role (embedded mode, SQLite) under uvicorn on a loopback port, seeded
 with ``--signals`` closed signals; the browser is Debian's Chromium driven by Playwright.
@@ -116,6 +117,10 @@ def main() -> None:
         cold_ms: list[float] = []
         warm_ms: list[float] = []
         transferred = decoded = requests = 0
+        api_ms: dict[str, list[float]] = {}
+        api_js = """() => performance.getEntriesByType('resource')
+            .filter((e) => e.name.includes('/api/'))
+            .map((e) => [new URL(e.name).pathname, e.duration, e.transferSize])"""
         table_js = "() => performance.getEntriesByName('table-rendered')[0].startTime"
         bytes_js = """() => {
             const all = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')];
@@ -131,6 +136,8 @@ def main() -> None:
                 cold_ms.append(page.evaluate(table_js))
                 page.wait_for_load_state("networkidle")
                 transferred, decoded, requests = page.evaluate(bytes_js)
+                for path, duration, _size in page.evaluate(api_js):
+                    api_ms.setdefault(path, []).append(duration)
                 page.wait_for_function("() => navigator.serviceWorker.controller !== null")
                 page.reload()
                 page.wait_for_selector("#history-table[data-rendered]")
@@ -151,6 +158,7 @@ def main() -> None:
                 "table_ms_p50": round(statistics.median(cold_ms), 1),
                 "table_ms_max": round(max(cold_ms), 1),
                 "warm_table_ms_p50": round(statistics.median(warm_ms), 1),
+                "api_ms_p50": {k: round(statistics.median(v), 1) for k, v in sorted(api_ms.items())},
                 "machine": f"{platform.machine()}, {platform.python_version()}",
             }
         )

@@ -58,6 +58,7 @@ def test_anonymous_track_record_shows_closed_signals_and_no_open_one(
     for symbol in {p[0] for p in closed}:
         assert symbol in text
     assert "not filled" in text and "+1.90 R" in text
+    page.wait_for_selector("form.filters[data-ready]")
     summary = httpx.get(site.url + "/api/history/summary").json()["overall"]
     tiles = page.locator(".tiles").inner_text()
     assert f"{summary['hit_rate'] * 100:.1f} %" in tiles
@@ -67,6 +68,7 @@ def test_anonymous_track_record_shows_closed_signals_and_no_open_one(
     page.select_option("#f-type", "day")
     page.wait_for_url(re.compile(r"\?type=day"))
     page.wait_for_selector("#history-table[data-rendered] caption:has-text('filtered')")
+    page.wait_for_selector("form.filters[data-ready]")
     assert page.locator("#history-table tbody tr").count() == sum(1 for p in closed if p[1] == "day")
     assert critical_axe_violations(page) == []
     shots(page, "track-record")

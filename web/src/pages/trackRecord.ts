@@ -22,6 +22,7 @@ interface Summary {
 interface Saved { query: string; history: HistoryPage; summary: Summary; savedAt: string }
 
 const LAST = "ts.last-track-record.v1";
+const PAGE = 50; // rows per page: the first load stays small (bench/webapp.py)
 const TYPES = ["swing", "day", "event", "options"];
 
 function filtersFrom(search: string): URLSearchParams {
@@ -72,52 +73,34 @@ export async function trackRecordPage(root: HTMLElement): Promise<void> {
   const status = h("div", { class: "status", role: "status" }, "Loading…");
   root.append(status);
 
-  let history: HistoryPage, summary: Summary, savedAt: string | null = null;
+  // Both calls start now; the table is drawn as soon as the history answers (the summary, which
+  // the server computes over every close, fills the tiles, filters and chart when it comes).
+  const sep = qs ? `&${qs}` : "";
+  const historyCall = fetchJson<HistoryPage>(`/api/history?limit=${PAGE}${sep}`);
+  const summaryCall = fetchJson<Summary>(`/api/history/summary${qs ? `?${qs}` : ""}`);
+  summaryCall.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
+  let history: HistoryPage, savedAt: string | null = null, saved: Saved | null = null;
   try {
-    const sep = qs ? `&${qs}` : "";
-    [history, summary] = await Promise.all([
-      fetchJson<HistoryPage>(`/api/history?limit=100${sep}`),
-      fetchJson<Summary>(`/api/history/summary${qs ? `?${qs}` : ""}`),
-    ]);
-    try {
-      localStorage.setItem(LAST, JSON.stringify({ query: qs, history, summary, savedAt: new Date().toISOString() } satisfies Saved));
-    } catch { /* storage full or denied: the page still works online */ }
+    history = await historyCall;
   } catch (err) {
-    const saved = (() => { try { return JSON.parse(localStorage.getItem(LAST) ?? "null") as Saved | null; } catch { return null; } })();
+    saved = (() => { try { return JSON.parse(localStorage.getItem(LAST) ?? "null") as Saved | null; } catch { return null; } })();
     if (!(err instanceof ApiError && err.status === OFFLINE) || !saved) {
       status.replaceWith(errorBox((err as Error).message));
       return;
     }
-    ({ history, summary, savedAt } = saved);
-    if (saved.query !== qs) filters.forEach((_v, k) => filters.delete(k));
+    ({ history, savedAt } = saved);
   }
   status.replaceWith(savedAt
-    ? h("p", { class: "offline-note", role: "status" }, `Offline: showing the track record saved on ${when(savedAt)} UTC${filters.toString() !== qs ? " (without the filters)" : ""}.`)
+    ? h("p", { class: "offline-note", role: "status" }, `Offline: showing the track record saved on ${when(savedAt)} UTC${saved?.query !== qs ? " (without the filters)" : ""}.`)
     : "");
 
-  const o = summary.overall;
-  root.append(h("section", { class: "tiles", "aria-label": "Summary" },
-    statTile("hit rate", pct(o.hit_rate), `${o.wins} of ${o.count} filled closes won (net R > 0)`),
-    statTile("average net R", signed(o.avg_net_r, 2, " R"), "the expectancy per signal, after costs"),
-    statTile("profit factor", num(o.net_profit_factor), "winning R ÷ losing R"),
-    statTile("closed", String(o.closes), `${o.not_filled} never filled, counted apart`),
-  ));
-
-  const form = h("form", { class: "filters", "aria-label": "Filters" },
-    select("type", "Type", TYPES, filters.get("type")),
-    select("symbol", "Symbol", Object.keys(summary.by_symbol).sort(), filters.get("symbol")),
-    select("month", "Month", Object.keys(summary.by_month).sort().reverse(), filters.get("month")));
-  form.addEventListener("change", () => {
-    const next = new URLSearchParams();
-    for (const el of form.querySelectorAll("select")) if (el.value) next.set(el.name, el.value);
-    const url = `/${next.toString() ? `?${next}` : ""}`;
-    history_push(url);
-  });
-  root.append(form);
+  const tiles = h("section", { class: "tiles", "aria-label": "Summary", "aria-busy": "true" });
+  const form = h("form", { class: "filters", "aria-label": "Filters" });
+  root.append(tiles, form);
 
   const tbody = h("tbody", {}, ...rows(history.items));
   const table = h("table", { id: "history-table", class: "history" },
-    h("caption", {}, `Closed signals${qs ? " (filtered)" : ""}, most recent first`),
+    h("caption", {}, `Closed signals${qs && !savedAt ? " (filtered)" : ""}, most recent first`),
     h("thead", {}, h("tr", {}, ...["closed (UTC)", "symbol", "type", "side", "confidence", "outcome", "fill", "exit", "net P/L", "net R"].map((c) => h("th", { scope: "col" }, c)))),
     tbody);
   const wrap = h("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": "Closed signals" }, table);
@@ -128,7 +111,7 @@ export async function trackRecordPage(root: HTMLElement): Promise<void> {
     more.addEventListener("click", async () => {
       more.disabled = true;
       try {
-        const page = await fetchJson<HistoryPage>(`/api/history?limit=100&before=${before}${qs ? `&${qs}` : ""}`);
+        const page = await fetchJson<HistoryPage>(`/api/history?limit=${PAGE}&before=${before}${sep}`);
         tbody.append(...rows(page.items));
         before = page.next_before;
         if (before === null) more.remove(); else more.disabled = false;
@@ -140,6 +123,38 @@ export async function trackRecordPage(root: HTMLElement): Promise<void> {
   }
   table.dataset.rendered = "1";
   performance.mark("table-rendered");
+
+  let summary: Summary;
+  try {
+    summary = savedAt && saved ? saved.summary : await summaryCall;
+  } catch (err) {
+    tiles.replaceWith(errorBox((err as Error).message));
+    return;
+  }
+  if (!savedAt) {
+    try {
+      localStorage.setItem(LAST, JSON.stringify({ query: qs, history, summary, savedAt: new Date().toISOString() } satisfies Saved));
+    } catch { /* storage full or denied: the page still works online */ }
+  }
+  const o = summary.overall;
+  tiles.removeAttribute("aria-busy");
+  tiles.append(
+    statTile("hit rate", pct(o.hit_rate), `${o.wins} of ${o.count} filled closes won (net R > 0)`),
+    statTile("average net R", signed(o.avg_net_r, 2, " R"), "the expectancy per signal, after costs"),
+    statTile("profit factor", num(o.net_profit_factor), "winning R ÷ losing R"),
+    statTile("closed", String(o.closes), `${o.not_filled} never filled, counted apart`),
+  );
+  const current = savedAt ? new URLSearchParams(saved?.query ?? "") : filters;
+  form.append(
+    select("type", "Type", TYPES, current.get("type")),
+    select("symbol", "Symbol", Object.keys(summary.by_symbol).sort(), current.get("symbol")),
+    select("month", "Month", Object.keys(summary.by_month).sort().reverse(), current.get("month")));
+  form.addEventListener("change", () => {
+    const next = new URLSearchParams();
+    for (const el of form.querySelectorAll("select")) if (el.value) next.set(el.name, el.value);
+    history_push(`/${next.toString() ? `?${next}` : ""}`);
+  });
+  form.dataset.ready = "1";
 
   root.append(h("section", { class: "reliability" },
     h("h2", {}, "Does confidence mean what it says?"),
