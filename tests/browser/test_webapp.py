@@ -292,3 +292,39 @@ def test_the_app_is_installable(playwright: Any, serve: Serve, tmp_path: Path) -
     errors = cdp.send("Page.getInstallabilityErrors")["installabilityErrors"]
     assert errors == [], errors
     context.close()
+
+
+def test_a_forged_checkpoint_and_dropped_entries_are_named(browser: Any, serve: Serve) -> None:
+    """The page really checks Ed25519 (one altered signature digit is refused) and, with a checkpoint
+    kept, a ledger served without its newest entries (still a valid chain) is called out."""
+    site = serve()
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(site.url + "/verify")
+    page.wait_for_selector("#verify-result [data-state=verified]")
+
+    def forged(route: Any) -> None:
+        body = route.fetch().json()
+        sig = body["checkpoints"][0]["signature"]
+        body["checkpoints"][0]["signature"] = ("0" if sig[0] != "0" else "1") + sig[1:]
+        route.fulfill(json=body)
+
+    context.route("**/api/ledger/checkpoints?*", forged)
+    page.goto(site.url + "/verify")
+    page.wait_for_selector("#verify-result [data-state=contradicted]")
+    assert "checkpoint 1: bad signature (forged or altered)" in page.locator("#verify-result").inner_text()
+    context.unroute("**/api/ledger/checkpoints?*")
+
+    n = ledger_size(site)
+
+    def truncated(route: Any) -> None:
+        body = route.fetch().json()
+        body["entries"] = [e for e in body["entries"] if e["seq"] <= n - 2]
+        route.fulfill(json=body)
+
+    context.route("**/api/ledger?*", truncated)
+    page.goto(site.url + "/verify")
+    page.wait_for_selector("#verify-result [data-state=contradicted]")
+    text = page.locator("#verify-result").inner_text()
+    assert f"this ledger dropped its newest entries after checkpoint 1: it ends at seq {n - 2}" in text, text
+    context.close()
