@@ -8,11 +8,27 @@ UV      := $(BIN)/uv
 PORT    ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: all venv demo serve test test-fast lint fmt bench lock clean
+.PHONY: all venv web demo serve test test-fast lint fmt bench lock clean
 
 all: venv
 
-venv: $(STAMP)
+venv: $(STAMP) web
+
+# The web app (web/, TypeScript + Vite) is built into the package, which the API serves at `/`.
+# npm installs from web/package-lock.json (no registry address recorded: web/.npmrc).
+WEB_OUT  := src/tradesignals/web/index.html
+WEB_MODS := web/node_modules/.package-lock.json
+WEB_SRC  := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json
+
+web: $(WEB_OUT)
+
+$(WEB_MODS): web/package-lock.json web/package.json
+	@command -v npm >/dev/null || { echo "make: npm (Node.js 20) is needed to build the web app"; exit 1; }
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(WEB_OUT): $(WEB_MODS) $(WEB_SRC)
+	cd web && npm run --silent build
 
 $(STAMP): $(LOCK) pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -51,4 +67,4 @@ lock: venv
 	$(UV) pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o $(LOCK)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache web/node_modules src/tradesignals/web

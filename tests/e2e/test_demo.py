@@ -60,6 +60,9 @@ def test_demo_serves_health_signals_and_websocket(tmp_path: Path) -> None:
                 time.sleep(0.2)
         assert health is not None and health.status_code == 200, "health did not answer 200 within 60 s"
         assert health.json()["mode"] == "embedded"
+        # The web app is served by the demo itself, at `/` (built by `make`).
+        home = httpx.get(f"{base}/", timeout=5)
+        assert home.status_code == 200 and 'id="main"' in home.text, home.text[:200]
 
         ws_msg = asyncio.run(first_ws_signal(f"ws://127.0.0.1:{port}/ws", start + 60))
         data = ws_msg["data"]

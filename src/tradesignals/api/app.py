@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -23,6 +24,7 @@ from tradesignals.api.routes import (
     risk,
     signals,
 )
+from tradesignals.api.webapp import mount_web
 from tradesignals.marketdata.feeds.base import Feed
 from tradesignals.storage.base import StorageError
 
@@ -33,8 +35,13 @@ def create_app(
     roles: frozenset[str] = frozenset({"api"}),
     feed: Feed | None = None,
     close_services: bool = True,
+    web_dir: Path | None = None,
 ) -> FastAPI:
-    """An app over ready-made ``services``; the lifespan starts ``roles`` and stops them on shutdown."""
+    """An app over ready-made ``services``; the lifespan starts ``roles`` and stops them on shutdown.
+
+    The web app is served at ``/`` from ``web_dir`` (default: the build in the package), only where
+    no API route matches (see ``webapp.py``).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,4 +75,5 @@ def create_app(
     async def storage_unavailable(request: Request, exc: StorageError) -> JSONResponse:
         return JSONResponse(status_code=503, content={"detail": f"storage unavailable: {exc}"})
 
+    mount_web(app, web_dir)
     return app

@@ -1,0 +1,47 @@
+// Service worker: the app shell (index.html and its hashed assets) is cached at install and served
+// when the network fails; API calls always go to the network (the pages keep their own last copy
+// of the track record and say when they show it offline).
+const CACHE = "ts-shell-v1";
+const SHELL = ["/", "/manifest.webmanifest", "/icons/icon-192.png", "/icons/icon-512.png"];
+const LIVE = /^\/(api|ws|docs|metrics|openapi\.json)(\/|$)/;
+
+self.addEventListener("install", (event) => {
+  event.waitUntil((async () => {
+    const cache = await caches.open(CACHE);
+    await cache.addAll(SHELL);
+    // The bundle names are hashed: read them from the shell page itself.
+    const html = await (await cache.match("/")).text();
+    const assets = [...html.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]);
+    await cache.addAll(assets);
+    await self.skipWaiting();
+  })());
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil((async () => {
+    for (const key of await caches.keys()) if (key !== CACHE) await caches.delete(key);
+    await self.clients.claim();
+  })());
+});
+
+self.addEventListener("fetch", (event) => {
+  const req = event.request;
+  const url = new URL(req.url);
+  if (req.method !== "GET" || url.origin !== location.origin || LIVE.test(url.pathname)) return;
+  if (req.mode === "navigate") {
+    // Network first, so a new release shows at once; the cached shell when offline.
+    event.respondWith(fetch(req).then((res) => {
+      if (res.ok) caches.open(CACHE).then((c) => c.put("/", res.clone()));
+      return res;
+    }).catch(async () => (await caches.match("/")) || Response.error()));
+    return;
+  }
+  // Hashed assets never change: cache first.
+  event.respondWith((async () => {
+    const hit = await caches.match(req);
+    if (hit) return hit;
+    const res = await fetch(req);
+    if (res.ok && url.pathname.startsWith("/assets/")) (await caches.open(CACHE)).put(req, res.clone());
+    return res;
+  })());
+});
