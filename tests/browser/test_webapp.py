@@ -219,8 +219,8 @@ def test_offline_the_shell_and_the_last_track_record_render(browser: Any, serve:
 
 
 def test_the_backtest_page_renders_the_contract(browser: Any, serve: Serve, shots: Shots) -> None:
-    """The backtest API lives on another branch: its documented shapes are served here by the
-    browser's router, so the page is tested against the contract (re-test on the real API at merge)."""
+    """The page against the API's documented shapes, served by the browser's router (edge cases:
+    an unknown id); ``test_the_backtest_page_renders_a_real_backtest`` runs it on the real routes."""
     site = serve()
     context = browser.new_context()
     item = {
@@ -328,3 +328,49 @@ def test_a_forged_checkpoint_and_dropped_entries_are_named(browser: Any, serve: 
     text = page.locator("#verify-result").inner_text()
     assert f"this ledger dropped its newest entries after checkpoint 1: it ends at seq {n - 2}" in text, text
     context.close()
+
+
+def test_the_backtest_page_renders_a_real_backtest(
+    browser: Any, serve: Serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page against the real routes: a placeholder-rule backtest written by the CLI under TS_HOME."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from tradesignals.cli import app
+    from tradesignals.domain.market import Timeframe
+    from tradesignals.marketdata.feeds.simulator import SimulatorFeed
+
+    site = serve()
+    feed = SimulatorFeed(4, seed=11, speed=float("inf"), timeframe=Timeframe.D1, emit="bars")
+    rows = [
+        (
+            pd.Timestamp(b.ts, tz="UTC").strftime("%Y-%m-%d"),
+            b.symbol,
+            b.open,
+            b.high,
+            b.low,
+            b.close,
+            b.volume,
+        )
+        for b in feed.history(300)
+    ]
+    data = tmp_path / "sim.csv"
+    pd.DataFrame(rows, columns=["date", "symbol", "open", "high", "low", "close", "volume"]).to_csv(
+        data, index=False
+    )
+    monkeypatch.setenv("TS_HOME", str(site.services.settings.home))
+    monkeypatch.setenv("TS_MODEL", "rule")
+    result = CliRunner().invoke(app, ["backtest", "--data", str(data), "--profile", "aggressive"])
+    assert result.exit_code == 0, result.output
+    (backtest_id,) = [p.name for p in (site.services.settings.home / "backtests").iterdir()]
+    summary = httpx.get(f"{site.url}/api/backtests/{backtest_id}", timeout=10).json()
+
+    page = browser.new_context().new_page()
+    page.goto(site.url + "/backtests")
+    page.click(f"text={backtest_id}")
+    page.wait_for_selector("svg.chart path.equity")
+    facts = page.locator("dl.facts").first.inner_text()
+    assert "total return" in facts
+    assert f"{summary['trades']}" in page.locator("main").inner_text()
+    page.context.close()
