@@ -332,6 +332,36 @@ def _atr_array(bars: pd.DataFrame, atr: str | npt.ArrayLike) -> npt.NDArray[np.f
     return values
 
 
+_TIMES_CACHE: dict[
+    tuple[object, ...], tuple[SessionCalendar, npt.NDArray[np.int64], npt.NDArray[np.int64]]
+] = {}
+
+
+def _closes_and_expiries(
+    times: npt.NDArray[np.int64], timeframe: Timeframe, spec: LabelSpec, cal: SessionCalendar
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Bar close and signal expiry per distinct time, asked of the rulebook; the last few are kept.
+
+    Labelling both directions of one bar set (the vectorized backtest) asks the same question twice;
+    the answer depends only on the times, the calendar, the timeframe and the plan.
+    """
+    key = (id(cal), timeframe, spec.signal_type, spec.plan, times.tobytes())
+    hit = _TIMES_CACHE.get(key)
+    if hit is not None and hit[0] is cal:
+        return hit[1], hit[2]
+    closes = np.empty(len(times), dtype=np.int64)
+    expiries = np.empty(len(times), dtype=np.int64)
+    for i, t in enumerate(times.tolist()):
+        c = bar_close_ns(t, timeframe, cal)
+        closes[i] = c
+        e = expiry_ns(c, spec.signal_type, spec.plan, cal)
+        expiries[i] = -1 if e is None else e
+    if len(_TIMES_CACHE) >= 8:
+        _TIMES_CACHE.pop(next(iter(_TIMES_CACHE)))
+    _TIMES_CACHE[key] = (cal, closes, expiries)
+    return closes, expiries
+
+
 def _times_and_costs(
     ts: npt.NDArray[np.int64],
     codes: npt.NDArray[np.intp],
@@ -351,23 +381,20 @@ def _times_and_costs(
     per_side = np.empty(n, dtype=np.float64)
     borrow = np.empty(n, dtype=np.float64)
     groups: dict[int, tuple[SessionCalendar, list[int]]] = {}
+    side_by_code = np.empty(len(uniques), dtype=np.float64)
+    borrow_by_code = np.empty(len(uniques), dtype=np.float64)
     for code, symbol in enumerate(uniques):
         cal = resolve(str(symbol))
         groups.setdefault(id(cal), (cal, []))[1].append(code)
         model = spec.costs.for_class(asset_class_of(str(symbol)))
-        rows = codes == code
-        per_side[rows] = model.per_side_bp
-        borrow[rows] = model.borrow_bp_per_day
+        side_by_code[code] = model.per_side_bp
+        borrow_by_code[code] = model.borrow_bp_per_day
+    per_side[:] = side_by_code[codes]
+    borrow[:] = borrow_by_code[codes]
     for cal, cal_codes in groups.values():
         rows = np.flatnonzero(np.isin(codes, cal_codes))
         times, where = np.unique(ts[rows], return_inverse=True)
-        closes = np.empty(len(times), dtype=np.int64)
-        expiries = np.empty(len(times), dtype=np.int64)
-        for i, t in enumerate(times.tolist()):
-            c = bar_close_ns(t, timeframe, cal)
-            closes[i] = c
-            e = expiry_ns(c, spec.signal_type, spec.plan, cal)
-            expiries[i] = -1 if e is None else e
+        closes, expiries = _closes_and_expiries(times, timeframe, spec, cal)
         close_ns[rows] = closes[where]
         expiry[rows] = expiries[where]
     return close_ns, expiry, per_side, borrow
