@@ -1,6 +1,6 @@
 """A trade list through vectorbt's ``Portfolio.from_signals`` — the parity check and the bench's rival.
 
-vectorbt is a test/bench dependency (ADR 0016), imported inside `to_vectorbt` only. Each trade
+vectorbt is a test/bench dependency (ADR 0010), imported inside `to_vectorbt` only. Each trade
 becomes an entry at its fill instant and an exit at its exit instant on a shared time line (the
 sorted distinct instants; two rows never need the same column: the engine keeps one signal per
 symbol and direction open), one column per (symbol, direction), priced at the trade's prices
