@@ -64,8 +64,8 @@ def run_engine(
 ) -> EngineRun:
     """Feed ``bars`` (in (time, symbol) order) to ``engine``; collect what it publishes and closes.
 
-    Bars before ``start_ns`` warm the engine up (features, open signals); bars after ``end_ns`` are
-    not read. ``asset_class`` is the declared class of every symbol (``TS_ASSET_CLASS``), if any.
+    Bars before ``start_ns`` warm the engine up (features, open signals) without teaching its online
+    model; bars after ``end_ns`` are not read. ``asset_class`` is the declared class of every symbol (``TS_ASSET_CLASS``), if any.
     """
     run = EngineRun()
     history: dict[str, deque[float]] = {}
@@ -79,10 +79,13 @@ def run_engine(
             closes = history[bar.symbol] = deque(maxlen=VOLATILITY_BARS + 1)
         closes.append(bar.close)
         last[bar.symbol] = bar
+        in_window = start_ns is None or bar.ts >= start_ns
+        # Warm-up bars may lie inside the model's training range: its online model must not learn
+        # from those outcomes (it would learn the in-sample optimism and carry it into the window).
+        engine.learning = in_window
         signal = engine.on_bar(bar)
         for o in engine.drain_outcomes():
             run.outcomes[o.signal_id] = o
-        in_window = start_ns is None or bar.ts >= start_ns
         if in_window:
             if not run.steps or run.steps[-1] != bar.ts:
                 run.steps.append(bar.ts)
