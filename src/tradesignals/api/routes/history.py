@@ -26,9 +26,14 @@ router = APIRouter(prefix="/api/history", tags=["history"])
 SUMMARY_BATCH = 10_000
 
 Symbol = Annotated[str | None, Query(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9.\-_/]+$")]
+# Years 0001-9999: the years a datetime (and so both databases, through it) can hold; year 0000
+# does not exist. A full-match pattern, so a trailing newline is refused too.
 Month = Annotated[
     str | None,
-    Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM: closes in that month (UTC)."),
+    Query(
+        pattern=r"^(000[1-9]|00[1-9]\d|0[1-9]\d{2}|[1-9]\d{3})-(0[1-9]|1[0-2])$",
+        description="YYYY-MM, year 0001-9999: closes in that month (UTC).",
+    ),
 ]
 
 
@@ -230,7 +235,8 @@ def _query(
     if month is not None:
         year, mon = int(month[:4]), int(month[5:])
         since = datetime(year, mon, 1, tzinfo=UTC)
-        until = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=UTC)
+        # December 9999 has no next month a datetime can hold: it runs to the end of time.
+        until = None if (year, mon) == (9999, 12) else datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=UTC)
     return CloseQuery(
         symbol=symbol.upper() if symbol else None,
         type=type,
