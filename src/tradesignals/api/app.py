@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -14,6 +15,12 @@ from tradesignals.api.deps import AppServices
 from tradesignals.api.routes import health, history, ledger, market, metrics, risk, signals
 from tradesignals.marketdata.feeds.base import Feed
 from tradesignals.storage.base import StorageError
+
+log = structlog.get_logger(__name__)
+
+STORAGE_UNAVAILABLE = "storage unavailable; try again shortly"
+"""The whole body of a 503: which database, host, user or statement failed is for the log, not for
+an anonymous caller (it maps the deployment for an attacker)."""
 
 
 def create_app(
@@ -52,6 +59,7 @@ def create_app(
 
     @app.exception_handler(StorageError)
     async def storage_unavailable(request: Request, exc: StorageError) -> JSONResponse:
-        return JSONResponse(status_code=503, content={"detail": f"storage unavailable: {exc}"})
+        log.warning("api.storage_unavailable", path=request.url.path, error=str(exc))
+        return JSONResponse(status_code=503, content={"detail": STORAGE_UNAVAILABLE})
 
     return app
