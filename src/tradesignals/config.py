@@ -136,6 +136,20 @@ class Settings(BaseSettings):
         description="Seconds between signed ledger checkpoints (also one at start and stop).",
     )
 
+    # The API's edges (docs/architecture.md, "HTTP edges").
+    api_db_threads: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Threads the API runs database reads on, apart from the engine's writes.",
+    )
+    summary_max_views: int = Field(
+        default=256,
+        ge=2,
+        le=100_000,
+        description="Filtered track-record summaries kept up to date (least recently used dropped).",
+    )
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "info"

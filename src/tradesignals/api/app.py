@@ -11,8 +11,10 @@ from fastapi.responses import JSONResponse
 
 from tradesignals import __version__
 from tradesignals.api import ws
+from tradesignals.api.dbpool import DbPool
 from tradesignals.api.deps import AppServices
 from tradesignals.api.routes import health, history, ledger, market, metrics, risk, signals
+from tradesignals.engine.summary_cache import SummaryCache
 from tradesignals.marketdata.feeds.base import Feed
 from tradesignals.storage.base import StorageError
 
@@ -38,6 +40,7 @@ def create_app(
         try:
             yield
         finally:
+            app.state.db_pool.close()
             if close_services:
                 await services.close()
 
@@ -48,6 +51,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.db_pool = DbPool(services.settings.api_db_threads)
+    app.state.summary_cache = SummaryCache(services.signals, max_views=services.settings.summary_max_views)
     app.include_router(health.router)
     app.include_router(signals.router)
     app.include_router(market.router)

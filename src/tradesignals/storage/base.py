@@ -101,6 +101,11 @@ class SignalRepository(Protocol):
         """Closed signals with their latest ``closed`` event, newest close first."""
         ...
 
+    def closes_after(self, after_seq: int, limit: int = 10_000) -> list[StoredClose]:
+        """Every ``closed`` event with ``seq > after_seq``, oldest first, each with its signal — a
+        signal closed twice appears twice: what keeps a running summary up to date."""
+        ...
+
     def closed_among(self, signal_ids: Iterable[str]) -> set[str]:
         """Those of ``signal_ids`` whose signal is closed (the API seals the others' ledger entries)."""
         ...

@@ -365,6 +365,25 @@ class SqlSignalRepository:
                 for signal_row, event_row in session.execute(stmt)
             ]
 
+    def closes_after(self, after_seq: int, limit: int = 10_000) -> list[StoredClose]:
+        """Every ``closed`` event after ``after_seq``, seq ascending; limit clamped to [1, 10000].
+
+        An index range scan on ``(kind, seq)``: the cost is the new closes', not the history's.
+        """
+        ev = SignalEventRow
+        stmt = (
+            sa.select(SignalRow, ev)
+            .join(SignalRow, SignalRow.id == ev.signal_id)
+            .where(ev.kind == SignalEventKind.CLOSED, ev.seq > after_seq)
+            .order_by(ev.seq)
+            .limit(_clamp(limit, MAX_EVENTS_LIMIT))
+        )
+        with storage_errors("reading new closes", self.engine), self._read() as session:
+            return [
+                StoredClose(signal=_to_signal(signal_row), close=_to_stored(event_row))
+                for signal_row, event_row in session.execute(stmt)
+            ]
+
 
 def normalize_email(email: str) -> str:
     """The stored form of an address: emails are compared case-insensitively."""

@@ -2,22 +2,25 @@
 
 Both read the ledger's ``closed`` events (joined to their signal for the filters); the figures are
 computed by ``engine.track_record``, which anyone can run on the public ledger to get the same.
+The summary answers from running figures kept up to date from the ledger (``engine.summary_cache``):
+O(groups) per request, not O(history); ``summary_from_scratch`` is the reference it must equal.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, cast
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from tradesignals.api.dbpool import DbPoolDep
 from tradesignals.api.deps import CheckpointRepoDep, SignalRepoDep
 from tradesignals.api.schemas import MAX_INT64, CheckpointOut, ErrorOut
 from tradesignals.domain.outcomes import OutcomeKind
 from tradesignals.domain.signals import SignalType
+from tradesignals.engine.summary_cache import SummaryCache, SummaryFilter
 from tradesignals.engine.track_record import Bucket, HistoryRow, Stats, Summary, summarize
 from tradesignals.storage.base import CloseQuery, SignalRepository
 
@@ -250,6 +253,7 @@ def _query(
 @router.get("", response_model=HistoryPage, responses={422: {"model": ErrorOut}})
 async def history(
     repo: SignalRepoDep,
+    pool: DbPoolDep,
     symbol: Symbol = None,
     type: SignalType | None = None,
     month: Month = None,
@@ -259,7 +263,7 @@ async def history(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> HistoryPage:
     """Closed signals with their outcome and P/L, most recently closed first."""
-    closes = await asyncio.to_thread(repo.closes, _query(symbol, type, month, before, limit))
+    closes = await pool.run(repo.closes, _query(symbol, type, month, before, limit))
     items = [HistoryItem.of(HistoryRow.of(c.signal, c.close.seq, c.close.event)) for c in closes]
     return HistoryPage(items=items, next_before=items[-1].seq if len(items) == limit else None)
 
@@ -274,10 +278,29 @@ def _all_rows(repo: SignalRepository, query: CloseQuery) -> list[HistoryRow]:
         query = replace(query, before_seq=page[-1].close.seq)
 
 
+def summary_from_scratch(
+    repo: SignalRepository,
+    symbol: str | None = None,
+    type: SignalType | None = None,
+    month: str | None = None,
+) -> Summary:
+    """Every matching close read and every figure recomputed: what the route did before the running
+    summaries (O(history) per call). Kept as the reference they must equal, and for the bench."""
+    return summarize(_all_rows(repo, _query(symbol, type, month, None, SUMMARY_BATCH)))
+
+
+def get_summary_cache(request: Request) -> SummaryCache:
+    return cast(SummaryCache, request.app.state.summary_cache)
+
+
+SummaryCacheDep = Annotated[SummaryCache, Depends(get_summary_cache)]
+
+
 @router.get("/summary", response_model=SummaryOut, responses={422: {"model": ErrorOut}})
 async def summary(
-    repo: SignalRepoDep,
+    cache: SummaryCacheDep,
     checkpoints: CheckpointRepoDep,
+    pool: DbPoolDep,
     symbol: Symbol = None,
     type: SignalType | None = None,
     month: Month = None,
@@ -287,8 +310,10 @@ async def summary(
     matching the filters; with the newest checkpoint. Not-filled signals are counted apart and
     excluded from every rate."""
     # The checkpoint first: the figures then cover at least every entry it vouches for.
-    latest = await asyncio.to_thread(checkpoints.latest)
-    rows = await asyncio.to_thread(_all_rows, repo, _query(symbol, type, month, None, SUMMARY_BATCH))
-    out = SummaryOut.of(summarize(rows))
+    latest = await pool.run(checkpoints.latest)
+    where = SummaryFilter(
+        symbol=symbol.upper() if symbol else None, type=None if type is None else type.value, month=month
+    )
+    out = SummaryOut.of(await pool.run(cache.summary, where))
     out.checkpoint = CheckpointOut.of(latest) if latest is not None else None
     return out

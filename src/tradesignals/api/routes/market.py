@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel
 
+from tradesignals.api.dbpool import DbPoolDep
 from tradesignals.api.deps import ServicesDep
 from tradesignals.api.schemas import MAX_INT64, ErrorOut
 from tradesignals.domain.market import Timeframe, to_datetime, to_ns
@@ -70,6 +70,7 @@ def _bounded(name: str, value: str, ns: int) -> int:
 )
 async def bars(
     services: ServicesDep,
+    pool: DbPoolDep,
     symbol: Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9.\-_/]+$")],
     timeframe: Timeframe = Timeframe.D1,
     start: Annotated[
@@ -86,10 +87,10 @@ async def bars(
     if start_ns is not None and end_ns is not None and end_ns <= start_ns:
         raise HTTPException(422, detail=f"empty range: end {end} is not after start {start}")
     store = services.bars
-    span = await asyncio.to_thread(store.range, timeframe, sym)
+    span = await pool.run(store.range, timeframe, sym)
     if span is None:
         raise HTTPException(404, detail=f"no {timeframe.value} bars for {sym}")
-    frame = await asyncio.to_thread(store.read, timeframe, [sym], start_ns, end_ns)
+    frame = await pool.run(store.read, timeframe, [sym], start_ns, end_ns)
     frame = frame.tail(limit)
     ts = frame["ts"].to_numpy()
     cols = [frame[c].to_numpy() for c in ("open", "high", "low", "close", "volume")]
