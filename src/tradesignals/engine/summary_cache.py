@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 
 from tradesignals.engine.track_record import HistoryRow, RunningSummary, Summary
 from tradesignals.storage.base import SignalRepository
@@ -48,6 +49,14 @@ class SummaryFilter:
 ALL = SummaryFilter()
 
 
+@dataclass(slots=True)
+class _View:
+    """A filter's running summary, and its last answer rendered (reused until a close changes it)."""
+
+    running: RunningSummary = field(default_factory=RunningSummary)
+    rendered: tuple[Hashable, bytes] | None = None
+
+
 class SummaryCache:
     """Running summaries over one signal store, refreshed from its ledger on every read."""
 
@@ -58,7 +67,7 @@ class SummaryCache:
         self._last_seq = 0
         self._rows: dict[str, HistoryRow] = {}  # signal id -> its latest close
         self._index: dict[str, dict[str, dict[str, HistoryRow]]] = {"symbol": {}, "type": {}, "month": {}}
-        self._views: OrderedDict[SummaryFilter, RunningSummary] = OrderedDict({ALL: RunningSummary()})
+        self._views: OrderedDict[SummaryFilter, _View] = OrderedDict({ALL: _View()})
 
     @property
     def last_seq(self) -> int:
@@ -72,12 +81,18 @@ class SummaryCache:
     def summary(self, where: SummaryFilter = ALL) -> Summary:
         """The figures over every close committed before this call that ``where`` matches."""
         with self._lock:
-            self._refresh()
-            view = self._views.get(where)
-            if view is None:
-                view = self._build(where)
-            self._views.move_to_end(where)
-            return view.summary()
+            return self._view(where).running.summary()
+
+    def rendered(self, where: SummaryFilter, extra: Hashable, render: Callable[[Summary], bytes]) -> bytes:
+        """``render(summary)``, computed again only when a close changed the view or ``extra`` (what
+        else goes into the answer, e.g. the newest checkpoint) differs: with nothing new, a request
+        costs the store's "anything new?" probe and a lookup — O(1) whatever the history."""
+        with self._lock:
+            view = self._view(where)
+            key = (view.running.changes, extra)
+            if view.rendered is None or view.rendered[0] != key:
+                view.rendered = (key, render(view.running.summary()))
+            return view.rendered[1]
 
     def refresh(self) -> int:
         """Fold in the closes committed since the last call; returns how many were read."""
@@ -85,6 +100,14 @@ class SummaryCache:
             return self._refresh()
 
     # -- internals (under the lock) ---------------------------------------------------------------
+
+    def _view(self, where: SummaryFilter) -> _View:
+        self._refresh()
+        view = self._views.get(where)
+        if view is None:
+            view = self._build(where)
+        self._views.move_to_end(where)
+        return view
 
     def _refresh(self) -> int:
         read = 0
@@ -105,12 +128,12 @@ class SummaryCache:
                 return
             for where, view in self._views.items():
                 if where.matches(old):
-                    view.remove(old)
+                    view.running.remove(old)
             self._unindex(old)
         self._rows[row.signal_id] = row
         for where, view in self._views.items():
             if where.matches(row):
-                view.add(row)
+                view.running.add(row)
         for key, value in (("symbol", row.symbol), ("type", row.type), ("month", row.month)):
             self._index[key].setdefault(value, {})[row.signal_id] = row
 
@@ -122,7 +145,7 @@ class SummaryCache:
                 if not bucket:
                     del self._index[key][value]
 
-    def _build(self, where: SummaryFilter) -> RunningSummary:
+    def _build(self, where: SummaryFilter) -> _View:
         """A new view from the smallest index its filters name (never a scan of every close)."""
         candidates = [
             self._index[key].get(value, {})
@@ -130,10 +153,10 @@ class SummaryCache:
             if value is not None
         ]
         rows = min(candidates, key=len).values() if candidates else self._rows.values()
-        view = RunningSummary()
+        view = _View()
         for row in rows:
             if where.matches(row):
-                view.add(row)
+                view.running.add(row)
         self._views[where] = view
         while len(self._views) > self._max_views:
             oldest = next(iter(self._views))

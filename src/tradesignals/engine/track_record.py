@@ -569,6 +569,7 @@ class RunningSummary:
     skipped: int = 0
     legacy: int = 0
     missing: dict[str, int] = field(default_factory=dict)
+    changes: int = 0  # bumped by every add and remove: equal counts, equal figures
 
     def add(self, row: HistoryRow) -> None:
         self._apply(row, 1)
@@ -578,6 +579,7 @@ class RunningSummary:
         self._apply(row, -1)
 
     def _apply(self, r: HistoryRow, sign: int) -> None:
+        self.changes += 1
         self.closed += sign
         self.skipped += sign if r.filled and r.net_r is None else 0
         self.legacy += sign if r.legacy else 0

@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, cast
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from tradesignals.api.dbpool import DbPoolDep
@@ -304,7 +304,7 @@ async def summary(
     symbol: Symbol = None,
     type: SignalType | None = None,
     month: Month = None,
-) -> SummaryOut:
+) -> Response:
     """Hit rate of the one win (net R > 0), average net R (the expectancy), net profit factor and the
     reliability table: overall, by model version, type, symbol and month of close, over the closes
     matching the filters; with the newest checkpoint. Not-filled signals are counted apart and
@@ -314,6 +314,12 @@ async def summary(
     where = SummaryFilter(
         symbol=symbol.upper() if symbol else None, type=None if type is None else type.value, month=month
     )
-    out = SummaryOut.of(await pool.run(cache.summary, where))
-    out.checkpoint = CheckpointOut.of(latest) if latest is not None else None
-    return out
+
+    def render(s: Summary) -> bytes:
+        out = SummaryOut.of(s)
+        out.checkpoint = CheckpointOut.of(latest) if latest is not None else None
+        return out.model_dump_json().encode()
+
+    # Rendered in the pool, and only when a close (or the checkpoint) changed: the loop only sends.
+    body = await pool.run(cache.rendered, where, None if latest is None else latest.hash, render)
+    return Response(content=body, media_type="application/json")
