@@ -143,6 +143,26 @@ class Settings(BaseSettings):
         le=64,
         description="Threads the API runs database reads on, apart from the engine's writes.",
     )
+    http_max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body; larger is refused with 413."
+    )
+    http_max_header_bytes: int = Field(
+        default=65_536, ge=1024, description="Largest request line plus headers; larger: 431 (414)."
+    )
+    http_request_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Time a client has to send a whole request (head and body); then 408 and close.",
+    )
+    http_keep_alive_s: int = Field(
+        default=5, ge=1, description="Idle keep-alive connections close after this."
+    )
+    http_max_concurrency: int = Field(
+        default=16_384,
+        ge=1,
+        description="Open connections (WebSockets included) and requests in flight; past it, 503 at once.",
+    )
     summary_max_views: int = Field(
         default=256,
         ge=2,

@@ -110,6 +110,8 @@ class SummaryCache:
         return view
 
     def _refresh(self) -> int:
+        if self._repo.last_close_seq() <= self._last_seq:
+            return 0  # the usual case: one index probe, nothing to read
         read = 0
         while True:
             page = self._repo.closes_after(self._last_seq, REFRESH_BATCH)

@@ -106,6 +106,10 @@ class SignalRepository(Protocol):
         signal closed twice appears twice: what keeps a running summary up to date."""
         ...
 
+    def last_close_seq(self) -> int:
+        """The seq of the newest ``closed`` event; 0 when nothing has closed."""
+        ...
+
     def closed_among(self, signal_ids: Iterable[str]) -> set[str]:
         """Those of ``signal_ids`` whose signal is closed (the API seals the others' ledger entries)."""
         ...
