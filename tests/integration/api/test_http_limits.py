@@ -197,3 +197,20 @@ def test_past_the_concurrency_limit_requests_get_503_at_once(tmp_path: Path) -> 
         finally:
             for s in idle:
                 s.close()
+
+
+def test_a_websocket_outlives_the_request_timeout(server: Server) -> None:
+    """The read timer covers receiving a request, not what follows an upgrade: a WebSocket idle
+    past it (the time passing is what is tested) still answers."""
+    import asyncio
+    import json
+
+    import websockets
+
+    async def scenario() -> str:
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+            await asyncio.sleep(2.5)  # the server's request timeout is 1 s
+            await ws.send(json.dumps({"op": "ping"}))
+            return str(await asyncio.wait_for(ws.recv(), 10))
+
+    assert json.loads(asyncio.run(scenario())) == {"type": "pong"}
