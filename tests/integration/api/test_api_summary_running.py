@@ -212,3 +212,23 @@ def test_slow_reads_fill_the_api_pool_not_the_engine_s(api: TestClient, services
     ok, pending = api.portal.call(scenario)  # type: ignore[union-attr]
     assert ok == 1 and all(pending)
     assert api.get("/api/health").status_code == 200
+
+
+def test_the_running_figures_are_filled_at_start_not_on_the_first_request(
+    services: Services,
+) -> None:
+    rng = random.Random(6)
+    for i in range(8):
+        s = make_signal(rng, i)
+        services.signals.add(s)
+        services.signals.add_event(close_event(rng, s, s.created_at + timedelta(days=1)))
+    head = services.signals.last_close_seq()
+    with TestClient(create_app(services)) as client:
+        app = client.app
+
+        async def warmed() -> int:
+            await app.state.summary_warmup  # type: ignore[attr-defined]
+            return int(app.state.summary_cache.last_seq)  # type: ignore[attr-defined]
+
+        assert client.portal.call(warmed) == head > 0  # type: ignore[union-attr]
+        assert served(client, {}) == expected(services, {})
