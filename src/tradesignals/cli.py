@@ -111,12 +111,10 @@ async def _serve_http(
     import uvicorn
 
     from tradesignals.api.app import create_app
+    from tradesignals.api.http_limits import uvicorn_config
 
     app_ = create_app(services, roles=roles, feed=feed)
-    config = uvicorn.Config(
-        app_, host=settings.host, port=settings.port, log_level="warning", lifespan="on", ws="auto"
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(app_, settings))
     typer.echo(banner.format(url=f"http://{settings.host}:{settings.port}"))
     await server.serve()
 

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path("var"), description="State directory: SQLite file, lake, models, images.")
     database_url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL; defaults to SQLite in TS_HOME (embedded) or local PostgreSQL.",
+        description="SQLAlchemy URL; defaults to SQLite in TS_HOME (embedded); required in server mode.",
     )
     redis_url: str = "redis://127.0.0.1:6379/0"
     bus_partitions: int = Field(default=8, ge=1, le=1024)
@@ -97,11 +97,12 @@ class Settings(BaseSettings):
         description="Shared data folder; the sentiment model is trained from it on first use when absent.",
     )
     binance_url: str = "wss://stream.binance.com:9443"
-    alpaca_key: str = ""
-    alpaca_secret: str = ""
+    # Provider credentials: SecretStr, so no repr, log line or error message shows them.
+    alpaca_key: SecretStr = SecretStr("")
+    alpaca_secret: SecretStr = SecretStr("")
     alpaca_feed: str = "iex"
     alpaca_url: str | None = None
-    polygon_key: str = ""
+    polygon_key: SecretStr = SecretStr("")
     polygon_url: str | None = None
     sim_symbols: int = Field(default=20, ge=1, le=5000)
     sim_seed: int = 7
@@ -153,6 +154,40 @@ class Settings(BaseSettings):
         default=3600.0,
         gt=0,
         description="Seconds between signed ledger checkpoints (also one at start and stop).",
+    )
+
+    # The API's edges (docs/architecture.md, "HTTP edges").
+    api_db_threads: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Threads the API runs database reads on, apart from the engine's writes.",
+    )
+    http_max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body; larger is refused with 413."
+    )
+    http_max_header_bytes: int = Field(
+        default=65_536, ge=1024, description="Largest request line plus headers; larger: 431 (414)."
+    )
+    http_request_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Time a client has to send a whole request (head and body); then 408 and close.",
+    )
+    http_keep_alive_s: int = Field(
+        default=5, ge=1, description="Idle keep-alive connections close after this."
+    )
+    http_max_concurrency: int = Field(
+        default=16_384,
+        ge=1,
+        description="Open connections (WebSockets included) and requests in flight; past it, 503 at once.",
+    )
+    summary_max_views: int = Field(
+        default=256,
+        ge=2,
+        le=100_000,
+        description="Filtered track-record summaries kept up to date (least recently used dropped).",
     )
 
     host: str = "127.0.0.1"
@@ -247,10 +282,15 @@ class Settings(BaseSettings):
 
     @property
     def db_url(self) -> str:
+        """The app database. Server mode has no default: a guessed one (the superuser on a local
+        test database) would let a misconfigured node start against the wrong data."""
         if self.database_url:
             return self.database_url
         if self.mode is Mode.SERVER:
-            return "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+            raise ConfigError(
+                "server mode needs TS_DATABASE_URL (postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB);"
+                " there is no default database"
+            )
         return f"sqlite:///{(self.home / 'tradesignals.db').as_posix()}"
 
     @property
@@ -267,12 +307,19 @@ def load_settings(**overrides: object) -> Settings:
         raise ConfigError(describe_validation_error(exc)) from None
 
 
+# Settings whose value may carry a credential (a key, or a URL with a password): a message names
+# the variable, never echoes the value.
+_SECRET_WORDS = ("key", "secret", "url", "password", "token")
+
+
 def describe_validation_error(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         name = "_".join(str(p) for p in err.get("loc", ())) or "settings"
         msg = err.get("msg", "invalid").removeprefix("Value error, ")
         value = err.get("input")
+        secret = any(w in name.lower() for w in _SECRET_WORDS)
         shown = f" (got {value!r})" if value is not None and not isinstance(value, dict) else ""
+        shown = " (value not shown)" if secret and shown else shown
         parts.append(f"TS_{name.upper()}: {msg}{shown}")
     return "invalid settings: " + "; ".join(parts)

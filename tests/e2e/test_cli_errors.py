@@ -42,6 +42,16 @@ def test_version() -> None:
             {"TS_REDIS_URL": "redis://127.0.0.1:1/0", "TS_DATABASE_URL": "sqlite:///{tmp}/x.db"},
             "redis://127.0.0.1:1/0",
         ),
+        (
+            ["serve", "--role", "api", "--port", "0"],
+            {"TS_DATABASE_URL": ""},
+            "server mode needs TS_DATABASE_URL",
+        ),
+        (
+            ["serve", "--role", "api", "--port", "0"],
+            {"TS_REDIS_URL": "redis://ops:s3cr3t@127.0.0.1:1/0", "TS_DATABASE_URL": "sqlite:///{tmp}/x.db"},
+            "redis://ops:***@127.0.0.1:1/0",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(
@@ -53,7 +63,7 @@ def test_bad_input_is_one_line_and_nonzero(
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, r.stderr
     assert lines[0].startswith("error:") and expected in lines[0]
-    assert "Traceback" not in r.stderr
+    assert "Traceback" not in r.stderr and "s3cr3t" not in r.stderr + r.stdout
 
 
 def test_busy_port_is_one_line(tmp_path: Path) -> None:

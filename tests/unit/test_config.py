@@ -13,9 +13,13 @@ def test_defaults_are_embedded_sqlite_in_home(monkeypatch: pytest.MonkeyPatch, t
     assert str(s.premium_price_usd) == "19.99" and s.dynamic_duration_hours == 72
 
 
-def test_server_mode_defaults_to_local_postgres(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_server_mode_has_no_default_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A guessed database (the superuser on a local test database) is worse than none."""
     monkeypatch.setenv("TS_MODE", "server")
-    assert load_settings().db_url.startswith("postgresql+psycopg://")
+    with pytest.raises(ConfigError, match=r"^server mode needs TS_DATABASE_URL"):
+        load_settings().db_url  # noqa: B018 - the property is what refuses
+    monkeypatch.setenv("TS_DATABASE_URL", "postgresql+psycopg://app@db:5432/signals")
+    assert load_settings().db_url == "postgresql+psycopg://app@db:5432/signals"
 
 
 @pytest.mark.parametrize(

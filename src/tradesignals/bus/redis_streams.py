@@ -189,13 +189,17 @@ def _with_hiredis_packing(client: aioredis.Redis) -> None:
         pool.connection_class = type(f"Packed{base.__name__}", (_HiredisPacking, base), {})
 
 
-def _safe_url(url: str) -> str:
-    """The URL for messages, without a password: errors end up in logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+def safe_url(url: str) -> str:
+    """The URL for messages, without a password: errors end up in logs (and start-up errors on
+    screens). A URL too malformed to split shows only its scheme, since it may still hold one."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    except ValueError:  # a bad port, an unclosed IPv6 bracket
+        return f"{url.split(':', 1)[0]}://<unreadable URL>"
     return urlunsplit(parts._replace(netloc=netloc))
 
 
@@ -231,7 +235,7 @@ class RedisStreamsBus:
         self.partitions = partitions
         self.prefix = prefix
         self.maxlen = maxlen
-        self._where = f"Redis at {_safe_url(url)}"
+        self._where = f"Redis at {safe_url(url)}"
         self._redis: aioredis.Redis = aioredis.Redis.from_url(
             url,
             socket_connect_timeout=connect_timeout,

@@ -43,6 +43,7 @@ The closed event's ``at`` is the close time used for ordering and for the month 
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from collections.abc import Iterable, Mapping
@@ -427,6 +428,195 @@ def summarize(rows: Iterable[HistoryRow]) -> Summary:
     )
 
 
+# --- the same figures, kept up to date close by close -------------------------------------------
+#
+# ``summarize`` reads every close: O(history) per call. ``RunningSummary`` keeps, per group, what the
+# figures are made of — counts, exact sums, the sorted net R (for the median) and the reliability
+# buckets — and updates it as closes arrive or are superseded, so a summary costs O(groups), not
+# O(closes). The sums are exact (integers in units of 2**-1074, the smallest float step), and the
+# float is taken once, correctly rounded, as ``math.fsum`` does: the figures are bit for bit those
+# of ``summarize`` on the same closes (a test checks it on random outcomes), and removing a close
+# leaves no rounding residue behind.
+
+_EXACT_SHIFT = 1021  # frexp mantissa * 2**53 carries 2**(e - 53); scaled by 2**1074: shift e + 1021
+_EXACT_SCALE = 1 << 1074
+
+
+def _exact(x: float) -> int:
+    """``x`` as an integer number of 2**-1074: every finite float is one, exactly."""
+    m, e = math.frexp(x)
+    mantissa, shift = int(m * (1 << 53)), e + _EXACT_SHIFT
+    # A subnormal has fewer than 53 significant bits: its low bits are zero, the right shift exact.
+    return mantissa << shift if shift >= 0 else mantissa >> -shift
+
+
+def _float(total: int) -> float:
+    """The exact sum back to the nearest float (int / int is correctly rounded in Python)."""
+    return total / _EXACT_SCALE
+
+
+@dataclass(slots=True)
+class _Running:
+    """What one group's ``Stats`` is made of, kept exact under adds and removes."""
+
+    closes: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    count: int = 0
+    wins: int = 0
+    losses: int = 0
+    net_r: list[float] = field(default_factory=list)  # sorted: the median is its middle
+    sum_net_r: int = 0
+    won: int = 0
+    lost: int = 0  # exact sum of the losing net R (negative)
+    gross_r: list[int] = field(default_factory=lambda: [0, 0])  # [n, exact sum]
+    net_pnl_pct: list[int] = field(default_factory=lambda: [0, 0])
+    costs_pct: list[int] = field(default_factory=lambda: [0, 0])
+    buckets: dict[int, list[int]] = field(default_factory=dict)  # index -> [n, exact confidence sum, wins]
+
+    def apply(self, r: HistoryRow, sign: int) -> None:
+        """Add (``sign`` 1) or remove (-1) one close."""
+        self.closes += sign
+        if r.outcome is not None:
+            n = self.outcomes.get(r.outcome, 0) + sign
+            if n:
+                self.outcomes[r.outcome] = n
+            else:
+                del self.outcomes[r.outcome]
+        if not r.scored or r.net_r is None:
+            return
+        x = r.net_r
+        self.count += sign
+        self.wins += sign if r.win else 0
+        self.losses += sign if x < 0 else 0
+        if sign > 0:
+            bisect.insort(self.net_r, x)
+        else:
+            del self.net_r[bisect.bisect_left(self.net_r, x)]
+        ex = _exact(x)
+        self.sum_net_r += sign * ex
+        if is_win(x):
+            self.won += sign * ex
+        elif x < 0:
+            self.lost += sign * ex
+        for acc, value in (
+            (self.gross_r, r.gross_r),
+            (self.net_pnl_pct, r.net_pnl_pct),
+            (self.costs_pct, r.costs_pct),
+        ):
+            if value is not None:
+                acc[0] += sign
+                acc[1] += sign * _exact(value)
+        index = bucket_of(r.confidence)
+        bucket = self.buckets.setdefault(index, [0, 0, 0])
+        bucket[0] += sign
+        bucket[1] += sign * _exact(r.confidence)
+        bucket[2] += sign if r.win else 0
+        if bucket[0] == 0:
+            del self.buckets[index]
+
+    def stats(self) -> Stats:
+        """The group's figures, exactly as ``stats`` computes them from its rows."""
+        outcomes = dict(sorted(self.outcomes.items()))
+        not_filled = self.outcomes.get(OutcomeKind.NOT_FILLED, 0)
+        if not self.count:
+            return Stats(closes=self.closes, not_filled=not_filled, outcomes=outcomes)
+        n, xs = self.count, self.net_r
+        half = n // 2
+        median = xs[half] if n % 2 else (xs[half - 1] + xs[half]) / 2
+        lost = -_float(self.lost)
+
+        def mean(acc: list[int]) -> float | None:
+            return _float(acc[1]) / acc[0] if acc[0] else None
+
+        return Stats(
+            closes=self.closes,
+            count=n,
+            not_filled=not_filled,
+            wins=self.wins,
+            losses=self.losses,
+            hit_rate=self.wins / n,
+            avg_net_r=_float(self.sum_net_r) / n,
+            median_net_r=float(median),
+            avg_gross_r=mean(self.gross_r),
+            avg_net_pnl_pct=mean(self.net_pnl_pct),
+            avg_costs_pct=mean(self.costs_pct),
+            net_profit_factor=_float(self.won) / lost if lost > 0 else None,
+            outcomes=outcomes,
+            reliability=[
+                Bucket(
+                    lo=round(i * BUCKET_WIDTH, 2),
+                    hi=round((i + 1) * BUCKET_WIDTH, 2),
+                    n=b[0],
+                    mean_confidence=_float(b[1]) / b[0],
+                    hit_rate=b[2] / b[0],
+                )
+                for i, b in sorted(self.buckets.items())
+            ],
+        )
+
+
+_GROUPINGS = ("model_version", "type", "symbol", "month")
+
+
+@dataclass(slots=True)
+class RunningSummary:
+    """``summarize`` kept up to date: ``add`` a close, ``remove`` one superseded; ``summary()``
+    costs O(groups) whatever the number of closes."""
+
+    overall: _Running = field(default_factory=_Running)
+    groups: dict[str, dict[str, _Running]] = field(default_factory=lambda: {g: {} for g in _GROUPINGS})
+    closed: int = 0
+    skipped: int = 0
+    legacy: int = 0
+    missing: dict[str, int] = field(default_factory=dict)
+    changes: int = 0  # bumped by every add and remove: equal counts, equal figures
+
+    def add(self, row: HistoryRow) -> None:
+        self._apply(row, 1)
+
+    def remove(self, row: HistoryRow) -> None:
+        """Take back a close added before (the signal was closed again: the latest close counts)."""
+        self._apply(row, -1)
+
+    def _apply(self, r: HistoryRow, sign: int) -> None:
+        self.changes += 1
+        self.closed += sign
+        self.skipped += sign if r.filled and r.net_r is None else 0
+        self.legacy += sign if r.legacy else 0
+        for key in r.missing:
+            n = self.missing.get(key, 0) + sign
+            if n:
+                self.missing[key] = n
+            else:
+                del self.missing[key]
+        self.overall.apply(r, sign)
+        for grouping, groups in self.groups.items():
+            name = r.month if grouping == "month" else getattr(r, grouping)
+            group = groups.get(name)
+            if group is None:
+                group = groups[name] = _Running()
+            group.apply(r, sign)
+            if group.closes == 0:
+                del groups[name]
+
+    def summary(self) -> Summary:
+        def by(grouping: str) -> dict[str, Stats]:
+            groups = self.groups[grouping]
+            return {name: groups[name].stats() for name in sorted(groups)}
+
+        return Summary(
+            overall=self.overall.stats(),
+            by_model=by("model_version"),
+            by_type=by("type"),
+            by_symbol=by("symbol"),
+            by_month=by("month"),
+            closed=self.closed,
+            skipped=self.skipped,
+            legacy=self.legacy,
+            missing=dict(sorted(self.missing.items())),
+        )
+
+
 __all__ = [
     "BUCKET_WIDTH",
     "LEGACY_KEYS",
@@ -435,6 +625,7 @@ __all__ = [
     "Bucket",
     "HistoryRow",
     "LedgerHistory",
+    "RunningSummary",
     "Stats",
     "Summary",
     "bucket_of",

@@ -107,6 +107,15 @@ class SignalRepository(Protocol):
         """Closed signals with their latest ``closed`` event, newest close first."""
         ...
 
+    def closes_after(self, after_seq: int, limit: int = 10_000) -> list[StoredClose]:
+        """Every ``closed`` event with ``seq > after_seq``, oldest first, each with its signal — a
+        signal closed twice appears twice: what keeps a running summary up to date."""
+        ...
+
+    def last_close_seq(self) -> int:
+        """The seq of the newest ``closed`` event; 0 when nothing has closed."""
+        ...
+
     def closed_among(self, signal_ids: Iterable[str]) -> set[str]:
         """Those of ``signal_ids`` whose signal is closed (the API seals the others' ledger entries)."""
         ...

@@ -172,6 +172,9 @@ class SignalEventRow(Base):
         sa.Index(None, "signal_id", "seq"),
         # History pages closed events newest first.
         sa.Index(None, "kind", "seq"),
+        # "The latest close of each signal" (history, summary): the NOT EXISTS of a later close
+        # is a point lookup here; with only (kind, seq) SQLite scanned every later close (quadratic).
+        sa.Index(None, "signal_id", "kind", "seq"),
         # Two entries with one hash would be one entry written twice (or a sha256 collision).
         sa.Index(None, "hash", unique=True),
         # AUTOINCREMENT: SQLite never reuses a seq, so "after_seq" cursors stay valid forever.

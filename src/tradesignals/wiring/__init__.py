@@ -201,13 +201,15 @@ async def build_services(settings: Settings) -> Services:
         earnings = EarningsCalendar.from_csv(settings.earnings_file) if settings.earnings_file else None
     except EarningsCalendarError as exc:
         raise ConfigError(f"TS_EARNINGS_FILE: {exc}") from None
+    url = settings.db_url  # server mode without TS_DATABASE_URL stops here, before connecting
     bus = _build_bus(settings)
     if settings.mode is Mode.SERVER and not await bus.ping():
         await bus.close()
-        raise ConfigError(f"bus: Redis at {settings.redis_url} does not answer (TS_REDIS_URL)")
+        from tradesignals.bus.redis_streams import safe_url
+
+        raise ConfigError(f"bus: Redis at {safe_url(settings.redis_url)} does not answer (TS_REDIS_URL)")
     if settings.mode is Mode.EMBEDDED:
         settings.home.mkdir(parents=True, exist_ok=True)
-    url = settings.db_url
     try:
         await asyncio.to_thread(check_connection, url)
         engine = make_engine(url)
@@ -424,21 +426,23 @@ def build_feed(settings: Settings) -> Feed:
     if kind == "alpaca":
         from tradesignals.marketdata.feeds.alpaca import AlpacaFeed
 
-        if not settings.alpaca_key or not settings.alpaca_secret:
+        key, secret = settings.alpaca_key.get_secret_value(), settings.alpaca_secret.get_secret_value()
+        if not key or not secret:
             raise ConfigError("the alpaca feed needs TS_ALPACA_KEY and TS_ALPACA_SECRET")
         return AlpacaFeed(
             settings.feed_symbols,
-            key=settings.alpaca_key,
-            secret=settings.alpaca_secret,
+            key=key,
+            secret=secret,
             feed=settings.alpaca_feed,
             url=settings.alpaca_url,
         )
     if kind == "polygon":
         from tradesignals.marketdata.feeds.polygon import PolygonFeed
 
-        if not settings.polygon_key:
+        key = settings.polygon_key.get_secret_value()
+        if not key:
             raise ConfigError("the polygon feed needs TS_POLYGON_KEY")
-        return PolygonFeed(settings.feed_symbols, key=settings.polygon_key, url=settings.polygon_url)
+        return PolygonFeed(settings.feed_symbols, key=key, url=settings.polygon_url)
     raise ConfigError(f"unknown feed {settings.feed!r}")
 
 

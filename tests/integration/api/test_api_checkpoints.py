@@ -127,6 +127,9 @@ def test_the_summary_quotes_the_latest_checkpoint(api: TestClient, services: Ser
     *_, last = checkpoints(services, 2)
     body = api.get("/api/history/summary", params={"symbol": "AAPL"}).json()
     assert body["checkpoint"] == last.to_json()
+    # The unfiltered answer was rendered before the checkpoints, with no close since: a new
+    # checkpoint alone must still renew it.
+    assert api.get("/api/history/summary").json()["checkpoint"] == last.to_json()
 
 
 def test_the_private_key_is_in_no_answer_log_or_error(

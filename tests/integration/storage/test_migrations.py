@@ -51,7 +51,7 @@ def test_migrate_creates_the_schema_on_an_empty_database(engine: Engine) -> None
     assert current_revision(engine) is None
     assert tables(engine) == set()
     migrate(engine)
-    assert current_revision(engine) == head_revision() == "0006_news"
+    assert current_revision(engine) == head_revision() == "0007_summary_index"
     assert tables(engine) == APP_TABLES | {"alembic_version"}
 
 
@@ -80,6 +80,30 @@ def test_migrate_twice_is_a_no_op(engine: Engine) -> None:
     migrate(engine)
     assert current_revision(engine) == head_revision()
     assert SqlUserRepository(engine).get(user.id) == user
+
+
+def test_0007_indexes_the_latest_close_of_each_signal_and_goes_back(engine: Engine) -> None:
+    """The index exists on both databases, SQLite's plan for "no later close" probes it, and a
+    downgrade to the revision before drops only it."""
+    migrate(engine)
+    names = {ix["name"] for ix in sa.inspect(engine).get_indexes("signal_events")}
+    assert "ix_signal_events_signal_id_kind_seq" in names
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            plan = " ".join(
+                str(row[-1])
+                for row in conn.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN SELECT e.seq FROM signal_events e WHERE e.kind = 'closed'"
+                    " AND NOT EXISTS (SELECT 1 FROM signal_events l WHERE l.signal_id = e.signal_id"
+                    " AND l.kind = 'closed' AND l.seq > e.seq)"
+                )
+            )
+        assert "ix_signal_events_signal_id_kind_seq (signal_id=? AND kind=? AND seq>?)" in plan, plan
+    downgrade(engine, "0006_news")
+    after = {ix["name"] for ix in sa.inspect(engine).get_indexes("signal_events")}
+    assert after == names - {"ix_signal_events_signal_id_kind_seq"}
+    migrate(engine)
+    assert current_revision(engine) == "0007_summary_index"
 
 
 def test_downgrade_to_base_then_up_again(engine: Engine) -> None:

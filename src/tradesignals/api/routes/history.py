@@ -2,22 +2,25 @@
 
 Both read the ledger's ``closed`` events (joined to their signal for the filters); the figures are
 computed by ``engine.track_record``, which anyone can run on the public ledger to get the same.
+The summary answers from running figures kept up to date from the ledger (``engine.summary_cache``):
+O(groups) per request, not O(history); ``summary_from_scratch`` is the reference it must equal.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, cast
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from tradesignals.api.dbpool import DbPoolDep
 from tradesignals.api.deps import CheckpointRepoDep, SignalRepoDep
 from tradesignals.api.schemas import MAX_INT64, CheckpointOut, ErrorOut
 from tradesignals.domain.outcomes import OutcomeKind
 from tradesignals.domain.signals import SignalType
+from tradesignals.engine.summary_cache import SummaryCache, SummaryFilter
 from tradesignals.engine.track_record import Bucket, HistoryRow, Stats, Summary, summarize
 from tradesignals.storage.base import CloseQuery, SignalRepository
 
@@ -26,9 +29,14 @@ router = APIRouter(prefix="/api/history", tags=["history"])
 SUMMARY_BATCH = 10_000
 
 Symbol = Annotated[str | None, Query(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9.\-_/]+$")]
+# Years 0001-9999: the years a datetime (and so both databases, through it) can hold; year 0000
+# does not exist. A full-match pattern, so a trailing newline is refused too.
 Month = Annotated[
     str | None,
-    Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM: closes in that month (UTC)."),
+    Query(
+        pattern=r"^(000[1-9]|00[1-9]\d|0[1-9]\d{2}|[1-9]\d{3})-(0[1-9]|1[0-2])$",
+        description="YYYY-MM, year 0001-9999: closes in that month (UTC).",
+    ),
 ]
 
 
@@ -230,7 +238,8 @@ def _query(
     if month is not None:
         year, mon = int(month[:4]), int(month[5:])
         since = datetime(year, mon, 1, tzinfo=UTC)
-        until = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=UTC)
+        # December 9999 has no next month a datetime can hold: it runs to the end of time.
+        until = None if (year, mon) == (9999, 12) else datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=UTC)
     return CloseQuery(
         symbol=symbol.upper() if symbol else None,
         type=type,
@@ -244,6 +253,7 @@ def _query(
 @router.get("", response_model=HistoryPage, responses={422: {"model": ErrorOut}})
 async def history(
     repo: SignalRepoDep,
+    pool: DbPoolDep,
     symbol: Symbol = None,
     type: SignalType | None = None,
     month: Month = None,
@@ -253,7 +263,7 @@ async def history(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> HistoryPage:
     """Closed signals with their outcome and P/L, most recently closed first."""
-    closes = await asyncio.to_thread(repo.closes, _query(symbol, type, month, before, limit))
+    closes = await pool.run(repo.closes, _query(symbol, type, month, before, limit))
     items = [HistoryItem.of(HistoryRow.of(c.signal, c.close.seq, c.close.event)) for c in closes]
     return HistoryPage(items=items, next_before=items[-1].seq if len(items) == limit else None)
 
@@ -268,21 +278,48 @@ def _all_rows(repo: SignalRepository, query: CloseQuery) -> list[HistoryRow]:
         query = replace(query, before_seq=page[-1].close.seq)
 
 
+def summary_from_scratch(
+    repo: SignalRepository,
+    symbol: str | None = None,
+    type: SignalType | None = None,
+    month: str | None = None,
+) -> Summary:
+    """Every matching close read and every figure recomputed: what the route did before the running
+    summaries (O(history) per call). Kept as the reference they must equal, and for the bench."""
+    return summarize(_all_rows(repo, _query(symbol, type, month, None, SUMMARY_BATCH)))
+
+
+def get_summary_cache(request: Request) -> SummaryCache:
+    return cast(SummaryCache, request.app.state.summary_cache)
+
+
+SummaryCacheDep = Annotated[SummaryCache, Depends(get_summary_cache)]
+
+
 @router.get("/summary", response_model=SummaryOut, responses={422: {"model": ErrorOut}})
 async def summary(
-    repo: SignalRepoDep,
+    cache: SummaryCacheDep,
     checkpoints: CheckpointRepoDep,
+    pool: DbPoolDep,
     symbol: Symbol = None,
     type: SignalType | None = None,
     month: Month = None,
-) -> SummaryOut:
+) -> Response:
     """Hit rate of the one win (net R > 0), average net R (the expectancy), net profit factor and the
     reliability table: overall, by model version, type, symbol and month of close, over the closes
     matching the filters; with the newest checkpoint. Not-filled signals are counted apart and
     excluded from every rate."""
     # The checkpoint first: the figures then cover at least every entry it vouches for.
-    latest = await asyncio.to_thread(checkpoints.latest)
-    rows = await asyncio.to_thread(_all_rows, repo, _query(symbol, type, month, None, SUMMARY_BATCH))
-    out = SummaryOut.of(summarize(rows))
-    out.checkpoint = CheckpointOut.of(latest) if latest is not None else None
-    return out
+    latest = await pool.run(checkpoints.latest)
+    where = SummaryFilter(
+        symbol=symbol.upper() if symbol else None, type=None if type is None else type.value, month=month
+    )
+
+    def render(s: Summary) -> bytes:
+        out = SummaryOut.of(s)
+        out.checkpoint = CheckpointOut.of(latest) if latest is not None else None
+        return out.model_dump_json().encode()
+
+    # Rendered in the pool, and only when a close (or the checkpoint) changed: the loop only sends.
+    body = await pool.run(cache.rendered, where, None if latest is None else latest.hash, render)
+    return Response(content=body, media_type="application/json")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
+from tradesignals.api.dbpool import DbPoolDep
 from tradesignals.api.deps import CheckpointRepoDep, ServicesDep, SignalRepoDep
 from tradesignals.api.schemas import MAX_INT64, CheckpointOut, ErrorOut
 from tradesignals.domain.ledger import GENESIS, LedgerEntry, format_at
@@ -79,6 +79,7 @@ def _out(entry: LedgerEntry, sealed: bool) -> LedgerEntryOut:
 )
 async def ledger(
     repo: SignalRepoDep,
+    pool: DbPoolDep,
     from_seq: Annotated[
         int, Query(alias="from", ge=0, le=MAX_INT64, description="First seq (inclusive).")
     ] = 0,
@@ -89,8 +90,8 @@ async def ledger(
 ) -> LedgerPage:
     if to_seq is not None and to_seq < from_seq:
         raise HTTPException(422, detail=f"to ({to_seq}) is before from ({from_seq})")
-    entries = await asyncio.to_thread(repo.ledger, from_seq, to_seq, limit)
-    closed = await asyncio.to_thread(repo.closed_among, {e.signal_id for e in entries})
+    entries = await pool.run(repo.ledger, from_seq, to_seq, limit)
+    closed = await pool.run(repo.closed_among, {e.signal_id for e in entries})
     more = len(entries) == limit and (to_seq is None or entries[-1].seq < to_seq)
     return LedgerPage(
         entries=[_out(e, e.signal_id not in closed) for e in entries],
@@ -131,12 +132,13 @@ class PublicKeyOut(BaseModel):
 )
 async def checkpoints(
     repo: CheckpointRepoDep,
+    pool: DbPoolDep,
     from_number: Annotated[
         int, Query(alias="from", ge=0, le=MAX_INT64, description="First number (inclusive).")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_CHECKPOINT_PAGE)] = 100,
 ) -> CheckpointPage:
-    page = await asyncio.to_thread(repo.page, from_number, limit)
+    page = await pool.run(repo.page, from_number, limit)
     return CheckpointPage(
         checkpoints=[CheckpointOut.of(cp) for cp in page],
         next_from=page[-1].number + 1 if len(page) == limit else None,
@@ -149,8 +151,8 @@ async def checkpoints(
     summary="The newest signed checkpoint",
     responses={404: {"model": ErrorOut}},
 )
-async def latest_checkpoint(repo: CheckpointRepoDep) -> CheckpointOut:
-    cp = await asyncio.to_thread(repo.latest)
+async def latest_checkpoint(repo: CheckpointRepoDep, pool: DbPoolDep) -> CheckpointOut:
+    cp = await pool.run(repo.latest)
     if cp is None:
         raise HTTPException(404, detail="no checkpoint yet")
     return CheckpointOut.of(cp)
@@ -162,12 +164,12 @@ async def latest_checkpoint(repo: CheckpointRepoDep) -> CheckpointOut:
     summary="The key that signs checkpoints",
     responses={404: {"model": ErrorOut}},
 )
-async def public_key(services: ServicesDep) -> PublicKeyOut:
+async def public_key(services: ServicesDep, pool: DbPoolDep) -> PublicKeyOut:
     """This node's signing key; on a node without it (API only), the key in force after the newest
     checkpoint. A verifier compares it with the key the checkpoint chain says is in force."""
     if services.signer is not None:
         return PublicKeyOut(public_key=services.signer.public_key)
-    latest = await asyncio.to_thread(services.checkpoints.latest)
+    latest = await pool.run(services.checkpoints.latest)
     if latest is None:
         raise HTTPException(404, detail="no signing key configured and no checkpoint yet")
     return PublicKeyOut(public_key=latest.key_after)
