@@ -282,7 +282,7 @@ def _news_source(spec: str, settings: Settings) -> NewsFeed:
         from tradesignals.news.polygon import PolygonNewsFeed
 
         return PolygonNewsFeed(
-            key=settings.polygon_key,
+            key=settings.polygon_key.get_secret_value(),
             tickers=[arg] if arg else (),
             base_url=settings.polygon_news_url,
             interval_s=settings.news_poll_s,
