@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from tradesignals import __version__
 from tradesignals.api import ws
 from tradesignals.api.deps import AppServices
-from tradesignals.api.routes import health, history, ledger, market, metrics, risk, signals
+from tradesignals.api.routes import auth, billing, health, history, ledger, market, me, metrics, risk, signals
 from tradesignals.marketdata.feeds.base import Feed
 from tradesignals.storage.base import StorageError
 
@@ -48,6 +48,9 @@ def create_app(
     app.include_router(risk.router)
     app.include_router(ledger.router)
     app.include_router(history.router)
+    app.include_router(auth.router)
+    app.include_router(me.router)
+    app.include_router(billing.router)
     app.include_router(ws.router)
 
     @app.exception_handler(StorageError)

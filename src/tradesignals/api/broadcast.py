@@ -16,11 +16,12 @@ from tradesignals.api.schemas import SignalPublic
 from tradesignals.bus import topics
 from tradesignals.bus.base import Bus
 from tradesignals.bus.codec import decoder
+from tradesignals.domain.entitlements import SIGNALS_CHANNEL
 from tradesignals.domain.signals import Signal
 
 log = structlog.get_logger(__name__)
 
-SIGNALS_CHANNEL = "signals"
+__all__ = ["SIGNALS_CHANNEL", "broadcast_alerts", "broadcast_signals", "signal_payload"]
 
 
 def signal_payload(signal: Signal) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from typing import Annotated, Protocol, cast
 
 from fastapi import Depends, Request
 
+from tradesignals.accounts.billing import BillingService
+from tradesignals.accounts.service import AccountService, RateLimiter
 from tradesignals.api.hub import Hub
 from tradesignals.config import Settings
 from tradesignals.domain.checkpoints import Signer
@@ -39,6 +41,9 @@ class AppServices(Protocol):
     hub: Hub
     checkpoints: CheckpointRepository
     signer: Signer | None
+    accounts: AccountService
+    billing: BillingService
+    auth_limiter: RateLimiter
 
     async def check_health(self) -> Mapping[str, HealthCheck]: ...
 

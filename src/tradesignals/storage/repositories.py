@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 from tradesignals.domain.ledger import GENESIS, LedgerEntry, entry_body, entry_hash
 from tradesignals.domain.risk import ProfileName
 from tradesignals.domain.signals import Signal, SignalEvent, SignalEventKind, SignalStatus
-from tradesignals.domain.tiers import Tier
+from tradesignals.domain.tiers import Role, Tier
 from tradesignals.storage.base import CloseQuery, SignalQuery, StorageError, StoredClose, StoredEvent, User
 from tradesignals.storage.db import storage_errors, writer
 from tradesignals.storage.tables import SignalEventRow, SignalRow, UserRow
@@ -379,6 +379,11 @@ def _to_user(row: UserRow) -> User:
         tier=row.tier,
         risk_profile=row.risk_profile,
         created_at=row.created_at,
+        role=row.role,
+        profile_answered=row.profile_answered,
+        failed_logins=row.failed_logins,
+        locked_until=row.locked_until,
+        customer_ref=row.customer_ref,
     )
 
 
@@ -407,6 +412,9 @@ class SqlUserRepository:
             tier=Tier(tier),
             risk_profile=ProfileName(risk_profile),
             created_at=datetime.now(UTC),
+            role=Role.USER,
+            profile_answered=False,
+            failed_logins=0,
         )
         with storage_errors(f"creating user {address}", self.engine), self._write.begin() as session:
             session.add(row)

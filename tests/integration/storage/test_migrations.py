@@ -32,7 +32,17 @@ from tradesignals.storage.tables import metadata
 
 pytestmark = pytest.mark.integration
 
-APP_TABLES = {"users", "signals", "signal_events", "ledger_checkpoints"}
+APP_TABLES = {
+    "users",
+    "signals",
+    "signal_events",
+    "ledger_checkpoints",
+    "refresh_tokens",
+    "signal_upgrades",
+    "subscriptions",
+    "payments",
+    "webhook_events",
+}
 
 
 @pytest.fixture
@@ -51,7 +61,7 @@ def test_migrate_creates_the_schema_on_an_empty_database(engine: Engine) -> None
     assert current_revision(engine) is None
     assert tables(engine) == set()
     migrate(engine)
-    assert current_revision(engine) == head_revision() == "0004"
+    assert current_revision(engine) == head_revision() == "0005"
     assert tables(engine) == APP_TABLES | {"alembic_version"}
 
 

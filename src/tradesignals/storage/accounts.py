@@ -1,0 +1,328 @@
+"""Accounts in SQL: lock-out counters, refresh-token families, upgrades, subscriptions, payments.
+
+Billing effects are applied in ONE transaction together with the provider event's id
+(``apply_event``): the id's primary key is what makes a webhook delivered 100 times grant once, and
+a crash between "seen" and "applied" cannot happen because both commit or neither does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from tradesignals.domain.entitlements import Upgrade
+from tradesignals.domain.risk import ProfileName
+from tradesignals.domain.tiers import Role, Tier
+from tradesignals.storage.base import DuplicateError, StorageError, User
+from tradesignals.storage.db import storage_errors, writer
+from tradesignals.storage.repositories import _to_user
+from tradesignals.storage.tables import (
+    PaymentRow,
+    RefreshTokenRow,
+    SignalUpgradeRow,
+    SubscriptionRow,
+    UserRow,
+    WebhookEventRow,
+)
+
+SubscriptionStatus = Literal["active", "past_due", "canceled"]
+PaymentKind = Literal["charge", "refund", "grant", "revoke"]
+RotateOutcome = Literal["ok", "unknown", "expired", "revoked", "reused"]
+
+
+@dataclass(frozen=True, slots=True)
+class SetSubscription:
+    """The provider says subscription ``id`` is now ``status`` (as of ``as_of``, the event's time)."""
+
+    id: str
+    user_id: int | None
+    status: SubscriptionStatus
+    as_of: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class GrantUpgrade:
+    user_id: int
+    signal_id: str
+    expires_at: datetime
+    reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeUpgrade:
+    reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPayment:
+    user_id: int | None
+    kind: PaymentKind
+    reference: str
+    amount_cents: int
+    currency: str
+    what: str
+
+
+Effect = SetSubscription | GrantUpgrade | RevokeUpgrade | RecordPayment
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    id: int
+    user_id: int | None
+    provider: str
+    kind: str
+    reference: str
+    amount_cents: int
+    currency: str
+    what: str
+    at: datetime
+
+
+class SqlAccountStore:
+    """Everything accounts and billing keep, beside ``SqlUserRepository``'s basic user rows."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._read = sessionmaker(engine, expire_on_commit=False)
+        self._write = sessionmaker(writer(engine), expire_on_commit=False)
+
+    # -- users -------------------------------------------------------------------------------
+
+    def _update_user(self, user_id: int, what: str, **values: object) -> User:
+        with storage_errors(what, self.engine), self._write.begin() as session:
+            result = session.execute(sa.update(UserRow).where(UserRow.id == user_id).values(**values))
+            if getattr(result, "rowcount", 0) == 0:
+                raise StorageError(f"{what}: no user with id {user_id}")
+            return _to_user(session.get_one(UserRow, user_id, populate_existing=True))
+
+    def set_role(self, user_id: int, role: Role) -> User:
+        return self._update_user(user_id, f"setting role of user {user_id}", role=Role(role))
+
+    def answer_profile(self, user_id: int, profile: ProfileName) -> User:
+        return self._update_user(
+            user_id, f"setting risk profile of user {user_id}", risk_profile=profile, profile_answered=True
+        )
+
+    def login_failed(self, user_id: int, now: datetime, *, max_failures: int, lockout: timedelta) -> User:
+        """Count a failed login; the ``max_failures``-th in a row locks the account for ``lockout``."""
+        with storage_errors(f"counting a failed login of user {user_id}", self.engine):
+            with self._write.begin() as session:
+                row = session.get_one(UserRow, user_id)
+                row.failed_logins += 1
+                if row.failed_logins >= max_failures:
+                    row.locked_until = now + lockout
+                    row.failed_logins = 0
+                session.flush()
+                return _to_user(row)
+
+    def login_succeeded(self, user_id: int) -> User:
+        return self._update_user(
+            user_id, f"resetting login failures of user {user_id}", failed_logins=0, locked_until=None
+        )
+
+    def set_customer_ref(self, user_id: int, ref: str) -> User:
+        return self._update_user(user_id, f"setting customer of user {user_id}", customer_ref=ref)
+
+    def delete_user(self, user_id: int) -> bool:
+        """Delete the account and its tokens, upgrades and subscriptions (the payments ledger keeps
+        its rows, without the user: bookkeeping outlives accounts)."""
+        with storage_errors(f"deleting user {user_id}", self.engine), self._write.begin() as session:
+            for table in (RefreshTokenRow, SignalUpgradeRow, SubscriptionRow):
+                session.execute(sa.delete(table).where(table.user_id == user_id))
+            session.execute(sa.update(PaymentRow).where(PaymentRow.user_id == user_id).values(user_id=None))
+            result = session.execute(sa.delete(UserRow).where(UserRow.id == user_id))
+            return bool(getattr(result, "rowcount", 0))
+
+    # -- refresh tokens ----------------------------------------------------------------------
+
+    def add_refresh(self, token_hash: str, user_id: int, family: str, now: datetime, expires_at: datetime) -> None:
+        with storage_errors("storing a refresh token", self.engine), self._write.begin() as session:
+            session.add(
+                RefreshTokenRow(
+                    token_hash=token_hash, user_id=user_id, family=family, issued_at=now, expires_at=expires_at
+                )
+            )
+
+    def rotate_refresh(
+        self, old_hash: str, new_hash: str, now: datetime, expires_at: datetime
+    ) -> tuple[RotateOutcome, int | None]:
+        """Spend ``old_hash`` and store ``new_hash`` in its family, atomically.
+
+        A token presented a second time is a copy in someone else's hands: the whole family is
+        revoked (the legitimate holder logs in again) and ``reused`` returned.
+        """
+        with storage_errors("rotating a refresh token", self.engine), self._write.begin() as session:
+            row = session.scalars(
+                sa.select(RefreshTokenRow).where(RefreshTokenRow.token_hash == old_hash).with_for_update()
+            ).one_or_none()
+            if row is None:
+                return ("unknown", None)
+            if row.revoked_at is not None:
+                return ("revoked", row.user_id)
+            if row.used_at is not None:
+                self._revoke_family(session, row.family, now)
+                return ("reused", row.user_id)
+            if row.expires_at <= now:
+                return ("expired", row.user_id)
+            row.used_at = now
+            session.add(
+                RefreshTokenRow(
+                    token_hash=new_hash,
+                    user_id=row.user_id,
+                    family=row.family,
+                    issued_at=now,
+                    expires_at=expires_at,
+                )
+            )
+            return ("ok", row.user_id)
+
+    @staticmethod
+    def _revoke_family(session: Session, family: str, now: datetime) -> None:
+        session.execute(
+            sa.update(RefreshTokenRow)
+            .where(RefreshTokenRow.family == family, RefreshTokenRow.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+
+    def revoke_family_of(self, token_hash: str, now: datetime) -> int | None:
+        """Logout: revoke the family of this token; the user's id, or None for an unknown token."""
+        with storage_errors("revoking a refresh token", self.engine), self._write.begin() as session:
+            row = session.get(RefreshTokenRow, token_hash)
+            if row is None:
+                return None
+            self._revoke_family(session, row.family, now)
+            return row.user_id
+
+    def live_refresh_count(self, user_id: int, now: datetime) -> int:
+        with storage_errors("counting refresh tokens", self.engine), self._read() as session:
+            return int(
+                session.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(RefreshTokenRow)
+                    .where(
+                        RefreshTokenRow.user_id == user_id,
+                        RefreshTokenRow.revoked_at.is_(None),
+                        RefreshTokenRow.used_at.is_(None),
+                        RefreshTokenRow.expires_at > now,
+                    )
+                )
+                or 0
+            )
+
+    # -- entitlements ------------------------------------------------------------------------
+
+    def upgrades_of(self, user_id: int, now: datetime) -> list[Upgrade]:
+        """Upgrades not revoked and not lapsed at ``now``."""
+        with storage_errors(f"reading upgrades of user {user_id}", self.engine), self._read() as session:
+            rows = session.scalars(
+                sa.select(SignalUpgradeRow)
+                .where(
+                    SignalUpgradeRow.user_id == user_id,
+                    SignalUpgradeRow.revoked_at.is_(None),
+                    SignalUpgradeRow.expires_at > now,
+                )
+                .order_by(SignalUpgradeRow.expires_at)
+            ).all()
+            return [Upgrade(r.signal_id, r.expires_at) for r in rows]
+
+    def subscription_status(self, subscription_id: str) -> str | None:
+        with storage_errors("reading a subscription", self.engine), self._read() as session:
+            row = session.get(SubscriptionRow, subscription_id)
+            return row.status if row is not None else None
+
+    def payments(self, user_id: int | None = None) -> list[Payment]:
+        with storage_errors("reading payments", self.engine), self._read() as session:
+            q = sa.select(PaymentRow).order_by(PaymentRow.id)
+            if user_id is not None:
+                q = q.where(PaymentRow.user_id == user_id)
+            return [
+                Payment(r.id, r.user_id, r.provider, r.kind, r.reference, r.amount_cents, r.currency, r.what, r.at)
+                for r in session.scalars(q).all()
+            ]
+
+    def apply_event(
+        self, event_id: str, provider: str, type_: str, now: datetime, effects: list[Effect]
+    ) -> bool:
+        """Apply a provider event's effects once; False when this event id was applied before.
+
+        The event id row and the effects commit together. Subscriptions: ``canceled`` is terminal
+        (a ``deleted`` that overtook its ``checkout.session.completed`` wins), and an update older
+        than the stored state is ignored. Each touched user's tier is then recomputed from their
+        subscriptions: premium while one is active.
+        """
+        touched: set[int] = set()
+        try:
+            with storage_errors(f"applying {provider} event {event_id}", self.engine):
+                with self._write.begin() as session:
+                    session.add(WebhookEventRow(event_id=event_id, provider=provider, type=type_, received_at=now))
+                    session.flush()
+                    for effect in effects:
+                        self._apply(session, provider, now, effect, touched)
+                    for user_id in touched:
+                        active = session.scalar(
+                            sa.select(sa.func.count())
+                            .select_from(SubscriptionRow)
+                            .where(SubscriptionRow.user_id == user_id, SubscriptionRow.status == "active")
+                        )
+                        tier = Tier.PREMIUM if active else Tier.FREE
+                        session.execute(sa.update(UserRow).where(UserRow.id == user_id).values(tier=tier))
+        except DuplicateError:
+            return False
+        return True
+
+    @staticmethod
+    def _apply(session: Session, provider: str, now: datetime, effect: Effect, touched: set[int]) -> None:
+        if isinstance(effect, SetSubscription):
+            row = session.get(SubscriptionRow, effect.id, with_for_update=True)
+            if row is None:
+                row = SubscriptionRow(
+                    id=effect.id, user_id=effect.user_id, provider=provider, status=effect.status, updated_at=effect.as_of
+                )
+                session.add(row)
+            elif row.status != "canceled" and (effect.status == "canceled" or effect.as_of >= row.updated_at):
+                row.status = effect.status
+                row.updated_at = effect.as_of
+                if row.user_id is None:
+                    row.user_id = effect.user_id
+            session.flush()
+            if row.user_id is not None:
+                touched.add(row.user_id)
+        elif isinstance(effect, GrantUpgrade):
+            exists = session.scalar(
+                sa.select(SignalUpgradeRow.id).where(SignalUpgradeRow.reference == effect.reference)
+            )
+            if exists is None:
+                session.add(
+                    SignalUpgradeRow(
+                        user_id=effect.user_id,
+                        signal_id=effect.signal_id,
+                        granted_at=now,
+                        expires_at=effect.expires_at,
+                        reference=effect.reference,
+                    )
+                )
+        elif isinstance(effect, RevokeUpgrade):
+            session.execute(
+                sa.update(SignalUpgradeRow)
+                .where(SignalUpgradeRow.reference == effect.reference, SignalUpgradeRow.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+        else:
+            session.add(
+                PaymentRow(
+                    user_id=effect.user_id,
+                    provider=provider,
+                    kind=effect.kind,
+                    reference=effect.reference,
+                    amount_cents=effect.amount_cents,
+                    currency=effect.currency,
+                    what=effect.what,
+                    at=now,
+                )
+            )
