@@ -187,7 +187,9 @@ class StripeProvider:
         try:
             session = self.client.v1.checkout.sessions.create(params)  # type: ignore[arg-type]
         except self._stripe.StripeError as exc:
-            raise BillingError(f"payment provider refused the checkout: {exc.user_message or type(exc).__name__}", 502) from None
+            raise BillingError(
+                f"payment provider refused the checkout: {exc.user_message or type(exc).__name__}", 502
+            ) from None
         return Checkout(url=str(session.url), paid=False, test_mode=self.test_mode), []
 
     def portal(self, user: User) -> str:
@@ -198,7 +200,9 @@ class StripeProvider:
                 {"customer": user.customer_ref, "return_url": self.success_url}
             )
         except self._stripe.StripeError as exc:
-            raise BillingError(f"payment provider refused the portal: {exc.user_message or type(exc).__name__}", 502) from None
+            raise BillingError(
+                f"payment provider refused the portal: {exc.user_message or type(exc).__name__}", 502
+            ) from None
         return str(session.url)
 
     def verify(self, payload: bytes, signature: str | None) -> ProviderEvent:
@@ -215,7 +219,9 @@ class StripeProvider:
         raw = event.to_dict()
         try:
             obj = raw["data"]["object"]
-            return ProviderEvent(str(raw["id"]), str(raw["type"]), datetime.fromtimestamp(int(raw["created"]), UTC), obj)
+            return ProviderEvent(
+                str(raw["id"]), str(raw["type"]), datetime.fromtimestamp(int(raw["created"]), UTC), obj
+            )
         except (KeyError, TypeError, ValueError):
             raise BadWebhook("webhook event lacks id, type, created or data.object") from None
 
@@ -225,7 +231,6 @@ _STRIPE_STATUS: dict[str, SubscriptionStatus] = {
     "trialing": "active",
     "past_due": "past_due",
     "unpaid": "past_due",
-    "incomplete": "past_due",
     "canceled": "canceled",
     "incomplete_expired": "canceled",
 }
@@ -247,13 +252,21 @@ def _invoice_subscription(obj: dict[str, Any]) -> str | None:
     return sub if isinstance(sub, str) else None
 
 
+_PAID = ("paid", "no_payment_required")
+
+
 def effects_of(event: ProviderEvent, *, upgrade_for: timedelta, now: datetime) -> list[Effect]:
-    """What an event grants or revokes. Unknown types grant nothing (they are still recorded as seen)."""
+    """What an event asks for. Unknown types ask for nothing (they are still recorded as seen).
+
+    Only charges and refunds are stated here; the grants and revocations the payments ledger
+    records are written by the store when an entitlement actually changes (a ``deleted`` that
+    overtook its checkout grants nothing, so it records no grant).
+    """
     obj = event.obj
     user_id = _user_id(obj)
-    if event.type == "checkout.session.completed":
-        if user_id is None:
-            return []
+    if event.type in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
+        if user_id is None or obj.get("payment_status", "paid") not in _PAID:
+            return []  # an asynchronous payment method: wait for async_payment_succeeded
         amount = int(obj.get("amount_total") or 0)
         currency = str(obj.get("currency") or "usd")
         meta = obj.get("metadata") or {}
@@ -262,43 +275,45 @@ def effects_of(event: ProviderEvent, *, upgrade_for: timedelta, now: datetime) -
             return [
                 SetSubscription(sub, user_id, "active", event.created),
                 RecordPayment(user_id, "charge", str(obj["id"]), amount, currency, "premium"),
-                RecordPayment(user_id, "grant", sub, 0, currency, "premium"),
             ]
         signal_id = meta.get("signal_id")
         if obj.get("mode") == "payment" and isinstance(signal_id, str):
             ref = str(obj.get("payment_intent") or obj["id"])
             return [
-                GrantUpgrade(user_id, signal_id, now + upgrade_for, ref),
                 RecordPayment(user_id, "charge", ref, amount, currency, f"signal:{signal_id}"),
-                RecordPayment(user_id, "grant", ref, 0, currency, f"signal:{signal_id}"),
+                GrantUpgrade(user_id, signal_id, now + upgrade_for, ref),
             ]
         return []
-    if event.type in ("customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted"):
-        status = "canceled" if event.type.endswith("deleted") else _STRIPE_STATUS.get(str(obj.get("status")), "past_due")
-        effects: list[Effect] = [SetSubscription(str(obj["id"]), user_id, status, event.created)]
-        if status != "active":
-            effects.append(RecordPayment(user_id, "revoke", str(obj["id"]), 0, "usd", "premium"))
-        return effects
+    if event.type in (
+        "customer.subscription.created",
+        "customer.subscription.updated",
+        "customer.subscription.deleted",
+    ):
+        if event.type.endswith("deleted"):
+            return [SetSubscription(str(obj["id"]), user_id, "canceled", event.created)]
+        status = _STRIPE_STATUS.get(str(obj.get("status")))
+        # ``incomplete``: created by Checkout before it is paid; the completed checkout decides.
+        return [SetSubscription(str(obj["id"]), user_id, status, event.created)] if status else []
     if event.type == "invoice.payment_failed":
-        sub = _invoice_subscription(obj)
-        if sub is None:
-            return []
-        return [
-            SetSubscription(sub, user_id, "past_due", event.created),
-            RecordPayment(user_id, "revoke", sub, 0, str(obj.get("currency") or "usd"), "premium"),
-        ]
+        failed = _invoice_subscription(obj)
+        return [SetSubscription(failed, user_id, "past_due", event.created)] if failed else []
     if event.type == "invoice.paid":
-        sub = _invoice_subscription(obj)
-        return [SetSubscription(sub, user_id, "active", event.created)] if sub else []
+        paid = _invoice_subscription(obj)
+        return [SetSubscription(paid, user_id, "active", event.created)] if paid else []
     if event.type == "charge.refunded":
-        ref = obj.get("payment_intent")
-        if not isinstance(ref, str):
+        intent = obj.get("payment_intent")
+        if not isinstance(intent, str):
             return []
         return [
-            RevokeUpgrade(ref),
             RecordPayment(
-                user_id, "refund", ref, -int(obj.get("amount_refunded") or 0), str(obj.get("currency") or "usd"), "refund"
+                user_id,
+                "refund",
+                intent,
+                -int(obj.get("amount_refunded") or 0),
+                str(obj.get("currency") or "usd"),
+                "refund",
             ),
+            RevokeUpgrade(intent),
         ]
     return []
 

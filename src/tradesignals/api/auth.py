@@ -33,7 +33,9 @@ def bearer_token(request: Request) -> str | None:
         return None
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise HTTPException(status_code=401, detail="Authorization must be 'Bearer ACCESS_TOKEN'", headers=_UNAUTHORIZED)
+        raise HTTPException(
+            status_code=401, detail="Authorization must be 'Bearer ACCESS_TOKEN'", headers=_UNAUTHORIZED
+        )
     return token.strip()
 
 

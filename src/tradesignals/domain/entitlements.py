@@ -35,6 +35,11 @@ CHANNEL_PATTERNS: dict[str, re.Pattern[str]] = {
 """Every WebSocket channel there is, by kind; a name matching none is unknown."""
 
 
+def live_channel(signal_id: str) -> str:
+    """The WebSocket channel of one signal's live updates (premium, or an upgrade to it)."""
+    return f"signal:{signal_id}:live"
+
+
 @dataclass(frozen=True, slots=True)
 class Upgrade:
     """An entitlement to one signal's live details, until ``expires_at`` (or the signal closes)."""
@@ -115,6 +120,7 @@ __all__ = [
     "Caller",
     "Upgrade",
     "channel_error",
+    "live_channel",
     "may_read_metrics",
     "may_see_signal",
     "sees_open_signals",

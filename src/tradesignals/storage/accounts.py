@@ -111,15 +111,17 @@ class SqlAccountStore:
 
     def login_failed(self, user_id: int, now: datetime, *, max_failures: int, lockout: timedelta) -> User:
         """Count a failed login; the ``max_failures``-th in a row locks the account for ``lockout``."""
-        with storage_errors(f"counting a failed login of user {user_id}", self.engine):
-            with self._write.begin() as session:
-                row = session.get_one(UserRow, user_id)
-                row.failed_logins += 1
-                if row.failed_logins >= max_failures:
-                    row.locked_until = now + lockout
-                    row.failed_logins = 0
-                session.flush()
-                return _to_user(row)
+        with (
+            storage_errors(f"counting a failed login of user {user_id}", self.engine),
+            self._write.begin() as session,
+        ):
+            row = session.get_one(UserRow, user_id, with_for_update=True)
+            row.failed_logins += 1
+            if row.failed_logins >= max_failures:
+                row.locked_until = now + lockout
+                row.failed_logins = 0
+            session.flush()
+            return _to_user(row)
 
     def login_succeeded(self, user_id: int) -> User:
         return self._update_user(
@@ -141,11 +143,17 @@ class SqlAccountStore:
 
     # -- refresh tokens ----------------------------------------------------------------------
 
-    def add_refresh(self, token_hash: str, user_id: int, family: str, now: datetime, expires_at: datetime) -> None:
+    def add_refresh(
+        self, token_hash: str, user_id: int, family: str, now: datetime, expires_at: datetime
+    ) -> None:
         with storage_errors("storing a refresh token", self.engine), self._write.begin() as session:
             session.add(
                 RefreshTokenRow(
-                    token_hash=token_hash, user_id=user_id, family=family, issued_at=now, expires_at=expires_at
+                    token_hash=token_hash,
+                    user_id=user_id,
+                    family=family,
+                    issued_at=now,
+                    expires_at=expires_at,
                 )
             )
 
@@ -242,7 +250,9 @@ class SqlAccountStore:
             if user_id is not None:
                 q = q.where(PaymentRow.user_id == user_id)
             return [
-                Payment(r.id, r.user_id, r.provider, r.kind, r.reference, r.amount_cents, r.currency, r.what, r.at)
+                Payment(
+                    r.id, r.user_id, r.provider, r.kind, r.reference, r.amount_cents, r.currency, r.what, r.at
+                )
                 for r in session.scalars(q).all()
             ]
 
@@ -254,40 +264,81 @@ class SqlAccountStore:
         The event id row and the effects commit together. Subscriptions: ``canceled`` is terminal
         (a ``deleted`` that overtook its ``checkout.session.completed`` wins), and an update older
         than the stored state is ignored. Each touched user's tier is then recomputed from their
-        subscriptions: premium while one is active.
+        subscriptions (premium while one is active), and every change of an entitlement — tier or
+        upgrade — is written to the payments ledger as a ``grant`` or ``revoke`` row, so the ledger
+        states exactly what was granted, not what was asked for.
         """
         touched: set[int] = set()
         try:
-            with storage_errors(f"applying {provider} event {event_id}", self.engine):
-                with self._write.begin() as session:
-                    session.add(WebhookEventRow(event_id=event_id, provider=provider, type=type_, received_at=now))
-                    session.flush()
-                    for effect in effects:
-                        self._apply(session, provider, now, effect, touched)
-                    for user_id in touched:
-                        active = session.scalar(
-                            sa.select(sa.func.count())
-                            .select_from(SubscriptionRow)
-                            .where(SubscriptionRow.user_id == user_id, SubscriptionRow.status == "active")
-                        )
-                        tier = Tier.PREMIUM if active else Tier.FREE
-                        session.execute(sa.update(UserRow).where(UserRow.id == user_id).values(tier=tier))
+            with (
+                storage_errors(f"applying {provider} event {event_id}", self.engine),
+                self._write.begin() as session,
+            ):
+                session.add(
+                    WebhookEventRow(event_id=event_id, provider=provider, type=type_, received_at=now)
+                )
+                session.flush()
+                for effect in effects:
+                    self._apply(session, provider, now, effect, touched)
+                for user_id in sorted(touched):
+                    self._retier(session, user_id, provider, event_id, now)
         except DuplicateError:
             return False
         return True
 
     @staticmethod
-    def _apply(session: Session, provider: str, now: datetime, effect: Effect, touched: set[int]) -> None:
+    def _ledger(
+        session: Session, provider: str, now: datetime, user_id: int | None, kind: PaymentKind,
+        reference: str, what: str, amount_cents: int = 0, currency: str = "usd",
+    ) -> None:  # fmt: skip
+        session.add(
+            PaymentRow(
+                user_id=user_id,
+                provider=provider,
+                kind=kind,
+                reference=reference,
+                amount_cents=amount_cents,
+                currency=currency,
+                what=what,
+                at=now,
+            )
+        )
+
+    def _retier(self, session: Session, user_id: int, provider: str, event_id: str, now: datetime) -> None:
+        user = session.get(UserRow, user_id, with_for_update=True)
+        if user is None:
+            return  # deleted since: nothing to grant
+        active = session.scalar(
+            sa.select(sa.func.count())
+            .select_from(SubscriptionRow)
+            .where(SubscriptionRow.user_id == user_id, SubscriptionRow.status == "active")
+        )
+        tier = Tier.PREMIUM if active else Tier.FREE
+        if user.tier != tier:
+            user.tier = tier
+            kind: PaymentKind = "grant" if tier is Tier.PREMIUM else "revoke"
+            self._ledger(session, provider, now, user_id, kind, event_id, "premium")
+
+    def _apply(
+        self, session: Session, provider: str, now: datetime, effect: Effect, touched: set[int]
+    ) -> None:
         if isinstance(effect, SetSubscription):
             row = session.get(SubscriptionRow, effect.id, with_for_update=True)
             if row is None:
                 row = SubscriptionRow(
-                    id=effect.id, user_id=effect.user_id, provider=provider, status=effect.status, updated_at=effect.as_of
+                    id=effect.id,
+                    user_id=effect.user_id,
+                    provider=provider,
+                    status=effect.status,
+                    updated_at=effect.as_of,
                 )
                 session.add(row)
-            elif row.status != "canceled" and (effect.status == "canceled" or effect.as_of >= row.updated_at):
-                row.status = effect.status
-                row.updated_at = effect.as_of
+            else:
+                if row.status != "canceled" and (
+                    effect.status == "canceled" or effect.as_of >= row.updated_at
+                ):
+                    row.status = effect.status
+                    row.updated_at = effect.as_of
                 if row.user_id is None:
                     row.user_id = effect.user_id
             session.flush()
@@ -297,7 +348,12 @@ class SqlAccountStore:
             exists = session.scalar(
                 sa.select(SignalUpgradeRow.id).where(SignalUpgradeRow.reference == effect.reference)
             )
-            if exists is None:
+            refunded = session.scalar(
+                sa.select(PaymentRow.id).where(
+                    PaymentRow.reference == effect.reference, PaymentRow.kind == "refund"
+                )
+            )
+            if exists is None and refunded is None:  # a refund that overtook its checkout grants nothing
                 session.add(
                     SignalUpgradeRow(
                         user_id=effect.user_id,
@@ -307,22 +363,35 @@ class SqlAccountStore:
                         reference=effect.reference,
                     )
                 )
-        elif isinstance(effect, RevokeUpgrade):
-            session.execute(
-                sa.update(SignalUpgradeRow)
-                .where(SignalUpgradeRow.reference == effect.reference, SignalUpgradeRow.revoked_at.is_(None))
-                .values(revoked_at=now)
-            )
-        else:
-            session.add(
-                PaymentRow(
-                    user_id=effect.user_id,
-                    provider=provider,
-                    kind=effect.kind,
-                    reference=effect.reference,
-                    amount_cents=effect.amount_cents,
-                    currency=effect.currency,
-                    what=effect.what,
-                    at=now,
+                self._ledger(
+                    session,
+                    provider,
+                    now,
+                    effect.user_id,
+                    "grant",
+                    effect.reference,
+                    f"signal:{effect.signal_id}",
                 )
-            )
+        elif isinstance(effect, RevokeUpgrade):
+            rows = session.scalars(
+                sa.select(SignalUpgradeRow)
+                .where(SignalUpgradeRow.reference == effect.reference, SignalUpgradeRow.revoked_at.is_(None))
+                .with_for_update()
+            ).all()
+            for up in rows:
+                up.revoked_at = now
+                self._ledger(
+                    session, provider, now, up.user_id, "revoke", effect.reference, f"signal:{up.signal_id}"
+                )
+        else:
+            user_id = effect.user_id
+            if user_id is None:  # a refund names no user: the charge it refunds does
+                user_id = session.scalar(
+                    sa.select(PaymentRow.user_id).where(
+                        PaymentRow.reference == effect.reference, PaymentRow.kind == "charge"
+                    )
+                )
+            self._ledger(
+                session, provider, now, user_id, effect.kind, effect.reference, effect.what,
+                effect.amount_cents, effect.currency,
+            )  # fmt: skip

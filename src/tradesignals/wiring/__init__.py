@@ -243,7 +243,11 @@ def build_payment_provider(settings: Settings) -> PaymentProvider:
     if settings.payment_provider == "local":
         log.warning("billing.test_mode", provider="local", note="payments complete at once; no money moves")
         return LocalProvider()
-    if settings.stripe_api_key is None or settings.stripe_webhook_secret is None or not settings.stripe_premium_price_id:
+    if (
+        settings.stripe_api_key is None
+        or settings.stripe_webhook_secret is None
+        or not settings.stripe_premium_price_id
+    ):
         raise ConfigError(
             "TS_PAYMENT_PROVIDER=stripe needs TS_STRIPE_API_KEY, TS_STRIPE_WEBHOOK_SECRET and TS_STRIPE_PREMIUM_PRICE_ID"
         )
@@ -258,7 +262,9 @@ def build_payment_provider(settings: Settings) -> PaymentProvider:
     )
 
 
-def build_accounts(settings: Settings, engine: sa.Engine) -> tuple[AccountService, BillingService, RateLimiter]:
+def build_accounts(
+    settings: Settings, engine: sa.Engine
+) -> tuple[AccountService, BillingService, RateLimiter]:
     from datetime import timedelta
 
     from tradesignals.accounts.billing import BillingService

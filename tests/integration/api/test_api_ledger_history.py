@@ -392,7 +392,8 @@ def test_closed_signals_carry_their_outcome(api: TestClient, services: Services)
     page = {s["id"]: s for s in api.get("/api/signals").json()["items"]}
     assert page[signals[3].id]["status"] == "not_filled" and page[signals[3].id]["outcome"] == "not_filled"
     assert page[signals[3].id]["fill_price"] is None
-    assert page[signals[4].id]["outcome"] is None and page[signals[4].id]["net_r"] is None  # open
+    assert signals[4].id not in page  # open: not in an anonymous caller's list, and 403 on its own
+    assert api.get(f"/api/signals/{signals[4].id}").status_code == 403
     assert page[signals[0].id]["net_r"] == pytest.approx(0.8)
 
 

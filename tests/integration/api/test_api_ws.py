@@ -35,9 +35,15 @@ def wait_subscribers(services: Services, channel: str, n: int = 1) -> None:
         time.sleep(0.01)
 
 
-def test_signal_published_on_the_bus_reaches_a_subscriber(client: TestClient, services: Services) -> None:
+def bearer(headers: dict[str, str]) -> str:
+    return headers["Authorization"].removeprefix("Bearer ")
+
+
+def test_signal_published_on_the_bus_reaches_a_subscriber(
+    client: TestClient, services: Services, premium: dict[str, str]
+) -> None:
     s = signal()
-    with client.websocket_connect("/ws") as ws:
+    with client.websocket_connect(f"/ws?token={bearer(premium)}") as ws:
         ws.send_json({"op": "subscribe", "channels": ["signals"]})
         ack = ws.receive_json()
         assert ack["type"] == "subscribed" and ack["channels"] == ["signals"]
@@ -51,10 +57,12 @@ def test_signal_published_on_the_bus_reaches_a_subscriber(client: TestClient, se
         assert msg["data"]["targets"] == [2970.0]
 
 
-def test_resume_with_since_replays_what_was_missed(client: TestClient, services: Services) -> None:
+def test_resume_with_since_replays_what_was_missed(
+    client: TestClient, services: Services, premium: dict[str, str]
+) -> None:
     for i in range(3):
         services.hub.publish("signals", "signal", {"n": i})
-    with client.websocket_connect("/ws") as ws:
+    with client.websocket_connect(f"/ws?token={bearer(premium)}") as ws:
         ws.send_json({"op": "subscribe", "channels": ["signals"], "since": 1})
         got = [ws.receive_json() for _ in range(3)]
     replayed = [m for m in got if m.get("channel") == "signals"]
@@ -70,6 +78,7 @@ def test_bad_frames_get_error_frames_and_the_socket_stays_open(client: TestClien
             ('{"op": "dance"}', "bad_op"),
             ('{"op": "subscribe", "channels": []}', "bad_request"),
             ('{"op": "subscribe", "channels": ["signals"], "since": -1}', "bad_request"),
+            ('{"op": "subscribe", "channels": ["signals"]}', "forbidden"),  # live: premium only
             ('{"op": "subscribe", "channels": ["nope"]}', "unknown_channel"),
             ('{"op": "subscribe", "channels": ["user:7:signals"]}', "forbidden"),
             ('{"op": "subscribe", "channels": ["signal:0123456789abcdef012345:live"]}', "forbidden"),

@@ -59,8 +59,13 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-@router.post("/register", status_code=201, response_model=UserCreated, dependencies=[RateLimited],
-             responses={409: {"model": ErrorOut}, 422: {"model": ErrorOut}, 429: {"model": ErrorOut}})
+@router.post(
+    "/register",
+    status_code=201,
+    response_model=UserCreated,
+    dependencies=[RateLimited],
+    responses={409: {"model": ErrorOut}, 422: {"model": ErrorOut}, 429: {"model": ErrorOut}},
+)
 async def register(body: RegisterIn, services: ServicesDep) -> UserCreated:
     try:
         user = await asyncio.to_thread(services.accounts.register, body.email, body.password)
@@ -76,7 +81,9 @@ async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], services:
     try:
         pair = await asyncio.to_thread(services.accounts.login, form.username, form.password)
     except BadCredentials as exc:
-        raise HTTPException(status_code=401, detail=str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+        raise HTTPException(
+            status_code=401, detail=str(exc), headers={"WWW-Authenticate": "Bearer"}
+        ) from None
     except AccountLocked as exc:
         raise HTTPException(status_code=423, detail=str(exc)) from None
     return TokenOut(access_token=pair.access_token, refresh_token=pair.refresh_token)
@@ -91,7 +98,9 @@ async def refresh(body: RefreshIn, services: ServicesDep) -> TokenOut:
     return TokenOut(access_token=pair.access_token, refresh_token=pair.refresh_token)
 
 
-@router.post("/logout", status_code=204, response_class=Response, dependencies=[RateLimited], responses=_ERRORS)
+@router.post(
+    "/logout", status_code=204, response_class=Response, dependencies=[RateLimited], responses=_ERRORS
+)
 async def logout(body: RefreshIn, services: ServicesDep) -> Response:
     """Revokes the refresh token's family (this login on every device it was rotated to)."""
     if not await asyncio.to_thread(services.accounts.logout, body.refresh_token):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Request
 from pydantic import BaseModel, Field, model_validator
@@ -46,7 +46,12 @@ class WebhookOut(BaseModel):
     applied: bool = Field(description="false: this event id was applied before")
 
 
-_ERRS = {401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}, 502: {"model": ErrorOut}}
+_ERRS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut},
+    404: {"model": ErrorOut},
+    422: {"model": ErrorOut},
+    502: {"model": ErrorOut},
+}
 
 
 @router.post("/checkout", response_model=CheckoutOut, responses=_ERRS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel, Field, StringConstraints
@@ -40,7 +40,7 @@ class AnswersIn(BaseModel):
     answers: Annotated[dict[Key, Key], Field(max_length=32)]
 
 
-_401 = {401: {"model": ErrorOut}}
+_401: dict[int | str, dict[str, Any]] = {401: {"model": ErrorOut}}
 
 
 @router.get("", response_model=MeOut, responses=_401)

@@ -84,7 +84,9 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False),
         _ts("updated_at"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_subscriptions")),
-        sa.CheckConstraint("status IN ('active', 'past_due', 'canceled')", name=op.f("ck_subscriptions_status")),
+        sa.CheckConstraint(
+            "status IN ('active', 'past_due', 'canceled')", name=op.f("ck_subscriptions_status")
+        ),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_subscriptions_user_id_users"), ondelete="CASCADE"
         ),
