@@ -214,7 +214,7 @@ class StripeProvider:
             )
         except self._stripe.SignatureVerificationError:
             raise BadWebhook("webhook signature invalid or stale") from None
-        except ValueError:
+        except (ValueError, TypeError, AttributeError, KeyError):  # not JSON, or JSON but not an object
             raise BadWebhook("webhook payload is not a Stripe event") from None
         raw = event.to_dict()
         try:

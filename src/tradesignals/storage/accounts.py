@@ -395,3 +395,47 @@ class SqlAccountStore:
                 session, provider, now, user_id, effect.kind, effect.reference, effect.what,
                 effect.amount_cents, effect.currency,
             )  # fmt: skip
+
+    def reconcile(self) -> list[str]:
+        """Where the payments ledger and the entitlements disagree (empty: they agree).
+
+        - a user is premium exactly when their premium ``grant`` rows outnumber their ``revoke``
+          rows by one (and by zero when free);
+        - an upgrade is in force (not revoked) exactly when its reference has one ``grant`` more
+          than ``revoke``s, and every upgrade grant has a ``charge`` with the same reference.
+
+        Lapsing by time is not a revocation: a lapsed upgrade still counts as granted here.
+        """
+        problems: list[str] = []
+        with storage_errors("reconciling payments", self.engine), self._read() as session:
+            rows = session.scalars(sa.select(PaymentRow).order_by(PaymentRow.id)).all()
+            premium_net: dict[int, int] = {}
+            upgrade_net: dict[str, int] = {}
+            charged = {r.reference for r in rows if r.kind == "charge"}
+            for r in rows:
+                step = {"grant": 1, "revoke": -1}.get(r.kind, 0)
+                if not step or r.user_id is None:
+                    continue
+                if r.what == "premium":
+                    premium_net[r.user_id] = premium_net.get(r.user_id, 0) + step
+                else:
+                    upgrade_net[r.reference] = upgrade_net.get(r.reference, 0) + step
+                    if r.kind == "grant" and r.reference not in charged:
+                        problems.append(f"upgrade {r.reference} granted without a charge")
+            for user in session.scalars(sa.select(UserRow)).all():
+                want = 1 if user.tier == Tier.PREMIUM else 0
+                if premium_net.get(user.id, 0) != want:
+                    problems.append(
+                        f"user {user.id} is {user.tier.value} but the ledger nets {premium_net.get(user.id, 0)} premium grants"
+                    )
+            for up in session.scalars(sa.select(SignalUpgradeRow)).all():
+                want = 0 if up.revoked_at is not None else 1
+                if upgrade_net.get(up.reference, 0) != want:
+                    problems.append(
+                        f"upgrade {up.reference} is {'revoked' if want == 0 else 'in force'} but the ledger disagrees"
+                    )
+                upgrade_net.pop(up.reference, None)
+            problems += [
+                f"ledger grants upgrade {ref} that does not exist" for ref, n in upgrade_net.items() if n
+            ]
+        return problems
