@@ -187,7 +187,7 @@ def test_premium_checkout_goes_through_the_sdk(
 def test_signal_checkout_sells_one_signal_at_its_price(
     api: TestClient, services: Services, stripe_server: FakeStripe
 ) -> None:
-    user_id, h = sign_up(api)
+    _user_id, h = sign_up(api)
     s = live_signal(services)
     r = api.post("/api/billing/checkout", json={"signal_id": s.id}, headers=h)
     assert r.status_code == 200 and r.json()["status"] == "open"
@@ -286,7 +286,7 @@ def test_a_well_signed_malformed_event_is_400(api: TestClient, body: bytes) -> N
 
 
 def test_deleted_before_its_checkout_completes_never_grants(api: TestClient, services: Services) -> None:
-    user_id, h = sign_up(api)
+    user_id, _h = sign_up(api)
     t = int(time.time())
     deleted = event("customer.subscription.deleted", subscription("sub_9", "canceled", user_id), created=t)
     completed = event("checkout.session.completed", completed_subscription(user_id, "sub_9"), created=t - 5)
@@ -341,7 +341,7 @@ def test_a_refund_revokes_the_upgrade(api: TestClient, services: Services) -> No
 
 
 def test_a_refund_that_overtakes_its_checkout_grants_nothing(api: TestClient, services: Services) -> None:
-    user_id, h = sign_up(api)
+    user_id, _h = sign_up(api)
     s = live_signal(services)
     refund = {
         "id": "ch_8",
@@ -381,7 +381,7 @@ def test_a_failed_renewal_revokes_and_a_paid_one_restores(api: TestClient, servi
 
 
 def test_a_cancellation_keeps_access_until_the_period_ends(api: TestClient, services: Services) -> None:
-    user_id, h = sign_up(api)
+    user_id, _h = sign_up(api)
     t = int(time.time())
     post(api, event("checkout.session.completed", completed_subscription(user_id, "sub_4"), created=t))
     ending = subscription("sub_4", "active", user_id, cancel_at_period_end=True)
