@@ -7,7 +7,8 @@ Rules (the business, issue 11):
 - a dynamic upgrade entitles its holder to ONE signal — its live details and its live channel
   ``signal:{id}:live`` — until the upgrade lapses or the signal closes (then it is public anyway);
 - per-user channels ``user:{id}:…`` belong to that user alone; an admin reads no one else's either
-  (an admin manages, it does not trade on someone else's feed);
+  (an admin manages, it does not trade on someone else's feed); ``user:{id}:signals`` (live signals
+  fitted to that user) is premium only, like the ``signals`` channel;
 - ``/metrics`` is for operators: an admin account or the operator token (checked by the caller of
   ``may_read_metrics``, which only states the rule).
 
@@ -96,9 +97,11 @@ def channel_error(caller: Caller, channel: str) -> tuple[str, str] | None:
         return ("forbidden", "channel 'signals' carries live signals: premium only")
     m = CHANNEL_PATTERNS["user"].match(channel)
     if m:
-        if caller.user_id is not None and int(m.group(1)) == caller.user_id:
-            return None
-        return ("forbidden", f"channel {channel!r} belongs to another user")
+        if caller.user_id is None or int(m.group(1)) != caller.user_id:
+            return ("forbidden", f"channel {channel!r} belongs to another user")
+        if m.group(2) == "signals" and not caller.premium:
+            return ("forbidden", "your signals channel carries live signals: premium only")
+        return None
     m = CHANNEL_PATTERNS["signal_live"].match(channel)
     if m:
         if caller.premium or m.group(1) in caller.upgrades:

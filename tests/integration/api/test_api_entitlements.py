@@ -278,7 +278,11 @@ def ws_probes(w: World) -> dict[str, list[tuple[str, dict[str, str]]]]:
             ("signals", {c: OK if c in ("premium", "premium_upgrade") else FORBIDDEN for c in CALLERS})
         ],
         "user": [
-            ("user:{self}:signals", mine),
+            # live signals fitted to the user: their own, and premium only
+            (
+                "user:{self}:signals",
+                {c: OK if c in ("premium", "premium_upgrade") else FORBIDDEN for c in CALLERS},
+            ),
             ("user:{self}:notifications", mine),
             # the free user's own channel: nobody else's, not even an admin's
             (f"user:{w.user_ids['free']}:watchlist", {c: OK if c == "free" else FORBIDDEN for c in CALLERS}),

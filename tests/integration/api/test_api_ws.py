@@ -112,3 +112,16 @@ def test_engine_alerts_reach_the_public_alerts_channel(client: TestClient, servi
         client.portal.call(services.bus.publish, topics.SYSTEM_ALERTS, "model", encode(alert))  # type: ignore[union-attr]
         msg = ws.receive_json()
     assert msg["channel"] == "system:alerts" and msg["type"] == "alert" and msg["data"] == alert
+
+
+def test_a_bad_token_is_refused_and_the_socket_stays_anonymous(
+    client: TestClient, premium: dict[str, str]
+) -> None:
+    with client.websocket_connect("/ws?token=not-a-token") as ws:
+        assert ws.receive_json()["code"] == "unauthorized"
+        ws.send_json({"op": "subscribe", "channels": ["signals"]})
+        assert ws.receive_json()["code"] == "forbidden"
+        ws.send_json({"op": "auth", "token": bearer(premium)})  # a good token later upgrades the socket
+        assert ws.receive_json()["type"] == "authenticated"
+        ws.send_json({"op": "subscribe", "channels": ["signals"]})
+        assert ws.receive_json()["type"] == "subscribed"
