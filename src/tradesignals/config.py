@@ -141,6 +141,13 @@ class Settings(BaseSettings):
         description="HS256 secret for access tokens (32+ chars); default: TS_HOME/jwt-secret, created 0600.",
     )
     access_token_ttl_s: int = Field(default=900, ge=60, le=86400)
+    ws_recheck_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Seconds between re-checks of an open WebSocket's subscriptions (a revoked or "
+        "lapsed entitlement ends its channels within this time).",
+    )
     refresh_token_ttl_days: int = Field(default=30, ge=1, le=365)
     login_max_failures: int = Field(default=5, ge=1, description="Wrong passwords in a row before lock-out.")
     login_lockout_s: int = Field(default=900, ge=1)

@@ -16,6 +16,7 @@ import contextlib
 from typing import Any
 
 import orjson
+import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from tradesignals.accounts.tokens import InvalidToken
@@ -23,6 +24,7 @@ from tradesignals.api.hub import Hub, HubClient
 from tradesignals.domain.entitlements import ANONYMOUS, Caller, channel_error
 
 router = APIRouter()
+log = structlog.get_logger(__name__)
 
 MAX_FRAME = 64 * 1024
 
@@ -109,12 +111,38 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         if user_id is None:
             return ANONYMOUS
         user = await asyncio.to_thread(services.accounts.users.get, user_id)
-        return await asyncio.to_thread(services.accounts.caller, user)
+        return await asyncio.to_thread(services.accounts.caller, user)  # None (deleted): anonymous
+
+    async def recheck() -> None:
+        """Entitlements end while a socket is open (refund, failed renewal, lapse, deleted account):
+        every ``ws_recheck_s`` the channels this caller may no longer read are dropped, with an
+        error frame naming each one."""
+        while True:
+            await asyncio.sleep(services.settings.ws_recheck_s)
+            if user_id is None:
+                continue  # an anonymous socket holds public channels only
+            try:
+                now = await caller()
+            except Exception as exc:  # storage down: keep the socket, try again next round
+                log.warning("ws.recheck_failed", error=type(exc).__name__)
+                continue
+            for channel in sorted(client.channels):
+                err = channel_error(now, channel)
+                if err is not None:
+                    hub.unsubscribe(client, channel)
+                    frame = {
+                        "type": "error",
+                        "code": err[0],
+                        "channel": channel,
+                        "message": "ended: " + err[1],
+                    }
+                    client.offer(orjson.dumps(frame))
 
     query_token = ws.query_params.get("token")
     await ws.accept()
     client = hub.new_client()
     sender = asyncio.create_task(_sender(ws, client))
+    checker = asyncio.create_task(recheck())
     try:
         if query_token is not None:
             first = await authenticate(query_token)
@@ -133,6 +161,9 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
+        checker.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await checker
         hub.remove(client)
         if client.dropped:
             with contextlib.suppress(asyncio.TimeoutError, Exception):

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
@@ -125,3 +127,28 @@ def test_a_bad_token_is_refused_and_the_socket_stays_anonymous(
         assert ws.receive_json()["type"] == "authenticated"
         ws.send_json({"op": "subscribe", "channels": ["signals"]})
         assert ws.receive_json()["type"] == "subscribed"
+
+
+def test_an_entitlement_that_ends_ends_the_open_subscription(tmp_path: Path) -> None:
+    """A premium user loses premium while subscribed: the socket is told and gets no more signals."""
+    from datetime import UTC, datetime
+
+    from tradesignals.api.app import create_app
+    from tradesignals.config import load_settings
+    from tradesignals.domain.tiers import Tier
+    from tradesignals.wiring import build_services
+
+    services = asyncio.run(build_services(load_settings(home=tmp_path, mode="embedded", ws_recheck_s=0.1)))
+    user = services.accounts.register("p@example.com", "correct horse battery staple")
+    services.accounts.users.set_tier(user.id, Tier.PREMIUM)
+    token = services.accounts.tokens.issue(user.id, "user", datetime.now(UTC))
+    with TestClient(create_app(services)) as client, client.websocket_connect(f"/ws?token={token}") as ws:
+        ws.send_json({"op": "subscribe", "channels": ["signals", "system:alerts"]})
+        assert ws.receive_json()["type"] == "subscribed"
+        services.accounts.users.set_tier(user.id, Tier.FREE)  # as a failed renewal does
+        ended = ws.receive_json()
+        assert (ended["type"], ended["code"], ended["channel"]) == ("error", "forbidden", "signals")
+        assert services.hub.subscriber_count("signals") == 0
+        services.hub.publish("signals", "signal", {"id": "live"})
+        services.hub.publish("system:alerts", "alert", {"n": 1})
+        assert ws.receive_json()["channel"] == "system:alerts"  # the public one stays, nothing else came
