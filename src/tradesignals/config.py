@@ -160,6 +160,13 @@ class Settings(BaseSettings):
     stripe_webhook_secret: SecretStr | None = None
     stripe_premium_price_id: str = ""
     stripe_api_base: str | None = Field(default=None, description="Override Stripe's API address (tests).")
+    oauth_google_client_id: str = ""
+    oauth_google_client_secret: SecretStr | None = None
+    oauth_github_client_id: str = ""
+    oauth_github_client_secret: SecretStr | None = None
+    oauth_api_base: str | None = Field(
+        default=None, description="Override the OAuth providers' hosts (tests)."
+    )
     public_url: str = Field(default="http://127.0.0.1:8000", description="Where Checkout sends people back.")
 
     host: str = "127.0.0.1"

@@ -130,6 +130,10 @@ class AccountService:
         )
         return TokenPair(self.tokens.issue(user.id, user.role.value, now), refresh)
 
+    def issue(self, user: User, now: datetime | None = None) -> TokenPair:
+        """A new login (a new refresh-token family) for ``user``, already authenticated elsewhere (OAuth)."""
+        return self._issue(user, now or datetime.now(UTC))
+
     def login(self, email: str, password: str, now: datetime | None = None) -> TokenPair:
         now = now or datetime.now(UTC)
         user = self.users.by_email(normalize_email(email))

@@ -13,6 +13,7 @@ from typing import Annotated, Protocol, cast
 from fastapi import Depends, Request
 
 from tradesignals.accounts.billing import BillingService
+from tradesignals.accounts.oauth import OAuthSignIn
 from tradesignals.accounts.service import AccountService, RateLimiter
 from tradesignals.api.hub import Hub
 from tradesignals.config import Settings
@@ -44,6 +45,7 @@ class AppServices(Protocol):
     accounts: AccountService
     billing: BillingService
     auth_limiter: RateLimiter
+    oauth: OAuthSignIn
 
     async def check_health(self) -> Mapping[str, HealthCheck]: ...
 

@@ -36,6 +36,7 @@ from tradesignals.wiring.engine_builder import (
 
 if TYPE_CHECKING:
     from tradesignals.accounts.billing import BillingService, PaymentProvider
+    from tradesignals.accounts.oauth import OAuthSignIn
     from tradesignals.accounts.service import AccountService, RateLimiter
     from tradesignals.domain.checkpoints import Signer
     from tradesignals.engine.checkpointer import Checkpointer
@@ -64,6 +65,7 @@ class Services:
     accounts: AccountService
     billing: BillingService
     auth_limiter: RateLimiter
+    oauth: OAuthSignIn
     earnings: EarningsCalendar | None = None
     signer: Signer | None = None  # signs ledger checkpoints; None: this node has no key (API-only)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -192,7 +194,7 @@ async def build_services(settings: Settings) -> Services:
     from tradesignals.storage.checkpoints import SqlCheckpointRepository
 
     try:
-        accounts, billing, limiter = build_accounts(settings, engine)
+        accounts, billing, limiter, oauth = build_accounts(settings, engine)
     except ConfigError:
         await bus.close()
         engine.dispose()
@@ -201,6 +203,7 @@ async def build_services(settings: Settings) -> Services:
         accounts=accounts,
         billing=billing,
         auth_limiter=limiter,
+        oauth=oauth,
         settings=settings,
         db=engine,
         signals=SqlSignalRepository(engine),
@@ -264,17 +267,19 @@ def build_payment_provider(settings: Settings) -> PaymentProvider:
 
 def build_accounts(
     settings: Settings, engine: sa.Engine
-) -> tuple[AccountService, BillingService, RateLimiter]:
+) -> tuple[AccountService, BillingService, RateLimiter, OAuthSignIn]:
     from datetime import timedelta
 
     from tradesignals.accounts.billing import BillingService
+    from tradesignals.accounts.oauth import OAuthSignIn, Provider, github, google
     from tradesignals.accounts.service import AccountService, AuthPolicy, RateLimiter
     from tradesignals.accounts.tokens import TokenCodec
     from tradesignals.storage.accounts import SqlAccountStore
     from tradesignals.storage.repositories import SqlUserRepository
 
     store = SqlAccountStore(engine)
-    codec = TokenCodec(_jwt_secret(settings), ttl=timedelta(seconds=settings.access_token_ttl_s))
+    secret = _jwt_secret(settings)
+    codec = TokenCodec(secret, ttl=timedelta(seconds=settings.access_token_ttl_s))
     policy = AuthPolicy(
         refresh_ttl=timedelta(days=settings.refresh_token_ttl_days),
         max_failures=settings.login_max_failures,
@@ -288,7 +293,21 @@ def build_accounts(
         upgrade_price=settings.dynamic_price_usd,
         upgrade_for=timedelta(hours=settings.dynamic_duration_hours),
     )
-    return accounts, billing, RateLimiter(settings.auth_rate_per_min)
+    providers: dict[str, Provider] = {}
+    if settings.oauth_google_client_id and settings.oauth_google_client_secret is not None:
+        providers["google"] = google(
+            settings.oauth_google_client_id,
+            settings.oauth_google_client_secret.get_secret_value(),
+            settings.oauth_api_base,
+        )
+    if settings.oauth_github_client_id and settings.oauth_github_client_secret is not None:
+        providers["github"] = github(
+            settings.oauth_github_client_id,
+            settings.oauth_github_client_secret.get_secret_value(),
+            settings.oauth_api_base,
+        )
+    oauth = OAuthSignIn(accounts, providers, secret=secret, redirect_base=settings.public_url)
+    return accounts, billing, RateLimiter(settings.auth_rate_per_min), oauth
 
 
 def build_signer(settings: Settings) -> Signer | None:

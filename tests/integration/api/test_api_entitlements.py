@@ -237,6 +237,13 @@ ROUTES: dict[tuple[str, str], list[Probe]] = {
     ("POST", "/api/auth/logout"): [
         Probe("/api/auth/logout", each(401), lambda w, c: {"json": {"refresh_token": "not-a-token"}})
     ],
+    # OAuth is not configured in this world: 404 for everyone (test_api_oauth covers the flow)
+    ("GET", "/api/auth/oauth/{provider}/login"): [Probe("/api/auth/oauth/github/login", each(404))],
+    ("GET", "/api/auth/oauth/{provider}/callback"): [
+        Probe(
+            "/api/auth/oauth/google/callback", each(404), lambda w, c: {"params": {"code": "c", "state": "s"}}
+        )
+    ],
     ("GET", "/api/me"): [Probe("/api/me", signed(200), check=me_check)],
     ("PUT", "/api/me/risk-profile"): [Probe("/api/me/risk-profile", signed(200), answers)],
     ("POST", "/api/billing/checkout"): [

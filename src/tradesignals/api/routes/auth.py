@@ -7,12 +7,13 @@ run of wrong passwords locks the account for a while (423). Tokens are never log
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
 
+from tradesignals.accounts.oauth import OAuthError
 from tradesignals.accounts.service import AccountLocked, BadCredentials, EmailTaken, WeakPassword
 from tradesignals.accounts.tokens import InvalidToken
 from tradesignals.api.deps import ServicesDep
@@ -106,3 +107,50 @@ async def logout(body: RefreshIn, services: ServicesDep) -> Response:
     if not await asyncio.to_thread(services.accounts.logout, body.refresh_token):
         raise HTTPException(status_code=401, detail="refresh token unknown")
     return Response(status_code=204)
+
+
+OAuthName = Literal["google", "github"]
+
+
+class AuthorizeOut(BaseModel):
+    url: str = Field(description="The provider's consent page; it sends the browser back to the callback.")
+
+
+@router.get(
+    "/oauth/{provider}/login",
+    response_model=AuthorizeOut,
+    dependencies=[RateLimited],
+    responses={404: {"model": ErrorOut}, 429: {"model": ErrorOut}},
+)
+async def oauth_login(provider: OAuthName, services: ServicesDep) -> AuthorizeOut:
+    """Where to send the browser to sign in with Google or GitHub (404 where not configured)."""
+    try:
+        return AuthorizeOut(url=services.oauth.authorize_url(provider))
+    except OAuthError as exc:
+        raise HTTPException(status_code=exc.status, detail=str(exc)) from None
+
+
+@router.get(
+    "/oauth/{provider}/callback",
+    response_model=TokenOut,
+    dependencies=[RateLimited],
+    responses={
+        400: {"model": ErrorOut},
+        403: {"model": ErrorOut},
+        404: {"model": ErrorOut},
+        429: {"model": ErrorOut},
+        502: {"model": ErrorOut},
+    },
+)
+async def oauth_callback(
+    provider: OAuthName,
+    services: ServicesDep,
+    code: Annotated[str, Query(min_length=1, max_length=2048)],
+    state: Annotated[str, Query(min_length=1, max_length=4096)],
+) -> TokenOut:
+    """The provider's redirect: the verified email's account (created on first use), signed in."""
+    try:
+        pair = await asyncio.to_thread(services.oauth.sign_in, provider, code, state)
+    except OAuthError as exc:
+        raise HTTPException(status_code=exc.status, detail=str(exc)) from None
+    return TokenOut(access_token=pair.access_token, refresh_token=pair.refresh_token)
