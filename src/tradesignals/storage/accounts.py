@@ -7,7 +7,7 @@ a crash between "seen" and "applied" cannot happen because both commit or neithe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -128,8 +128,14 @@ class SqlAccountStore:
             user_id, f"resetting login failures of user {user_id}", failed_logins=0, locked_until=None
         )
 
-    def set_customer_ref(self, user_id: int, ref: str) -> User:
-        return self._update_user(user_id, f"setting customer of user {user_id}", customer_ref=ref)
+    def set_customer_ref(self, user_id: int, ref: str) -> bool:
+        """Remember the provider's customer id; False when the account is gone (nothing to do)."""
+        with (
+            storage_errors(f"setting customer of user {user_id}", self.engine),
+            self._write.begin() as session,
+        ):
+            result = session.execute(sa.update(UserRow).where(UserRow.id == user_id).values(customer_ref=ref))
+            return bool(getattr(result, "rowcount", 0))
 
     def delete_user(self, user_id: int) -> bool:
         """Delete the account and its tokens, upgrades and subscriptions (the payments ledger keeps
@@ -319,9 +325,19 @@ class SqlAccountStore:
             kind: PaymentKind = "grant" if tier is Tier.PREMIUM else "revoke"
             self._ledger(session, provider, now, user_id, kind, event_id, "premium")
 
+    @staticmethod
+    def _known(session: Session, user_id: int | None) -> int | None:
+        """``user_id`` if that account exists: an event may name one deleted since (or never ours),
+        which must still be recorded and acknowledged, never a foreign-key error and a retry storm."""
+        if user_id is None or session.get(UserRow, user_id) is None:
+            return None
+        return user_id
+
     def _apply(
         self, session: Session, provider: str, now: datetime, effect: Effect, touched: set[int]
     ) -> None:
+        if isinstance(effect, SetSubscription | RecordPayment):
+            effect = replace(effect, user_id=self._known(session, effect.user_id))
         if isinstance(effect, SetSubscription):
             row = session.get(SubscriptionRow, effect.id, with_for_update=True)
             if row is None:
@@ -345,6 +361,8 @@ class SqlAccountStore:
             if row.user_id is not None:
                 touched.add(row.user_id)
         elif isinstance(effect, GrantUpgrade):
+            if self._known(session, effect.user_id) is None:
+                return  # no such account: the charge is recorded (unnamed), nothing to grant
             exists = session.scalar(
                 sa.select(SignalUpgradeRow.id).where(SignalUpgradeRow.reference == effect.reference)
             )

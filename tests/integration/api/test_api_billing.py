@@ -478,3 +478,22 @@ def local_provider_flow(client: TestClient, services: Services, capture_logs: An
     )
     assert [(k, w) for k, w, _ in ledger(services, user_id)] == [("charge", "premium"), ("grant", "premium")]
     reconciled(services)
+
+
+def test_an_event_for_an_account_that_is_gone_is_recorded_and_grants_nothing(
+    api: TestClient, services: Services
+) -> None:
+    user_id, h = sign_up(api)
+    assert api.delete("/api/me", headers=h).status_code == 204
+    s = live_signal(services)
+    for body in (
+        event("checkout.session.completed", completed_subscription(user_id, "sub_gone")),
+        event("checkout.session.completed", completed_upgrade(user_id, s.id, "pi_gone")),
+        event("checkout.session.completed", completed_upgrade(987654, s.id, "pi_never")),
+    ):
+        r = post(api, body)
+        assert r.status_code == 200 and r.json()["applied"] is True  # acknowledged: no retry storm
+    assert [(p.user_id, p.kind) for p in services.accounts.store.payments()] == [
+        (None, "charge"), (None, "charge"), (None, "charge"),
+    ]  # fmt: skip
+    reconciled(services)
