@@ -189,6 +189,39 @@ class Settings(BaseSettings):
         le=100_000,
         description="Filtered track-record summaries kept up to date (least recently used dropped).",
     )
+    # Accounts (docs/architecture.md "Accounts, entitlements and billing").
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="HS256 secret for access tokens (32+ chars); default: TS_HOME/jwt-secret, created 0600.",
+    )
+    access_token_ttl_s: int = Field(default=900, ge=60, le=86400)
+    ws_recheck_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Seconds between re-checks of an open WebSocket's subscriptions (a revoked or "
+        "lapsed entitlement ends its channels within this time).",
+    )
+    refresh_token_ttl_days: int = Field(default=30, ge=1, le=365)
+    login_max_failures: int = Field(default=5, ge=1, description="Wrong passwords in a row before lock-out.")
+    login_lockout_s: int = Field(default=900, ge=1)
+    auth_rate_per_min: int = Field(default=20, ge=1, description="Auth calls per client address per minute.")
+    operator_token: SecretStr | None = Field(
+        default=None, description="X-Operator-Token that may read /metrics (unset: admins only)."
+    )
+    payment_provider: str = Field(default="local", pattern="^(local|stripe)$")
+    stripe_api_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_premium_price_id: str = ""
+    stripe_api_base: str | None = Field(default=None, description="Override Stripe's API address (tests).")
+    oauth_google_client_id: str = ""
+    oauth_google_client_secret: SecretStr | None = None
+    oauth_github_client_id: str = ""
+    oauth_github_client_secret: SecretStr | None = None
+    oauth_api_base: str | None = Field(
+        default=None, description="Override the OAuth providers' hosts (tests)."
+    )
+    public_url: str = Field(default="http://127.0.0.1:8000", description="Where Checkout sends people back.")
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

@@ -31,9 +31,9 @@ def _entry(obj: Any) -> LedgerEntry:
             at = datetime.fromisoformat(at_text)
         except (TypeError, ValueError):
             at = cast(datetime, at_text)  # verify reports it as an unhashable entry, at its seq
-        return LedgerEntry(
-            obj["seq"], obj["signal_id"], obj["kind"], at, obj["data"], obj["prev_hash"], obj["hash"]
-        )
+        # a sealed entry's signal_id is served null: only its link is checked, so "" stands in
+        signal_id = obj["signal_id"] if obj["data"] is not None else (obj["signal_id"] or "")
+        return LedgerEntry(obj["seq"], signal_id, obj["kind"], at, obj["data"], obj["prev_hash"], obj["hash"])
     except (KeyError, TypeError):
         raise RemoteError(f"malformed ledger entry: {str(obj)[:120]}") from None
 

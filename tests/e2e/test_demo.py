@@ -1,4 +1,5 @@
-"""The demo as a new user runs it: health within 60 s, a signal over REST and over /ws within 60 s."""
+"""The demo as a new user runs it: health within 60 s; sign up, subscribe with the local (test-mode)
+provider, then a live signal over /ws and over REST within 60 s — and none for an anonymous caller."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ def free_port() -> int:
 async def first_ws_signal(url: str, deadline: float) -> dict[str, object]:
     async with websockets.connect(url) as ws:
         await ws.send(orjson.dumps({"op": "subscribe", "channels": ["signals"]}).decode())
+        ack = orjson.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+        assert ack["type"] == "subscribed", ack
         while True:
             remaining = deadline - time.monotonic()
             assert remaining > 0, "no signal over /ws within 60 s"
@@ -64,13 +67,25 @@ def test_demo_serves_health_signals_and_websocket(tmp_path: Path) -> None:
         home = httpx.get(f"{base}/", timeout=5)
         assert home.status_code == 200 and 'id="main"' in home.text, home.text[:200]
 
-        ws_msg = asyncio.run(first_ws_signal(f"ws://127.0.0.1:{port}/ws", start + 60))
+        # Live signals are for paying users: sign up and subscribe (the demo's provider is test mode).
+        account = {"email": "demo@example.com", "password": "correct horse battery staple"}
+        assert httpx.post(f"{base}/api/auth/register", json=account, timeout=10).status_code == 201
+        login = {"username": account["email"], "password": account["password"]}
+        token = httpx.post(f"{base}/api/auth/token", data=login, timeout=10).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        paid = httpx.post(f"{base}/api/billing/checkout", json={"plan": "premium"}, headers=auth, timeout=10)
+        assert paid.json()["status"] == "paid" and paid.json()["test_mode"] is True
+
+        ws_msg = asyncio.run(first_ws_signal(f"ws://127.0.0.1:{port}/ws?token={token}", start + 60))
         data = ws_msg["data"]
         assert isinstance(data, dict) and data["symbol"] and data["model_version"]
 
-        items = httpx.get(f"{base}/api/signals", timeout=5).json()["items"]
-        assert items, "signals arrived over /ws but not at /api/signals"
-        assert data["id"] in {s["id"] for s in items} or len(items) >= 50
+        one = httpx.get(f"{base}/api/signals/{data['id']}", headers=auth, timeout=5)
+        assert one.status_code == 200, "a signal arrived over /ws but not at /api/signals/{id}"
+        anonymous = httpx.get(f"{base}/api/signals/{data['id']}", timeout=5)
+        assert anonymous.status_code == 403 or anonymous.json()["status"] != "open"
+        public = httpx.get(f"{base}/api/signals", timeout=5).json()["items"]
+        assert all(s["status"] != "open" for s in public)
         assert time.monotonic() - start < 60
     finally:
         proc.send_signal(signal.SIGINT)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -10,9 +11,12 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 import pytest
+import websockets
 
 from tradesignals.signing import Ed25519Signer, load_signer
 
@@ -67,16 +71,36 @@ def test_ingest_engine_and_api_roles_in_separate_processes(
         assert health.status_code == 200
         assert health.json()["services"]["database"]["detail"] == "postgresql"
         assert health.json()["services"]["bus"]["detail"] == "RedisStreamsBus"
-        # Start ingest last: the engine group reads from the earliest entry, so nothing is missed.
-        procs.append(start("--role", "ingest", "--feed", "sim"))
-        items: list[dict[str, object]] = []
-        while not items:
-            assert time.monotonic() < deadline, "no signal reached the API through Redis within 60 s"
-            for p in procs:
-                assert p.poll() is None, [log.read_text()[-2000:] for log in logs]
-            items = httpx.get(f"{base}/api/signals", timeout=5).json()["items"]
-            time.sleep(0.3)
-        assert items[0]["model_version"] == "rule-sma-cross-v0"
+        # Live signals are for premium accounts: one, through the local (test-mode) provider.
+        account = {"email": "ops@example.com", "password": "correct horse battery staple"}
+        assert httpx.post(f"{base}/api/auth/register", json=account, timeout=10).status_code == 201
+        login = {"username": account["email"], "password": account["password"]}
+        token = httpx.post(f"{base}/api/auth/token", data=login, timeout=10).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        paid = httpx.post(f"{base}/api/billing/checkout", json={"plan": "premium"}, headers=auth, timeout=10)
+        assert paid.json()["status"] == "paid"
+
+        async def first_signal() -> dict[str, Any]:
+            async with websockets.connect(f"ws://127.0.0.1:{port}/ws?token={token}") as ws:
+                await ws.send(orjson.dumps({"op": "subscribe", "channels": ["signals"]}).decode())
+                assert orjson.loads(await ws.recv())["type"] == "subscribed"
+                # Start ingest last: the engine group reads from the earliest entry, so nothing is missed.
+                procs.append(start("--role", "ingest", "--feed", "sim"))
+                while True:
+                    remaining = deadline - time.monotonic()
+                    assert remaining > 0, "no signal reached the API through Redis within 60 s"
+                    msg = orjson.loads(await asyncio.wait_for(ws.recv(), timeout=remaining))
+                    if msg.get("channel") == "signals":
+                        return dict(msg["data"])
+
+        data = asyncio.run(first_signal())
+        for p in procs:
+            assert p.poll() is None, [log.read_text()[-2000:] for log in logs]
+        assert data["model_version"] == "rule-sma-cross-v0"
+        one = httpx.get(f"{base}/api/signals/{data['id']}", headers=auth, timeout=5)
+        assert one.status_code == 200 and one.json()["id"] == data["id"]
+        hidden = httpx.get(f"{base}/api/signals/{data['id']}", timeout=5)
+        assert hidden.status_code == 403 or hidden.json()["status"] != "open"  # anonymous
         # The engine signed a checkpoint at start, with the operator's key.
         latest = httpx.get(f"{base}/api/ledger/checkpoints/latest", timeout=5)
         assert latest.status_code == 200 and latest.json()["public_key"] == load_signer(key).public_key

@@ -16,12 +16,15 @@ from tradesignals.api import ws
 from tradesignals.api.dbpool import DbPool
 from tradesignals.api.deps import AppServices
 from tradesignals.api.routes import (
+    auth,
     backtests,
+    billing,
     explain,
     health,
     history,
     ledger,
     market,
+    me,
     metrics,
     news,
     risk,
@@ -93,6 +96,9 @@ def create_app(
     app.include_router(backtests.router)
     app.include_router(news.router)
     app.include_router(explain.router)
+    app.include_router(auth.router)
+    app.include_router(me.router)
+    app.include_router(billing.router)
     app.include_router(ws.router)
 
     @app.exception_handler(StorageError)

@@ -16,11 +16,12 @@ from tradesignals.api.schemas import SignalPublic
 from tradesignals.bus import topics
 from tradesignals.bus.base import Bus
 from tradesignals.bus.codec import decoder
+from tradesignals.domain.entitlements import SIGNALS_CHANNEL, live_channel
 from tradesignals.domain.signals import Signal
 
 log = structlog.get_logger(__name__)
 
-SIGNALS_CHANNEL = "signals"
+__all__ = ["SIGNALS_CHANNEL", "broadcast_alerts", "broadcast_signals", "signal_payload"]
 
 
 def signal_payload(signal: Signal) -> dict[str, Any]:
@@ -33,7 +34,10 @@ async def broadcast_signals(bus: Bus, hub: Hub, node_id: str, stop: asyncio.Even
         while not stop.is_set():
             batch = await consumer.fetch(500, wait=0.2)
             for d in batch:
-                hub.publish(SIGNALS_CHANNEL, "signal", signal_payload(d.value))
+                payload = signal_payload(d.value)
+                hub.publish(SIGNALS_CHANNEL, "signal", payload)
+                # the one channel an upgrade to this signal opens (domain.entitlements)
+                hub.publish(live_channel(d.value.id), "signal", payload)
             if batch:
                 await consumer.ack(*batch)
     finally:

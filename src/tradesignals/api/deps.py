@@ -12,6 +12,9 @@ from typing import Annotated, Protocol, cast
 
 from fastapi import Depends, Request
 
+from tradesignals.accounts.billing import BillingService
+from tradesignals.accounts.oauth import OAuthSignIn
+from tradesignals.accounts.service import AccountService, RateLimiter
 from tradesignals.api.hub import Hub
 from tradesignals.config import Settings
 from tradesignals.domain.checkpoints import Signer
@@ -47,6 +50,10 @@ class AppServices(Protocol):
 
     @property
     def news_features(self) -> NewsFeaturesReader: ...
+    accounts: AccountService
+    billing: BillingService
+    auth_limiter: RateLimiter
+    oauth: OAuthSignIn
 
     async def check_health(self) -> Mapping[str, HealthCheck]: ...
 

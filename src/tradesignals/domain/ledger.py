@@ -46,6 +46,13 @@ commitment: the chain still links through it, and once the signal closes the ent
 full and must hash to the value published while it was sealed. So a verifier of API output checks
 the links of sealed entries and everything of the others (``verify`` does both).
 
+Salt and the hidden id: every ``created`` and ``updated`` entry's ``data`` holds ``salt``, 128 random
+bits as 32 hex digits (``new_salt``). While the entry is sealed its hash is a commitment that
+nobody can confirm by guessing the content (a symbol, a price rounded to a tick and a timestamp are
+few enough guesses to try them all; 2^128 salts are not), and the API also serves a sealed entry's
+``signal_id`` as null, so the ledger never names a live signal. Both are revealed with the rest of
+the data once the signal closes; the recipe above is unchanged (the salt is just part of ``data``).
+
 What a chain cannot show on its own: the loss of the newest entries (the truncated chain is still a
 valid chain) or a wholesale re-computation of every hash after an edit. Both are caught only by
 comparing the head hash with one published earlier, which is why ``verify`` reports ``head``.
@@ -57,6 +64,7 @@ import hashlib
 import json
 import math
 import re
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -66,6 +74,14 @@ from typing import Any
 GENESIS = "0" * 64
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+
+SALT_BYTES = 16
+"""128 bits: a sealed entry's hash cannot be confirmed by trying every plausible content."""
+
+
+def new_salt() -> str:
+    """A fresh salt for the data of a ``created`` or ``updated`` entry (see "Salt" above)."""
+    return secrets.token_hex(SALT_BYTES)
 
 
 def format_at(at: datetime) -> str:
@@ -272,6 +288,7 @@ class Chain:
 
 __all__ = [
     "GENESIS",
+    "SALT_BYTES",
     "Chain",
     "LedgerEntry",
     "Problem",
@@ -280,5 +297,6 @@ __all__ = [
     "entry_body",
     "entry_hash",
     "format_at",
+    "new_salt",
     "verify",
 ]

@@ -1,4 +1,8 @@
-"""Subscription tiers and what each may see. Prices live in Settings, not here."""
+"""Subscription tiers and account roles. Prices live in Settings; who sees what, in ``entitlements``.
+
+A dynamic upgrade is not a tier: it is an entitlement to one signal for a while
+(``domain.entitlements.Upgrade``), which a free or a premium account may hold.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,11 @@ from enum import StrEnum
 class Tier(StrEnum):
     FREE = "free"
     PREMIUM = "premium"
-    DYNAMIC = "dynamic"  # premium plus at least one live-upgraded signal
 
-    @property
-    def sees_live_signals(self) -> bool:
-        return self is not Tier.FREE
+
+class Role(StrEnum):
+    USER = "user"
+    ADMIN = "admin"
 
 
 PUBLIC_CHANNELS = frozenset({"system:alerts", "market:status"})

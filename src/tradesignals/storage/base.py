@@ -12,7 +12,7 @@ from tradesignals.domain.ledger import LedgerEntry
 from tradesignals.domain.news import ScoredNews
 from tradesignals.domain.risk import ProfileName
 from tradesignals.domain.signals import Signal, SignalEvent, SignalStatus, SignalType
-from tradesignals.domain.tiers import Tier
+from tradesignals.domain.tiers import Role, Tier
 
 
 class StorageError(Exception):
@@ -31,6 +31,11 @@ class User:
     tier: Tier
     risk_profile: ProfileName
     created_at: datetime
+    role: Role = Role.USER
+    profile_answered: bool = False
+    failed_logins: int = 0
+    locked_until: datetime | None = None
+    customer_ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,10 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from tradesignals.domain.ledger import GENESIS, LedgerEntry, entry_body, entry_hash
+from tradesignals.domain.ledger import GENESIS, LedgerEntry, entry_body, entry_hash, new_salt
 from tradesignals.domain.risk import ProfileName
 from tradesignals.domain.signals import Signal, SignalEvent, SignalEventKind, SignalStatus
-from tradesignals.domain.tiers import Tier
+from tradesignals.domain.tiers import Role, Tier
 from tradesignals.storage.base import CloseQuery, SignalQuery, StorageError, StoredClose, StoredEvent, User
 from tradesignals.storage.db import storage_errors, writer
 from tradesignals.storage.tables import SignalEventRow, SignalRow, UserRow
@@ -141,9 +141,11 @@ def _to_signal(row: SignalRow) -> Signal:
 
 
 def _to_stored(row: SignalEventRow) -> StoredEvent:
+    """An event as the engine and the API use it: without the ledger's salt (only ``ledger`` serves it)."""
+    data = {k: v for k, v in row.data.items() if k != "salt"}
     return StoredEvent(
         seq=row.seq,
-        event=SignalEvent(signal_id=row.signal_id, kind=row.kind, at=row.at, data=dict(row.data)),
+        event=SignalEvent(signal_id=row.signal_id, kind=row.kind, at=row.at, data=data),
     )
 
 
@@ -174,6 +176,9 @@ class SqlSignalRepository:
         ).first()
         seq, prev_hash = (head.seq + 1, head.hash) if head is not None else (1, GENESIS)
         kind = SignalEventKind(event.kind)
+        given = data
+        if kind is not SignalEventKind.CLOSED and "salt" not in data:
+            data = {**data, "salt": new_salt()}  # sealed until close: unguessable (domain.ledger)
         at = event.at.astimezone(UTC)
         digest = entry_hash(prev_hash, entry_body(seq, event.signal_id, kind, at, data))
         session.add(
@@ -188,7 +193,9 @@ class SqlSignalRepository:
             )
         )
         session.flush()
-        return StoredEvent(seq=seq, event=SignalEvent(signal_id=event.signal_id, kind=kind, at=at, data=data))
+        return StoredEvent(
+            seq=seq, event=SignalEvent(signal_id=event.signal_id, kind=kind, at=at, data=given)
+        )
 
     def add(self, signal: Signal) -> None:
         """Insert ``signal`` and its ``created`` event together: a signal never exists without it."""
@@ -443,6 +450,11 @@ def _to_user(row: UserRow) -> User:
         tier=row.tier,
         risk_profile=row.risk_profile,
         created_at=row.created_at,
+        role=row.role,
+        profile_answered=row.profile_answered,
+        failed_logins=row.failed_logins,
+        locked_until=row.locked_until,
+        customer_ref=row.customer_ref,
     )
 
 
@@ -471,6 +483,9 @@ class SqlUserRepository:
             tier=Tier(tier),
             risk_profile=ProfileName(risk_profile),
             created_at=datetime.now(UTC),
+            role=Role.USER,
+            profile_answered=False,
+            failed_logins=0,
         )
         with storage_errors(f"creating user {address}", self.engine), self._write.begin() as session:
             session.add(row)

@@ -21,7 +21,7 @@ from sqlalchemy.types import TypeDecorator
 
 from tradesignals.domain.risk import ProfileName
 from tradesignals.domain.signals import Direction, SignalEventKind, SignalStatus, SignalType
-from tradesignals.domain.tiers import Tier
+from tradesignals.domain.tiers import Role, Tier
 
 # Fixed constraint names: the migrations spell the same names, so a later migration can drop or
 # alter a constraint by name on both databases (SQLite batch mode needs names, too).
@@ -111,6 +111,7 @@ class UserRow(Base):
     __table_args__ = (
         _enum_check("tier", Tier),
         _enum_check("risk_profile", ProfileName),
+        _enum_check("role", Role),
         sa.UniqueConstraint("email"),
     )
 
@@ -121,6 +122,13 @@ class UserRow(Base):
     tier: Mapped[Tier] = mapped_column(StrEnumType(Tier))
     risk_profile: Mapped[ProfileName] = mapped_column(StrEnumType(ProfileName))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Accounts (migration 0005).
+    role: Mapped[Role] = mapped_column(StrEnumType(Role), server_default="user")
+    # Whether the risk questionnaire was answered: until then the moderate profile applies.
+    profile_answered: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
+    failed_logins: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    customer_ref: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
 
 
 class SignalRow(Base):
@@ -261,6 +269,86 @@ class NewsSymbolRow(Base):
     )
     symbol: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     received_at: Mapped[int] = mapped_column(sa.BigInteger)
+class RefreshTokenRow(Base):
+    """A refresh token, stored as its sha256 only; ``family`` links a login's rotations.
+
+    Rotation marks the presented token ``used_at`` and issues the next of the family; presenting a
+    used token again is reuse (a stolen copy), which revokes the whole family.
+    """
+
+    __tablename__ = "refresh_tokens"
+    __table_args__ = (sa.Index(None, "family"), sa.Index(None, "user_id"))
+
+    token_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"))
+    family: Mapped[str] = mapped_column(sa.String(32))
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class SignalUpgradeRow(Base):
+    """A dynamic upgrade: one user's entitlement to one signal until ``expires_at`` (or revoked)."""
+
+    __tablename__ = "signal_upgrades"
+    __table_args__ = (sa.Index(None, "user_id", "expires_at"), sa.UniqueConstraint("reference"))
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"))
+    signal_id: Mapped[str] = mapped_column(sa.String(SIGNAL_ID_LENGTH))
+    granted_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    reference: Mapped[str] = mapped_column(sa.String(255), doc="The payment (checkout) that bought it.")
+
+
+class SubscriptionRow(Base):
+    """A premium subscription at the payment provider; ``canceled`` is terminal (out-of-order safe)."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (sa.CheckConstraint("status IN ('active', 'past_due', 'canceled')", name="status"),)
+
+    id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(
+        sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=True
+    )
+    provider: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class PaymentRow(Base):
+    """The payments ledger: every charge, refund, grant and revocation, kept after an account goes."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        sa.CheckConstraint("kind IN ('charge', 'refund', 'grant', 'revoke')", name="kind"),
+        sa.Index(None, "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int | None] = mapped_column(
+        sa.Integer, sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    provider: Mapped[str] = mapped_column(sa.String(16))
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    reference: Mapped[str] = mapped_column(sa.String(255))
+    amount_cents: Mapped[int] = mapped_column(sa.Integer)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    what: Mapped[str] = mapped_column(sa.String(64), doc="'premium' or 'signal:ID'.")
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class WebhookEventRow(Base):
+    """Provider events already applied: the same event id delivered again is acknowledged, not re-applied."""
+
+    __tablename__ = "webhook_events"
+
+    event_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    provider: Mapped[str] = mapped_column(sa.String(16))
+    type: Mapped[str] = mapped_column(sa.String(64))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 metadata = Base.metadata

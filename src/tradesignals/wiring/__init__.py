@@ -46,6 +46,9 @@ from tradesignals.wiring.engine_builder import (
 )
 
 if TYPE_CHECKING:
+    from tradesignals.accounts.billing import BillingService, PaymentProvider
+    from tradesignals.accounts.oauth import OAuthSignIn
+    from tradesignals.accounts.service import AccountService, RateLimiter
     from tradesignals.domain.checkpoints import Signer
     from tradesignals.engine.checkpointer import Checkpointer
     from tradesignals.engine.pipeline import Scorer
@@ -70,6 +73,10 @@ class Services:
     hub: Hub
     node_id: str
     bars: BarStore
+    accounts: AccountService
+    billing: BillingService
+    auth_limiter: RateLimiter
+    oauth: OAuthSignIn
     earnings: EarningsCalendar | None = None
     news: NewsRepository | None = None
     news_scorer: NewsScorer | None = None  # set when TS_NEWS_FEED is: the model is loaded at start
@@ -240,7 +247,17 @@ async def build_services(settings: Settings) -> Services:
     from tradesignals.storage.checkpoints import SqlCheckpointRepository
     from tradesignals.storage.news import SqlNewsRepository
 
+    try:
+        accounts, billing, limiter, oauth = build_accounts(settings, engine)
+    except ConfigError:
+        await bus.close()
+        engine.dispose()
+        raise
     return Services(
+        accounts=accounts,
+        billing=billing,
+        auth_limiter=limiter,
+        oauth=oauth,
         settings=settings,
         db=engine,
         signals=SqlSignalRepository(engine),
@@ -311,6 +328,96 @@ def build_news_scorer(settings: Settings) -> NewsScorer | None:
     if trained:
         log.info("news.sentiment_trained", path=str(path))
     return NewsScorer(model)
+def _jwt_secret(settings: Settings) -> str:
+    """TS_JWT_SECRET; embedded: TS_HOME/jwt-secret, created 0600 at first start. Server mode
+    without one gets a per-process secret and a warning (tokens then die with the process and are
+    not shared between nodes)."""
+    import secrets
+
+    if settings.jwt_secret is not None:
+        value = settings.jwt_secret.get_secret_value()
+        if len(value) < 32:
+            raise ConfigError("TS_JWT_SECRET must be at least 32 characters")
+        return value
+    if settings.mode is Mode.SERVER:
+        log.warning("accounts.jwt_secret_unset", fix="set TS_JWT_SECRET (shared by every API node)")
+        return secrets.token_urlsafe(48)
+    path = settings.home / "jwt-secret"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def build_payment_provider(settings: Settings) -> PaymentProvider:
+    from tradesignals.accounts.billing import LocalProvider, StripeProvider
+
+    if settings.payment_provider == "local":
+        log.warning("billing.test_mode", provider="local", note="payments complete at once; no money moves")
+        return LocalProvider()
+    if (
+        settings.stripe_api_key is None
+        or settings.stripe_webhook_secret is None
+        or not settings.stripe_premium_price_id
+    ):
+        raise ConfigError(
+            "TS_PAYMENT_PROVIDER=stripe needs TS_STRIPE_API_KEY, TS_STRIPE_WEBHOOK_SECRET and TS_STRIPE_PREMIUM_PRICE_ID"
+        )
+    base = settings.public_url.rstrip("/")
+    return StripeProvider(
+        api_key=settings.stripe_api_key.get_secret_value(),
+        webhook_secret=settings.stripe_webhook_secret.get_secret_value(),
+        premium_price_id=settings.stripe_premium_price_id,
+        success_url=f"{base}/billing/success",
+        cancel_url=f"{base}/billing/cancel",
+        api_base=settings.stripe_api_base,
+    )
+
+
+def build_accounts(
+    settings: Settings, engine: sa.Engine
+) -> tuple[AccountService, BillingService, RateLimiter, OAuthSignIn]:
+    from datetime import timedelta
+
+    from tradesignals.accounts.billing import BillingService
+    from tradesignals.accounts.oauth import OAuthSignIn, Provider, github, google
+    from tradesignals.accounts.service import AccountService, AuthPolicy, RateLimiter
+    from tradesignals.accounts.tokens import TokenCodec
+    from tradesignals.storage.accounts import SqlAccountStore
+    from tradesignals.storage.repositories import SqlUserRepository
+
+    store = SqlAccountStore(engine)
+    secret = _jwt_secret(settings)
+    codec = TokenCodec(secret, ttl=timedelta(seconds=settings.access_token_ttl_s))
+    policy = AuthPolicy(
+        refresh_ttl=timedelta(days=settings.refresh_token_ttl_days),
+        max_failures=settings.login_max_failures,
+        lockout=timedelta(seconds=settings.login_lockout_s),
+    )
+    accounts = AccountService(SqlUserRepository(engine), store, codec, policy)
+    billing = BillingService(
+        build_payment_provider(settings),
+        store,
+        premium_price=settings.premium_price_usd,
+        upgrade_price=settings.dynamic_price_usd,
+        upgrade_for=timedelta(hours=settings.dynamic_duration_hours),
+    )
+    providers: dict[str, Provider] = {}
+    if settings.oauth_google_client_id and settings.oauth_google_client_secret is not None:
+        providers["google"] = google(
+            settings.oauth_google_client_id,
+            settings.oauth_google_client_secret.get_secret_value(),
+            settings.oauth_api_base,
+        )
+    if settings.oauth_github_client_id and settings.oauth_github_client_secret is not None:
+        providers["github"] = github(
+            settings.oauth_github_client_id,
+            settings.oauth_github_client_secret.get_secret_value(),
+            settings.oauth_api_base,
+        )
+    oauth = OAuthSignIn(accounts, providers, secret=secret, redirect_base=settings.public_url)
+    return accounts, billing, RateLimiter(settings.auth_rate_per_min), oauth
 
 
 def build_signer(settings: Settings) -> Signer | None:

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from tradesignals.api.app import create_app
 from tradesignals.api.routes import history, ledger
 from tradesignals.config import load_settings
-from tradesignals.domain.ledger import GENESIS, LedgerEntry, verify
+from tradesignals.domain.ledger import GENESIS, LedgerEntry, entry_body, entry_hash, verify
 from tradesignals.domain.outcomes import Outcome, OutcomeKind
 from tradesignals.domain.signals import (
     Direction,
@@ -146,7 +146,7 @@ def entries_of(body: dict[str, Any]) -> list[LedgerEntry]:
     return [
         LedgerEntry(
             e["seq"],
-            e["signal_id"],
+            e["signal_id"] or "",  # null while sealed
             e["kind"],
             datetime.fromisoformat(e["at"].replace("Z", "+00:00")),
             e["data"],
@@ -181,9 +181,9 @@ def test_open_signals_are_sealed_but_still_chained(api: TestClient, services: Se
     entries = api.get("/api/ledger").json()["entries"]
     open_id = signals[4].id
     sealed = [e for e in entries if e["sealed"]]
-    assert {e["signal_id"] for e in sealed} == {open_id} and len(sealed) == 2
-    assert all(e["data"] is None for e in sealed)
-    assert all(e["data"] is not None for e in entries if e["signal_id"] != open_id)
+    assert len(sealed) == 2 and all(e["data"] is None and e["signal_id"] is None for e in sealed)
+    assert open_id not in json.dumps(entries)  # the ledger never names a live signal
+    assert all(e["data"] is not None for e in entries if not e["sealed"])
     result = verify(entries_of({"entries": entries}))
     assert result.ok and result.sealed == 2
     # Once the signal closes, the same entries are served in full and match the published hashes.
@@ -192,6 +192,21 @@ def test_open_signals_are_sealed_but_still_chained(api: TestClient, services: Se
     assert not any(e["sealed"] for e in revealed)
     assert [e["hash"] for e in revealed[:10]] == [e["hash"] for e in entries]
     assert verify(entries_of({"entries": revealed})).sealed == 0
+    # The created entry carries a 128-bit salt, revealed only now: without it, even the exact
+    # content (signal id, every field) does not hash to the sealed commitment.
+    created = next(e for e in revealed if e["signal_id"] == open_id and e["kind"] == "created")
+    salt = created["data"]["salt"]
+    assert isinstance(salt, str) and len(bytes.fromhex(salt)) == 16
+    unsalted = {k: v for k, v in created["data"].items() if k != "salt"}
+    at = datetime.fromisoformat(created["at"].replace("Z", "+00:00"))
+    assert (
+        entry_hash(created["prev_hash"], entry_body(created["seq"], open_id, "created", at, created["data"]))
+        == (created["hash"])
+    )
+    guess = entry_hash(created["prev_hash"], entry_body(created["seq"], open_id, "created", at, unsalted))
+    assert guess != created["hash"]
+    salts = {e["data"]["salt"] for e in revealed if e["kind"] == "created"}
+    assert len(salts) == 5  # one per signal, never reused
 
 
 def test_the_documented_recipe_verifies_the_served_pages(api: TestClient, services: Services) -> None:
@@ -215,7 +230,7 @@ def test_the_documented_recipe_verifies_the_served_pages(api: TestClient, servic
         assert (e["seq"], e["prev_hash"], e["hash"]) == (seq, prev, digest)
         prev = digest
     assert len(served) == 12 and prev == services.signals.ledger()[-1].hash
-    assert served[10]["data"] == tricky
+    assert served[10]["data"] == tricky | {"salt": served[10]["data"]["salt"]}  # an update is salted too
 
 
 def test_ledger_ranges_and_cursor(api: TestClient, services: Services) -> None:
@@ -392,7 +407,8 @@ def test_closed_signals_carry_their_outcome(api: TestClient, services: Services)
     page = {s["id"]: s for s in api.get("/api/signals").json()["items"]}
     assert page[signals[3].id]["status"] == "not_filled" and page[signals[3].id]["outcome"] == "not_filled"
     assert page[signals[3].id]["fill_price"] is None
-    assert page[signals[4].id]["outcome"] is None and page[signals[4].id]["net_r"] is None  # open
+    assert signals[4].id not in page  # open: not in an anonymous caller's list, and 403 on its own
+    assert api.get(f"/api/signals/{signals[4].id}").status_code == 403
     assert page[signals[0].id]["net_r"] == pytest.approx(0.8)
 
 

@@ -91,6 +91,13 @@ CASES: dict[str, tuple[Signal, set[ProfileName]]] = {
 
 
 @pytest.fixture
+def client(client: TestClient, premium: dict[str, str]) -> TestClient:
+    """A premium caller: open signals are theirs to see (anonymous and free callers see none)."""
+    client.headers.update(premium)
+    return client
+
+
+@pytest.fixture
 def seeded(services: Services) -> dict[str, Signal]:
     seed_bars(services)
     for signal, _ in CASES.values():
@@ -112,8 +119,12 @@ def test_each_profile_gets_the_signals_it_accepts_nested(
         assert {p for p in ORDER if signal.id in got[p]} == accepted_by, name
     assert got[ProfileName.CONSERVATIVE] <= got[ProfileName.MODERATE] <= got[ProfileName.AGGRESSIVE]
     assert got[ProfileName.CONSERVATIVE]  # every profile receives signals
-    everything = fitted(client)
-    assert len(everything) == len(CASES) and all(s["size"] is None for s in everything.values())
+    own = fitted(client)  # a premium user who has not answered the questionnaire: moderate, sized
+    assert set(own) == got[ProfileName.MODERATE] and all(
+        s["size"]["profile"] == "moderate" for s in own.values()
+    )
+    everything = {s.id: client.get(f"/api/signals/{s.id}").json() for s, _ in CASES.values()}
+    assert all(s["size"] is None for s in everything.values())
     # the rank the profiles filtered on is the one stored and shown, null where there is none
     assert {i: s["confidence_rank"] for i, s in everything.items()} == {
         s.id: s.confidence_rank for s, _ in CASES.values()
@@ -164,6 +175,29 @@ def test_the_cursor_runs_over_the_unfiltered_page(client: TestClient, seeded: di
         params["before"] = page["next_before"]
     assert seen == set(fitted(client, profile="conservative", limit=500))
     assert seen == {seeded["top tenth"].id, seeded["edge 0"].id}  # 2 of 12, over 6 pages of 2
+
+
+def test_anonymous_callers_get_no_open_signal_whatever_the_profile(
+    client: TestClient, seeded: dict[str, Signal]
+) -> None:
+    del client.headers["authorization"]
+    for profile in ORDER:
+        assert fitted(client, profile=profile.value) == {}
+    assert fitted(client) == {}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"profile": "reckless"},
+        {"profile": "moderate", "capital": 99},
+    ],
+)
+def test_bad_profile_parameters_are_422_for_anonymous_callers_too(
+    client: TestClient, params: dict[str, Any]
+) -> None:
+    del client.headers["authorization"]
+    assert client.get("/api/signals", params=params).status_code == 422
 
 
 @pytest.mark.parametrize(

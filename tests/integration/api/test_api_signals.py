@@ -44,9 +44,20 @@ def test_health_reports_mode_and_services(client: TestClient) -> None:
     assert body["services"]["bus"]["ok"] is True
 
 
+def expire(services: Services, s: Signal) -> None:
+    services.signals.set_status(
+        s.id,
+        SignalStatus.EXPIRED,
+        SignalEvent(s.id, SignalEventKind.CLOSED, s.expires_at, {"outcome": "expired"}),
+    )
+
+
 def test_signals_newest_first_with_cursor_and_filters(client: TestClient, services: Services) -> None:
     for i in range(5):
         services.signals.add(make_signal(i, "AAPL" if i % 2 == 0 else "MSFT"))
+    assert client.get("/api/signals").json()["items"] == []  # open: not for anonymous callers
+    for i in range(5):
+        expire(services, make_signal(i, "AAPL" if i % 2 == 0 else "MSFT"))  # the public track record
     page1 = client.get("/api/signals", params={"limit": 2}).json()
     assert [s["entry"] for s in page1["items"]] == [104.0, 103.0]
     page2 = client.get("/api/signals", params={"limit": 2, "before": page1["next_before"]}).json()
@@ -57,7 +68,7 @@ def test_signals_newest_first_with_cursor_and_filters(client: TestClient, servic
     assert {s["symbol"] for s in msft} == {"MSFT"} and len(msft) == 2
     one = msft[0]
     assert one["targets"] == [108.0, 113.0] and one["reasons"] == ["because"]
-    assert one["created_at"].startswith("2026-03-02T15:03:00") and one["status"] == "open"
+    assert one["created_at"].startswith("2026-03-02T15:03:00") and one["status"] == "expired"
 
 
 def test_status_filter_and_single_signal(client: TestClient, services: Services) -> None:

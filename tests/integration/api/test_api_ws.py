@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
@@ -35,9 +37,15 @@ def wait_subscribers(services: Services, channel: str, n: int = 1) -> None:
         time.sleep(0.01)
 
 
-def test_signal_published_on_the_bus_reaches_a_subscriber(client: TestClient, services: Services) -> None:
+def bearer(headers: dict[str, str]) -> str:
+    return headers["Authorization"].removeprefix("Bearer ")
+
+
+def test_signal_published_on_the_bus_reaches_a_subscriber(
+    client: TestClient, services: Services, premium: dict[str, str]
+) -> None:
     s = signal()
-    with client.websocket_connect("/ws") as ws:
+    with client.websocket_connect(f"/ws?token={bearer(premium)}") as ws:
         ws.send_json({"op": "subscribe", "channels": ["signals"]})
         ack = ws.receive_json()
         assert ack["type"] == "subscribed" and ack["channels"] == ["signals"]
@@ -51,10 +59,12 @@ def test_signal_published_on_the_bus_reaches_a_subscriber(client: TestClient, se
         assert msg["data"]["targets"] == [2970.0]
 
 
-def test_resume_with_since_replays_what_was_missed(client: TestClient, services: Services) -> None:
+def test_resume_with_since_replays_what_was_missed(
+    client: TestClient, services: Services, premium: dict[str, str]
+) -> None:
     for i in range(3):
         services.hub.publish("signals", "signal", {"n": i})
-    with client.websocket_connect("/ws") as ws:
+    with client.websocket_connect(f"/ws?token={bearer(premium)}") as ws:
         ws.send_json({"op": "subscribe", "channels": ["signals"], "since": 1})
         got = [ws.receive_json() for _ in range(3)]
     replayed = [m for m in got if m.get("channel") == "signals"]
@@ -70,6 +80,7 @@ def test_bad_frames_get_error_frames_and_the_socket_stays_open(client: TestClien
             ('{"op": "dance"}', "bad_op"),
             ('{"op": "subscribe", "channels": []}', "bad_request"),
             ('{"op": "subscribe", "channels": ["signals"], "since": -1}', "bad_request"),
+            ('{"op": "subscribe", "channels": ["signals"]}', "forbidden"),  # live: premium only
             ('{"op": "subscribe", "channels": ["nope"]}', "unknown_channel"),
             ('{"op": "subscribe", "channels": ["user:7:signals"]}', "forbidden"),
             ('{"op": "subscribe", "channels": ["signal:0123456789abcdef012345:live"]}', "forbidden"),
@@ -103,3 +114,41 @@ def test_engine_alerts_reach_the_public_alerts_channel(client: TestClient, servi
         client.portal.call(services.bus.publish, topics.SYSTEM_ALERTS, "model", encode(alert))  # type: ignore[union-attr]
         msg = ws.receive_json()
     assert msg["channel"] == "system:alerts" and msg["type"] == "alert" and msg["data"] == alert
+
+
+def test_a_bad_token_is_refused_and_the_socket_stays_anonymous(
+    client: TestClient, premium: dict[str, str]
+) -> None:
+    with client.websocket_connect("/ws?token=not-a-token") as ws:
+        assert ws.receive_json()["code"] == "unauthorized"
+        ws.send_json({"op": "subscribe", "channels": ["signals"]})
+        assert ws.receive_json()["code"] == "forbidden"
+        ws.send_json({"op": "auth", "token": bearer(premium)})  # a good token later upgrades the socket
+        assert ws.receive_json()["type"] == "authenticated"
+        ws.send_json({"op": "subscribe", "channels": ["signals"]})
+        assert ws.receive_json()["type"] == "subscribed"
+
+
+def test_an_entitlement_that_ends_ends_the_open_subscription(tmp_path: Path) -> None:
+    """A premium user loses premium while subscribed: the socket is told and gets no more signals."""
+    from datetime import UTC, datetime
+
+    from tradesignals.api.app import create_app
+    from tradesignals.config import load_settings
+    from tradesignals.domain.tiers import Tier
+    from tradesignals.wiring import build_services
+
+    services = asyncio.run(build_services(load_settings(home=tmp_path, mode="embedded", ws_recheck_s=0.1)))
+    user = services.accounts.register("p@example.com", "correct horse battery staple")
+    services.accounts.users.set_tier(user.id, Tier.PREMIUM)
+    token = services.accounts.tokens.issue(user.id, "user", datetime.now(UTC))
+    with TestClient(create_app(services)) as client, client.websocket_connect(f"/ws?token={token}") as ws:
+        ws.send_json({"op": "subscribe", "channels": ["signals", "system:alerts"]})
+        assert ws.receive_json()["type"] == "subscribed"
+        services.accounts.users.set_tier(user.id, Tier.FREE)  # as a failed renewal does
+        ended = ws.receive_json()
+        assert (ended["type"], ended["code"], ended["channel"]) == ("error", "forbidden", "signals")
+        assert services.hub.subscriber_count("signals") == 0
+        services.hub.publish("signals", "signal", {"id": "live"})
+        services.hub.publish("system:alerts", "alert", {"n": 1})
+        assert ws.receive_json()["channel"] == "system:alerts"  # the public one stays, nothing else came

@@ -97,8 +97,13 @@ def test_every_write_path_appends_a_linked_entry(repo: SqlSignalRepository) -> N
     repo.add(s)
     [created] = repo.ledger()
     assert created.seq == 1 and created.prev_hash == GENESIS
-    assert created.kind == "created" and created.data == signal_data(s) and created.at == s.created_at
-    assert created.hash == entry_hash(GENESIS, entry_body(1, s.id, "created", s.created_at, signal_data(s)))
+    assert created.data is not None and created.at == s.created_at
+    salt = created.data["salt"]  # 128 random bits: a sealed hash cannot be confirmed by guessing
+    assert created.kind == "created" and created.data == signal_data(s) | {"salt": salt}
+    assert len(bytes.fromhex(salt)) == 16
+    assert created.hash == entry_hash(GENESIS, entry_body(1, s.id, "created", s.created_at, created.data))
+    assert created.hash != entry_hash(GENESIS, entry_body(1, s.id, "created", s.created_at, signal_data(s)))
+    assert repo.events()[0].event.data == signal_data(s)  # the engine's view: no salt
 
     updated = repo.add_event(SignalEvent(s.id, SignalEventKind.UPDATED, T0, {"stop": 97.5}))
     close(repo, s, T0 + timedelta(hours=2), pnl=5.0)
@@ -143,11 +148,11 @@ def test_the_chain_verifies_after_many_writes(repo: SqlSignalRepository) -> None
     entries = repo.ledger(limit=10_000)
     assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
     assert len(entries) == 30 * 2 + 10
-    # Recomputed from the events alone, independently of the stored hashes.
+    # Recomputed from the entries' content alone (salts included), independently of the stored hashes.
     chain = Chain()
-    for stored in repo.events(limit=10_000):
-        ev = stored.event
-        chain.append(ev.signal_id, ev.kind, ev.at, ev.data)
+    for e in entries:
+        assert e.data is not None
+        chain.append(e.signal_id, e.kind, e.at, e.data)
     assert verify(entries).head == chain.head
     # Paging (the CLI walks the ledger this way) sees the same chain.
     assert list(walk(repo, page=7)) == entries

@@ -32,7 +32,19 @@ from tradesignals.storage.tables import metadata
 
 pytestmark = pytest.mark.integration
 
-APP_TABLES = {"users", "signals", "signal_events", "ledger_checkpoints", "news_items", "news_symbols"}
+APP_TABLES = {
+    "users",
+    "signals",
+    "signal_events",
+    "ledger_checkpoints",
+    "refresh_tokens",
+    "signal_upgrades",
+    "subscriptions",
+    "payments",
+    "webhook_events",
+    "news_items",
+    "news_symbols",
+}
 
 
 @pytest.fixture

@@ -73,8 +73,8 @@ def test_get_unknown_is_none(users: SqlUserRepository) -> None:
 
 def test_set_tier_returns_and_persists_the_change(users: SqlUserRepository) -> None:
     user = users.create("erin@example.com", "h")
-    updated = users.set_tier(user.id, Tier.DYNAMIC)
-    assert updated.tier is Tier.DYNAMIC
+    updated = users.set_tier(user.id, Tier.PREMIUM)
+    assert updated.tier is Tier.PREMIUM
     assert updated.email == user.email
     assert updated.created_at == user.created_at
     assert users.get(user.id) == updated

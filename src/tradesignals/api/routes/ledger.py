@@ -29,9 +29,10 @@ Every signal event, in `seq` order (1, 2, 3, … without gaps), each chained to 
   encoded as UTF-8 (floats in shortest round-trip form: keep `5.0` a float and `5` an int when
   parsing), and `at` is hashed exactly as served (`YYYY-MM-DDTHH:MM:SS.ffffffZ`).
 
-**Sealed entries**: while a signal is open, its events are served with `data` null and `sealed`
-true (live signals are the paid product). Check only their link; the `hash` is a commitment, and
-the same entry, served in full once the signal closes, must hash to it.
+**Sealed entries**: while a signal is open, its events are served with `data` and `signal_id` null
+and `sealed` true (live signals are the paid product). Check only their link; the `hash` is a
+commitment, and the same entry, served in full once the signal closes, must hash to it. Its data
+holds a 128-bit `salt`, so the commitment cannot be confirmed by guessing the signal.
 
 A valid chain can still be a truncated one: keep the last `hash` you verified and check that later
 pages still extend it. The full recipe, with a ten-line script, is in `tradesignals.domain.ledger`.
@@ -40,7 +41,7 @@ pages still extend it. The full recipe, with a ten-line script, is in `tradesign
 
 class LedgerEntryOut(BaseModel):
     seq: int
-    signal_id: str
+    signal_id: str | None = Field(description="null while sealed: the ledger never names a live signal")
     kind: str = Field(description="created | updated | closed")
     at: str = Field(description="UTC event time, hashed exactly as written: YYYY-MM-DDTHH:MM:SS.ffffffZ")
     data: dict[str, Any] | None = Field(description="The event's data; null while sealed.")
@@ -60,7 +61,7 @@ class LedgerPage(BaseModel):
 def _out(entry: LedgerEntry, sealed: bool) -> LedgerEntryOut:
     return LedgerEntryOut(
         seq=entry.seq,
-        signal_id=entry.signal_id,
+        signal_id=None if sealed else entry.signal_id,
         kind=entry.kind,
         at=format_at(entry.at),
         data=None if sealed or entry.data is None else dict(entry.data),

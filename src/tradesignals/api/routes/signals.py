@@ -18,8 +18,10 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, HTTPException, Path, Query
 
+from tradesignals.api.auth import IdentityDep
 from tradesignals.api.deps import ServicesDep
 from tradesignals.api.schemas import ErrorOut, PositionSize, SignalPublic, SignalsPage
+from tradesignals.domain.entitlements import may_see_signal, sees_open_signals
 from tradesignals.domain.market import Timeframe, to_ns
 from tradesignals.domain.risk import (
     PRESETS,
@@ -118,6 +120,7 @@ def _sizes(
 @router.get("", response_model=SignalsPage, responses={422: {"model": ErrorOut}})
 async def list_signals(
     services: ServicesDep,
+    ident: IdentityDep,
     symbol: Annotated[str | None, Query(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9.\-_/]+$")] = None,
     status: SignalStatus | None = None,
     type: SignalType | None = None,
@@ -140,14 +143,37 @@ async def list_signals(
         ),
     ] = DEFAULT_CAPITAL,
 ) -> SignalsPage:
-    """Signals, newest first; closed ones with their outcome; with `profile`, the ones it accepts, sized."""
+    """Signals, newest first; closed ones with their outcome; with `profile`, the ones it accepts, sized.
+
+    Anonymous and free callers get the track record only (closed signals). Premium callers also get
+    the open signals their profile accepts (their own, moderate until the questionnaire is
+    answered, unless `profile` names another), each with its size.
+    """
+    caller = ident.caller
+    live = sees_open_signals(caller)
     query = SignalQuery(
-        symbol=symbol.upper() if symbol else None, status=status, type=type, before_id=before, limit=limit
+        symbol=symbol.upper() if symbol else None,
+        status=status,
+        type=type,
+        before_id=before,
+        limit=limit,
+        closed_only=not live,
     )
     repo = services.signals
     items = await asyncio.to_thread(repo.query, query)
     next_before = items[-1].id if len(items) == limit else None
     closes = await asyncio.to_thread(_closes, repo, items)
+    if live and profile is None and ident.user is not None:
+        own = ident.user.risk_profile if ident.user.profile_answered else ProfileName.MODERATE
+        sizes = await asyncio.to_thread(_sizes, services.bars, items, own, capital)
+        return SignalsPage(
+            items=[
+                SignalPublic.of(s, closes.get(s.id), sizes.get(s.id))
+                for s in items
+                if s.status.is_closed or s.id in sizes
+            ],
+            next_before=next_before,
+        )
     if profile is None:
         return SignalsPage(
             items=[SignalPublic.of(s, closes.get(s.id)) for s in items], next_before=next_before
@@ -159,10 +185,17 @@ async def list_signals(
     )
 
 
-@router.get("/{signal_id}", response_model=SignalPublic, responses={404: {"model": ErrorOut}})
-async def get_signal(signal_id: SignalId, services: ServicesDep) -> SignalPublic:
+@router.get(
+    "/{signal_id}",
+    response_model=SignalPublic,
+    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}},
+)
+async def get_signal(signal_id: SignalId, services: ServicesDep, ident: IdentityDep) -> SignalPublic:
+    """A closed signal for anyone; an open one for premium or the holder of an upgrade to it (else 403)."""
     signal = await asyncio.to_thread(services.signals.get, signal_id)
     if signal is None:
         raise HTTPException(status_code=404, detail=f"no signal with id {signal_id}")
+    if not may_see_signal(ident.caller, signal.id, is_open=not signal.status.is_closed):
+        raise HTTPException(status_code=403, detail="this signal is live: premium or an upgrade to it")
     closes = await asyncio.to_thread(_closes, services.signals, [signal])
     return SignalPublic.of(signal, closes.get(signal.id))

@@ -1,11 +1,8 @@
 """News items with their sentiment and catalyst labels, and the symbol index that serves them.
 
 Revision ID: 0006_news
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-07
-
-Numbered 0006 because 0005 is taken on another branch (accounts); until that lands this follows
-0004 directly. Whoever merges both re-points ``down_revision`` to the accounts revision.
 """
 
 from __future__ import annotations
@@ -16,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_news"
-down_revision: str | Sequence[str] | None = "0004"
+down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

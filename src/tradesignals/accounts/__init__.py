@@ -1,0 +1,1 @@
+"""Accounts: password hashing, tokens, the account service and billing (issue 11)."""

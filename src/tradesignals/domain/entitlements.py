@@ -1,0 +1,131 @@
+"""The one answer to "may this caller see this?" — every route, WebSocket channel and operator page asks here.
+
+Rules (the business, issue 11):
+
+- anonymous and free callers see the track record only: closed signals, never an open one;
+- premium callers see open signals (the API fits them to their risk profile and sizes them);
+- a dynamic upgrade entitles its holder to ONE signal — its live details and its live channel
+  ``signal:{id}:live`` — until the upgrade lapses or the signal closes (then it is public anyway);
+- per-user channels ``user:{id}:…`` belong to that user alone; an admin reads no one else's either
+  (an admin manages, it does not trade on someone else's feed); ``user:{id}:signals`` (live signals
+  fitted to that user) is premium only, like the ``signals`` channel;
+- ``/metrics`` is for operators: an admin account or the operator token (checked by the caller of
+  ``may_read_metrics``, which only states the rule).
+
+Pure: the caller's facts (tier, role, upgrades held now) are gathered by the API from storage and
+handed in, so this module can be read and tested on its own.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from tradesignals.domain.tiers import PUBLIC_CHANNELS, Role, Tier
+
+SIGNALS_CHANNEL = "signals"
+"""The live feed of every new signal: premium only (its replay holds open signals)."""
+
+CHANNEL_PATTERNS: dict[str, re.Pattern[str]] = {
+    "public": re.compile(r"^(system:alerts|market:status|market:[A-Z0-9.\-_/]{1,32}:updates)$"),
+    "signals": re.compile(r"^signals$"),
+    "user": re.compile(r"^user:(\d+):(signals|watchlist|notifications)$"),
+    "signal_live": re.compile(r"^signal:([0-9a-f]{22}):live$"),
+}
+"""Every WebSocket channel there is, by kind; a name matching none is unknown."""
+
+
+def live_channel(signal_id: str) -> str:
+    """The WebSocket channel of one signal's live updates (premium, or an upgrade to it)."""
+    return f"signal:{signal_id}:live"
+
+
+@dataclass(frozen=True, slots=True)
+class Upgrade:
+    """An entitlement to one signal's live details, until ``expires_at`` (or the signal closes)."""
+
+    signal_id: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is asking. ``user_id`` None: anonymous. ``upgrades``: those in force now."""
+
+    user_id: int | None = None
+    tier: Tier = Tier.FREE
+    role: Role = Role.USER
+    upgrades: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def anonymous(self) -> bool:
+        return self.user_id is None
+
+    @property
+    def premium(self) -> bool:
+        return self.user_id is not None and self.tier is Tier.PREMIUM
+
+
+ANONYMOUS = Caller()
+
+
+def sees_open_signals(caller: Caller) -> bool:
+    """Whether lists and the live ``signals`` channel may hold open signals for this caller."""
+    return caller.premium
+
+
+def may_see_signal(caller: Caller, signal_id: str, *, is_open: bool) -> bool:
+    """A closed signal is the public track record; an open one needs premium or an upgrade to it."""
+    if not is_open:
+        return True
+    return caller.premium or signal_id in caller.upgrades
+
+
+def upgrades_in_force(upgrades: list[Upgrade], now: datetime) -> frozenset[str]:
+    """The signal ids whose upgrade has not lapsed at ``now`` (closing is judged by ``may_see_signal``)."""
+    return frozenset(u.signal_id for u in upgrades if u.expires_at > now)
+
+
+def channel_error(caller: Caller, channel: str) -> tuple[str, str] | None:
+    """Why ``caller`` may not subscribe to ``channel`` (code, message); None when it may."""
+    if CHANNEL_PATTERNS["public"].match(channel):
+        return None
+    if CHANNEL_PATTERNS["signals"].match(channel):
+        if sees_open_signals(caller):
+            return None
+        return ("forbidden", "channel 'signals' carries live signals: premium only")
+    m = CHANNEL_PATTERNS["user"].match(channel)
+    if m:
+        if caller.user_id is None or int(m.group(1)) != caller.user_id:
+            return ("forbidden", f"channel {channel!r} belongs to another user")
+        if m.group(2) == "signals" and not caller.premium:
+            return ("forbidden", "your signals channel carries live signals: premium only")
+        return None
+    m = CHANNEL_PATTERNS["signal_live"].match(channel)
+    if m:
+        if caller.premium or m.group(1) in caller.upgrades:
+            return None
+        return ("forbidden", f"channel {channel!r} needs premium or an upgrade to that signal")
+    return ("unknown_channel", f"no such channel {channel!r}")
+
+
+def may_read_metrics(caller: Caller, *, operator_token_ok: bool) -> bool:
+    """Operators only: the operator token, or an admin account."""
+    return operator_token_ok or (caller.user_id is not None and caller.role is Role.ADMIN)
+
+
+__all__ = [
+    "ANONYMOUS",
+    "CHANNEL_PATTERNS",
+    "PUBLIC_CHANNELS",
+    "SIGNALS_CHANNEL",
+    "Caller",
+    "Upgrade",
+    "channel_error",
+    "live_channel",
+    "may_read_metrics",
+    "may_see_signal",
+    "sees_open_signals",
+    "upgrades_in_force",
+]

@@ -1,0 +1,90 @@
+"""The one rule of who may see what (domain.entitlements), on its own."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tradesignals.domain.entitlements import (
+    ANONYMOUS,
+    Caller,
+    Upgrade,
+    channel_error,
+    live_channel,
+    may_read_metrics,
+    may_see_signal,
+    sees_open_signals,
+    upgrades_in_force,
+)
+from tradesignals.domain.tiers import Role, Tier
+
+SID = "0123456789abcdef012345"
+OTHER = "fedcba9876543210fedcba"
+FREE = Caller(1)
+PREMIUM = Caller(2, Tier.PREMIUM)
+UPGRADED = Caller(3, upgrades=frozenset({SID}))
+ADMIN = Caller(4, role=Role.ADMIN)
+
+
+@pytest.mark.parametrize(
+    ("caller", "sid", "is_open", "allowed"),
+    [
+        (ANONYMOUS, SID, False, True),  # the track record is public
+        (ANONYMOUS, SID, True, False),
+        (FREE, SID, True, False),
+        (ADMIN, SID, True, False),  # an admin is not a customer
+        (PREMIUM, SID, True, True),
+        (UPGRADED, SID, True, True),
+        (UPGRADED, OTHER, True, False),  # an upgrade is one signal, not a tier
+    ],
+)
+def test_may_see_signal(caller: Caller, sid: str, is_open: bool, allowed: bool) -> None:
+    assert may_see_signal(caller, sid, is_open=is_open) is allowed
+
+
+def test_only_premium_lists_open_signals() -> None:
+    assert [sees_open_signals(c) for c in (ANONYMOUS, FREE, PREMIUM, UPGRADED, ADMIN)] == [
+        False, False, True, False, False,
+    ]  # fmt: skip
+    assert not sees_open_signals(Caller(None, Tier.PREMIUM))  # a tier without an account means nothing
+
+
+def test_upgrades_lapse() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    ups = [Upgrade(SID, now + timedelta(hours=1)), Upgrade(OTHER, now)]
+    assert upgrades_in_force(ups, now) == frozenset({SID})
+
+
+@pytest.mark.parametrize(
+    ("caller", "channel", "code"),
+    [
+        (ANONYMOUS, "system:alerts", None),
+        (ANONYMOUS, "market:AAPL:updates", None),
+        (ANONYMOUS, "signals", "forbidden"),
+        (FREE, "signals", "forbidden"),
+        (PREMIUM, "signals", None),
+        (FREE, "user:1:notifications", None),
+        (FREE, "user:1:signals", "forbidden"),  # live signals: premium only, even one's own
+        (PREMIUM, "user:2:signals", None),
+        (PREMIUM, "user:1:signals", "forbidden"),  # someone else's
+        (ADMIN, "user:1:watchlist", "forbidden"),
+        (ANONYMOUS, "user:1:watchlist", "forbidden"),
+        (UPGRADED, live_channel(SID), None),
+        (UPGRADED, live_channel(OTHER), "forbidden"),
+        (PREMIUM, live_channel(OTHER), None),
+        (FREE, "signal:XYZ:live", "unknown_channel"),
+        (PREMIUM, "everything", "unknown_channel"),
+    ],
+)
+def test_channel_error(caller: Caller, channel: str, code: str | None) -> None:
+    err = channel_error(caller, channel)
+    assert (err[0] if err else None) == code
+    assert err is None or err[1]
+
+
+def test_metrics_are_for_operators() -> None:
+    assert may_read_metrics(ANONYMOUS, operator_token_ok=True)
+    assert may_read_metrics(ADMIN, operator_token_ok=False)
+    assert not may_read_metrics(PREMIUM, operator_token_ok=False)
+    assert not may_read_metrics(Caller(None, role=Role.ADMIN), operator_token_ok=False)
