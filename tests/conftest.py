@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 REQUIRE_SERVICES = os.environ.get("TS_REQUIRE_SERVICES") == "1"
 PG_ADMIN_URL = os.environ.get("TS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -23,6 +24,13 @@ def _unavailable(what: str, err: Exception) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(msg + " and TS_REQUIRE_SERVICES=1", pytrace=False)
     pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    """The server's maintenance database (for CREATE/DROP DATABASE). A fixture, not an import:
+    a dependency installs a top-level ``tests`` package, so ``from tests.conftest`` is ambiguous."""
+    return PG_ADMIN_URL
 
 
 @pytest.fixture(scope="session")
@@ -79,3 +87,11 @@ def data_dir() -> Path:
             pytest.fail(f"TS_DATA_DIR={env} is not a directory", pytrace=False)
         pytest.skip(f"real data folder {path} is absent (set TS_DATA_DIR)")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _structlog_reset() -> Iterator[None]:
+    """Each test starts from structlog's defaults: a CLI run configures it globally (level, stream),
+    which would otherwise filter or misdirect the log lines that later tests capture."""
+    yield
+    structlog.reset_defaults()

@@ -50,6 +50,7 @@ class AppServices(Protocol):
 
     @property
     def news_features(self) -> NewsFeaturesReader: ...
+
     accounts: AccountService
     billing: BillingService
     auth_limiter: RateLimiter

@@ -89,20 +89,20 @@ def upgrades_in_force(upgrades: list[Upgrade], now: datetime) -> frozenset[str]:
 
 def channel_error(caller: Caller, channel: str) -> tuple[str, str] | None:
     """Why ``caller`` may not subscribe to ``channel`` (code, message); None when it may."""
-    if CHANNEL_PATTERNS["public"].match(channel):
+    if CHANNEL_PATTERNS["public"].fullmatch(channel):
         return None
-    if CHANNEL_PATTERNS["signals"].match(channel):
+    if CHANNEL_PATTERNS["signals"].fullmatch(channel):
         if sees_open_signals(caller):
             return None
         return ("forbidden", "channel 'signals' carries live signals: premium only")
-    m = CHANNEL_PATTERNS["user"].match(channel)
+    m = CHANNEL_PATTERNS["user"].fullmatch(channel)
     if m:
         if caller.user_id is None or int(m.group(1)) != caller.user_id:
             return ("forbidden", f"channel {channel!r} belongs to another user")
         if m.group(2) == "signals" and not caller.premium:
             return ("forbidden", "your signals channel carries live signals: premium only")
         return None
-    m = CHANNEL_PATTERNS["signal_live"].match(channel)
+    m = CHANNEL_PATTERNS["signal_live"].fullmatch(channel)
     if m:
         if caller.premium or m.group(1) in caller.upgrades:
             return None

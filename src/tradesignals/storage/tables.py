@@ -269,6 +269,8 @@ class NewsSymbolRow(Base):
     )
     symbol: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     received_at: Mapped[int] = mapped_column(sa.BigInteger)
+
+
 class RefreshTokenRow(Base):
     """A refresh token, stored as its sha256 only; ``family`` links a login's rotations.
 

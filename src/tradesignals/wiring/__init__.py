@@ -328,6 +328,8 @@ def build_news_scorer(settings: Settings) -> NewsScorer | None:
     if trained:
         log.info("news.sentiment_trained", path=str(path))
     return NewsScorer(model)
+
+
 def _jwt_secret(settings: Settings) -> str:
     """TS_JWT_SECRET; embedded: TS_HOME/jwt-secret, created 0600 at first start. Server mode
     without one gets a per-process secret and a warning (tokens then die with the process and are

@@ -215,6 +215,24 @@ ROUTES: dict[tuple[str, str], list[Probe]] = {
     ("GET", "/api/ledger/checkpoints"): [Probe("/api/ledger/checkpoints", each(200))],
     ("GET", "/api/ledger/checkpoints/latest"): [Probe("/api/ledger/checkpoints/latest", each(404))],
     ("GET", "/api/ledger/public-key"): [Probe("/api/ledger/public-key", each(200))],
+    # the explanation names the plan's levels: gated exactly like the signal
+    ("GET", "/api/signals/{signal_id}/explanation"): [
+        Probe("/api/signals/{closed}/explanation", each(200)),
+        Probe("/api/signals/{open}/explanation", live_for("premium", "upgrade", "premium_upgrade")),
+        Probe("/api/signals/{open2}/explanation", live_for("premium", "premium_upgrade")),
+        Probe("/api/signals/0123456789abcdef012345/explanation", each(404)),
+    ],
+    # news is public information (headlines, sentiment); it names no signal
+    ("GET", "/api/news"): [Probe("/api/news", each(200))],
+    ("GET", "/api/news/features"): [
+        Probe("/api/news/features", each(200), lambda w, c: {"params": {"symbol": "CALM"}})
+    ],
+    # backtests are public track-record material, read-only
+    ("GET", "/api/backtests"): [Probe("/api/backtests", each(200))],
+    ("GET", "/api/backtests/{backtest_id}"): [Probe("/api/backtests/nope", each(404))],
+    ("GET", "/api/backtests/{backtest_id}/report"): [Probe("/api/backtests/nope/report", each(404))],
+    ("GET", "/api/backtests/{backtest_id}/equity"): [Probe("/api/backtests/nope/equity", each(404))],
+    ("GET", "/api/backtests/{backtest_id}/trades.csv"): [Probe("/api/backtests/nope/trades.csv", each(404))],
     ("GET", "/api/history"): [Probe("/api/history", each(200))],
     ("GET", "/api/history/summary"): [Probe("/api/history/summary", each(200))],
     ("POST", "/api/auth/register"): [

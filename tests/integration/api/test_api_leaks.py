@@ -15,24 +15,25 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 from structlog.testing import capture_logs
-from tests.conftest import PG_ADMIN_URL
 
 from tradesignals.api.app import STORAGE_UNAVAILABLE, create_app
 from tradesignals.config import ConfigError, load_settings
 from tradesignals.wiring import build_feed, build_services
 
 
-def test_a_503_body_is_generic_and_the_log_has_the_detail(pg_url: str, tmp_path: object) -> None:
+def test_a_503_body_is_generic_and_the_log_has_the_detail(
+    pg_url: str, pg_admin_url: str, tmp_path: object
+) -> None:
     """A database dropped under a running node: the caller learns that storage is down, not where."""
     name = f"ts_leak_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
     services = asyncio.run(build_services(load_settings(mode="embedded", home=tmp_path, database_url=url)))
     try:
         with TestClient(create_app(services)) as client:
             assert client.get("/api/history").status_code == 200
-            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            with psycopg.connect(pg_admin_url, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
             services.db.dispose()  # no pooled connection survives: the next read must connect
             with capture_logs() as logs:
@@ -44,7 +45,7 @@ def test_a_503_body_is_generic_and_the_log_has_the_detail(pg_url: str, tmp_path:
             logged = [e for e in logs if e["event"] == "api.storage_unavailable"]
             assert logged and name in logged[0]["error"] and logged[0]["path"] == "/api/history"
     finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

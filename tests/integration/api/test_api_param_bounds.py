@@ -73,7 +73,7 @@ DATES = [
 DATE_WORDS = ("date", "time", "month", "YYYY")
 # A sample for every path parameter; a route with a new one fails test_every_parameter_is_classified
 # until it is added here (backtest_id: main's /api/backtests, merged beside this branch).
-PATH_SAMPLES = {"symbol": "AAPL", "signal_id": SIGNAL_ID, "backtest_id": "bt-1"}
+PATH_SAMPLES = {"symbol": "AAPL", "signal_id": SIGNAL_ID, "backtest_id": "bt-1", "provider": "github"}
 
 
 def _kinds(schema: dict[str, Any]) -> set[str]:

@@ -75,6 +75,11 @@ def test_upgrades_lapse() -> None:
         (PREMIUM, live_channel(OTHER), None),
         (FREE, "signal:XYZ:live", "unknown_channel"),
         (PREMIUM, "everything", "unknown_channel"),
+        # full matches only: "$" alone would accept a trailing newline
+        (PREMIUM, "signals\n", "unknown_channel"),
+        (ANONYMOUS, "system:alerts\n", "unknown_channel"),
+        (PREMIUM, "user:2:signals\n", "unknown_channel"),
+        (UPGRADED, live_channel(SID) + "\n", "unknown_channel"),
     ],
 )
 def test_channel_error(caller: Caller, channel: str, code: str | None) -> None:

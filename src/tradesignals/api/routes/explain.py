@@ -8,8 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel
 
+from tradesignals.api.auth import IdentityDep
 from tradesignals.api.deps import ServicesDep
 from tradesignals.api.schemas import ErrorOut
+from tradesignals.domain.entitlements import may_see_signal
 from tradesignals.domain.explain import explain
 from tradesignals.storage.base import NewsQuery
 
@@ -26,12 +28,23 @@ class ExplanationOut(BaseModel):
     prompt_version: str
 
 
-@router.get("/{signal_id}/explanation", response_model=ExplanationOut, responses={404: {"model": ErrorOut}})
-async def signal_explanation(services: ServicesDep, signal_id: SignalId) -> ExplanationOut:
-    """Plan, confidence against the base rate, reasons, and news received before the decision (cited by id)."""
+@router.get(
+    "/{signal_id}/explanation",
+    response_model=ExplanationOut,
+    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}},
+)
+async def signal_explanation(
+    services: ServicesDep, ident: IdentityDep, signal_id: SignalId
+) -> ExplanationOut:
+    """Plan, confidence against the base rate, reasons, and news received before the decision (cited by id).
+
+    The text names the plan's levels, so it is gated exactly like the signal itself (entitlements).
+    """
     signal = await asyncio.to_thread(services.signals.get, signal_id)
     if signal is None:
         raise HTTPException(404, detail=f"no signal {signal_id}")
+    if not may_see_signal(ident.caller, signal.id, is_open=not signal.status.is_closed):
+        raise HTTPException(status_code=403, detail="this signal is live: premium or an upgrade to it")
     news = []
     if services.news is not None:
         news = await asyncio.to_thread(services.news.query, NewsQuery(symbol=signal.symbol, limit=200))

@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
 from tradesignals.api.deps import ServicesDep
-from tradesignals.api.schemas import ErrorOut
+from tradesignals.api.schemas import MAX_INT64, ErrorOut
 from tradesignals.domain.market import to_datetime, to_ns
 from tradesignals.domain.news import ScoredNews
 from tradesignals.storage.base import NewsQuery
@@ -67,6 +67,16 @@ class NewsFeaturesOut(BaseModel):
     features: dict[str, float]
 
 
+def _ns(name: str, when: datetime) -> int:
+    """Nanoseconds UTC, or a 422 past the int64 range the store keeps times in (never a 500)."""
+    ns = to_ns(when)
+    if not -MAX_INT64 - 1 <= ns <= MAX_INT64:
+        raise HTTPException(
+            422, detail=f"{name}: outside 1677-09-21 .. 2262-04-11, the range times are kept in"
+        )
+    return ns
+
+
 @router.get("/features", response_model=NewsFeaturesOut, responses={422: {"model": ErrorOut}})
 async def news_features(
     services: ServicesDep,
@@ -82,7 +92,7 @@ async def news_features(
     """Rolling news features of a symbol (counts, sentiment mean and surprise, catalyst flags)."""
     if at is not None and (at.tzinfo is None or at.utcoffset() is None):
         raise HTTPException(422, detail="at: give a time zone (e.g. 2020-06-01T00:00:00Z)")
-    at_ns = to_ns(at) if at is not None else time.time_ns()
+    at_ns = _ns("at", at) if at is not None else time.time_ns()
     values = services.news_features.features(symbol.upper(), at_ns)
     return NewsFeaturesOut(symbol=symbol.upper(), at=to_datetime(at_ns), features=values)
 
@@ -105,7 +115,7 @@ async def list_news(
         raise HTTPException(503, detail="news store not configured on this node")
     query = NewsQuery(
         symbol=symbol.upper() if symbol else None,
-        since_ns=to_ns(since) if since is not None else None,
+        since_ns=_ns("since", since) if since is not None else None,
         limit=limit,
     )
     items = await asyncio.to_thread(repo.query, query)
