@@ -6,6 +6,7 @@ Rules (the business, issue 11):
 - premium callers see open signals (the API fits them to their risk profile and sizes them);
 - a dynamic upgrade entitles its holder to ONE signal — its live details and its live channel
   ``signal:{id}:live`` — until the upgrade lapses or the signal closes (then it is public anyway);
+  the live channel is the upgrade's alone: premium sees the signal, not its live stream;
 - per-user channels ``user:{id}:…`` belong to that user alone; an admin reads no one else's either
   (an admin manages, it does not trade on someone else's feed); ``user:{id}:signals`` (live signals
   fitted to that user) is premium only, like the ``signals`` channel;
@@ -104,9 +105,11 @@ def channel_error(caller: Caller, channel: str) -> tuple[str, str] | None:
         return None
     m = CHANNEL_PATTERNS["signal_live"].fullmatch(channel)
     if m:
-        if caller.premium or m.group(1) in caller.upgrades:
+        # The live stream (price, P/L, re-scored probability, news) is what the dynamic upgrade
+        # sells: premium alone does not include it, or the $4.99 product would be empty for them.
+        if m.group(1) in caller.upgrades:
             return None
-        return ("forbidden", f"channel {channel!r} needs premium or an upgrade to that signal")
+        return ("forbidden", f"channel {channel!r} needs an upgrade to that signal")
     return ("unknown_channel", f"no such channel {channel!r}")
 
 

@@ -83,6 +83,9 @@ SEES = {
 }
 """Who may receive each live signal's details, anywhere (the rule of ``domain.entitlements``)."""
 
+LIVE_STREAM = {OPEN.id: {"upgrade", "premium_upgrade"}, OPEN2.id: set[str]()}
+"""Who may subscribe to each live signal's ``signal:{id}:live``: the holders of an upgrade to it."""
+
 
 @dataclass
 class World:
@@ -313,8 +316,8 @@ def ws_probes(w: World) -> dict[str, list[tuple[str, dict[str, str]]]]:
             (f"user:{w.user_ids['free']}:watchlist", {c: OK if c == "free" else FORBIDDEN for c in CALLERS}),
         ],
         "signal_live": [
-            (live_channel(OPEN.id), {c: OK if c in SEES[OPEN.id] else FORBIDDEN for c in CALLERS}),
-            (live_channel(OPEN2.id), {c: OK if c in SEES[OPEN2.id] else FORBIDDEN for c in CALLERS}),
+            (live_channel(OPEN.id), {c: OK if c in LIVE_STREAM[OPEN.id] else FORBIDDEN for c in CALLERS}),
+            (live_channel(OPEN2.id), {c: OK if c in LIVE_STREAM[OPEN2.id] else FORBIDDEN for c in CALLERS}),
         ],
     }
 
@@ -413,7 +416,7 @@ def test_a_live_signal_reaches_its_buyers_and_no_one_else(world: World) -> None:
                 ws.send_json({"op": "subscribe", "channels": [channel]})
                 got.setdefault(caller, []).append((channel, ws.receive_json()["type"]))
         deadline = time.monotonic() + 5
-        while hub.subscriber_count(live_channel(OPEN.id)) < 2:
+        while hub.subscriber_count(live_channel(OPEN.id)) < 1:
             assert time.monotonic() < deadline
             time.sleep(0.01)
         payload = {"id": OPEN.id, "entry": OPEN.entry}
@@ -422,14 +425,15 @@ def test_a_live_signal_reaches_its_buyers_and_no_one_else(world: World) -> None:
         hub.publish("system:alerts", "alert", {"n": 1})
         frames = {
             c: [ws.receive_json() for _ in range(n)]
-            for c, ws, n in ((c, ws, {"premium": 3, "upgrade": 2, "free": 1}[c]) for c, ws in sockets.items())
+            for c, ws, n in ((c, ws, {"premium": 2, "upgrade": 2, "free": 1}[c]) for c, ws in sockets.items())
         }
-    assert got["premium"] == [("signals", "subscribed"), (live_channel(OPEN.id), "subscribed")]
+    # premium gets the signal; its live stream is the upgrade's product
+    assert got["premium"] == [("signals", "subscribed"), (live_channel(OPEN.id), "error")]
     assert got["upgrade"] == [("signals", "error"), (live_channel(OPEN.id), "subscribed")]
     assert got["free"] == [("signals", "error"), (live_channel(OPEN.id), "error")]
     assert [f["channel"] for f in frames["free"]] == ["system:alerts"]  # the public alert only
     assert [f["channel"] for f in frames["upgrade"]] == [live_channel(OPEN.id), "system:alerts"]
-    assert {f["channel"] for f in frames["premium"]} == {"signals", live_channel(OPEN.id), "system:alerts"}
+    assert [f["channel"] for f in frames["premium"]] == ["signals", "system:alerts"]
 
 
 def test_an_upgrade_lapses_and_a_refund_takes_effect_at_the_next_request(world: World) -> None:

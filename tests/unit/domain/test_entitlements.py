@@ -72,7 +72,7 @@ def test_upgrades_lapse() -> None:
         (ANONYMOUS, "user:1:watchlist", "forbidden"),
         (UPGRADED, live_channel(SID), None),
         (UPGRADED, live_channel(OTHER), "forbidden"),
-        (PREMIUM, live_channel(OTHER), None),
+        (PREMIUM, live_channel(OTHER), "forbidden"),  # the live stream is the upgrade's product
         (FREE, "signal:XYZ:live", "unknown_channel"),
         (PREMIUM, "everything", "unknown_channel"),
         # full matches only: "$" alone would accept a trailing newline
