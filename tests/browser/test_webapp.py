@@ -35,7 +35,8 @@ def test_root_serves_the_app_and_never_shadows_the_api(serve: Serve) -> None:
     assert httpx.get(site.url + "/api/nope").json() == {"detail": "Not Found"}
     assert httpx.get(site.url + "/api/health").json()["mode"] == "embedded"
     assert httpx.get(site.url + "/openapi.json").json()["info"]["title"] == "tradesignals"
-    assert httpx.get(site.url + "/metrics").headers["content-type"].startswith("text/plain")
+    metrics = httpx.get(site.url + "/metrics")  # the operators' page, never the app's shell
+    assert metrics.status_code == 401 and metrics.headers["content-type"].startswith("application/json")
     sw = httpx.get(site.url + "/sw.js")
     assert sw.status_code == 200 and "javascript" in sw.headers["content-type"]
     manifest = httpx.get(site.url + "/manifest.webmanifest").json()
