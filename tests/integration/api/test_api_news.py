@@ -73,7 +73,9 @@ def test_news_features_from_the_live_state(client: TestClient, services: Service
     assert client.get("/api/news/features").status_code == 422
 
 
-def test_signal_explanation_cites_stored_news(client: TestClient, services: Services) -> None:
+def test_signal_explanation_cites_stored_news(
+    client: TestClient, services: Services, premium: dict[str, str]
+) -> None:
     from datetime import UTC, datetime, timedelta
 
     from tradesignals.domain.signals import Direction, Signal, SignalType
@@ -94,7 +96,9 @@ def test_signal_explanation_cites_stored_news(client: TestClient, services: Serv
     )
     services.signals.add(sig)
     add(services)
-    r = client.get(f"/api/signals/{sig.id}/explanation")
+    # the text names the plan's levels: a live signal's explanation is for those who may see it
+    assert client.get(f"/api/signals/{sig.id}/explanation").status_code == 403
+    r = client.get(f"/api/signals/{sig.id}/explanation", headers=premium)
     assert r.status_code == 200
     body = r.json()
     assert body["citations"] == ["benzinga:1", "benzinga:0"]
