@@ -5,6 +5,7 @@ Run once; the PNGs are committed under public/icons. `python3 make_icons.py`
 
 import struct
 import zlib
+from itertools import pairwise
 from pathlib import Path
 
 BG, FG = (15, 61, 62), (255, 255, 255)
@@ -23,7 +24,7 @@ def png(size: int, margin: float) -> bytes:
             colour = BG
             if lo <= x <= hi:
                 u = (x - lo) / (hi - lo)
-                for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+                for (x0, y0), (x1, y1) in pairwise(pts):
                     if x0 <= u <= x1:
                         v = y0 + (y1 - y0) * (u - x0) / (x1 - x0)
                         if abs(y - (lo + v * (hi - lo))) < w:

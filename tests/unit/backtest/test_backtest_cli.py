@@ -4,41 +4,25 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from tradesignals.cli import app
 from tradesignals.config import load_settings
 from tradesignals.domain.market import Timeframe
-from tradesignals.marketdata.feeds.simulator import SimulatorFeed
 from tradesignals.wiring.demo_model import ensure_demo_model
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    feed = SimulatorFeed(6, seed=7, speed=float("inf"), timeframe=Timeframe.D1, emit="bars")
-    rows = [
-        (
-            pd.Timestamp(b.ts, tz="UTC").strftime("%Y-%m-%d"),
-            b.symbol,
-            b.open,
-            b.high,
-            b.low,
-            b.close,
-            b.volume,
-        )
-        for b in feed.history(400)
-    ]
-    path = tmp_path_factory.mktemp("data") / "sim.csv"
-    pd.DataFrame(rows, columns=["date", "symbol", "open", "high", "low", "close", "volume"]).to_csv(
-        path, index=False
-    )
-    return path
+def data(
+    tmp_path_factory: pytest.TempPathFactory, sim_daily_csv: Callable[[Path, int, int, int], Path]
+) -> Path:
+    return sim_daily_csv(tmp_path_factory.mktemp("data") / "sim.csv", 6, 7, 400)
 
 
 @pytest.fixture(autouse=True)

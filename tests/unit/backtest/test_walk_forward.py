@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -14,8 +15,7 @@ from tradesignals.backtest.run import BacktestError, BacktestSpec, run_backtest
 from tradesignals.backtest.walk_forward import PeriodError, parse_period, period_starts
 from tradesignals.cli import app
 from tradesignals.config import load_settings
-from tradesignals.domain.market import Timeframe, to_ns
-from tradesignals.marketdata.feeds.simulator import SimulatorFeed
+from tradesignals.domain.market import to_ns
 from tradesignals.models.registry import ModelRegistry
 from tradesignals.models.train import TrainConfig
 
@@ -23,25 +23,10 @@ SMALL = TrainConfig(n_splits=3, max_rounds=40, early_stopping_rounds=10, fallbac
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    feed = SimulatorFeed(5, seed=11, speed=float("inf"), timeframe=Timeframe.D1, emit="bars")
-    rows = [
-        (
-            pd.Timestamp(b.ts, tz="UTC").strftime("%Y-%m-%d"),
-            b.symbol,
-            b.open,
-            b.high,
-            b.low,
-            b.close,
-            b.volume,
-        )
-        for b in feed.history(400)
-    ]
-    path = tmp_path_factory.mktemp("wf") / "sim.csv"
-    pd.DataFrame(rows, columns=["date", "symbol", "open", "high", "low", "close", "volume"]).to_csv(
-        path, index=False
-    )
-    return path
+def data(
+    tmp_path_factory: pytest.TempPathFactory, sim_daily_csv: Callable[[Path, int, int, int], Path]
+) -> Path:
+    return sim_daily_csv(tmp_path_factory.mktemp("wf") / "sim.csv", 5, 11, 400)
 
 
 def test_each_signal_is_decided_by_its_periods_model_which_never_saw_the_period(
