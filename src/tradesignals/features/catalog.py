@@ -27,6 +27,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from tradesignals.features.news import NEWS_PARAMS
+from tradesignals.features.news import feature_names as news_feature_names
+
 #: Column names the stores and joins use around the feature columns; a feature may not take one.
 RESERVED_COLUMNS = frozenset(
     {"ts", "timestamp", "symbol", "available_at", "feature_ts", "feature_available_at"}
@@ -446,7 +449,17 @@ CORE_V2 = FeatureSet(
     },
 )
 
-CATALOG = FeatureCatalog([CORE_V1, CORE_V2])
+# core + news: the bar features of v2, then the rolling news features of ``features/news.py``
+# (point-in-time on received_at). A model on this set needs news at every row it scores: the
+# dataset builder takes the items, and the live engine refuses it (its scorer computes bars only).
+CORE_NEWS_V1 = FeatureSet(
+    name="core_news",
+    version=1,
+    columns=(*CORE_V2.columns, *news_feature_names()),
+    params={**CORE_V2.params, "news": NEWS_PARAMS},
+)
+
+CATALOG = FeatureCatalog([CORE_V1, CORE_V2, CORE_NEWS_V1])
 DEFAULT_FEATURE_SET = "core"
 
 

@@ -18,6 +18,15 @@ tone departs from the symbol's recent norm; 0 without news).
 ``NewsFeatureState`` keeps, per symbol, the items of the longest window in arrival order and
 answers ``features(symbol, t)`` from them; items may be added in any order of ``received_at``
 (a late replay batch) and are kept sorted.
+
+One definition, two paths. Live, the news pipeline ``add``s each item as it is scored and anything
+may ask ``features(symbol, now)`` (``GET /api/news/features``). For training, ``news_feature_matrix``
+loads every item into a research state (``live=False``) and asks the *same* ``features`` at each
+row's decision time (the bar's real close, ``domain.sessions.bar_close_ns``). There is no second
+implementation to drift from the first, and point-in-time holds by the one rule in ``features``:
+an item received after a bar's close never reaches that bar's row
+(``tests/unit/features/test_point_in_time.py``). What the windows and the sign mean is recorded in
+``NEWS_PARAMS``, which the ``core_news`` feature set fingerprints: changing them makes a new set.
 """
 
 from __future__ import annotations
@@ -25,6 +34,10 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from tradesignals.domain.catalysts import CATALYSTS
 from tradesignals.domain.market import NS_PER_SECOND
@@ -34,6 +47,16 @@ DAY_NS = 86_400 * NS_PER_SECOND
 WINDOWS: dict[str, int] = {"1d": DAY_NS, "5d": 5 * DAY_NS, "20d": 20 * DAY_NS}
 SHORT, LONG = "1d", "20d"
 _SIGN = {"positive": 1.0, "negative": -1.0, "neutral": 0.0}
+
+#: What the columns mean, for the feature set's fingerprint (``features.catalog.CORE_NEWS_V1``).
+NEWS_PARAMS: dict[str, Any] = {
+    "time": "received_at",
+    "windows_s": {name: width // NS_PER_SECOND for name, width in WINDOWS.items()},
+    "window": "received_at in (t - w, t]",
+    "sentiment": "mean of +score (positive), -score (negative), 0 (neutral); 0 without items",
+    "surprise": [SHORT, LONG],
+    "catalysts": "domain.catalysts rules on the headline and provider tags",
+}
 
 
 def feature_names() -> list[str]:
@@ -86,6 +109,10 @@ class NewsFeatureState:
         for s in items:
             self.add(s)
 
+    def symbols(self) -> list[str]:
+        """Symbols with at least one item held."""
+        return sorted(s for s, keys in self._keys.items() if keys)
+
     def features(self, symbol: str, at_ns: int) -> dict[str, float]:
         """The features of ``symbol`` as known at ``at_ns`` (items received at or before it)."""
         entries = self._by_symbol.get(symbol, [])
@@ -106,3 +133,27 @@ class NewsFeatureState:
                 out[f"news_{c.value}_{name}"] = 1.0 if c.value in seen else 0.0
         out["news_sentiment_surprise"] = means[SHORT] - means[LONG] if out[f"news_count_{SHORT}"] else 0.0
         return out
+
+
+def news_feature_matrix(
+    news: Iterable[ScoredNews], symbols: npt.ArrayLike, at_ns: npt.ArrayLike
+) -> npt.NDArray[np.float64]:
+    """Rows ``(symbols[i], at_ns[i])`` → their news features, ``feature_names()`` order.
+
+    Training's path to the live definition: every item goes into one research state and each row
+    asks it, at its own time, exactly what the live state answers then. Rows of a symbol without
+    news get the state's answer for no items (zeros) without asking.
+    """
+    state = NewsFeatureState(live=False)
+    state.add_all(news)
+    sym = np.asarray(symbols).astype(str)
+    at = np.asarray(at_ns, dtype=np.int64)
+    if sym.shape != at.shape:
+        raise ValueError(f"symbols {sym.shape} and times {at.shape} differ in shape")
+    names = feature_names()
+    out = np.zeros((len(sym), len(names)), dtype=np.float64)
+    for symbol in state.symbols():
+        for i in np.flatnonzero(sym == symbol).tolist():
+            got = state.features(symbol, int(at[i]))
+            out[i] = [got[n] for n in names]
+    return out

@@ -32,6 +32,12 @@ Choices, and why:
   treats them as bad bars and restarts warm-up after them (no indicator spans a level shift), and
   a row whose label window holds a flagged bar gets no label (``label_window_flagged``). Counted
   in ``counts`` (``flagged_bars``, ``flagged_<reason>``).
+* **News, when the feature set has it** (``core_news``): the rolling news features of
+  ``features/news.py`` at each row's decision time — the bar's real close
+  (``domain.sessions.bar_close_ns``) — from the items passed as ``news``, through the same
+  ``NewsFeatureState.features`` the live pipeline answers with. An item received after the close
+  never reaches the row. A set without news columns ignores ``news``; one with them refuses to
+  build without it (no silent zeros).
 * **Point in time.** Features at bar ``t`` come from bars ``<= t`` (``features.batch`` by
   construction; ``tests/unit/models/test_dataset.py`` moves the future and checks nothing at ``t``
   moves). Only the label looks ahead, and it carries ``t_end`` so validation can purge on it.
@@ -49,9 +55,13 @@ import numpy.typing as npt
 import pandas as pd
 
 from tradesignals.domain.market import AssetClass, Timeframe
+from tradesignals.domain.news import ScoredNews
+from tradesignals.domain.sessions import bar_close_ns
 from tradesignals.domain.signals import Direction, SignalType
 from tradesignals.features.catalog import FeatureSet
 from tradesignals.features.catalog import latest as latest_feature_set
+from tradesignals.features.news import feature_names as news_feature_names
+from tradesignals.features.news import news_feature_matrix
 from tradesignals.marketdata.calendar import SessionCalendar, calendar_resolver
 from tradesignals.marketdata.corporate_actions import detect_corporate_actions, near_flags
 from tradesignals.marketdata.ohlcv_file import PriceChoice, infer_timeframe, read_ohlcv
@@ -61,12 +71,14 @@ __all__ = [
     "ATR_COLUMN",
     "DIRECTION_FEATURE",
     "MOMENTUM_COLUMN",
+    "NEWS_FEATURES",
     "SCALE_FREE_FEATURES",
     "SUPPORTED_SIGNAL_TYPES",
     "Dataset",
     "DatasetError",
     "build_dataset",
     "dataset_summary",
+    "decision_times",
     "label_window_flagged",
     "load_bars",
     "model_columns",
@@ -98,6 +110,9 @@ SCALE_FREE_FEATURES = frozenset(
         "prev_low_dist",
     }
 )
+#: The news columns (counts, sentiment, surprise, catalyst flags): scale-free too, and taken by a
+#: model only when its feature set has them.
+NEWS_FEATURES = frozenset(news_feature_names())
 DIRECTION_FEATURE = "direction"
 ATR_COLUMN = "atr_14"  # the barriers' ATR: the engine's
 MOMENTUM_COLUMN = "ret_20"  # the momentum baseline's input, kept whether or not the model uses it
@@ -223,7 +238,7 @@ def parse_directions(values: Iterable[str | Direction]) -> tuple[Direction, ...]
 
 def model_columns(feature_set: FeatureSet, directions: Sequence[Direction]) -> tuple[str, ...]:
     """The model's inputs: the set's scale-free columns in the set's order, then ``direction`` if both."""
-    cols = tuple(c for c in feature_set.columns if c in SCALE_FREE_FEATURES)
+    cols = tuple(c for c in feature_set.columns if c in SCALE_FREE_FEATURES or c in NEWS_FEATURES)
     if not cols:
         raise DatasetError(
             f"feature set {feature_set.ref} has no scale-free column for a model "
@@ -266,8 +281,12 @@ def build_dataset(
     spec: LabelSpec | None = None,
     calendar: SessionCalendar | Callable[[str], SessionCalendar] | None = None,
     asset_class: AssetClass | None = None,
+    news: Sequence[ScoredNews] | None = None,
 ) -> Dataset:
     """Features (batch) plus triple-barrier labels for ``signal_type``, warm and labelled rows only.
+
+    ``news``: scored items for a feature set with news columns (see the module docstring); counted
+    in ``counts`` as ``news_items`` and ``rows_with_news`` (bars with an item in the longest window).
 
     ``bars`` is ``read_ohlcv``'s frame. ``feature_set`` defaults to the catalog's current default set.
     The labels follow ``spec`` (default: the product's plan and costs for ``signal_type``); evaluation
@@ -301,6 +320,18 @@ def build_dataset(
         raise DatasetError("give a calendar or an asset class, not both")
     flags = detect_corporate_actions(bars)
     feats = compute_features(flags.masked(bars), timeframe=tf, calendar=calendar)
+    news_cols = [c for c in fs.columns if c in NEWS_FEATURES]
+    news_counts: dict[str, int] = {}
+    if news_cols:
+        if news is None:
+            raise DatasetError(f"feature set {fs.ref} has news columns: build it with the news items")
+        names_all = news_feature_names()
+        at = decision_times(bars, tf, calendar)
+        matrix = news_feature_matrix(news, bars["symbol"].to_numpy(), at)
+        for j, name in enumerate(names_all):
+            feats[name] = matrix[:, j]
+        longest = [n for n in names_all if n.startswith("news_count_")][-1]
+        news_counts = {"news_items": len(news), "bars_with_news": int((feats[longest] > 0).sum())}
     missing = [c for c in fs.columns if c not in feats.columns]
     if missing:
         raise DatasetError(f"feature set {fs.ref} has columns the batch features lack: {missing}")
@@ -314,6 +345,7 @@ def build_dataset(
     parts = []
     counts = {"bars": len(bars), "not_warm": 0, "unlabelled": 0, "not_filled": 0, "label_window_flagged": 0}
     counts["flagged_bars"] = int(flags.mask.sum())
+    counts.update(news_counts)
     counts.update({f"flagged_{reason.value}": n for reason, n in flags.counts().items()})
     for d in dirs:
         lab = triple_barrier_labels(bars, atr, direction=d, spec=params, timeframe=tf, calendar=calendar)
@@ -342,6 +374,29 @@ def build_dataset(
     frame["outcome"] = frame["outcome"].astype("category")
     counts["rows"] = len(frame)
     return Dataset(frame, names, fs, params, dirs, tf, counts)
+
+
+def decision_times(
+    bars: pd.DataFrame, timeframe: Timeframe, calendar: SessionCalendar | Callable[[str], SessionCalendar]
+) -> npt.NDArray[np.int64]:
+    """When each bar's decision is taken: its real close (``bar_close_ns``), by its symbol's calendar.
+
+    The time a row's news features are read at, as the lifecycle and the labels read it; asked
+    once per distinct (calendar, bar time).
+    """
+    ts = bars["ts"].to_numpy(dtype=np.int64)
+    symbols = bars["symbol"].astype(str).to_numpy()
+    out = np.empty(len(ts), dtype=np.int64)
+    by_cal: dict[int, tuple[SessionCalendar, list[str]]] = {}
+    for symbol in pd.unique(symbols).tolist():
+        cal = calendar if isinstance(calendar, SessionCalendar) else calendar(symbol)
+        by_cal.setdefault(id(cal), (cal, []))[1].append(symbol)
+    for cal, members in by_cal.values():
+        rows = np.flatnonzero(np.isin(symbols, members))
+        times, where = np.unique(ts[rows], return_inverse=True)
+        closes = np.array([bar_close_ns(int(t), timeframe, cal) for t in times.tolist()], dtype=np.int64)
+        out[rows] = closes[where]
+    return out
 
 
 def label_window_flagged(

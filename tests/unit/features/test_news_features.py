@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tradesignals.domain.news import NewsItem, ScoredNews
-from tradesignals.features.news import DAY_NS, WINDOWS, NewsFeatureState, feature_names
+from tradesignals.features.news import DAY_NS, WINDOWS, NewsFeatureState, feature_names, news_feature_matrix
 
 SIGN = {"positive": 1.0, "negative": -1.0, "neutral": 0.0}
 CATS = ["earnings", "guidance", "mna", "analyst", "none"]
@@ -88,3 +89,23 @@ def test_live_state_matches_at_or_after_the_newest_item(
     for symbol in ("A", "B"):
         newest = max((s.item.received_at for s in items if symbol in s.item.symbols), default=0)
         assert live.features(symbol, newest + after) == pytest.approx(brute(items, symbol, newest + after))
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=news_st, times=st.lists(st.integers(0, 45 * DAY_NS), min_size=1, max_size=20))
+def test_training_matrix_equals_what_the_live_state_answered_at_each_time(
+    rows: list[tuple[int, int, str, str, float, str]], times: list[int]
+) -> None:
+    """Replay items and decision times in time order through the live (bounded) state, as the
+    pipeline and a scorer would see them: each answer equals training's row for that time."""
+    items = make(rows)
+    events = sorted((t, symbol) for t in times for symbol in ("A", "B", "C"))
+    batch = news_feature_matrix(items, np.array([s for _, s in events]), np.array([t for t, _ in events]))
+    live = NewsFeatureState()
+    pending = sorted(items, key=lambda s: s.item.received_at)
+    names = feature_names()
+    for k, (t, symbol) in enumerate(events):
+        while pending and pending[0].item.received_at <= t:
+            live.add(pending.pop(0))
+        got = live.features(symbol, t)
+        assert [got[n] for n in names] == pytest.approx(batch[k].tolist())

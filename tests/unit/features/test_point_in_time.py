@@ -301,3 +301,107 @@ def test_bad_events_are_refused(store: ParquetOfflineFeatureStore) -> None:
         store.point_in_time_join(pd.DataFrame({"symbol": ["A", None], "ts": [1, 2]}), FS)
     with pytest.raises(ValueError, match="naive datetimes"):
         store.point_in_time_join(pd.DataFrame({"symbol": ["A"], "ts": pd.to_datetime(["2024-01-01"])}), FS)
+
+
+# ---- news features: point-in-time on received_at -------------------------------------------------
+# The news columns of ``core_news`` do not go through the offline store's as-of join: the dataset
+# reads them from ``features.news`` at each row's decision time (the bar's close). The same property
+# holds them: nothing received after a row's time reaches the row, whatever its published_at says.
+
+NEWS_DAY = 86_400 * 1_000_000_000
+NEWS_STEP = NEWS_DAY // 4  # a coarse grid, so rows often sit exactly on an item's received_at
+NEWS_SIGN = {"positive": 1.0, "negative": -1.0, "neutral": 0.0}
+
+news_rows = st.lists(
+    st.tuples(
+        st.integers(0, 120).map(lambda k: k * NEWS_STEP),  # received_at
+        st.integers(0, 2 * NEWS_DAY),  # published up to 2 days before it was received
+        st.sampled_from(SYMBOLS),
+        st.sampled_from(list(NEWS_SIGN)),
+        st.floats(0.34, 1.0),
+        st.sampled_from(["earnings", "mna", "analyst", "fda_clinical", "none"]),
+    ),
+    max_size=30,
+)
+news_events = st.lists(
+    st.tuples(
+        st.sampled_from((*SYMBOLS, "ZZZ")),
+        st.builds(lambda k, off: k * NEWS_STEP + off, st.integers(-4, 128), st.sampled_from([-1, 0, 0, 1])),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+def scored(rows: list[tuple[int, int, str, str, float, str]], prefix: str = "n") -> list[Any]:
+    from tradesignals.domain.news import NewsItem, ScoredNews
+
+    out = []
+    for k, (received, lag, symbol, label, score, cat) in enumerate(rows):
+        item = NewsItem(f"{prefix}:{k}", "t", received - lag, received, (symbol,), f"headline {k}")
+        out.append(ScoredNews(item, label, score, (cat,), received))
+    return out
+
+
+def news_by_rule(items: list[Any], symbol: str, at: int) -> dict[str, float]:
+    """The rule read literally: items of the symbol received in (at - w, at], per window."""
+    from tradesignals.domain.catalysts import CATALYSTS
+    from tradesignals.features.news import LONG, SHORT, WINDOWS
+
+    out: dict[str, float] = {}
+    means = {}
+    for name, width in WINDOWS.items():
+        w = [s for s in items if symbol in s.item.symbols and at - width < s.item.received_at <= at]
+        means[name] = sum(NEWS_SIGN[s.sentiment] * s.sentiment_score for s in w) / len(w) if w else 0.0
+        out[f"news_count_{name}"] = float(len(w))
+        out[f"news_sentiment_{name}"] = means[name]
+        for c in CATALYSTS:
+            out[f"news_{c.value}_{name}"] = 1.0 if any(c.value in s.catalysts for s in w) else 0.0
+    out["news_sentiment_surprise"] = means[SHORT] - means[LONG] if out[f"news_count_{SHORT}"] else 0.0
+    return out
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows=news_rows, events=news_events, cutoff=st.integers(-NEWS_DAY, 32 * NEWS_DAY), data=st.data())
+def test_news_features_never_see_an_item_received_after_the_rows_time(
+    rows: list[tuple[int, int, str, str, float, str]],
+    events: list[tuple[str, int]],
+    cutoff: int,
+    data: st.DataObject,
+) -> None:
+    from tradesignals.features.news import feature_names, news_feature_matrix
+
+    names = feature_names()
+    items = scored(rows)
+    symbols = np.array([e[0] for e in events])
+    at = np.array([e[1] for e in events], dtype=np.int64)
+    before = news_feature_matrix(items, symbols, at)
+    for i, (symbol, t) in enumerate(events):
+        want = news_by_rule(items, symbol, t)
+        assert before[i] == pytest.approx([want[n] for n in names])
+
+    # Everything received after the cutoff is revised, dropped or added to (new items published
+    # long before the cutoff but received after it included): rows at or before it do not move.
+    kept = [s for s in items if s.item.received_at <= cutoff or data.draw(st.booleans())]
+    revised = [
+        scored([(s.item.received_at, 0, s.item.symbols[0], "negative", 1.0, "offering")], f"r{k}")[0]
+        if s.item.received_at > cutoff
+        else s
+        for k, s in enumerate(kept)
+    ]
+    late = data.draw(
+        st.lists(
+            st.tuples(
+                st.integers(cutoff + 1, cutoff + 10 * NEWS_DAY),
+                st.integers(0, 10 * NEWS_DAY),
+                st.sampled_from(SYMBOLS),
+                st.sampled_from(list(NEWS_SIGN)),
+                st.floats(0.34, 1.0),
+                st.sampled_from(["earnings", "mna", "none"]),
+            ),
+            max_size=10,
+        )
+    )
+    after = news_feature_matrix([*revised, *scored(late, "late")], symbols, at)
+    known = at <= cutoff
+    np.testing.assert_array_equal(after[known], before[known])

@@ -242,3 +242,46 @@ def test_a_split_bar_is_kept_out_of_labels_and_feature_warm_up(bars: pd.DataFram
     )
     pb = flagged.frame.loc[(flagged.frame["symbol"] == "S01") & (flagged.frame["ts"] <= early)]
     pd.testing.assert_frame_equal(pa, pb.reset_index(drop=True))
+
+
+def test_news_columns_are_read_at_the_bars_close_and_never_after(
+    bars: pd.DataFrame, long_ds: Dataset
+) -> None:
+    from tradesignals.domain.news import NewsItem, ScoredNews
+    from tradesignals.features.catalog import CORE_NEWS_V1
+    from tradesignals.models.dataset import NEWS_FEATURES, decision_times
+
+    with pytest.raises(DatasetError, match="news"):
+        build_dataset(bars, feature_set=CORE_NEWS_V1)
+    row = long_ds.frame.iloc[len(long_ds) // 2]
+    symbol, ts = str(row["symbol"]), int(row["ts"])
+    one = bars[(bars["symbol"] == symbol) & (bars["ts"] == ts)]
+    close = int(decision_times(one, Timeframe.D1, calendar_for(symbol))[0])
+    assert ts < close <= ts + Timeframe.D1.ns  # 16:00 New York (or 13:00 on a half day), not midnight
+
+    def item(n: str, received: int, label: str) -> ScoredNews:
+        # Published well before the close: only received_at decides what a row may know.
+        news = NewsItem(n, "t", close - 3_600_000_000_000, received, (symbol,), f"headline {n}")
+        return ScoredNews(news, label, 1.0, ("earnings",), received)
+
+    news = [item("at-close", close, "positive"), item("after-close", close + 1, "negative")]
+    ds = build_dataset(bars, feature_set=CORE_NEWS_V1, news=news)
+    assert ds.feature_names == (
+        *long_ds.feature_names,
+        *[c for c in CORE_NEWS_V1.columns if c in NEWS_FEATURES],
+    )
+    assert ds.counts["news_items"] == 2
+    # Same rows, same labels, same bar features: the news columns are the only difference.
+    pd.testing.assert_frame_equal(ds.frame[list(long_ds.frame.columns)], long_ds.frame)
+    frame = ds.frame.set_index(["symbol", "ts"])
+    mine = frame.loc[(symbol, ts)]
+    assert mine["news_count_1d"] == 1.0  # the item received at the close, not the one 1 ns later
+    assert mine["news_sentiment_1d"] == 1.0
+    assert mine["news_earnings_1d"] == 1.0
+    later = frame.loc[symbol].loc[ts + 1 :].iloc[0]
+    assert later["news_count_1d"] == 1.0 and later["news_sentiment_1d"] == -1.0  # the next close sees it
+    assert later["news_count_5d"] == 2.0
+    earlier = frame.loc[symbol].loc[: ts - 1].iloc[-1]
+    assert earlier["news_count_20d"] == 0.0
+    others = ds.frame[ds.frame["symbol"] != symbol]
+    assert (others[sorted(NEWS_FEATURES)].to_numpy() == 0.0).all()
