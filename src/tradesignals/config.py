@@ -84,7 +84,8 @@ class Settings(BaseSettings):
     )
     news_feed: str | None = Field(
         default=None,
-        description="replay:PATH | polygon[:TICKER] | sec:CIK[,CIK…], several joined by + (de-duplicated across them).",
+        description="replay:PATH | polygon[:TICKER] | alpaca[:SYM,SYM…] | sec:CIK[,CIK…], several joined by + "
+        "(de-duplicated across them).",
     )
     news_poll_s: float = Field(default=60.0, gt=0, description="Seconds between polls of a live news source.")
     polygon_news_url: str = "https://api.polygon.io"
@@ -102,6 +103,7 @@ class Settings(BaseSettings):
     alpaca_secret: SecretStr = SecretStr("")
     alpaca_feed: str = "iex"
     alpaca_url: str | None = None
+    alpaca_news_url: str | None = None  # default: Alpaca's wss://stream.data.alpaca.markets/v1beta1/news
     polygon_key: SecretStr = SecretStr("")
     polygon_url: str | None = None
     sim_symbols: int = Field(default=20, ge=1, le=5000)
@@ -238,13 +240,13 @@ class Settings(BaseSettings):
                 if not Path(arg).is_file():
                     raise ValueError(f"news replay file {arg} does not exist")
                 continue
-            if kind == "polygon":
+            if kind in ("polygon", "alpaca"):
                 continue
             if kind == "sec" and arg and all(c.strip().isdigit() for c in arg.split(",")):
                 continue
             raise ValueError(
-                f"unknown news feed {part!r}; expected 'replay:PATH', 'polygon[:TICKER]' or "
-                "'sec:CIK[,CIK…]', several joined by '+'"
+                f"unknown news feed {part!r}; expected 'replay:PATH', 'polygon[:TICKER]', "
+                "'alpaca[:SYM,SYM…]' or 'sec:CIK[,CIK…]', several joined by '+'"
             )
         return v
 

@@ -304,6 +304,15 @@ def _news_source(spec: str, settings: Settings) -> NewsFeed:
             base_url=settings.polygon_news_url,
             interval_s=settings.news_poll_s,
         )
+    if kind == "alpaca":
+        from tradesignals.news.alpaca import AlpacaNewsFeed
+
+        return AlpacaNewsFeed(
+            arg.split(",") if arg else ("*",),
+            key=settings.alpaca_key.get_secret_value(),
+            secret=settings.alpaca_secret.get_secret_value(),
+            url=settings.alpaca_news_url,
+        )
     from tradesignals.news.edgar import EdgarFilingsFeed
 
     return EdgarFilingsFeed(

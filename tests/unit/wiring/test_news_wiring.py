@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tradesignals.config import ConfigError, load_settings
+from tradesignals.news.alpaca import AlpacaNewsFeed
 from tradesignals.news.edgar import EdgarFilingsFeed
 from tradesignals.news.polygon import PolygonNewsFeed
 from tradesignals.news.replay import ReplayNewsFeed
@@ -31,7 +32,15 @@ def test_each_kind(tmp_path: Path) -> None:
         load_settings(home=tmp_path, news_feed="sec:320193,789019", sec_user_agent="Acme ops@acme.com")
     )
     assert isinstance(sec, EdgarFilingsFeed) and sec.url(789019).endswith("/submissions/CIK0000789019.json")
-    for feed in (polygon, sec):
+    alpaca = build_news_feed(
+        load_settings(home=tmp_path, news_feed="alpaca:aapl,TSLA", alpaca_key="k", alpaca_secret="s")
+    )
+    assert isinstance(alpaca, AlpacaNewsFeed) and alpaca.symbols() == ["AAPL", "TSLA"]
+    everything = build_news_feed(
+        load_settings(home=tmp_path, news_feed="alpaca", alpaca_key="k", alpaca_secret="s")
+    )
+    assert isinstance(everything, AlpacaNewsFeed) and everything.symbols() == ["*"]
+    for feed in (polygon, sec, alpaca, everything):
         asyncio.run(feed.close())  # type: ignore[union-attr]
 
 
@@ -53,6 +62,7 @@ def test_bad_values_are_one_line(tmp_path: Path, overrides: dict[str, str], expe
     [
         ({"news_feed": "polygon:AAPL"}, "TS_NEWS_FEED: polygon-news: an API key is required"),
         ({"news_feed": "sec:320193"}, "TS_NEWS_FEED: sec-edgar: the SEC requires a User-Agent"),
+        ({"news_feed": "alpaca"}, "TS_NEWS_FEED: alpaca news: key and secret are required"),
     ],
 )
 def test_missing_credentials_at_start(tmp_path: Path, overrides: dict[str, str], expected: str) -> None:

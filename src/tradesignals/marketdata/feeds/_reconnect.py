@@ -1,4 +1,4 @@
-"""The reconnect loop shared by the WebSocket feeds (Binance, Alpaca, Polygon).
+"""The reconnect loop shared by the WebSocket feeds (Binance, Alpaca, Polygon; Alpaca's news stream).
 
 Every live provider drops connections: networks fail, servers restart, Binance cuts each
 connection at 24 hours. The adapters only say how to open, greet and decode their provider's wire
@@ -30,7 +30,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
@@ -38,11 +38,13 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from tradesignals.marketdata.feeds.base import FeedError, MarketEvent
+from tradesignals.marketdata.feeds.base import FeedError
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+#: What a feed yields: market events for the market feeds, ``NewsItem`` for the news stream.
+E = TypeVar("E")
 
 # HTTP statuses on the upgrade that retrying will not change: wrong path, no access.
 _FATAL_UPGRADE_STATUSES = frozenset({400, 401, 403, 404, 405, 410})
@@ -98,7 +100,7 @@ class Timeouts:
     ping_timeout: float | None = 20.0
 
 
-class ReconnectingFeed(ABC):
+class ReconnectingFeed(ABC, Generic[E]):
     """A Feed over one WebSocket at a time, kept alive across drops; adapters fill in the wire."""
 
     name: str
@@ -159,7 +161,7 @@ class ReconnectingFeed(ABC):
         """
 
     @abstractmethod
-    def _decode(self, message: str | bytes) -> list[MarketEvent]:
+    def _decode(self, message: str | bytes) -> list[E]:
         """Events in one frame. Count what is skipped in ``self.rejected``; never raise for bad data.
 
         May call ``request_rotation`` (the server announced it will go away) or raise ``FeedError``
@@ -168,7 +170,7 @@ class ReconnectingFeed(ABC):
 
     # ---- the Feed protocol ----------------------------------------------------------------------
 
-    async def stream(self) -> AsyncIterator[MarketEvent]:
+    async def stream(self) -> AsyncIterator[E]:
         """Events as they arrive, across reconnects, until ``close()``.
 
         One consumer per feed: a second concurrent ``stream()`` would split the frames between them.
@@ -290,7 +292,7 @@ class ReconnectingFeed(ABC):
             raise
         return ws
 
-    async def _read(self, ws: ClientConnection) -> AsyncGenerator[MarketEvent | None, None]:
+    async def _read(self, ws: ClientConnection) -> AsyncGenerator[E | None, None]:
         """Events from ``ws`` and then from its rotation successors; ``None`` marks a frame boundary."""
         self._ws = ws
         self._schedule_rotation(ws)

@@ -81,7 +81,7 @@ _IGNORED_TYPES = frozenset({"q", "u", "d", "s", "l", "c", "x", "o", "n"})
 _SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9.\-/]*")
 
 
-class AlpacaFeed(ReconnectingFeed):
+class AlpacaFeed(ReconnectingFeed[MarketEvent]):
     """Stock trades and minute bars from one Alpaca data feed (``iex`` on the free plan)."""
 
     name = "alpaca"

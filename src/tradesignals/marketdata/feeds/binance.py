@@ -59,7 +59,7 @@ _NS_PER_MS = 1_000_000
 _TRADE_ID_FIELD = {"trade": "t", "aggTrade": "a"}
 
 
-class BinanceFeed(ReconnectingFeed):
+class BinanceFeed(ReconnectingFeed[MarketEvent]):
     """Ticks from ``trade``/``aggTrade`` streams and Bars from closed ``kline_<interval>`` streams."""
 
     name = "binance"

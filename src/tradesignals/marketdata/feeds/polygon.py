@@ -64,7 +64,7 @@ _STOCK = re.compile(r"[A-Z0-9][A-Z0-9.\-]*")
 _PAIR = re.compile(r"([A-Z0-9]+)-([A-Z0-9]+)")
 
 
-class PolygonFeed(ReconnectingFeed):
+class PolygonFeed(ReconnectingFeed[MarketEvent]):
     """Trades and minute aggregates for stocks (``AAPL``) or crypto pairs (``BTC-USD``)."""
 
     name = "polygon"
