@@ -38,3 +38,18 @@ def test_stocknet_with_and_without_news(data_dir: Path) -> None:
     diff = out["with_minus_without"]
     assert diff["auc"]["lo"] < 0.0 < diff["auc"]["hi"]
     assert diff["log_loss"]["lo"] < 0.0 < diff["log_loss"]["hi"]
+
+
+def test_benzinga_with_and_without_news(data_dir: Path) -> None:
+    study = next(s for s in STUDIES if s.name == "benzinga_headlines")
+    out = run_study(study, data_dir, train(data_dir / TWITTER_TRAIN))
+    assert out["train_rows"] == 3692 and out["holdout_rows"] == 1081
+    assert out["holdout_scored_rows"] == out["holdout_rows"]
+    approx = pytest.approx
+    assert out["without_news"]["holdout"]["auc"] == approx(0.5208, abs=0.002)
+    assert out["with_news"]["holdout"]["auc"] == approx(0.5355, abs=0.002)
+    assert out["without_news"]["holdout"]["log_loss"] == approx(0.7005, abs=0.002)
+    assert out["with_news"]["holdout"]["log_loss"] == approx(0.7041, abs=0.002)
+    diff = out["with_minus_without"]
+    assert diff["auc"]["lo"] < 0.0 < diff["auc"]["hi"]
+    assert diff["log_loss"]["lo"] < 0.0 < diff["log_loss"]["hi"]

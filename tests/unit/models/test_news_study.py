@@ -82,3 +82,22 @@ def test_news_that_moves_prices_shows_up_in_the_hold_out_and_only_with_news() ->
     diff = out["with_minus_without"]
     assert diff["auc"]["lo"] > 0.0  # the whole interval above zero
     assert diff["log_loss"]["hi"] < 0.0
+
+
+def test_the_live_engine_refuses_a_model_trained_with_news(tmp_path) -> None:
+    """Its scorer computes bar features only: a news model is refused at load, in one line."""
+    import pytest
+
+    from tradesignals.engine.model_scorer import ModelScorer
+    from tradesignals.features.catalog import CORE_NEWS_V1
+    from tradesignals.models.dataset import build_dataset
+    from tradesignals.models.registry import ModelRegistry
+    from tradesignals.models.train import train_dataset
+
+    bars, news = market_moved_by_news(seed=5)
+    ds = build_dataset(bars, feature_set=CORE_NEWS_V1, news=news)
+    cfg = TrainConfig(n_splits=2, min_data_in_leaf=50, max_rounds=30, early_stopping_rounds=10, num_threads=1)
+    train_dataset(ds, tmp_path, config=cfg)
+    loaded = ModelRegistry(tmp_path).load("swing")
+    with pytest.raises(ValueError, match=r"needs features the engine lacks: \['news_count_1d'"):
+        ModelScorer(loaded, Timeframe.D1)
