@@ -15,7 +15,9 @@ import pytest
 from tradesignals.models.news_study import STUDIES, run_study
 from tradesignals.news.sentiment import TWITTER_TRAIN, train
 
-pytestmark = [pytest.mark.realdata, pytest.mark.slow]
+# Each study trains the ensemble twice with its fixed settings and scores ~50k headlines: minutes,
+# not the suite's default two, on a shared machine.
+pytestmark = [pytest.mark.realdata, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def test_stocknet_with_and_without_news(data_dir: Path) -> None:
