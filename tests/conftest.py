@@ -6,10 +6,12 @@ them: CI must never pass having silently skipped the storage and bus suites.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -95,3 +97,24 @@ def _structlog_reset() -> Iterator[None]:
     which would otherwise filter or misdirect the log lines that later tests capture."""
     yield
     structlog.reset_defaults()
+
+
+STREAM_WAIT_S = 5.0
+
+
+async def _take(stream: AsyncIterator[Any], count: int) -> list[Any]:
+    """The next ``count`` items of ``stream``, or a TimeoutError naming how many came."""
+    out: list[Any] = []
+    try:
+        async with asyncio.timeout(STREAM_WAIT_S):
+            while len(out) < count:
+                out.append(await anext(stream))
+    except TimeoutError:
+        raise TimeoutError(f"got {len(out)} of {count} items: {out}") from None
+    return out
+
+
+@pytest.fixture
+def take() -> Callable[..., Any]:
+    """``await take(stream, n)``: the next n items of a feed's stream, bounded by a timeout."""
+    return _take

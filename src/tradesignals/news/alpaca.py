@@ -39,14 +39,8 @@ import structlog
 from websockets.asyncio.client import ClientConnection
 
 from tradesignals.domain.news import NewsError, NewsItem, RejectReason, normalise_symbols
-from tradesignals.marketdata.feeds._reconnect import (
-    Backoff,
-    ReconnectingFeed,
-    Timeouts,
-    TransientFeedError,
-    validate_url,
-)
-from tradesignals.marketdata.feeds.alpaca import rfc3339_ns
+from tradesignals.marketdata.feeds._reconnect import Backoff, ReconnectingFeed, Timeouts, validate_url
+from tradesignals.marketdata.feeds.alpaca import alpaca_error, alpaca_handshake, rfc3339_ns
 from tradesignals.marketdata.feeds.base import FeedError
 
 log = structlog.get_logger(__name__)
@@ -116,32 +110,12 @@ class AlpacaNewsFeed(ReconnectingFeed[NewsItem]):
         return self._endpoint
 
     async def _handshake(self, ws: ClientConnection) -> None:
-        await self._expect(ws, "connected")
-        await ws.send(orjson.dumps({"action": "auth", "key": self._key, "secret": self._secret}).decode())
-        await self._expect(ws, "authenticated")
-        await ws.send(orjson.dumps({"action": "subscribe", "news": self._symbols}).decode())
+        subscribe = {"action": "subscribe", "news": self._symbols}
+        await alpaca_handshake(ws, "alpaca news", self._key, self._secret, subscribe, self._error)
         # The ``subscription`` answer arrives as the first data-phase frame; _decode logs it.
 
-    async def _expect(self, ws: ClientConnection, msg: str) -> None:
-        raw = await ws.recv()
-        try:
-            items = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise TransientFeedError(f"alpaca news: unreadable reply while waiting for {msg!r}") from None
-        for item in items if isinstance(items, list) else [items]:
-            if not isinstance(item, dict):
-                continue
-            if item.get("T") == "success" and item.get("msg") == msg:
-                return
-            if item.get("T") == "error":
-                raise self._error(item)
-        raise TransientFeedError(f"alpaca news: expected {msg!r}, got {str(raw)[:200]}")
-
     def _error(self, item: dict[str, Any]) -> Exception:
-        code, msg = item.get("code"), item.get("msg", "")
-        if isinstance(code, int) and code in _FATAL_CODES:
-            return FeedError(f"alpaca news: {code} {msg} from {self._endpoint} ({_FATAL_CODES[code]})")
-        return TransientFeedError(f"alpaca news: {code} {msg}")
+        return alpaca_error(item, "alpaca news", self._endpoint, _FATAL_CODES)
 
     def _decode(self, message: str | bytes) -> list[NewsItem]:
         try:

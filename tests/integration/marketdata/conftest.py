@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -346,21 +346,3 @@ async def wire() -> AsyncIterator[Wire]:
         yield servers
     finally:
         await servers.stop()
-
-
-async def collect(stream: AsyncIterator[Any], count: int) -> list[Any]:
-    """The next ``count`` items of ``stream``, or a TimeoutError naming how many came."""
-    out: list[Any] = []
-    try:
-        async with asyncio.timeout(WAIT_S):
-            while len(out) < count:
-                out.append(await anext(stream))
-    except TimeoutError:
-        raise TimeoutError(f"got {len(out)} of {count} events: {out}") from None
-    return out
-
-
-@pytest.fixture
-def take() -> Callable[..., Any]:
-    """``await take(stream, n)``: the next n events, bounded by a timeout."""
-    return collect

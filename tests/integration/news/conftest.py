@@ -3,7 +3,6 @@ httpx), WebSocket for Alpaca's news stream (real ``websockets`` on both ends).""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -162,24 +161,6 @@ async def alpaca_news() -> AsyncIterator[Any]:
     yield make
     for server in started:
         await server.stop()
-
-
-async def _take(stream: AsyncIterator[Any], count: int) -> list[Any]:
-    """The next ``count`` items of ``stream``, or a TimeoutError naming how many came."""
-    out: list[Any] = []
-    try:
-        async with asyncio.timeout(WAIT_S):
-            while len(out) < count:
-                out.append(await anext(stream))
-    except TimeoutError:
-        raise TimeoutError(f"got {len(out)} of {count} items: {out}") from None
-    return out
-
-
-@pytest.fixture
-def take() -> Any:
-    """``await take(stream, n)``: the next n items, bounded by a timeout."""
-    return _take
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -123,35 +123,14 @@ class AlpacaFeed(ReconnectingFeed[MarketEvent]):
         return self._endpoint
 
     async def _handshake(self, ws: ClientConnection) -> None:
-        await self._expect(ws, "connected")
-        await ws.send(orjson.dumps({"action": "auth", "key": self._key, "secret": self._secret}).decode())
-        await self._expect(ws, "authenticated")
         subscribe: dict[str, Any] = {"action": "subscribe"}
         for channel in self._channels:
             subscribe[channel] = self._symbols
-        await ws.send(orjson.dumps(subscribe).decode())
+        await alpaca_handshake(ws, "alpaca", self._key, self._secret, subscribe, self._error)
         # The ``subscription`` answer arrives as the first data-phase frame; _decode logs it.
 
-    async def _expect(self, ws: ClientConnection, msg: str) -> None:
-        raw = await ws.recv()
-        try:
-            items = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise TransientFeedError(f"alpaca: unreadable reply while waiting for {msg!r}") from None
-        for item in items if isinstance(items, list) else [items]:
-            if not isinstance(item, dict):
-                continue
-            if item.get("T") == "success" and item.get("msg") == msg:
-                return
-            if item.get("T") == "error":
-                raise self._error(item)
-        raise TransientFeedError(f"alpaca: expected {msg!r}, got {str(raw)[:200]}")
-
     def _error(self, item: dict[str, Any]) -> Exception:
-        code, msg = item.get("code"), item.get("msg", "")
-        if isinstance(code, int) and code in _FATAL_CODES:
-            return FeedError(f"alpaca: {code} {msg} from {self._endpoint} ({_FATAL_CODES[code]})")
-        return TransientFeedError(f"alpaca: {code} {msg}")
+        return alpaca_error(item, "alpaca", self._endpoint, _FATAL_CODES)
 
     def _decode(self, message: str | bytes) -> list[MarketEvent]:
         try:
@@ -218,6 +197,49 @@ class AlpacaFeed(ReconnectingFeed[MarketEvent]):
             raise error
         # 406/407/500 mid-stream: the server is about to drop us, and the reconnect loop follows.
         log.warning("feed.server_error", feed=self.name, code=item.get("code"), msg=item.get("msg"))
+
+
+async def alpaca_handshake(
+    ws: ClientConnection,
+    label: str,
+    key: str,
+    secret: str,
+    subscribe: dict[str, Any],
+    error: Callable[[dict[str, Any]], Exception],
+) -> None:
+    """The control protocol every Alpaca stream shares (market data v2, news): greeting, auth,
+    subscribe. ``error`` turns an ``{"T":"error"}`` answer into the exception to raise."""
+    await _expect(ws, "connected", label, error)
+    await ws.send(orjson.dumps({"action": "auth", "key": key, "secret": secret}).decode())
+    await _expect(ws, "authenticated", label, error)
+    await ws.send(orjson.dumps(subscribe).decode())
+
+
+async def _expect(
+    ws: ClientConnection, msg: str, label: str, error: Callable[[dict[str, Any]], Exception]
+) -> None:
+    raw = await ws.recv()
+    try:
+        items = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise TransientFeedError(f"{label}: unreadable reply while waiting for {msg!r}") from None
+    for item in items if isinstance(items, list) else [items]:
+        if not isinstance(item, dict):
+            continue
+        if item.get("T") == "success" and item.get("msg") == msg:
+            return
+        if item.get("T") == "error":
+            raise error(item)
+    raise TransientFeedError(f"{label}: expected {msg!r}, got {str(raw)[:200]}")
+
+
+def alpaca_error(item: dict[str, Any], label: str, endpoint: str, fatal: dict[int, str]) -> Exception:
+    """``FeedError`` (one line, naming the endpoint and what to check) for a code retrying cannot
+    fix, else ``TransientFeedError``."""
+    code, msg = item.get("code"), item.get("msg", "")
+    if isinstance(code, int) and code in fatal:
+        return FeedError(f"{label}: {code} {msg} from {endpoint} ({fatal[code]})")
+    return TransientFeedError(f"{label}: {code} {msg}")
 
 
 def rfc3339_ns(value: Any) -> int:
