@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from tradesignals.domain.checkpoints import Signer
     from tradesignals.engine.checkpointer import Checkpointer
     from tradesignals.engine.pipeline import Scorer
+    from tradesignals.llm.providers import Provider as LlmProvider
+    from tradesignals.storage.llm import SqlLlmStore
 
 log = structlog.get_logger(__name__)
 
@@ -83,6 +85,8 @@ class Services:
     news_feed: NewsFeed | None = None
     news_features: NewsFeatureState = field(default_factory=NewsFeatureState)
     signer: Signer | None = None  # signs ledger checkpoints; None: this node has no key (API-only)
+    llm_texts: SqlLlmStore | None = None  # explanations and research briefs (the explain sidecar's)
+    llm_provider: LlmProvider | None = None  # None: the template writes them (TS_LLM_PROVIDER)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     on_close: list[Callable[[], None]] = field(default_factory=list)
@@ -239,12 +243,14 @@ async def build_services(settings: Settings) -> Services:
     try:
         news_feed = build_news_feed(settings)
         news_scorer = await asyncio.to_thread(build_news_scorer, settings)
+        llm_provider = build_llm_provider(settings)
     except ConfigError:
         await bus.close()
         engine.dispose()
         raise
     node_id = f"{socket.gethostname()}-{os.getpid()}"
     from tradesignals.storage.checkpoints import SqlCheckpointRepository
+    from tradesignals.storage.llm import SqlLlmStore
     from tradesignals.storage.news import SqlNewsRepository
 
     try:
@@ -272,6 +278,34 @@ async def build_services(settings: Settings) -> Services:
         news_scorer=news_scorer,
         news_feed=news_feed,
         signer=signer,
+        llm_texts=SqlLlmStore(engine),
+        llm_provider=llm_provider,
+    )
+
+
+def build_llm_provider(settings: Settings) -> LlmProvider | None:
+    """The LLM provider TS_LLM_PROVIDER names, or None for the template (the default, no key).
+
+    A provider without its key stops the start with one line naming the variable (never a value).
+    """
+    if settings.llm_provider == "template":
+        return None
+    from tradesignals.llm.providers import build_provider
+
+    key = settings.llm_api_key
+    if key is None or not key.get_secret_value():
+        raise ConfigError(
+            f"TS_LLM_PROVIDER={settings.llm_provider} needs TS_{settings.llm_provider.upper()}_API_KEY"
+        )
+    return build_provider(
+        settings.llm_provider,
+        api_key=key,
+        model=settings.llm_model,
+        base_url=settings.llm_base_url,
+        timeout_s=settings.llm_timeout_s,
+        max_retries=settings.llm_max_retries,
+        max_tokens=settings.llm_max_tokens,
+        stream=settings.llm_stream,
     )
 
 
@@ -649,6 +683,8 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
             # Built now, so a missing or unusable model fails at start with one line.
             services.tasks.append(asyncio.create_task(engine_service().run(), name="engine"))
         _start_checkpoints(services, checkpointer)
+    if "explain" in roles:
+        _start_explain(services)
     if "ingest" in roles:
         from tradesignals.engine.recorder import record_bars
 
@@ -683,6 +719,42 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
             )
 
 
+def _start_explain(services: Services) -> None:
+    """The explain sidecar: explanations for new signals, research for upgraded ones (``llm/sidecar.py``)."""
+    from tradesignals.llm.sidecar import Explainer, run_explain
+
+    if services.llm_texts is None or services.news is None:
+        raise ConfigError("the explain role needs the database (news and LLM results)")
+    settings = services.settings
+    explainer = Explainer(
+        store=services.llm_texts,
+        news=services.news,
+        provider=services.llm_provider,
+        prices=settings.llm_prices,
+        bus=services.bus,
+    )
+    log.info(
+        "explain.start",
+        provider=settings.llm_provider,
+        model=explainer.model,
+        prompt_version=explainer.prompt_version,
+    )
+    services.tasks.append(
+        asyncio.create_task(
+            run_explain(
+                explainer,
+                services.bus,
+                services.signals,
+                services.stop,
+                name=f"explain-{services.node_id}",
+                upgrade_poll_s=settings.llm_upgrade_poll_s,
+                concurrency=settings.llm_concurrency,
+            ),
+            name="explain",
+        )
+    )
+
+
 LIVE_FEEDS = frozenset({"binance", "alpaca", "polygon"})
 
 
@@ -707,6 +779,7 @@ __all__ = [
     "build_bar_store",
     "build_engine",
     "build_feed",
+    "build_llm_provider",
     "build_scorer",
     "build_services",
     "model_name_for",
