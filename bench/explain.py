@@ -1,0 +1,160 @@
+"""Explanation latency, as JSON: the template, the LLM path through a local fake, the cache.
+
+    .venv/bin/python bench/explain.py [--n 300] [--n-llm 100] [--database-url URL]
+
+- ``template_ms``: ``domain.explain.explain`` over 50 news items in memory (the pure template);
+  ``template_sidecar_ms``: ``Explainer.write`` without a provider — the news read from the store
+  plus the template (what the ``explain`` role pays per signal by default). Aim: ≤ 5 ms.
+- ``llm_fake_ms``: ``Explainer.write`` with the OpenAI provider (streamed) against the test suite's
+  local OpenAI-format server on 127.0.0.1 (``tests/integration/llm/fake_llm.py``, which answers at
+  once); ``provider_call_ms``: the SDK call alone on the same prompts; ``overhead_ms``: the
+  difference per call — our code around the model (news read, prompt, validation, citation check
+  against the store). A real model adds its own seconds on top.
+- ``cache_hit_ms``: ``Explainer.text_for`` on a signal already written (the SQL probe).
+
+SQLite in a temporary folder unless ``--database-url``. p50/p99 over the runs, in ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pydantic import SecretStr
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration" / "llm"))
+from fake_llm import FakeLlm
+
+from tradesignals.domain.explain import explain
+from tradesignals.domain.news import NewsItem, ScoredNews
+from tradesignals.domain.research import EXPLANATION
+from tradesignals.domain.signals import Direction, Signal, SignalType
+from tradesignals.llm.prompt import build_prompt
+from tradesignals.llm.providers import build_provider
+from tradesignals.llm.sidecar import Explainer
+from tradesignals.storage.base import NewsQuery
+from tradesignals.storage.db import make_engine, migrate
+from tradesignals.storage.llm import SqlLlmStore
+from tradesignals.storage.news import SqlNewsRepository
+
+NS = 10**9
+DECIDED = datetime(2024, 3, 1, 15, 0, tzinfo=UTC)
+
+
+def pct(xs: list[float]) -> dict[str, float]:
+    xs = sorted(xs)
+    return {
+        "p50": round(statistics.median(xs), 3),
+        "p99": round(xs[min(len(xs) - 1, int(len(xs) * 0.99))], 3),
+        "n": len(xs),
+    }
+
+
+def signal(n: int) -> Signal:
+    return Signal(
+        id=f"{n:022x}",
+        symbol="ACME",
+        type=SignalType.SWING,
+        direction=Direction.LONG,
+        entry=100.0,
+        stop=95.0,
+        targets=(105.0, 110.0, 115.0),
+        confidence=0.61,
+        created_at=DECIDED,
+        expires_at=DECIDED + timedelta(days=5),
+        model_version="swing-3",
+        reasons=("rsi_14 low (+0.03)", "ret_5 negative (+0.02)"),
+        decided_at=DECIDED,
+        base_rate=0.52,
+        confidence_rank=0.8,
+    )
+
+
+def news(n: int) -> ScoredNews:
+    at = int(DECIDED.timestamp()) * NS - (n + 1) * 600 * NS
+    item = NewsItem(f"bench:{n}", "bench", at, at, ("ACME",), f"Acme headline number {n} about contracts")
+    return ScoredNews(item, ("positive", "neutral", "negative")[n % 3], 0.7, ("none",), at)
+
+
+async def run(n: int, n_llm: int, url: str) -> dict[str, object]:
+    engine = make_engine(url)
+    migrate(engine)
+    items = [news(i) for i in range(50)]
+    repo = SqlNewsRepository(engine)
+    repo.add(items)
+    store = SqlLlmStore(engine)
+
+    pure: list[float] = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        explain(signal(i), items)
+        pure.append((time.perf_counter() - t0) * 1000)
+
+    template = Explainer(store=store, news=repo)
+    sidecar: list[float] = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        text, usage = await template.write(signal(10_000 + i), EXPLANATION)
+        sidecar.append((time.perf_counter() - t0) * 1000)
+        store.put(text, usage)
+    hits: list[float] = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        await template.text_for(signal(10_000 + i), EXPLANATION)
+        hits.append((time.perf_counter() - t0) * 1000)
+    assert template.stats["cache_hit:explanation"] == n
+
+    fake = FakeLlm()
+    provider = build_provider("openai", api_key=SecretStr("sk-bench"), base_url=fake.openai_url)
+    llm = Explainer(store=store, news=repo, provider=provider, prices={"gpt-4o-mini": (0.15, 0.60)})
+    await llm.write(signal(0), EXPLANATION)  # connection and SDK warm-up
+    total: list[float] = []
+    calls: list[float] = []
+    for i in range(n_llm):
+        s = signal(20_000 + i)
+        t0 = time.perf_counter()
+        text, _ = await llm.write(s, EXPLANATION)
+        total.append((time.perf_counter() - t0) * 1000)
+        assert text.fallback is None, text.fallback
+        prompt = build_prompt(EXPLANATION, s, repo.query(NewsQuery(symbol="ACME", limit=200)))
+        t0 = time.perf_counter()
+        await provider.complete(prompt)
+        calls.append((time.perf_counter() - t0) * 1000)
+    await provider.close()
+    fake.close()
+    engine.dispose()
+    overhead = [a - b for a, b in zip(total, calls, strict=True)]
+    return {
+        "template_ms": pct(pure),
+        "template_sidecar_ms": pct(sidecar),
+        "cache_hit_ms": pct(hits),
+        "llm_fake_ms": pct(total),
+        "provider_call_ms": pct(calls),
+        "overhead_ms": pct(overhead),
+        "news_items": len(items),
+        "database": engine.dialect.name,
+        "python": platform.python_version(),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--n-llm", type=int, default=100)
+    ap.add_argument("--database-url")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database_url or f"sqlite:///{tmp}/bench.db"
+        print(json.dumps(asyncio.run(run(args.n, args.n_llm, url))))
+
+
+if __name__ == "__main__":
+    main()
