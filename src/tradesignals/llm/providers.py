@@ -95,7 +95,34 @@ def _classify(exc: BaseException) -> ProviderError:
 _SDK_ERRORS = (openai.OpenAIError, anthropic.AnthropicError, TimeoutError)
 
 
-class OpenAIChatProvider:
+class _SdkProvider:
+    """What both SDK providers share: settings, the overall deadline and the error mapping."""
+
+    name: str
+
+    def __init__(
+        self, *, model: str, timeout_s: float, max_retries: int, max_tokens: int, stream: bool
+    ) -> None:
+        self.model = model
+        self.stream = stream
+        self.max_tokens = max_tokens
+        # The SDK's timeout is per attempt; this bounds the attempts and their back-offs together.
+        self.deadline_s = timeout_s * (max_retries + 1) + 5.0
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, model={self.model!r})"
+
+    async def complete(self, prompt: Prompt) -> Reply:
+        try:
+            return await asyncio.wait_for(self._complete(prompt), timeout=self.deadline_s)
+        except _SDK_ERRORS as exc:
+            raise _classify(exc) from None
+
+    async def _complete(self, prompt: Prompt) -> Reply:
+        raise NotImplementedError
+
+
+class OpenAIChatProvider(_SdkProvider):
     """Chat Completions (``/chat/completions``) through ``openai.AsyncOpenAI``."""
 
     def __init__(
@@ -110,23 +137,13 @@ class OpenAIChatProvider:
         max_tokens: int = 800,
         stream: bool = True,
     ) -> None:
+        super().__init__(
+            model=model, timeout_s=timeout_s, max_retries=max_retries, max_tokens=max_tokens, stream=stream
+        )
         self.name = name
-        self.model = model
-        self.stream = stream
-        self.max_tokens = max_tokens
-        self.deadline_s = timeout_s * (max_retries + 1) + 5.0
         self._client = openai.AsyncOpenAI(
             api_key=api_key.get_secret_value(), base_url=base_url, timeout=timeout_s, max_retries=max_retries
         )
-
-    def __repr__(self) -> str:
-        return f"OpenAIChatProvider(name={self.name!r}, model={self.model!r})"
-
-    async def complete(self, prompt: Prompt) -> Reply:
-        try:
-            return await asyncio.wait_for(self._complete(prompt), timeout=self.deadline_s)
-        except _SDK_ERRORS as exc:
-            raise _classify(exc) from None
 
     async def _complete(self, prompt: Prompt) -> Reply:
         messages: Any = [
@@ -165,8 +182,10 @@ class OpenAIChatProvider:
         await self._client.close()
 
 
-class AnthropicProvider:
+class AnthropicProvider(_SdkProvider):
     """Anthropic Messages (``/v1/messages``) through ``anthropic.AsyncAnthropic``."""
+
+    name = "anthropic"
 
     def __init__(
         self,
@@ -179,23 +198,12 @@ class AnthropicProvider:
         max_tokens: int = 800,
         stream: bool = True,
     ) -> None:
-        self.name = "anthropic"
-        self.model = model
-        self.stream = stream
-        self.max_tokens = max_tokens
-        self.deadline_s = timeout_s * (max_retries + 1) + 5.0
+        super().__init__(
+            model=model, timeout_s=timeout_s, max_retries=max_retries, max_tokens=max_tokens, stream=stream
+        )
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key.get_secret_value(), base_url=base_url, timeout=timeout_s, max_retries=max_retries
         )
-
-    def __repr__(self) -> str:
-        return f"AnthropicProvider(model={self.model!r})"
-
-    async def complete(self, prompt: Prompt) -> Reply:
-        try:
-            return await asyncio.wait_for(self._complete(prompt), timeout=self.deadline_s)
-        except _SDK_ERRORS as exc:
-            raise _classify(exc) from None
 
     async def _complete(self, prompt: Prompt) -> Reply:
         messages: Any = [{"role": "user", "content": prompt.user}]
