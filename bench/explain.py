@@ -7,9 +7,10 @@
   plus the template (what the ``explain`` role pays per signal by default). Aim: ≤ 5 ms.
 - ``llm_fake_ms``: ``Explainer.write`` with the OpenAI provider (streamed) against the test suite's
   local OpenAI-format server on 127.0.0.1 (``tests/integration/llm/fake_llm.py``, which answers at
-  once); ``provider_call_ms``: the SDK call alone on the same prompts; ``overhead_ms``: the
-  difference per call — our code around the model (news read, prompt, validation, citation check
-  against the store). A real model adds its own seconds on top.
+  once); ``provider_call_ms``: the provider call inside each of those writes (the SDK, the local
+  socket and the fake's answer); ``overhead_ms``: the difference, write by write — our code around
+  the model (news read, prompt, validation, citation check against the store). A real model adds
+  its own seconds to the call.
 - ``cache_hit_ms``: ``Explainer.text_for`` on a signal already written (the SQL probe).
 
 SQLite in a temporary folder unless ``--database-url``. p50/p99 over the runs, in ms.
@@ -37,16 +38,35 @@ from tradesignals.domain.explain import explain
 from tradesignals.domain.news import NewsItem, ScoredNews
 from tradesignals.domain.research import EXPLANATION
 from tradesignals.domain.signals import Direction, Signal, SignalType
-from tradesignals.llm.prompt import build_prompt
-from tradesignals.llm.providers import build_provider
+from tradesignals.llm.prompt import Prompt
+from tradesignals.llm.providers import Provider, Reply, build_provider
 from tradesignals.llm.sidecar import Explainer
-from tradesignals.storage.base import NewsQuery
 from tradesignals.storage.db import make_engine, migrate
 from tradesignals.storage.llm import SqlLlmStore
 from tradesignals.storage.news import SqlNewsRepository
 
 NS = 10**9
 DECIDED = datetime(2024, 3, 1, 15, 0, tzinfo=UTC)
+
+
+class Timed:
+    """The provider with each ``complete`` timed: what the SDK and the fake took inside a write."""
+
+    def __init__(self, inner: Provider) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.model = inner.model
+        self.calls_ms: list[float] = []
+
+    async def complete(self, prompt: Prompt) -> Reply:
+        t0 = time.perf_counter()
+        try:
+            return await self.inner.complete(prompt)
+        finally:
+            self.calls_ms.append((time.perf_counter() - t0) * 1000)
+
+    async def close(self) -> None:
+        await self.inner.close()
 
 
 def pct(xs: list[float]) -> dict[str, float]:
@@ -113,21 +133,17 @@ async def run(n: int, n_llm: int, url: str) -> dict[str, object]:
     assert template.stats["cache_hit:explanation"] == n
 
     fake = FakeLlm()
-    provider = build_provider("openai", api_key=SecretStr("sk-bench"), base_url=fake.openai_url)
+    provider = Timed(build_provider("openai", api_key=SecretStr("sk-bench"), base_url=fake.openai_url))
     llm = Explainer(store=store, news=repo, provider=provider, prices={"gpt-4o-mini": (0.15, 0.60)})
     await llm.write(signal(0), EXPLANATION)  # connection and SDK warm-up
     total: list[float] = []
-    calls: list[float] = []
+    provider.calls_ms.clear()
     for i in range(n_llm):
-        s = signal(20_000 + i)
         t0 = time.perf_counter()
-        text, _ = await llm.write(s, EXPLANATION)
+        text, _ = await llm.write(signal(20_000 + i), EXPLANATION)
         total.append((time.perf_counter() - t0) * 1000)
         assert text.fallback is None, text.fallback
-        prompt = build_prompt(EXPLANATION, s, repo.query(NewsQuery(symbol="ACME", limit=200)))
-        t0 = time.perf_counter()
-        await provider.complete(prompt)
-        calls.append((time.perf_counter() - t0) * 1000)
+    calls = provider.calls_ms
     await provider.close()
     fake.close()
     engine.dispose()

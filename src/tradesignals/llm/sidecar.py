@@ -250,6 +250,9 @@ async def run_explain(
             except StorageError as exc:  # the API serves the template meanwhile
                 explainer.stats["store_error"] += 1
                 log.warning("llm.store_failed", kind=kind, signal=signal.id, error=str(exc)[:200])
+                return
+            if kind == RESEARCH:
+                researched.add(signal.id)  # only once written: a failed write is tried at the next poll
 
     async def poll_upgrades() -> None:
         while not stop.is_set():
@@ -259,11 +262,12 @@ async def run_explain(
                 for signal_id in ids:
                     if signal_id in researched:
                         continue
-                    if await asyncio.to_thread(explainer.store.latest, signal_id, RESEARCH) is None:
-                        signal = await asyncio.to_thread(signals.get, signal_id)
-                        if signal is not None:
-                            todo.append(one(signal, RESEARCH))
-                    researched.add(signal_id)
+                    if await asyncio.to_thread(explainer.store.latest, signal_id, RESEARCH) is not None:
+                        researched.add(signal_id)  # written before a restart, or by another sidecar
+                        continue
+                    signal = await asyncio.to_thread(signals.get, signal_id)
+                    if signal is not None:
+                        todo.append(one(signal, RESEARCH))
                 await asyncio.gather(*todo)
             except StorageError as exc:
                 log.warning("llm.upgrade_poll_failed", error=str(exc)[:200])
