@@ -174,6 +174,8 @@ class Services:
         self.tasks.clear()
         if self.news_feed is not None:  # idempotent: the news task closes it too when it ran
             await self.news_feed.close()
+        if self.llm_provider is not None:  # idempotent: the explain task closes it too when it ran
+            await self.llm_provider.close()
         for step, action in (("bus", self.bus.close()),):
             try:
                 await asyncio.wait_for(action, timeout=grace)
@@ -212,6 +214,7 @@ async def build_services(settings: Settings) -> Services:
         earnings = EarningsCalendar.from_csv(settings.earnings_file) if settings.earnings_file else None
     except EarningsCalendarError as exc:
         raise ConfigError(f"TS_EARNINGS_FILE: {exc}") from None
+    llm_provider = build_llm_provider(settings)  # a provider without its key: refused before any write
     url = settings.db_url  # server mode without TS_DATABASE_URL stops here, before connecting
     bus = _build_bus(settings)
     if settings.mode is Mode.SERVER and not await bus.ping():
@@ -243,7 +246,6 @@ async def build_services(settings: Settings) -> Services:
     try:
         news_feed = build_news_feed(settings)
         news_scorer = await asyncio.to_thread(build_news_scorer, settings)
-        llm_provider = build_llm_provider(settings)
     except ConfigError:
         await bus.close()
         engine.dispose()
