@@ -57,7 +57,7 @@ async def test_answer_and_usage_through_the_sdk(fake: FakeLlm, kind: str, stream
     assert body["model"] == p.model
 
 
-@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize("kind", PROVIDERS)
 async def test_429_is_retried_after_retry_after(fake: FakeLlm, kind: str) -> None:
     fake.script.append(Scripted(status=429, headers={"Retry-After": "1"}))
     p = provider(fake, kind, max_retries=2)
