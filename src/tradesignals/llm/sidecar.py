@@ -277,11 +277,16 @@ async def run_explain(
     poller = asyncio.create_task(poll_upgrades(), name="explain-upgrades")
     try:
         while not stop.is_set():
-            batch = await consumer.fetch(50, wait=0.5)
-            if not batch:
-                continue
-            await asyncio.gather(*(one(d.value, EXPLANATION) for d in batch))
-            await consumer.ack(*batch)
+            try:
+                batch = await consumer.fetch(50, wait=0.5)
+                if batch:
+                    await asyncio.gather(*(one(d.value, EXPLANATION) for d in batch))
+                    await consumer.ack(*batch)  # unacked after a bus error: redelivered, then a cache hit
+            except BusError as exc:  # a bus outage pauses the sidecar; it never ends the role
+                explainer.stats["bus_error"] += 1
+                log.warning("llm.bus_error", error=str(exc)[:200])
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
     finally:
         poller.cancel()
         await asyncio.gather(poller, return_exceptions=True)

@@ -209,3 +209,48 @@ async def test_the_role_explains_new_signals_and_researches_upgraded_ones(
     research = store.latest(s2.id, RESEARCH)
     assert research is not None and research.citations == ("t:1",)
     assert store.upgraded_open_signals(now) == [s2.id]
+
+
+class FlakyBus(MemoryBus):
+    """A memory bus whose consumers fail their first ``fails`` fetches (a Redis outage)."""
+
+    def __init__(self, fails: int) -> None:
+        super().__init__(partitions=2)
+        self.fails = fails
+
+    def consumer(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        inner = super().consumer(*args, **kwargs)
+        bus = self
+        real_fetch = inner.fetch
+
+        async def fetch(max_count: int = 100, wait: float = 1.0):  # type: ignore[no-untyped-def]
+            if bus.fails > 0:
+                bus.fails -= 1
+                from tradesignals.bus.base import BusError
+
+                raise BusError("scripted outage")
+            return await real_fetch(max_count, wait)
+
+        inner.fetch = fetch  # type: ignore[method-assign]
+        return inner
+
+
+async def test_a_bus_outage_pauses_the_role_without_ending_it(engine: Engine) -> None:
+    from tradesignals.bus.codec import encode
+
+    signals = SqlSignalRepository(engine)
+    s = make_signal(3)
+    signals.add(s)
+    bus = FlakyBus(fails=2)
+    await bus.publish(topics.SIGNALS, s.symbol, encode(s))
+    ex = explainer(engine, None)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_explain(ex, bus, signals, stop, name="x", upgrade_poll_s=0.1))
+    store = SqlLlmStore(engine)
+    deadline = asyncio.get_running_loop().time() + 20
+    while store.latest(s.id, EXPLANATION) is None and asyncio.get_running_loop().time() < deadline:
+        assert not task.done(), task
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert ex.stats["bus_error"] == 2 and store.latest(s.id, EXPLANATION) is not None
