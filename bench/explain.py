@@ -26,27 +26,24 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration" / "llm"))
 from fake_llm import FakeLlm
+from llm_samples import make_news, make_signal
 
 from tradesignals.domain.explain import explain
-from tradesignals.domain.news import NewsItem, ScoredNews
+from tradesignals.domain.news import ScoredNews
 from tradesignals.domain.research import EXPLANATION
-from tradesignals.domain.signals import Direction, Signal, SignalType
+from tradesignals.domain.signals import Signal
 from tradesignals.llm.prompt import Prompt
 from tradesignals.llm.providers import Provider, Reply, build_provider
 from tradesignals.llm.sidecar import Explainer
 from tradesignals.storage.db import make_engine, migrate
 from tradesignals.storage.llm import SqlLlmStore
 from tradesignals.storage.news import SqlNewsRepository
-
-NS = 10**9
-DECIDED = datetime(2024, 3, 1, 15, 0, tzinfo=UTC)
 
 
 class Timed:
@@ -79,29 +76,13 @@ def pct(xs: list[float]) -> dict[str, float]:
 
 
 def signal(n: int) -> Signal:
-    return Signal(
-        id=f"{n:022x}",
-        symbol="ACME",
-        type=SignalType.SWING,
-        direction=Direction.LONG,
-        entry=100.0,
-        stop=95.0,
-        targets=(105.0, 110.0, 115.0),
-        confidence=0.61,
-        created_at=DECIDED,
-        expires_at=DECIDED + timedelta(days=5),
-        model_version="swing-3",
-        reasons=("rsi_14 low (+0.03)", "ret_5 negative (+0.02)"),
-        decided_at=DECIDED,
-        base_rate=0.52,
-        confidence_rank=0.8,
-    )
+    return make_signal(n)
 
 
 def news(n: int) -> ScoredNews:
-    at = int(DECIDED.timestamp()) * NS - (n + 1) * 600 * NS
-    item = NewsItem(f"bench:{n}", "bench", at, at, ("ACME",), f"Acme headline number {n} about contracts")
-    return ScoredNews(item, ("positive", "neutral", "negative")[n % 3], 0.7, ("none",), at)
+    return make_news(
+        n, f"Acme headline number {n} about contracts", sentiment=("positive", "neutral", "negative")[n % 3]
+    )
 
 
 async def run(n: int, n_llm: int, url: str) -> dict[str, object]:

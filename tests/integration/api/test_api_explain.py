@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 
-from conftest import MakeUser
 from tradesignals.domain.research import EXPLANATION, RESEARCH, Claim, SignalText, Usage
 from tradesignals.domain.signals import Direction, Signal, SignalStatus, SignalType
 from tradesignals.wiring import Services
 
+MakeUser = Callable[..., dict[str, str]]
 NOW = datetime.now(UTC)
 
 

@@ -8,9 +8,9 @@ import logging
 
 import pytest
 from fake_llm import FakeLlm, Scripted, gullible_brain
+from llm_samples import make_news, make_signal
 from pydantic import SecretStr
 
-from conftest import make_news, make_signal
 from tradesignals.domain.research import EXPLANATION, Fallback
 from tradesignals.llm.prompt import build_prompt
 from tradesignals.llm.providers import ProviderError, Reply, build_provider, cost_usd

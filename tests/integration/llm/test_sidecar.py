@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fake_llm import FakeLlm, Scripted, gullible_brain
+from llm_samples import make_news, make_signal
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from conftest import make_news, make_signal
 from tradesignals.bus import topics
 from tradesignals.bus.codec import decoder
 from tradesignals.bus.memory import MemoryBus
