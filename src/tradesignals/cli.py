@@ -35,7 +35,7 @@ app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="tradesignals: calibrated trading signals."
 )
 console = Console(stderr=True)
-ROLES = ("api", "engine", "ingest")
+ROLES = ("api", "engine", "ingest", "explain")
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -208,7 +208,7 @@ def demo(
 @app.command()
 def serve(
     role: Annotated[
-        list[str] | None, typer.Option(help="api | engine | ingest (repeatable); default all.")
+        list[str] | None, typer.Option(help="api | engine | ingest | explain (repeatable); default all.")
     ] = None,
     port: Annotated[int | None, typer.Option(help="HTTP port (api role).")] = None,
     host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
@@ -219,7 +219,7 @@ def serve(
         roles = frozenset(role or ROLES)
         unknown = roles - set(ROLES)
         if unknown:
-            raise ConfigError(f"unknown role {sorted(unknown)[0]!r}; expected api, engine or ingest")
+            raise ConfigError(f"unknown role {sorted(unknown)[0]!r}; expected api, engine, ingest or explain")
         settings = _settings(mode=Mode.SERVER, port=port, host=host, feed=feed)
         _configure_logging(settings.log_level)
         if "api" in roles:

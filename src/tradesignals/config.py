@@ -225,6 +225,39 @@ class Settings(BaseSettings):
     )
     public_url: str = Field(default="http://127.0.0.1:8000", description="Where Checkout sends people back.")
 
+    # The explain sidecar (README "LLM explanations and research"). The template needs no key and
+    # stays the default; a provider needs its key (SecretStr: never shown).
+    llm_provider: str = Field(
+        default="template",
+        pattern="^(template|openai|anthropic|perplexity)$",
+        description="Who writes explanations and research: template | openai | anthropic | perplexity.",
+    )
+    llm_model: str | None = Field(default=None, description="The provider's model; default per provider.")
+    llm_base_url: str | None = Field(
+        default=None, description="Override the provider's API address (a proxy, a local server in tests)."
+    )
+    openai_api_key: SecretStr | None = None
+    anthropic_api_key: SecretStr | None = None
+    perplexity_api_key: SecretStr | None = None
+    llm_timeout_s: float = Field(default=20.0, gt=0, le=600, description="Per request; then the template.")
+    llm_max_retries: int = Field(default=2, ge=0, le=10, description="SDK retries (429 honours Retry-After).")
+    llm_max_tokens: int = Field(default=800, ge=16, le=8192)
+    llm_stream: bool = Field(default=True, description="Stream answers (server-sent events).")
+    llm_concurrency: int = Field(default=4, ge=1, le=64, description="Provider calls in flight at once.")
+    llm_upgrade_poll_s: float = Field(
+        default=5.0, gt=0, le=3600, description="Seconds between looks for newly upgraded signals."
+    )
+    llm_prices: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: {
+            "gpt-4o-mini": (0.15, 0.60),
+            "gpt-4o": (2.50, 10.00),
+            "claude-3-5-haiku-latest": (0.80, 4.00),
+            "claude-3-5-sonnet-latest": (3.00, 15.00),
+            "sonar": (1.00, 1.00),
+        },
+        description="USD per million (input, output) tokens by model, as JSON; unpriced models cost None.",
+    )
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "info"
@@ -314,6 +347,23 @@ class Settings(BaseSettings):
         if v.lower() not in {"debug", "info", "warning", "error"}:
             raise ValueError(f"unknown log level {v!r}; expected debug, info, warning or error")
         return v.lower()
+
+    @field_validator("llm_prices")
+    @classmethod
+    def _prices_valid(cls, v: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for model, (pin, pout) in v.items():
+            if not (0 <= pin < 1e6 and 0 <= pout < 1e6):
+                raise ValueError(f"price of {model!r} must be two non-negative USD per million tokens")
+        return v
+
+    @property
+    def llm_api_key(self) -> SecretStr | None:
+        """The key of the configured provider (None for the template)."""
+        return {
+            "openai": self.openai_api_key,
+            "anthropic": self.anthropic_api_key,
+            "perplexity": self.perplexity_api_key,
+        }.get(self.llm_provider)
 
     @property
     def db_url(self) -> str:

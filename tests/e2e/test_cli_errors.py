@@ -37,6 +37,12 @@ def test_version() -> None:
         (["demo"], {"TS_EARNINGS_FILE": "/no/earnings.csv"}, "TS_EARNINGS_FILE"),
         (["demo", "--speed", "-1"], {}, "TS_SPEED"),
         (["serve", "--role", "gateway"], {}, "unknown role 'gateway'"),
+        (["demo"], {"TS_LLM_PROVIDER": "anthropic"}, "TS_LLM_PROVIDER=anthropic needs TS_ANTHROPIC_API_KEY"),
+        (
+            ["demo"],
+            {"TS_LLM_PROVIDER": "openai", "TS_OPENAI_API_KEY": "s3cr3t", "TS_LLM_TIMEOUT_S": "-1"},
+            "TS_LLM_TIMEOUT_S",
+        ),
         (
             ["serve", "--role", "api", "--port", "0"],
             {"TS_REDIS_URL": "redis://127.0.0.1:1/0", "TS_DATABASE_URL": "sqlite:///{tmp}/x.db"},

@@ -18,6 +18,7 @@ from tradesignals.accounts.service import AccountService, RateLimiter
 from tradesignals.api.hub import Hub
 from tradesignals.config import Settings
 from tradesignals.domain.checkpoints import Signer
+from tradesignals.domain.research import SignalText
 from tradesignals.marketdata.feeds.base import Feed
 from tradesignals.storage.base import CheckpointRepository, NewsRepository, SignalRepository
 from tradesignals.storage.timeseries import BarStore
@@ -37,6 +38,12 @@ class NewsFeaturesReader(Protocol):
     def features(self, symbol: str, at_ns: int) -> dict[str, float]: ...
 
 
+class LlmTextReader(Protocol):
+    """The explain sidecar's stored texts (``storage.llm.SqlLlmStore``)."""
+
+    def latest(self, signal_id: str, kind: str) -> SignalText | None: ...
+
+
 class AppServices(Protocol):
     """What the API needs of a node's services (``wiring.Services`` is the implementation)."""
 
@@ -47,6 +54,9 @@ class AppServices(Protocol):
     checkpoints: CheckpointRepository
     signer: Signer | None
     news: NewsRepository | None
+
+    @property
+    def llm_texts(self) -> LlmTextReader | None: ...
 
     @property
     def news_features(self) -> NewsFeaturesReader: ...

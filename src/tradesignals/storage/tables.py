@@ -353,4 +353,31 @@ class WebhookEventRow(Base):
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class LlmResultRow(Base):
+    """One explanation or research brief about a signal, with what writing it cost.
+
+    The key is (signal, kind, prompt version, model): the explain sidecar asks the cache before it
+    calls a provider, so a restart or a redelivered signal never pays twice. ``body`` is the
+    ``domain.research.SignalText`` fields as JSON (text, citations, claims, dropped counts);
+    ``fallback`` says why the template stands in for the model's answer (then ``model`` is
+    ``template`` and the row is the served text, not a cached answer of the model).
+    """
+
+    __tablename__ = "llm_results"
+    __table_args__ = (sa.Index(None, "signal_id", "kind", "created_at_ns"),)
+
+    signal_id: Mapped[str] = mapped_column(sa.String(SIGNAL_ID_LENGTH), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    prompt_version: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    model: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    provider: Mapped[str] = mapped_column(sa.String(32))
+    body: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    fallback: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
+    input_tokens: Mapped[int] = mapped_column(sa.Integer)
+    output_tokens: Mapped[int] = mapped_column(sa.Integer)
+    cost_usd: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    latency_ms: Mapped[float] = mapped_column(sa.Float)
+    created_at_ns: Mapped[int] = mapped_column(sa.BigInteger)
+
+
 metadata = Base.metadata

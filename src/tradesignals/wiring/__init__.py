@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from tradesignals.domain.checkpoints import Signer
     from tradesignals.engine.checkpointer import Checkpointer
     from tradesignals.engine.pipeline import Scorer
+    from tradesignals.llm.providers import Provider as LlmProvider
+    from tradesignals.storage.llm import SqlLlmStore
 
 log = structlog.get_logger(__name__)
 
@@ -83,6 +85,8 @@ class Services:
     news_feed: NewsFeed | None = None
     news_features: NewsFeatureState = field(default_factory=NewsFeatureState)
     signer: Signer | None = None  # signs ledger checkpoints; None: this node has no key (API-only)
+    llm_texts: SqlLlmStore | None = None  # explanations and research briefs (the explain sidecar's)
+    llm_provider: LlmProvider | None = None  # None: the template writes them (TS_LLM_PROVIDER)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     on_close: list[Callable[[], None]] = field(default_factory=list)
@@ -170,6 +174,8 @@ class Services:
         self.tasks.clear()
         if self.news_feed is not None:  # idempotent: the news task closes it too when it ran
             await self.news_feed.close()
+        if self.llm_provider is not None:  # idempotent: the explain task closes it too when it ran
+            await self.llm_provider.close()
         for step, action in (("bus", self.bus.close()),):
             try:
                 await asyncio.wait_for(action, timeout=grace)
@@ -208,6 +214,7 @@ async def build_services(settings: Settings) -> Services:
         earnings = EarningsCalendar.from_csv(settings.earnings_file) if settings.earnings_file else None
     except EarningsCalendarError as exc:
         raise ConfigError(f"TS_EARNINGS_FILE: {exc}") from None
+    llm_provider = build_llm_provider(settings)  # a provider without its key: refused before any write
     url = settings.db_url  # server mode without TS_DATABASE_URL stops here, before connecting
     bus = _build_bus(settings)
     if settings.mode is Mode.SERVER and not await bus.ping():
@@ -245,6 +252,7 @@ async def build_services(settings: Settings) -> Services:
         raise
     node_id = f"{socket.gethostname()}-{os.getpid()}"
     from tradesignals.storage.checkpoints import SqlCheckpointRepository
+    from tradesignals.storage.llm import SqlLlmStore
     from tradesignals.storage.news import SqlNewsRepository
 
     try:
@@ -272,6 +280,34 @@ async def build_services(settings: Settings) -> Services:
         news_scorer=news_scorer,
         news_feed=news_feed,
         signer=signer,
+        llm_texts=SqlLlmStore(engine),
+        llm_provider=llm_provider,
+    )
+
+
+def build_llm_provider(settings: Settings) -> LlmProvider | None:
+    """The LLM provider TS_LLM_PROVIDER names, or None for the template (the default, no key).
+
+    A provider without its key stops the start with one line naming the variable (never a value).
+    """
+    if settings.llm_provider == "template":
+        return None
+    from tradesignals.llm.providers import build_provider
+
+    key = settings.llm_api_key
+    if key is None or not key.get_secret_value():
+        raise ConfigError(
+            f"TS_LLM_PROVIDER={settings.llm_provider} needs TS_{settings.llm_provider.upper()}_API_KEY"
+        )
+    return build_provider(
+        settings.llm_provider,
+        api_key=key,
+        model=settings.llm_model,
+        base_url=settings.llm_base_url,
+        timeout_s=settings.llm_timeout_s,
+        max_retries=settings.llm_max_retries,
+        max_tokens=settings.llm_max_tokens,
+        stream=settings.llm_stream,
     )
 
 
@@ -658,6 +694,8 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
             # Built now, so a missing or unusable model fails at start with one line.
             services.tasks.append(asyncio.create_task(engine_service().run(), name="engine"))
         _start_checkpoints(services, checkpointer)
+    if "explain" in roles:
+        _start_explain(services)
     if "ingest" in roles:
         from tradesignals.engine.recorder import record_bars
 
@@ -692,6 +730,42 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
             )
 
 
+def _start_explain(services: Services) -> None:
+    """The explain sidecar: explanations for new signals, research for upgraded ones (``llm/sidecar.py``)."""
+    from tradesignals.llm.sidecar import Explainer, run_explain
+
+    if services.llm_texts is None or services.news is None:
+        raise ConfigError("the explain role needs the database (news and LLM results)")
+    settings = services.settings
+    explainer = Explainer(
+        store=services.llm_texts,
+        news=services.news,
+        provider=services.llm_provider,
+        prices=settings.llm_prices,
+        bus=services.bus,
+    )
+    log.info(
+        "explain.start",
+        provider=settings.llm_provider,
+        model=explainer.model,
+        prompt_version=explainer.prompt_version,
+    )
+    services.tasks.append(
+        asyncio.create_task(
+            run_explain(
+                explainer,
+                services.bus,
+                services.signals,
+                services.stop,
+                name=f"explain-{services.node_id}",
+                upgrade_poll_s=settings.llm_upgrade_poll_s,
+                concurrency=settings.llm_concurrency,
+            ),
+            name="explain",
+        )
+    )
+
+
 LIVE_FEEDS = frozenset({"binance", "alpaca", "polygon"})
 
 
@@ -716,6 +790,7 @@ __all__ = [
     "build_bar_store",
     "build_engine",
     "build_feed",
+    "build_llm_provider",
     "build_scorer",
     "build_services",
     "model_name_for",
