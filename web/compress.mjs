@@ -1,0 +1,28 @@
+// Pre-compresses the built app (brotli and gzip beside each text file), once at build time, so the
+// API serves the smaller file with no per-request work (src/tradesignals/api/webapp.py picks it).
+// Node's own zlib: no dependency.
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { brotliCompressSync, constants, gzipSync } from "node:zlib";
+
+const OUT = new URL("../src/tradesignals/web/", import.meta.url).pathname;
+const TEXT = /\.(js|css|html|webmanifest|json|svg|txt|map)$/;
+
+function walk(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? walk(path) : [path];
+  });
+}
+
+let raw = 0, br = 0;
+for (const file of walk(OUT).filter((f) => TEXT.test(f))) {
+  const body = readFileSync(file);
+  if (body.length < 512) continue; // not worth a header
+  const b = brotliCompressSync(body, { params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: body.length } });
+  writeFileSync(`${file}.br`, b);
+  writeFileSync(`${file}.gz`, gzipSync(body, { level: 9 }));
+  raw += body.length;
+  br += b.length;
+}
+console.log(`compressed: ${raw} bytes of text -> ${br} bytes brotli`);
