@@ -1,10 +1,12 @@
 /** The signed-in session: the access token in memory only, the refresh token in localStorage.
 
 The API rotates refresh tokens: each one is spent when used, and presenting a spent one revokes its
-whole family (README, "Accounts"). So refreshes are serialised across tabs with a Web Lock, and the
-token is read from localStorage *inside* the lock: a tab that waited uses the one the other tab just
-stored, never the spent one it saw before. An access token lives only in this page's memory (a
-script injected later cannot read it from storage); a new tab starts by refreshing.
+whole family (README, "Accounts"). Tabs of one browser share the refresh token, so they must never
+both spend it: refreshes are serialised with a Web Lock, and the tab that refreshed hands the new
+pair to the others over a BroadcastChannel. A tab that had to wait for the lock takes the pair it
+was handed instead of refreshing again — it cannot trust its own read of localStorage, which
+Chromium propagates between tabs asynchronously (a waiting tab can still read the spent token).
+An access token lives only in page memory (a script injected later cannot read it from storage).
 */
 import { ApiError, jsonBody, request } from "./api";
 
@@ -36,32 +38,81 @@ function keep(pair: TokenPair): void {
 function forget(): void {
   access = null;
   localStorage.removeItem(REFRESH);
+  channel?.postMessage({ kind: "signed-out" } satisfies Shared);
   changed();
 }
 
-async function serialised<T>(fn: () => Promise<T>): Promise<T> {
-  return navigator.locks ? (navigator.locks.request("ts.refresh", fn) as Promise<T>) : fn();
+const channel = typeof BroadcastChannel === "undefined" ? null : new BroadcastChannel("ts.auth");
+type Shared = { kind: "pair"; pair: TokenPair; at: number } | { kind: "signed-out" };
+let handed: { pair: TokenPair; at: number } | null = null;
+const handedWaiters = new Set<() => void>();
+
+channel?.addEventListener("message", (ev: MessageEvent<Shared>) => {
+  if (ev.data.kind === "signed-out") {
+    access = null;
+    changed();
+    return;
+  }
+  handed = { pair: ev.data.pair, at: ev.data.at };
+  access = ev.data.pair.access_token;
+  for (const wake of handedWaiters) wake();
+});
+
+/** A pair another tab handed over since `since` (ms), waiting up to `ms` for one. */
+function handedSince(since: number, ms: number): Promise<TokenPair | null> {
+  const fresh = (): TokenPair | null => (handed && handed.at >= since ? handed.pair : null);
+  if (fresh() || ms <= 0) return Promise.resolve(fresh());
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      handedWaiters.delete(done);
+      resolve(fresh());
+    };
+    const timer = setTimeout(done, ms);
+    handedWaiters.add(done);
+  });
 }
 
-/** A fresh token pair from the stored refresh token; false (and signed out) when it is spent or revoked. */
+async function spend(token: string): Promise<boolean> {
+  try {
+    const pair = (await (await request("/api/auth/refresh", jsonBody("POST", { refresh_token: token }))).json()) as TokenPair;
+    keep(pair);
+    channel?.postMessage({ kind: "pair", pair, at: Date.now() } satisfies Shared);
+    return true;
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) {
+      forget();
+      return false;
+    }
+    throw err; // offline, rate-limited: keep the session, say so
+  }
+}
+
+/** A fresh token pair (spending the stored refresh token, or handed over by the tab that just spent
+ * it); false, and signed out, when the session is over. */
 export function refresh(): Promise<boolean> {
-  refreshing ??= serialised(async () => {
+  const asked = Date.now();
+  const run = async (waited: boolean): Promise<boolean> => {
+    if (waited) {
+      // Another tab held the lock: it most likely refreshed and handed the pair over.
+      const pair = await handedSince(asked, 1500);
+      if (pair) {
+        access = pair.access_token;
+        return true;
+      }
+    }
     const token = localStorage.getItem(REFRESH);
     if (!token) {
       access = null;
       return false;
     }
-    try {
-      keep(await (await request("/api/auth/refresh", jsonBody("POST", { refresh_token: token }))).json() as TokenPair);
-      return true;
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 401) {
-        forget();
-        return false;
-      }
-      throw err; // offline, rate-limited: keep the session, say so
-    }
-  }).finally(() => { refreshing = null; });
+    return spend(token);
+  };
+  refreshing ??= (async () => {
+    if (!navigator.locks) return run(false);
+    const now = await navigator.locks.request("ts.refresh", { ifAvailable: true }, (lock) => (lock ? run(false) : null));
+    return now ?? (await navigator.locks.request("ts.refresh", () => run(true)));
+  })().finally(() => { refreshing = null; });
   return refreshing;
 }
 
