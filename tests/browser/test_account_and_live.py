@@ -7,6 +7,7 @@ page, axe-core on each, and the API's errors shown in words."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,8 @@ def test_register_answer_and_pay_in_test_mode(user: Any, site: LiveSite, screens
 
 def test_a_published_signal_appears_live_without_a_reload(user: Any, site: LiveSite, screens: Path) -> None:
     page = user.pages[0] if user.pages else user.new_page()
+    sent: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(str(payload))))
     page.goto(site.url + "/live")  # a new page: the session comes back from the refresh token
     page.wait_for_selector("#live-table[data-rendered]")
     state = page.locator("#ws-state[data-state=open]")
@@ -123,6 +126,18 @@ def test_a_published_signal_appears_live_without_a_reload(user: Any, site: LiveS
         arg=[signal.id, before],
     )
     assert page.locator("#sound").is_checked() is False  # sound is off unless asked for
+
+    # The connection drops and a signal is published meanwhile: the client reconnects (back-off),
+    # resumes each channel with `since` and refetches, so the signal shows without a reload.
+    page.evaluate("() => [...window.tsSockets][0].kick()")
+    page.locator("#ws-state[data-state=closed]").wait_for()
+    missed = live_signal(3, "CALM", site.decided)
+    site.publish_signal(missed)
+    page.locator(f"#live-table tr[data-id='{missed.id}']").wait_for(timeout=15_000)
+    page.locator("#ws-state[data-state=open]").wait_for()
+    resumed = [json.loads(f) for f in sent if '"subscribe"' in f and '"since"' in f]
+    assert {c for f in resumed for c in f["channels"]} >= {SIGNALS_CHANNEL}, sent
+    assert page.evaluate("() => window.sameDocument") is True
     check_page(page, screens, "live")
 
 

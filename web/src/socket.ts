@@ -1,11 +1,12 @@
 /** The WebSocket client: auth, subscriptions with `since`, reconnection with back-off, gaps → resync.
 
-Protocol (README, "Live signals over WebSocket"): `{"op":"auth","token"}` → `authenticated`;
+Protocol (README, "Live signals over WebSocket"; api/ws.py): `{"op":"auth","token"}` → `authenticated`;
 `{"op":"subscribe","channels":[c],"since":n}` → the buffered messages after n, then `subscribed`
 (or an `error` frame without a channel: refused). Data frames carry `channel` and `seq`; an error
 frame *with* a channel means an entitlement ended. One subscribe is sent per channel, so a refusal
 names the channel it answers (replies come in order). Whatever may have been missed — a reconnect, a
-seq gap, a server restart (seq went back), or a `resync`/`lagged` frame — calls `onResync`, and the
+seq gap, a server restart (seq went back, or `bad_since`), or a `{"type":"resync"|"lagged","channel",
+"from_seq"}` frame — calls `onResync`, and the
 page refetches over REST: the socket is the doorbell, REST the truth.
 */
 import { accessToken, refresh } from "./auth";
@@ -23,6 +24,7 @@ export interface SocketOptions {
 }
 
 const MAX_BACKOFF_MS = 30_000;
+declare global { interface Window { tsSockets?: Set<LiveSocket> } }
 
 export class LiveSocket {
   private ws: WebSocket | null = null;
@@ -39,7 +41,14 @@ export class LiveSocket {
 
   constructor(private readonly opts: SocketOptions) {
     window.addEventListener("online", this.wake);
-    this.connect();
+    (window.tsSockets ??= new Set()).add(this);
+    void this.connect();
+  }
+
+  /** Drop the connection as a network failure would: the client reconnects, resumes with `since`
+   * and refetches (used by the browser tests to check exactly that). */
+  kick(): void {
+    this.ws?.close(4000, "kicked");
   }
 
   /** The channels subscribed now (for the page and its tests). */
@@ -49,6 +58,7 @@ export class LiveSocket {
 
   close(): void {
     this.stopped = true;
+    window.tsSockets?.delete(this);
     window.removeEventListener("online", this.wake);
     clearTimeout(this.timer);
     clearInterval(this.ping);
@@ -144,12 +154,21 @@ export class LiveSocket {
       const message = String(f.message ?? f.code ?? "refused");
       const channel = typeof f.channel === "string" ? f.channel : this.pending.shift();
       if (channel === undefined) return;
+      if (f.code === "bad_since" && typeof f.channel !== "string") {
+        // The server counts from less than we saw (it restarted, its log was reset): start afresh.
+        this.seqs.delete(channel);
+        this.subscribe(ws, channel);
+        this.opts.onResync(`${channel}: numbering restarted`);
+        return;
+      }
       this.active.delete(channel);
       this.refused.add(channel);
       this.opts.onRefused?.(channel, message);
     } else if (type === "resync" || type === "lagged") {
       const channel = typeof f.channel === "string" ? f.channel : "";
-      if (channel && typeof f.seq === "number") this.seqs.set(channel, f.seq);
+      // "resync": the server no longer holds what we missed; messages after from_seq follow.
+      // "lagged": we fell behind; the missed messages follow in order. Either way REST is asked.
+      if (channel && typeof f.from_seq === "number" && type === "resync") this.seqs.set(channel, f.from_seq);
       this.opts.onResync(`${channel || "feed"}: ${type}`);
     }
   }
