@@ -3,15 +3,19 @@ import "./style.css";
 import { me, signedIn } from "./auth";
 import { quickCheck } from "./checkpoints";
 import { h } from "./dom";
-import { accountPage } from "./pages/account";
-import { backtestPage, backtestsPage } from "./pages/backtests";
-import { checkoutPage, localBillingPage } from "./pages/checkout";
-import { leaveLive, livePage } from "./pages/live";
-import { questionnairePage } from "./pages/questionnaire";
-import { leaveSignal, signalPage } from "./pages/signal";
-import { registerPage, signInPage } from "./pages/signin";
+import { leavePage } from "./nav";
 import { trackRecordPage } from "./pages/trackRecord";
-import { verifyPage } from "./pages/verify";
+
+// The landing page is in the first bundle; every other page is its own chunk, fetched when opened
+// (and then kept by the service worker), so the first load stays small (bench/webapp.py).
+const verify = () => import("./pages/verify");
+const backtests = () => import("./pages/backtests");
+const live = () => import("./pages/live");
+const signal = () => import("./pages/signal");
+const signin = () => import("./pages/signin");
+const questionnaire = () => import("./pages/questionnaire");
+const account = () => import("./pages/account");
+const checkout = () => import("./pages/checkout");
 
 const main = document.getElementById("main") as HTMLElement;
 
@@ -20,25 +24,25 @@ type Page = { title: string; render: (root: HTMLElement) => void | Promise<void>
 function pageFor(path: string): Page {
   const exact: Record<string, Page> = {
     "/": { title: "Track record", render: trackRecordPage },
-    "/verify": { title: "Verify", render: verifyPage },
-    "/backtests": { title: "Backtests", render: backtestsPage },
-    "/live": { title: "Live signals", render: livePage },
-    "/signin": { title: "Sign in", render: signInPage },
-    "/register": { title: "Create an account", render: registerPage },
-    "/questionnaire": { title: "Risk profile", render: questionnairePage },
-    "/account": { title: "Account", render: accountPage },
-    "/checkout": { title: "Checkout", render: checkoutPage },
-    "/billing/local/portal": { title: "Billing", render: (r) => localBillingPage(r, "portal") },
-    "/billing/local/success": { title: "Payment complete", render: (r) => localBillingPage(r, "success") },
+    "/verify": { title: "Verify", render: async (r) => (await verify()).verifyPage(r) },
+    "/backtests": { title: "Backtests", render: async (r) => (await backtests()).backtestsPage(r) },
+    "/live": { title: "Live signals", render: async (r) => (await live()).livePage(r) },
+    "/signin": { title: "Sign in", render: async (r) => (await signin()).signInPage(r) },
+    "/register": { title: "Create an account", render: async (r) => (await signin()).registerPage(r) },
+    "/questionnaire": { title: "Risk profile", render: async (r) => (await questionnaire()).questionnairePage(r) },
+    "/account": { title: "Account", render: async (r) => (await account()).accountPage(r) },
+    "/checkout": { title: "Checkout", render: async (r) => (await checkout()).checkoutPage(r) },
+    "/billing/local/portal": { title: "Billing", render: async (r) => (await checkout()).localBillingPage(r, "portal") },
+    "/billing/local/success": { title: "Payment complete", render: async (r) => (await checkout()).localBillingPage(r, "success") },
   };
   if (exact[path]) return exact[path];
   if (path.startsWith("/backtests/")) {
     const id = decodeURIComponent(path.slice("/backtests/".length));
-    return { title: `Backtest ${id}`, render: (r) => backtestPage(r, id) };
+    return { title: `Backtest ${id}`, render: async (r) => (await backtests()).backtestPage(r, id) };
   }
   if (path.startsWith("/signals/")) {
     const id = decodeURIComponent(path.slice("/signals/".length));
-    return { title: "Signal", render: (r) => signalPage(r, id) };
+    return { title: "Signal", render: async (r) => (await signal()).signalPage(r, id) };
   }
   return {
     title: "Not found",
@@ -48,8 +52,7 @@ function pageFor(path: string): Page {
 
 async function route(): Promise<void> {
   const path = location.pathname;
-  leaveLive();
-  leaveSignal();
+  leavePage();
   main.replaceChildren();
   for (const a of document.querySelectorAll<HTMLAnchorElement>("nav a")) {
     const here = a.pathname === "/" ? path === "/" : path.startsWith(a.pathname);

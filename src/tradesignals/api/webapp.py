@@ -7,7 +7,7 @@ keeps the API's JSON 404, as does any method other than GET/HEAD. Any other path
 when one exists, else the app's ``index.html`` (the app routes in the browser). Without a build,
 the page says in one line how to make one instead of failing.
 
-The build writes brotli and gzip copies beside each text file (``web/compress.mjs``); a client that
+The build writes brotli and gzip copies beside each text file (``web/postbuild.mjs``); a client that
 accepts one gets it (``Content-Encoding``, ``Vary: Accept-Encoding``), with no work per request.
 API answers are left alone: they are small, or streamed, and compressing them would cost CPU on
 the hot path for every client.

@@ -55,7 +55,7 @@ def test_without_a_build_root_says_how_in_one_line(services: Services, tmp_path:
 def test_pre_compressed_copies_are_served_to_clients_that_accept_them(
     services: Services, tmp_path: Path
 ) -> None:
-    """The build's .br/.gz copies (web/compress.mjs) go to clients that accept that coding, with the
+    """The build's .br/.gz copies (web/postbuild.mjs) go to clients that accept that coding, with the
     original's type and `Vary`; others get the file itself; `q=0` refuses a coding."""
     import gzip
 

@@ -9,6 +9,7 @@ import { ApiError } from "../api";
 import { authedJson, me, Me, signedIn } from "../auth";
 import { liveFeed } from "../channels";
 import { errorBox, h, num, pct, when } from "../dom";
+import { onLeave } from "../nav";
 import { LiveSocket } from "../socket";
 
 export interface Size { profile: string; capital: number; position_pct: number; position_value: number; units: number; risk_amount: number; notes: string[] }
@@ -24,12 +25,6 @@ const CAPITAL = "ts.capital.v1";
 const SOUND = "ts.sound.v1";
 declare global { interface Window { tsDrawn?: Record<string, number> } }
 
-let socket: LiveSocket | null = null;
-/** The router calls this when leaving any page: the live page's socket does not outlive it. */
-export function leaveLive(): void {
-  socket?.close();
-  socket = null;
-}
 
 function beep(): void {
   try {
@@ -126,7 +121,7 @@ export async function livePage(root: HTMLElement): Promise<void> {
           page = await authedJson<Page>(`/api/signals?${q}`);
         } catch (err) {
           message.replaceChildren(errorBox((err as Error).message));
-          if (err instanceof ApiError && err.status === 401) leaveLive();
+          if (err instanceof ApiError && err.status === 401) socket?.close();
           return;
         }
         message.replaceChildren();
@@ -155,8 +150,7 @@ export async function livePage(root: HTMLElement): Promise<void> {
     void refetch();
   });
   soundBox.addEventListener("change", () => localStorage.setItem(SOUND, soundBox.checked ? "on" : "off"));
-  await refetch();
-  leaveLive();
+  let socket: LiveSocket | null = null; // (the callbacks below may run before the constructor returns)
   socket = new LiveSocket({
     channels: liveFeed(m.id),
     onMessage: () => void refetch(),
@@ -167,4 +161,6 @@ export async function livePage(root: HTMLElement): Promise<void> {
       wsState.textContent = detail;
     },
   });
+  onLeave(() => socket?.close());
+  await refetch();
 }

@@ -5,6 +5,7 @@ import { ApiError, request } from "../api";
 import { me, maybeAuthed, signedIn } from "../auth";
 import { liveChannel } from "../channels";
 import { errorBox, h, num, pct, signed, when } from "../dom";
+import { onLeave } from "../nav";
 import { LiveSocket } from "../socket";
 import type { Bar } from "../signalChart";
 import type { SignalOut } from "./live";
@@ -17,14 +18,6 @@ export interface LiveUpdate {
   distance_to_stop_pct: number; distance_to_targets_pct: number[]; probability: number | null; model_version: string;
 }
 
-let socket: LiveSocket | null = null;
-let imageUrl: string | null = null;
-export function leaveSignal(): void {
-  socket?.close();
-  socket = null;
-  if (imageUrl) URL.revokeObjectURL(imageUrl);
-  imageUrl = null;
-}
 
 function facts(s: SignalOut): HTMLElement {
   const rows: [string, string][] = [
@@ -59,7 +52,8 @@ async function imageSection(box: HTMLElement, s: SignalOut): Promise<void> {
   // The image is gated like the signal: fetched with the session's token, shown from a blob.
   try {
     const blob = await (await maybeAuthed(`/api/signals/${s.id}/image.png`)).blob();
-    imageUrl = URL.createObjectURL(blob);
+    const imageUrl = URL.createObjectURL(blob);
+    onLeave(() => URL.revokeObjectURL(imageUrl));
     box.replaceChildren(h("img", { src: imageUrl, alt: `${s.symbol} ${s.direction}: chart of recent bars with entry, stop and targets`, class: "signal-image", width: 800, height: 450 }));
   } catch (err) {
     const why = err instanceof ApiError && err.status === 404 ? "The picture of this signal is not ready yet." : (err as Error).message;
@@ -107,8 +101,7 @@ function livePanel(s: SignalOut): HTMLElement {
     void panel.offsetWidth;
     panel.classList.add("pulse");
   };
-  leaveSignal();
-  socket = new LiveSocket({
+  const socket = new LiveSocket({
     channels: [liveChannel(s.id)],
     onMessage: (f) => {
       const d = f.data as Partial<LiveUpdate> & { status?: string };
@@ -125,6 +118,7 @@ function livePanel(s: SignalOut): HTMLElement {
       state.textContent = message;
     },
   });
+  onLeave(() => socket.close());
   return panel;
 }
 

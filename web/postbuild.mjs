@@ -1,6 +1,7 @@
-// Pre-compresses the built app (brotli and gzip beside each text file), once at build time, so the
-// API serves the smaller file with no per-request work (src/tradesignals/api/webapp.py picks it).
-// Node's own zlib: no dependency.
+// After `vite build`: (1) `assets.json`, the list of every hashed asset, which the service worker
+// caches at install (pages are chunks loaded when opened, so the shell works offline for all of
+// them); (2) brotli and gzip copies beside each text file, so the API serves the smaller file with
+// no per-request work (src/tradesignals/api/webapp.py picks it). Node's own zlib: no dependency.
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { brotliCompressSync, constants, gzipSync } from "node:zlib";
@@ -14,6 +15,9 @@ function walk(dir) {
     return statSync(path).isDirectory() ? walk(path) : [path];
   });
 }
+
+const assets = walk(join(OUT, "assets")).filter((f) => /\.(js|css)$/.test(f)).map((f) => `/assets/${f.split("/assets/")[1]}`).sort();
+writeFileSync(join(OUT, "assets.json"), JSON.stringify(assets));
 
 let raw = 0, br = 0;
 for (const file of walk(OUT).filter((f) => TEXT.test(f))) {
