@@ -2,7 +2,8 @@
 
 * ``transferred_bytes`` — bytes over the wire for a cold first load of ``/`` (navigation, bundle,
   styles, manifest, icons, the two API calls), from the browser's Resource Timing ``transferSize``
-  (headers included; the API sends no compression). ``decoded_bytes``: the same, uncompressed bodies.
+  (headers included). ``decoded_bytes``: the same, uncompressed bodies. ``static_*``: the same two
+  for the app's own files (page, bundle, styles, manifest, icons), without the API calls.
 * ``table_ms`` — from navigation start to the history table drawn (the page's
   ``performance.mark("table-rendered")``), p50 / max over ``--runs`` cold loads, each in a fresh
   browser context (empty cache, no service worker). ``warm_table_ms``: a reload in the same context
@@ -202,7 +203,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}/"
         cold_ms: list[float] = []
         warm_ms: list[float] = []
-        transferred = decoded = requests = 0
+        transferred = decoded = requests = static_transferred = static_decoded = 0
         api_ms: dict[str, list[float]] = {}
         api_js = """() => performance.getEntriesByType('resource')
             .filter((e) => e.name.includes('/api/'))
@@ -210,7 +211,9 @@ def main() -> None:
         table_js = "() => performance.getEntriesByName('table-rendered')[0].startTime"
         bytes_js = """() => {
             const all = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')];
-            return [all.reduce((n, e) => n + e.transferSize, 0), all.reduce((n, e) => n + e.decodedBodySize, 0), all.length];
+            const own = all.filter((e) => !new URL(e.name).pathname.startsWith('/api/'));
+            return [all.reduce((n, e) => n + e.transferSize, 0), all.reduce((n, e) => n + e.decodedBodySize, 0), all.length,
+                    own.reduce((n, e) => n + e.transferSize, 0), own.reduce((n, e) => n + e.decodedBodySize, 0)];
         }"""
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=args.chromium, args=["--disable-gpu"])
@@ -221,7 +224,7 @@ def main() -> None:
                 page.wait_for_selector("#history-table[data-rendered]")
                 cold_ms.append(page.evaluate(table_js))
                 page.wait_for_load_state("networkidle")
-                transferred, decoded, requests = page.evaluate(bytes_js)
+                transferred, decoded, requests, static_transferred, static_decoded = page.evaluate(bytes_js)
                 for path, duration, _size in page.evaluate(api_js):
                     api_ms.setdefault(path, []).append(duration)
                 page.wait_for_function("() => navigator.serviceWorker.controller !== null")
@@ -242,6 +245,8 @@ def main() -> None:
                 "transferred_bytes": transferred,
                 "decoded_bytes": decoded,
                 "requests": requests,
+                "static_transferred_bytes": static_transferred,
+                "static_decoded_bytes": static_decoded,
                 "table_ms_p50": round(statistics.median(cold_ms), 1),
                 "table_ms_max": round(max(cold_ms), 1),
                 "warm_table_ms_p50": round(statistics.median(warm_ms), 1),
