@@ -154,6 +154,14 @@ def test_the_detail_page_draws_the_plan_on_the_chart(user: Any, site: LiveSite, 
     assert sorted(lines) == sorted(
         [["entry", 100.0], ["stop", 95.0], ["target 1", 105.0], ["target 2", 110.0], ["target 3", 115.0]]
     )
+    # Every level is inside the drawn pane, though the bars never came near the stop or the targets.
+    inside = page.evaluate(
+        """(id) => { const c = window.tsCharts[id]; const h = c.chart.paneSize().height;
+            return c.series.priceLines().map((l) => {
+                const y = c.series.priceToCoordinate(l.options().price); return y !== null && y >= 0 && y <= h; }); }""",
+        signal_id,
+    )
+    assert inside == [True] * 5
     markers = page.evaluate("(id) => window.tsCharts[id].markers.markers()", signal_id)
     assert [(m["id"], m["shape"]) for m in markers] == [("decision", "arrowUp")]
     bars = httpx.get(f"{site.url}/api/market/CALM/bars", params={"limit": 150}).json()
@@ -214,6 +222,12 @@ def test_an_upgraded_signal_shows_its_live_panel(user: Any, site: LiveSite, scre
     assert signal_id in page.locator("#upgrades").inner_text()
     assert page.locator("[data-tier]").get_attribute("data-tier") == "premium"
     check_page(page, screens, "account")
+    page.click("text=Manage billing")
+    page.wait_for_url("**/billing/local/portal")
+    assert "TEST MODE" in page.locator("[data-test-mode]").inner_text()
+    check_page(page, screens, "billing-portal")
+    page.click("text=Back to your account")
+    page.wait_for_selector("#account-facts")
     refresh_token = page.evaluate("() => localStorage.getItem('ts.refresh.v1')")
     page.click("#sign-out")
     page.wait_for_url(site.url + "/")

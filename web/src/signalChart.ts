@@ -3,7 +3,7 @@
 Entry, stop and each target are price lines on the candle series; the decision is a marker on the
 bar it was decided on. The chart is registered on `window.tsCharts[signalId]` so tests (and a curious
 reader) can ask the chart itself what it draws rather than reading pixels. */
-import { CandlestickSeries, createChart, createSeriesMarkers, IChartApi, ISeriesApi, ISeriesMarkersPluginApi, LineStyle, Time, UTCTimestamp } from "lightweight-charts";
+import { AutoscaleInfo, CandlestickSeries, createChart, createSeriesMarkers, IChartApi, ISeriesApi, ISeriesMarkersPluginApi, LineStyle, Time, UTCTimestamp } from "lightweight-charts";
 
 export interface Bar { ts: string; open: number; high: number; low: number; close: number; volume: number }
 export interface Levels { id: string; direction: "long" | "short"; entry: number; stop: number; targets: number[]; decided_at: string | null; created_at: string }
@@ -20,8 +20,17 @@ export function drawChart(el: HTMLElement, bars: Bar[], s: Levels): DrawnChart {
     grid: { vertLines: { color: "#eef1f0" }, horzLines: { color: "#eef1f0" } },
     timeScale: { timeVisible: true, secondsVisible: false },
   });
+  // The plan's levels are what the reader came for: the price scale always takes them in, even when
+  // the recent bars never came near the stop or the last target.
+  const levels = [s.entry, s.stop, ...s.targets];
   const series = chart.addSeries(CandlestickSeries, {
     upColor: "#0a6b2d", downColor: "#a4161a", borderVisible: false, wickUpColor: "#0a6b2d", wickDownColor: "#a4161a",
+    autoscaleInfoProvider: (base: () => AutoscaleInfo | null): AutoscaleInfo | null => {
+      const own = base();
+      const lo = Math.min(...levels, own?.priceRange?.minValue ?? Infinity);
+      const hi = Math.max(...levels, own?.priceRange?.maxValue ?? -Infinity);
+      return { priceRange: { minValue: lo, maxValue: hi }, margins: own?.margins };
+    },
   });
   series.setData(bars.map((b) => ({ time: secs(b.ts), open: b.open, high: b.high, low: b.low, close: b.close })));
   series.createPriceLine({ price: s.entry, color: "#0b5c8a", lineWidth: 2, lineStyle: LineStyle.Solid, axisLabelVisible: true, title: "entry" });
