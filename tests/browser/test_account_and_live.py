@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tradesignals.domain.entitlements import SIGNALS_CHANNEL, live_channel
 
@@ -86,7 +87,7 @@ def test_register_answer_and_pay_in_test_mode(user: Any, site: LiveSite, screens
     page.click("#pay")
     page.wait_for_selector("[data-paid]")
     assert "TEST MODE" in page.locator("[data-test-mode]").inner_text()
-    assert page.locator("#nav-account").inner_text() == "Account (premium)"
+    expect(page.locator("#nav-account")).to_have_text("Account (premium)")
     check_page(page, screens, "checkout-paid")
     page.close()
 
@@ -231,7 +232,7 @@ def test_an_upgraded_signal_shows_its_live_panel(user: Any, site: LiveSite, scre
     refresh_token = page.evaluate("() => localStorage.getItem('ts.refresh.v1')")
     page.click("#sign-out")
     page.wait_for_url(site.url + "/")
-    assert page.locator("#nav-account").inner_text() == "Sign in"
+    expect(page.locator("#nav-account")).to_have_text("Sign in")
     assert page.evaluate("() => localStorage.getItem('ts.refresh.v1')") is None
     assert (
         httpx.post(site.url + "/api/auth/refresh", json={"refresh_token": refresh_token}).status_code == 401
@@ -271,7 +272,7 @@ def test_errors_are_words_for_anonymous_visitors(browser: Any, site: LiveSite, s
     page.locator("main .error").wait_for()
     assert page.locator("main .error").inner_text() == f"no signal with id {'0' * 22}"
     page.goto(f"{site.url}/live")
-    assert "premium members" in page.locator("main").inner_text()
+    page.locator("main >> text=Live signals are for premium members").wait_for()
     check_page(page, screens, "live-anonymous")
     page.goto(f"{site.url}/signin")
     page.fill("#signin-form-email", EMAIL)

@@ -45,19 +45,25 @@ function beep(): void {
 
 const money = (x: number): string => x.toLocaleString("en-US", { maximumFractionDigits: 2, minimumFractionDigits: 2 });
 
+const COLUMNS = ["symbol", "side · type", "entry", "stop", "targets", "confidence", "position", "units", "at risk", "expires (UTC)"];
+
 function row(s: SignalOut, fresh: boolean): HTMLElement {
   const size = s.size;
+  const cells: (Node | string)[] = [
+    h("a", { href: `/signals/${s.id}` }, h("strong", {}, s.symbol)),
+    `${s.direction} · ${s.type}`,
+    num(s.entry),
+    num(s.stop),
+    s.targets.map((t) => num(t)).join(" / "),
+    pct(s.confidence),
+    size ? `${money(size.position_value)} (${num(size.position_pct, 1)} %)` : "–",
+    size ? num(size.units, 4) : "–",
+    size ? money(size.risk_amount) : "–",
+    when(s.expires_at),
+  ];
+  // data-label: on a phone each row is a card, and each value carries its column's name.
   return h("tr", { "data-id": s.id, class: fresh ? "fresh" : "" },
-    h("td", {}, h("a", { href: `/signals/${s.id}` }, h("strong", {}, s.symbol))),
-    h("td", {}, `${s.direction} · ${s.type}`),
-    h("td", { class: "n" }, num(s.entry)),
-    h("td", { class: "n" }, num(s.stop)),
-    h("td", { class: "n" }, s.targets.map((t) => num(t)).join(" / ")),
-    h("td", { class: "n" }, pct(s.confidence)),
-    h("td", { class: "n" }, size ? `${money(size.position_value)} (${num(size.position_pct, 1)} %)` : "–"),
-    h("td", { class: "n" }, size ? num(size.units, 4) : "–"),
-    h("td", { class: "n" }, size ? money(size.risk_amount) : "–"),
-    h("td", {}, when(s.expires_at)));
+    ...cells.map((c, i) => h("td", { class: i >= 2 && i <= 8 ? "n" : undefined, "data-label": COLUMNS[i] }, c)));
 }
 
 export async function livePage(root: HTMLElement): Promise<void> {
@@ -86,7 +92,7 @@ export async function livePage(root: HTMLElement): Promise<void> {
   const tbody = h("tbody", {});
   const table = h("table", { id: "live-table", class: "live" },
     h("caption", {}, `Open signals your ${m.risk_profile} profile accepts, sized for your capital`),
-    h("thead", {}, h("tr", {}, ...["symbol", "side · type", "entry", "stop", "targets", "confidence", "position", "units", "at risk", "expires (UTC)"].map((c) => h("th", { scope: "col" }, c)))),
+    h("thead", {}, h("tr", {}, ...COLUMNS.map((c) => h("th", { scope: "col" }, c)))),
     tbody);
   root.append(
     h("p", { class: "lede" }, `Profile: ${m.risk_profile}`,
