@@ -208,13 +208,13 @@ def test_an_upgraded_signal_shows_its_live_panel(user: Any, site: LiveSite, scre
     }
     site.publish_live(signal_id, update)
     page.wait_for_selector("#live-panel[data-updates='1']")
-    assert page.locator("[data-field=price]").inner_text() == "102.5000"
+    assert page.locator("[data-field=price]").inner_text() == "102.50"
     assert page.locator("[data-field=pnl]").inner_text() == "+2.38 % · +0.48 R"
     assert page.locator("[data-field=probability]").inner_text() == "57.0 %"
     assert page.locator("[data-field=targets]").inner_text() == "2.44 % / 7.32 % / 12.20 %"
     site.publish_live(signal_id, {**update, "price": 96.0, "filled": True, "unrealised_net_pct": -4.1})
     page.wait_for_selector("#live-panel[data-updates='2']")
-    assert page.locator("[data-field=price]").inner_text() == "96.0000"
+    assert page.locator("[data-field=price]").inner_text() == "96.00"
     check_page(page, screens, "signal-live")
 
     # The account lists the upgrade with its expiry; signing out revokes the session on the server.

@@ -3,6 +3,7 @@
 Entry, stop and each target are price lines on the candle series; the decision is a marker on the
 bar it was decided on. The chart is registered on `window.tsCharts[signalId]` so tests (and a curious
 reader) can ask the chart itself what it draws rather than reading pixels. */
+import { priceDigits } from "./dom";
 import { AutoscaleInfo, CandlestickSeries, createChart, createSeriesMarkers, IChartApi, ISeriesApi, ISeriesMarkersPluginApi, LineStyle, Time, UTCTimestamp } from "lightweight-charts";
 
 export interface Bar { ts: string; open: number; high: number; low: number; close: number; volume: number }
@@ -23,7 +24,9 @@ export function drawChart(el: HTMLElement, bars: Bar[], s: Levels): DrawnChart {
   // The plan's levels are what the reader came for: the price scale always takes them in, even when
   // the recent bars never came near the stop or the last target.
   const levels = [s.entry, s.stop, ...s.targets];
+  const digits = priceDigits(s.entry);
   const series = chart.addSeries(CandlestickSeries, {
+    priceFormat: { type: "price", precision: digits, minMove: 10 ** -digits },
     upColor: "#0a6b2d", downColor: "#a4161a", borderVisible: false, wickUpColor: "#0a6b2d", wickDownColor: "#a4161a",
     autoscaleInfoProvider: (base: () => AutoscaleInfo | null): AutoscaleInfo | null => {
       const own = base();

@@ -8,7 +8,7 @@ a short tone. Each drawn row is time-stamped for bench/webapp.py (`window.tsDraw
 import { ApiError } from "../api";
 import { authedJson, me, Me, signedIn } from "../auth";
 import { liveFeed } from "../channels";
-import { errorBox, h, num, pct, when } from "../dom";
+import { errorBox, h, num, pct, price, when } from "../dom";
 import { onLeave } from "../nav";
 import { LiveSocket } from "../socket";
 
@@ -52,9 +52,9 @@ function row(s: SignalOut, fresh: boolean): HTMLElement {
   const cells: (Node | string)[] = [
     h("a", { href: `/signals/${s.id}` }, h("strong", {}, s.symbol)),
     `${s.direction} · ${s.type}`,
-    num(s.entry),
-    num(s.stop),
-    s.targets.map((t) => num(t)).join(" / "),
+    price(s.entry),
+    price(s.stop),
+    s.targets.map((t) => price(t)).join(" / "),
     pct(s.confidence),
     size ? `${money(size.position_value)} (${num(size.position_pct, 1)} %)` : "–",
     size ? num(size.units, 4) : "–",

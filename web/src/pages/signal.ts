@@ -4,7 +4,7 @@ its explanation, its static image, and — for the holder of an upgrade to it �
 import { ApiError, request } from "../api";
 import { me, maybeAuthed, signedIn } from "../auth";
 import { liveChannel } from "../channels";
-import { errorBox, h, num, pct, signed, when } from "../dom";
+import { errorBox, h, num, pct, price, signed, when } from "../dom";
 import { onLeave } from "../nav";
 import { LiveSocket } from "../socket";
 import type { Bar } from "../signalChart";
@@ -23,7 +23,7 @@ function facts(s: SignalOut): HTMLElement {
   const rows: [string, string][] = [
     ["status", s.status.replace("_", " ")],
     ["direction", `${s.direction} (${s.type}, ${s.timeframe} bars)`],
-    ["entry", num(s.entry)], ["stop", num(s.stop)], ["targets", s.targets.map((t) => num(t)).join(" / ")],
+    ["entry", price(s.entry)], ["stop", price(s.stop)], ["targets", s.targets.map((t) => price(t)).join(" / ")],
     ["confidence", `${pct(s.confidence)}${s.base_rate === null ? "" : ` (model base rate ${pct(s.base_rate)}, edge ${signed((s.edge ?? 0) * 100, 1, " pts")})`}`],
     ["decided", `${when(s.decided_at)} UTC`], ["published", `${when(s.created_at)} UTC`], ["expires", `${when(s.expires_at)} UTC`],
     ["model", s.model_version],
@@ -42,7 +42,7 @@ async function chartSection(box: HTMLElement, s: SignalOut): Promise<void> {
     return;
   }
   const { drawChart } = await import("../signalChart");
-  const el = h("div", { class: "candles", id: "signal-chart", role: "img", "aria-label": `${s.symbol} candlestick chart with entry ${num(s.entry)}, stop ${num(s.stop)} and targets ${s.targets.map((t) => num(t)).join(", ")}` });
+  const el = h("div", { class: "candles", id: "signal-chart", role: "img", "aria-label": `${s.symbol} candlestick chart with entry ${price(s.entry)}, stop ${price(s.stop)} and targets ${s.targets.map((t) => price(t)).join(", ")}` });
   box.replaceChildren(el);
   drawChart(el, bars, s);
   el.setAttribute("data-drawn", String(bars.length));
@@ -89,7 +89,7 @@ function livePanel(s: SignalOut): HTMLElement {
     state);
   let updates = 0;
   const show = (u: LiveUpdate): void => {
-    fields.price.textContent = num(u.price, 4);
+    fields.price.textContent = price(u.price);
     fields.pnl.textContent = u.filled ? `${signed(u.unrealised_net_pct, 2, " %")} · ${signed(u.unrealised_net_r, 2, " R")}` : "not filled yet";
     fields.probability.textContent = u.probability === null ? "not re-scored (rule-based signal)" : pct(u.probability);
     fields.stop.textContent = `${num(u.distance_to_stop_pct, 2)} %`;
