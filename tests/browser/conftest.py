@@ -355,11 +355,16 @@ class LiveSite:
         ).result(timeout=10)
 
     def publish_live(self, signal_id: str, data: dict[str, Any]) -> None:
-        """One LiveUpdate on ``signal:{id}:live``, through the node's hub (the engine's side and its
-        relay belong to other work; the page's contract is the channel and the payload)."""
+        """One LiveUpdate on ``signal:{id}:live`` (type ``live``), through the node's hub: the
+        engine's side and its relay belong to other work; the page's contract is the channel and
+        the payload."""
         from tradesignals.domain.entitlements import live_channel
 
-        self.loop.call_soon_threadsafe(self.services.hub.publish, live_channel(signal_id), "live", data)
+        self.publish_hub(live_channel(signal_id), "live", data)
+
+    def publish_hub(self, channel: str, type_: str, data: dict[str, Any]) -> None:
+        """A message straight onto one of this node's WebSocket channels."""
+        self.loop.call_soon_threadsafe(self.services.hub.publish, channel, type_, data)
 
     def subscribers(self, channel: str) -> int:
         return int(self.services.hub.subscriber_count(channel))

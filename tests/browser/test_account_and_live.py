@@ -139,6 +139,27 @@ def test_a_published_signal_appears_live_without_a_reload(user: Any, site: LiveS
     resumed = [json.loads(f) for f in sent if '"subscribe"' in f and '"since"' in f]
     assert {c for f in resumed for c in f["channels"]} >= {SIGNALS_CHANNEL}, sent
     assert page.evaluate("() => window.sameDocument") is True
+
+    # The user's own channel carries signals already fitted and sized (the ws work): merged at once,
+    # no REST call; an outcome on the shared feed takes its row away, no REST call either.
+    pair = httpx.post(f"{site.url}/api/auth/token", data={"username": EMAIL, "password": PASSWORD}).json()
+    auth = {"Authorization": f"Bearer {pair['access_token']}"}
+    me = httpx.get(f"{site.url}/api/me", headers=auth).json()
+    sized = live_signal(4, "CALM", site.decided)
+    site.services.signals.add(sized)
+    fitted = httpx.get(
+        f"{site.url}/api/signals",
+        params={"profile": me["risk_profile"], "capital": 50000, "status": "open"},
+        headers=auth,
+    ).json()["items"]
+    (payload,) = [i for i in fitted if i["id"] == sized.id]
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/signals" in r.url else None)
+    site.publish_hub(f"user:{me['id']}:signals", "signal", payload)
+    page.locator(f"#live-table tr[data-id='{sized.id}']").wait_for()
+    site.publish_hub(SIGNALS_CHANNEL, "outcome", {"signal_id": sized.id, "kind": "closed", "outcome": "stop"})
+    page.locator(f"#live-table tr[data-id='{sized.id}']").wait_for(state="detached")
+    assert asked == []
     check_page(page, screens, "live")
 
 

@@ -1,16 +1,17 @@
 /** Live signals (premium): the open signals the user's profile accepts, sized for their capital,
 kept current over the WebSocket without a reload.
 
-The socket only rings the bell: any message on the feed (see `channels.ts`) makes the page refetch
-`GET /api/signals?profile=&capital=&status=open`, which fits and sizes on the server; rows not seen
-before are drawn with a brief highlight, announced to screen readers, and (if the user turned it on)
-a short tone. Each drawn row is time-stamped for bench/webapp.py (`window.tsDrawn`). */
+Fitting and sizing are the server's: a message that carries a signal already sized for this profile
+and capital (the user's own channel) is merged at once, an outcome removes its row, and any other
+message, gap or reconnect makes the page refetch `GET /api/signals?profile=&capital=&status=open`.
+Rows not seen before are drawn with a brief highlight, announced to screen readers, and (if the user
+turned it on) a short tone. Each drawn row is time-stamped for bench/webapp.py (`window.tsDrawn`). */
 import { ApiError } from "../api";
 import { authedJson, me, Me, signedIn } from "../auth";
 import { liveFeed } from "../channels";
 import { errorBox, h, num, pct, price, when } from "../dom";
 import { onLeave } from "../nav";
-import { LiveSocket } from "../socket";
+import { DataFrame, LiveSocket } from "../socket";
 
 export interface Size { profile: string; capital: number; position_pct: number; position_value: number; units: number; risk_amount: number; notes: string[] }
 export interface SignalOut {
@@ -106,10 +107,31 @@ export async function livePage(root: HTMLElement): Promise<void> {
     h("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": "Live signals" }, table));
 
   const seen = new Set<string>();
+  let shown: SignalOut[] = [];
   let first = true;
   let inFlight = false;
   let again = false;
   window.tsDrawn ??= {};
+  const capital = (): number => Number(capitalInput.value) || 10000;
+
+  /** Draw `items` (newest first); rows not drawn before get the cue, the announcement and the tone. */
+  function draw(items: SignalOut[]): void {
+    shown = items;
+    const fresh = items.filter((s) => !seen.has(s.id));
+    tbody.replaceChildren(...items.map((s) => row(s, !first && !seen.has(s.id))));
+    if (!items.length) tbody.append(h("tr", {}, h("td", { colspan: 10, class: "empty" }, "No open signal fits your profile right now; new ones appear here.")));
+    const now = performance.timeOrigin + performance.now();
+    for (const s of fresh) {
+      seen.add(s.id);
+      window.tsDrawn![s.id] = now;
+    }
+    if (!first && fresh.length) {
+      announce.textContent = fresh.map((s) => `New signal: ${s.symbol} ${s.direction}`).join(". ");
+      if (soundBox.checked) beep();
+    }
+    first = false;
+    table.setAttribute("data-rendered", String(items.length));
+  }
 
   async function refetch(): Promise<void> {
     if (inFlight) {
@@ -120,8 +142,7 @@ export async function livePage(root: HTMLElement): Promise<void> {
     try {
       do {
         again = false;
-        const capital = Number(capitalInput.value) || 10000;
-        const q = new URLSearchParams({ profile: m.risk_profile, capital: String(capital), status: "open", limit: "100" });
+        const q = new URLSearchParams({ profile: m.risk_profile, capital: String(capital()), status: "open", limit: "100" });
         let page: Page;
         try {
           page = await authedJson<Page>(`/api/signals?${q}`);
@@ -131,23 +152,25 @@ export async function livePage(root: HTMLElement): Promise<void> {
           return;
         }
         message.replaceChildren();
-        const fresh = page.items.filter((s) => !seen.has(s.id));
-        tbody.replaceChildren(...page.items.map((s) => row(s, !first && !seen.has(s.id))));
-        if (!page.items.length) tbody.append(h("tr", {}, h("td", { colspan: 10, class: "empty" }, "No open signal fits your profile right now; new ones appear here.")));
-        const now = performance.timeOrigin + performance.now();
-        for (const s of fresh) {
-          seen.add(s.id);
-          window.tsDrawn![s.id] = now;
-        }
-        if (!first && fresh.length) {
-          announce.textContent = fresh.map((s) => `New signal: ${s.symbol} ${s.direction}`).join(". ");
-          if (soundBox.checked) beep();
-        }
-        first = false;
-        table.setAttribute("data-rendered", String(page.items.length));
+        draw(page.items);
       } while (again);
     } finally {
       inFlight = false;
+    }
+  }
+
+  /** A message merged into the list when it carries all the page needs — an open signal already
+   * fitted and sized for this profile and capital (the user's own channel), or the outcome of a
+   * signal shown (it leaves the list); anything else is a reason to ask REST. */
+  function onMessage(f: DataFrame): void {
+    const d = f.data as Partial<SignalOut> & { signal_id?: string };
+    if (f.type === "signal" && d.status === "open" && d.size && d.size.profile === m.risk_profile && d.size.capital === capital() && !inFlight) {
+      const s = d as SignalOut;
+      draw([s, ...shown.filter((x) => x.id !== s.id)].sort((a, b) => b.created_at.localeCompare(a.created_at)).slice(0, 100));
+    } else if (f.type === "outcome") {
+      if (shown.some((x) => x.id === d.signal_id)) draw(shown.filter((x) => x.id !== d.signal_id));
+    } else {
+      void refetch();
     }
   }
 
@@ -159,7 +182,7 @@ export async function livePage(root: HTMLElement): Promise<void> {
   let socket: LiveSocket | null = null; // (the callbacks below may run before the constructor returns)
   socket = new LiveSocket({
     channels: liveFeed(m.id),
-    onMessage: () => void refetch(),
+    onMessage,
     onResync: () => void refetch(),
     onState: (state, detail) => {
       wsState.setAttribute("data-state", state);

@@ -106,7 +106,11 @@ function livePanel(s: SignalOut): HTMLElement {
     onMessage: (f) => {
       const d = f.data as Partial<LiveUpdate> & { status?: string };
       if (typeof d.price === "number") show(d as LiveUpdate);
-      else if (typeof d.status === "string" && d.status !== "open") state.textContent = `Closed: ${d.status.replace("_", " ")}.`;
+      else if (f.type === "closed" || (typeof d.status === "string" && d.status !== "open")) {
+        const how = String((d as { outcome?: string }).outcome ?? d.status ?? "closed").replace("_", " ");
+        state.setAttribute("data-state", "ended");
+        state.textContent = `Closed: ${how}. The live stream has ended.`;
+      }
     },
     onResync: () => undefined, // only the newest state matters; the next update brings it
     onState: (st, detail) => {
