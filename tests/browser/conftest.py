@@ -209,6 +209,29 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_api(
+    services: Services,
+) -> tuple[str, uvicorn.Server, threading.Thread, asyncio.AbstractEventLoop]:
+    """The API role over ``services`` under uvicorn on a free loopback port, on an event loop of its
+    own thread (returned, so a test can publish on the bus or the hub it serves); waits until it
+    listens. Stop it with ``server.should_exit = True`` and join the thread."""
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(services, roles=frozenset({"api"})), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    return f"http://127.0.0.1:{port}", server, thread, loop
+
+
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Callable[..., Site]]:
     """``serve()`` starts the seeded app on a free loopback port; stopped after the test."""
@@ -220,24 +243,9 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Site]]:
         with ThreadPoolExecutor(1) as pool:
             services = pool.submit(asyncio.run, build_services(settings)).result()
         signals = seed(services, plan)
-        port = _free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(services, roles=frozenset({"api"})),
-                host="127.0.0.1",
-                port=port,
-                log_level="warning",
-            )
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.02)
+        url, server, thread, _loop = start_api(services)
         running.append((server, thread))
-        return Site(f"http://127.0.0.1:{port}", services, signals)
+        return Site(url, services, signals)
 
     yield start
     for server, thread in running:
@@ -381,22 +389,11 @@ def live_site(home: Path, symbols: tuple[str, ...] = ("CALM",), days: int = 90) 
     decided = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     for symbol in symbols:
         services.bars.upsert(Timeframe.D1, calm_bars(symbol, days, decided))
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(services, roles=frozenset({"api"})), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
+    url, server, thread, loop = start_api(services)
     try:
-        yield LiveSite(f"http://127.0.0.1:{port}", services, loop, decided)
+        yield LiveSite(url, services, loop, decided)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        if not thread.is_alive():
+            loop.close()
