@@ -310,3 +310,60 @@ def pd_ts(iso: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000
+
+
+def test_a_refused_user_channel_falls_back_and_resync_frames_refetch(
+    browser: Any, site: LiveSite, screens: Path
+) -> None:
+    """Through a proxy on the page's socket (Playwright's WebSocket routing): the server refuses
+    ``user:{id}:signals`` (as a server without it would), so the page keeps ``signals`` and still
+    shows a new signal; ``lagged`` and ``resync`` frames (the ws work's shape) make it ask REST."""
+    context = browser.new_context()
+    from_server: list[dict[str, Any]] = []
+    sockets: list[Any] = []
+
+    def proxy(ws: Any) -> None:
+        server = ws.connect_to_server()
+        sockets.append(ws)
+
+        def up(message: str | bytes) -> None:
+            frame = json.loads(message)
+            if frame.get("op") == "subscribe" and frame["channels"][0].startswith("user:"):
+                ws.send(json.dumps({"type": "error", "code": "forbidden", "message": "not on this server"}))
+            else:
+                server.send(message)
+
+        def down(message: str | bytes) -> None:
+            from_server.append(json.loads(message))
+            ws.send(message)
+
+        ws.on_message(up)
+        server.on_message(down)
+
+    context.route_web_socket("**/ws", proxy)
+    page = context.new_page()
+    page.goto(site.url + "/signin?next=/live")
+    page.fill("#signin-form-email", EMAIL)
+    page.fill("#signin-form-password", PASSWORD)
+    page.click("#signin-form button[type=submit]")
+    page.locator("#ws-state[data-state=open]").wait_for()
+    page.wait_for_selector("#live-table[data-rendered]")
+    expect(page.locator("#ws-state")).to_have_attribute("data-channels", SIGNALS_CHANNEL)
+    signal = live_signal(5, "CALM", site.decided)
+    site.publish_signal(signal)
+    page.locator(f"#live-table tr[data-id='{signal.id}']").wait_for()
+
+    (subscribed,) = [f for f in from_server if f.get("type") == "subscribed"]
+    seq = max(f["seq"] for f in from_server if f.get("channel") == SIGNALS_CHANNEL and "seq" in f)
+    assert seq >= subscribed["seq"][SIGNALS_CHANNEL]
+    for frame in (
+        {"type": "lagged", "channel": SIGNALS_CHANNEL, "from_seq": seq},
+        {"type": "resync", "channel": SIGNALS_CHANNEL, "from_seq": seq},
+    ):
+        with page.expect_request(lambda r: "/api/signals?" in r.url):
+            sockets[-1].send(json.dumps(frame))
+    # After the resync, the next message (seq + 1) is taken as is: no gap, no extra refetch needed.
+    later = live_signal(6, "CALM", site.decided)
+    site.publish_signal(later)
+    page.locator(f"#live-table tr[data-id='{later.id}']").wait_for()
+    context.close()
