@@ -367,3 +367,35 @@ def test_a_refused_user_channel_falls_back_and_resync_frames_refetch(
     site.publish_signal(later)
     page.locator(f"#live-table tr[data-id='{later.id}']").wait_for()
     context.close()
+
+
+def test_deleting_the_account_asks_first_then_erases_it(browser: Any, site: LiveSite) -> None:
+    """Last in the module: the user is gone afterwards."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(site.url + "/signin?next=/account")
+    page.fill("#signin-form-email", EMAIL)
+    page.fill("#signin-form-password", PASSWORD)
+    page.click("#signin-form button[type=submit]")
+    page.wait_for_selector("#account-facts")
+    asked: list[str] = []
+
+    def answer(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.dismiss() if len(asked) == 1 else dialog.accept()
+
+    page.on("dialog", answer)
+    page.click("#delete-account")  # dismissed: nothing happens
+    assert (
+        httpx.post(site.url + "/api/auth/token", data={"username": EMAIL, "password": PASSWORD}).status_code
+        == 200
+    )
+    page.click("#delete-account")
+    page.wait_for_url(site.url + "/")
+    expect(page.locator("#nav-account")).to_have_text("Sign in")
+    assert "does not stop billing" in asked[0]  # a premium account is told to cancel first
+    assert (
+        httpx.post(site.url + "/api/auth/token", data={"username": EMAIL, "password": PASSWORD}).status_code
+        == 401
+    )
+    context.close()

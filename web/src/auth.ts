@@ -161,6 +161,11 @@ export async function register(email: string, password: string): Promise<void> {
   await signIn(email, password);
 }
 
+/** Forget the session in this browser only (the account is gone, so there is nothing to revoke). */
+export function forgetHere(): void {
+  forget();
+}
+
 /** Revokes the refresh token's family on the server, then forgets the session here whatever the answer. */
 export async function signOut(): Promise<void> {
   const token = localStorage.getItem(REFRESH);

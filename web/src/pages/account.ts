@@ -1,6 +1,6 @@
 /** The account: tier, risk profile, upgrades in force with their expiry, the billing portal, sign out. */
 import { ApiError } from "../api";
-import { authedJson, me, signedIn, signOut } from "../auth";
+import { authed, authedJson, forgetHere, me, signedIn, signOut } from "../auth";
 import { errorBox, h, when } from "../dom";
 import { go } from "../nav";
 
@@ -56,4 +56,19 @@ export async function accountPage(root: HTMLElement): Promise<void> {
     signOut().then(() => go("/")).catch((err: unknown) => outStatus.replaceChildren(errorBox(`Signed out here, but ${(err as Error).message}`)));
   });
   root.append(h("h2", {}, "Session"), out, outStatus);
+
+  // DELETE /api/me: the account, its tokens and upgrades go; billing does not stop by itself.
+  const del = h("button", { type: "button", id: "delete-account", class: "danger" }, "Delete my account");
+  const delStatus = h("div", { role: "status", "aria-live": "polite" });
+  del.addEventListener("click", () => {
+    const paid = m.tier === "premium" ? " Cancel your subscription in the billing portal first: deleting the account does not stop billing." : "";
+    if (!confirm(`Delete ${m.email} for good? Your sign-in, profile and upgrades are erased.${paid}`)) return;
+    authed("/api/me", { method: "DELETE" })
+      .then(() => forgetHere())
+      .then(() => go("/"))
+      .catch((err: unknown) => delStatus.replaceChildren(errorBox((err as Error).message)));
+  });
+  root.append(h("h2", {}, "Delete the account"),
+    h("p", { class: "hint" }, "Your payments stay on record without your name; a paid subscription must be cancelled in the billing portal first."),
+    del, delStatus);
 }
