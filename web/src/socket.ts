@@ -152,6 +152,10 @@ export class LiveSocket {
         return;
       }
       const message = String(f.message ?? f.code ?? "refused");
+      // A refusal names no channel (it answers the oldest pending subscribe); should a server name
+      // it, that pending subscribe is answered all the same.
+      const named = typeof f.channel === "string" ? this.pending.indexOf(f.channel) : -1;
+      if (named >= 0) this.pending.splice(named, 1);
       const channel = typeof f.channel === "string" ? f.channel : this.pending.shift();
       if (channel === undefined) return;
       if (f.code === "bad_since" && typeof f.channel !== "string") {
