@@ -18,7 +18,7 @@ venv: $(STAMP) web
 # npm installs from web/package-lock.json (no registry address recorded: web/.npmrc).
 WEB_OUT  := src/tradesignals/web/index.html
 WEB_MODS := web/node_modules/.package-lock.json
-WEB_SRC  := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json
+WEB_SRC  := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json web/postbuild.mjs
 
 web: $(WEB_OUT)
 

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -208,6 +209,29 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_api(
+    services: Services,
+) -> tuple[str, uvicorn.Server, threading.Thread, asyncio.AbstractEventLoop]:
+    """The API role over ``services`` under uvicorn on a free loopback port, on an event loop of its
+    own thread (returned, so a test can publish on the bus or the hub it serves); waits until it
+    listens. Stop it with ``server.should_exit = True`` and join the thread."""
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(services, roles=frozenset({"api"})), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    return f"http://127.0.0.1:{port}", server, thread, loop
+
+
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Callable[..., Site]]:
     """``serve()`` starts the seeded app on a free loopback port; stopped after the test."""
@@ -219,24 +243,9 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Site]]:
         with ThreadPoolExecutor(1) as pool:
             services = pool.submit(asyncio.run, build_services(settings)).result()
         signals = seed(services, plan)
-        port = _free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(services, roles=frozenset({"api"})),
-                host="127.0.0.1",
-                port=port,
-                log_level="warning",
-            )
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.02)
+        url, server, thread, _loop = start_api(services)
         running.append((server, thread))
-        return Site(f"http://127.0.0.1:{port}", services, signals)
+        return Site(url, services, signals)
 
     yield start
     for server, thread in running:
@@ -249,16 +258,25 @@ def shots(tmp_path: Path) -> Callable[[Any, str], list[Path]]:
     """``shots(page, name)`` saves full-page screenshots at 390×844 and 1280×800 under tmp_path."""
 
     def take(page: Any, name: str) -> list[Path]:
-        out = []
-        for label, (w, h) in SIZES.items():
-            page.set_viewport_size({"width": w, "height": h})
-            path = tmp_path / "screens" / f"{name}-{label}.png"
-            page.screenshot(path=str(path), full_page=True)
-            assert path.stat().st_size > 1000
-            out.append(path)
-        return out
+        return save_shots(page, tmp_path / "screens", name)
 
     return take
+
+
+def save_shots(page: Any, folder: Path, name: str) -> list[Path]:
+    """Full-page screenshots of ``page`` at 390×844 and 1280×800 in ``folder`` (the viewport is left
+    at the desktop size); a page wider than the phone's screen fails (nothing may need sideways
+    scrolling but the tables, which scroll inside their own box)."""
+    out = []
+    for label, (w, h) in SIZES.items():
+        page.set_viewport_size({"width": w, "height": h})
+        path = folder / f"{name}-{label}.png"
+        page.screenshot(path=str(path), full_page=True)
+        assert path.stat().st_size > 1000
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{name} at {label}: {overflow}px wider than the screen"
+        out.append(path)
+    return out
 
 
 def critical_axe_violations(page: Any) -> list[str]:
@@ -270,3 +288,112 @@ def critical_axe_violations(page: Any) -> list[str]:
         for v in result["violations"]
         if v["impact"] == "critical"
     ]
+
+
+# --- a live site: the API role with a loop the test can publish on ---------------------------------
+
+
+def calm_bars(symbol: str, days: int, last: datetime) -> Any:
+    """``days`` daily bars of ``symbol`` ending the day before ``last``: small alternating moves
+    (annualised volatility ~16 %, inside every profile's cap), real candles for the chart."""
+    import numpy as np
+    import pandas as pd
+
+    from tradesignals.domain.market import to_ns
+
+    rows = []
+    close = 100.0
+    first = (last - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
+    for i in range(days):
+        open_ = close
+        close = 100.0 * (1.01 if i % 2 else 1.0)
+        rows.append(
+            (
+                to_ns(first + timedelta(days=i)),
+                symbol,
+                open_,
+                max(open_, close) + 0.4,
+                min(open_, close) - 0.4,
+                close,
+                1e4,
+            )
+        )
+    frame = pd.DataFrame(rows, columns=["ts", "symbol", "open", "high", "low", "close", "volume"])
+    frame["ts"] = frame["ts"].astype(np.int64)
+    return frame
+
+
+def live_signal(i: int, symbol: str, decided: datetime) -> Signal:
+    """An open swing signal every profile accepts (rank 0.95, edge 10 points, stop 5 % away)."""
+    now = datetime.now(UTC)
+    return Signal(
+        id=f"{int(now.timestamp() * 1000):012x}{i:010x}",
+        symbol=symbol,
+        type=SignalType.SWING,
+        direction=Direction.LONG,
+        entry=100.0,
+        stop=95.0,
+        targets=(105.0, 110.0, 115.0),
+        confidence=0.6,
+        created_at=now,
+        expires_at=now + timedelta(days=3),
+        model_version="browser-live-1",
+        reasons=("trend → up",),
+        decided_at=decided,
+        base_rate=0.5,
+        confidence_rank=0.95,
+    )
+
+
+@dataclass
+class LiveSite:
+    url: str
+    services: Services
+    loop: asyncio.AbstractEventLoop
+    decided: datetime
+
+    def publish_signal(self, signal: Signal) -> None:
+        """Store ``signal`` and publish it on the bus, as the engine does (``EngineService._emit``)."""
+        from tradesignals.bus import topics
+        from tradesignals.bus.codec import encode
+
+        self.services.signals.add(signal)
+        asyncio.run_coroutine_threadsafe(
+            self.services.bus.publish(topics.SIGNALS, signal.symbol, encode(signal)), self.loop
+        ).result(timeout=10)
+
+    def publish_live(self, signal_id: str, data: dict[str, Any]) -> None:
+        """One LiveUpdate on ``signal:{id}:live`` (type ``live``), through the node's hub: the
+        engine's side and its relay belong to other work; the page's contract is the channel and
+        the payload."""
+        from tradesignals.domain.entitlements import live_channel
+
+        self.publish_hub(live_channel(signal_id), "live", data)
+
+    def publish_hub(self, channel: str, type_: str, data: dict[str, Any]) -> None:
+        """A message straight onto one of this node's WebSocket channels."""
+        self.loop.call_soon_threadsafe(self.services.hub.publish, channel, type_, data)
+
+    def subscribers(self, channel: str) -> int:
+        return int(self.services.hub.subscriber_count(channel))
+
+
+@contextmanager
+def live_site(home: Path, symbols: tuple[str, ...] = ("CALM",), days: int = 90) -> Iterator[LiveSite]:
+    """The API role under uvicorn on a loop of its own thread, with ``symbols``' daily bars stored."""
+    from tradesignals.domain.market import Timeframe
+
+    settings = load_settings(home=home, mode="embedded")
+    with ThreadPoolExecutor(1) as pool:
+        services = pool.submit(asyncio.run, build_services(settings)).result()
+    decided = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    for symbol in symbols:
+        services.bars.upsert(Timeframe.D1, calm_bars(symbol, days, decided))
+    url, server, thread, loop = start_api(services)
+    try:
+        yield LiveSite(url, services, loop, decided)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        if not thread.is_alive():
+            loop.close()

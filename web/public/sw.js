@@ -1,7 +1,7 @@
 // Service worker: the app shell (index.html and its hashed assets) is cached at install and served
 // when the network fails; API calls always go to the network (the pages keep their own last copy
 // of the track record and say when they show it offline).
-const CACHE = "ts-shell-v1";
+const CACHE = "ts-shell-v2";
 const SHELL = ["/", "/manifest.webmanifest", "/icons/icon-192.png", "/icons/icon-512.png"];
 const LIVE = /^\/(api|ws|docs|metrics|openapi\.json)(\/|$)/;
 
@@ -9,10 +9,15 @@ self.addEventListener("install", (event) => {
   event.waitUntil((async () => {
     const cache = await caches.open(CACHE);
     await cache.addAll(SHELL);
-    // The bundle names are hashed: read them from the shell page itself.
+    // The bundle names are hashed: the build lists them all (web/postbuild.mjs), pages included,
+    // so every page opens offline; the shell page's own references are added in case.
     const html = await (await cache.match("/")).text();
-    const assets = [...html.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]);
-    await cache.addAll(assets);
+    const linked = [...html.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]);
+    let listed = [];
+    try {
+      listed = await (await fetch("/assets.json", { cache: "no-cache" })).json();
+    } catch { /* an older build: the linked ones only */ }
+    await cache.addAll([...new Set([...linked, ...listed])]);
     await self.skipWaiting();
   })());
 });

@@ -35,3 +35,8 @@ export const when = (iso: string | null | undefined): string =>
 export function errorBox(message: string): HTMLElement {
   return h("p", { class: "error", role: "alert" }, message);
 }
+
+/** Decimals that show a price's moves: 2 from 10 up, 4 from 1, 6 below (crypto pairs under a dollar). */
+export const priceDigits = (x: number): number => (Math.abs(x) >= 10 ? 2 : Math.abs(x) >= 1 ? 4 : 6);
+export const price = (x: number | null | undefined): string =>
+  x === null || x === undefined ? "–" : x.toFixed(priceDigits(x));

@@ -497,3 +497,22 @@ def test_an_event_for_an_account_that_is_gone_is_recorded_and_grants_nothing(
         (None, "charge"), (None, "charge"), (None, "charge"),
     ]  # fmt: skip
     reconciled(services)
+
+
+def test_premium_may_buy_a_signals_live_stream_once(tmp_path: Path) -> None:
+    """Premium sees an open signal but not its live channel (domain.entitlements): the upgrade is for
+    sale to it; bought once, a second checkout is refused with the reason."""
+    services = asyncio.run(build_services(load_settings(home=tmp_path, mode="embedded")))
+    with TestClient(create_app(services)) as client:
+        _user_id, h = sign_up(client)
+        s = live_signal(services)
+        assert (
+            client.post("/api/billing/checkout", json={"plan": "premium"}, headers=h).json()["status"]
+            == "paid"
+        )
+        r = client.post("/api/billing/checkout", json={"signal_id": s.id}, headers=h)
+        assert r.status_code == 200 and r.json()["status"] == "paid", r.text
+        assert [u["signal_id"] for u in client.get("/api/me", headers=h).json()["upgrades"]] == [s.id]
+        again = client.post("/api/billing/checkout", json={"signal_id": s.id}, headers=h)
+        assert again.status_code == 422
+        assert again.json()["detail"] == "you hold live updates for this signal already"

@@ -50,3 +50,34 @@ def test_without_a_build_root_says_how_in_one_line(services: Services, tmp_path:
         assert "make" in r.text
         assert c.get("/api/health").status_code in (200, 503)
         assert c.get("/api/nope").json() == {"detail": "Not Found"}
+
+
+def test_pre_compressed_copies_are_served_to_clients_that_accept_them(
+    services: Services, tmp_path: Path
+) -> None:
+    """The build's .br/.gz copies (web/postbuild.mjs) go to clients that accept that coding, with the
+    original's type and `Vary`; others get the file itself; `q=0` refuses a coding."""
+    import gzip
+
+    web = built(tmp_path)
+    js = "console.log('a fairly long bundle');\n" * 40
+    (web / "assets" / "big-1.js").write_text(js)
+    (web / "assets" / "big-1.js.gz").write_bytes(gzip.compress(js.encode()))
+    (web / "assets" / "big-1.js.br").write_bytes(b"BROTLI-BYTES")  # read back raw, never decoded
+    (web / "index.html.gz").write_bytes(gzip.compress((web / "index.html").read_bytes()))
+    with TestClient(create_app(services, web_dir=web)) as c:
+
+        def get(path: str, accept: str) -> tuple[str | None, str, bytes]:
+            with c.stream("GET", path, headers={"Accept-Encoding": accept}) as r:
+                assert r.status_code == 200 and r.headers["vary"] == "Accept-Encoding"
+                return r.headers.get("content-encoding"), r.headers["content-type"], b"".join(r.iter_raw())
+
+        coding, ctype, body = get("/assets/big-1.js", "gzip, deflate, br")
+        assert (coding, body) == ("br", b"BROTLI-BYTES") and "javascript" in ctype
+        coding, ctype, body = get("/assets/big-1.js", "br;q=0, gzip")
+        assert coding == "gzip" and gzip.decompress(body).decode() == js and "javascript" in ctype
+        assert get("/assets/big-1.js", "identity")[::2] == (None, js.encode())
+        assert get("/assets/big-1.js", "")[::2] == (None, js.encode())
+        coding, ctype, body = get("/live", "gzip")  # an app path: the shell, compressed
+        assert coding == "gzip" and 'id="main"' in gzip.decompress(body).decode() and "text/html" in ctype
+        assert get("/assets/app-1234.js", "gzip, br")[::2] == (None, b"console.log(1)")  # no copy: as is

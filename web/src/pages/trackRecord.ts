@@ -52,7 +52,7 @@ function rows(items: HistoryItem[]): HTMLElement[] {
   return items.map((r) =>
     h("tr", { class: r.win ? "win" : r.win === false && r.outcome !== "not_filled" ? "loss" : "" },
       h("td", {}, when(r.closed_at)),
-      h("td", {}, h("strong", {}, r.symbol)),
+      h("td", {}, h("a", { href: `/signals/${r.id}` }, h("strong", {}, r.symbol))),
       h("td", {}, r.type),
       h("td", {}, r.direction),
       h("td", { class: "n" }, pct(r.confidence)),

@@ -64,8 +64,9 @@ async def checkout(body: CheckoutIn, ident: SignedInDep, services: ServicesDep) 
             raise HTTPException(status_code=404, detail=f"no signal with id {body.signal_id}")
         if signal.status.is_closed:
             raise HTTPException(status_code=422, detail="this signal is closed: it is public already")
-        if ident.caller.premium or body.signal_id in ident.caller.upgrades:
-            raise HTTPException(status_code=422, detail="you can see this signal already")
+        # Premium sees the signal but not its live stream (domain.entitlements): it may buy the upgrade.
+        if body.signal_id in ident.caller.upgrades:
+            raise HTTPException(status_code=422, detail="you hold live updates for this signal already")
     elif user.tier is Tier.PREMIUM:
         raise HTTPException(status_code=422, detail="you are premium already")
     try:
