@@ -18,6 +18,7 @@ from tradesignals.accounts.service import AccountService, RateLimiter
 from tradesignals.api.hub import Hub
 from tradesignals.config import Settings
 from tradesignals.domain.checkpoints import Signer
+from tradesignals.images.service import SignalImages
 from tradesignals.marketdata.feeds.base import Feed
 from tradesignals.storage.base import CheckpointRepository, NewsRepository, SignalRepository
 from tradesignals.storage.timeseries import BarStore
@@ -47,6 +48,7 @@ class AppServices(Protocol):
     checkpoints: CheckpointRepository
     signer: Signer | None
     news: NewsRepository | None
+    images: SignalImages | None
 
     @property
     def news_features(self) -> NewsFeaturesReader: ...

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from tradesignals.domain.checkpoints import Signer
     from tradesignals.engine.checkpointer import Checkpointer
     from tradesignals.engine.pipeline import Scorer
+    from tradesignals.images.service import SignalImages
 
 log = structlog.get_logger(__name__)
 
@@ -83,6 +84,7 @@ class Services:
     news_feed: NewsFeed | None = None
     news_features: NewsFeatureState = field(default_factory=NewsFeatureState)
     signer: Signer | None = None  # signs ledger checkpoints; None: this node has no key (API-only)
+    images: SignalImages | None = None  # signal images (object store + render thread)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     on_close: list[Callable[[], None]] = field(default_factory=list)
@@ -180,6 +182,8 @@ class Services:
                 await asyncio.to_thread(hook)
             except Exception as exc:  # a failed hook is logged; it must not stop the others
                 log.warning("shutdown.hook_failed", error=repr(exc))
+        if self.images is not None:
+            await asyncio.to_thread(self.images.close)
         await asyncio.to_thread(self.bars.close)
         self.db.dispose()
         log.info("shutdown.done")
@@ -253,7 +257,9 @@ async def build_services(settings: Settings) -> Services:
         await bus.close()
         engine.dispose()
         raise
+    images = build_images(settings, bars)
     return Services(
+        images=images,
         accounts=accounts,
         billing=billing,
         auth_limiter=limiter,
@@ -273,6 +279,22 @@ async def build_services(settings: Settings) -> Services:
         news_feed=news_feed,
         signer=signer,
     )
+
+
+def build_images(settings: Settings, bars: BarStore) -> SignalImages:
+    """Signal images in TS_IMAGE_STORE (s3://BUCKET/PREFIX), else under TS_HOME/images."""
+    from tradesignals.images.service import SignalImages
+    from tradesignals.models.registry import ArtifactStore, FileArtifactStore
+
+    store: ArtifactStore
+    if settings.image_store:
+        from tradesignals.models.artifacts_s3 import S3ArtifactStore
+
+        bucket, _, prefix = settings.image_store.removeprefix("s3://").partition("/")
+        store = S3ArtifactStore(bucket, prefix or "images", endpoint_url=settings.s3_endpoint_url)
+    else:
+        store = FileArtifactStore(settings.home / "images")
+    return SignalImages(store, bars, max_pending=settings.image_max_pending)
 
 
 def build_news_feed(settings: Settings) -> NewsFeed | None:
@@ -606,6 +628,16 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
                 broadcast_signals(services.bus, services.hub, services.node_id, stop), name="broadcast"
             )
         )
+        if services.images is not None:
+            from tradesignals.images.worker import render_signal_images
+
+            # Off the engine's path: its own consumer group, its own render thread.
+            services.tasks.append(
+                asyncio.create_task(
+                    render_signal_images(services.bus, services.images, services.node_id, stop),
+                    name="images",
+                )
+            )
     if "engine" in roles:
         checkpointer = _checkpointer(services)
         # The engine learns each bar's timeframe from the bar: a feed in this process only lets the

@@ -225,6 +225,13 @@ ROUTES: dict[tuple[str, str], list[Probe]] = {
         Probe("/api/signals/{open2}/explanation", live_for("premium", "premium_upgrade")),
         Probe("/api/signals/0123456789abcdef012345/explanation", each(404)),
     ],
+    # the static chart draws the plan's levels: gated exactly like the signal (never a leak by image)
+    ("GET", "/api/signals/{signal_id}/image.png"): [
+        Probe("/api/signals/{closed}/image.png", each(200)),
+        Probe("/api/signals/{open}/image.png", live_for("premium", "upgrade", "premium_upgrade")),
+        Probe("/api/signals/{open2}/image.png", live_for("premium", "premium_upgrade")),
+        Probe("/api/signals/0123456789abcdef012345/image.png", each(404)),
+    ],
     # news is public information (headlines, sentiment); it names no signal
     ("GET", "/api/news"): [Probe("/api/news", each(200))],
     ("GET", "/api/news/features"): [
