@@ -79,6 +79,18 @@ class Settings(BaseSettings):
         default=None,
         description="s3://BUCKET/PREFIX for signal images (several API nodes); default TS_HOME/images.",
     )
+    vapid_key_file: Path | None = Field(
+        default=None,
+        description="Web Push VAPID private key (PEM, P-256); embedded default TS_HOME/vapid-key.pem, created 0600.",
+    )
+    vapid_subject: str = Field(
+        default="mailto:push@tradesignals.invalid",
+        pattern=r"^(mailto:|https://)\S+$",
+        description="The VAPID 'sub' claim: a mailto: or https: contact for push services.",
+    )
+    push_allow_loopback: bool = Field(
+        default=False, description="Accept http://127.0.0.1 push endpoints (tests, local development only)."
+    )
     image_max_pending: int = Field(
         default=8, ge=1, le=1000, description="On-demand image renders allowed to wait at once (then 503)."
     )

@@ -28,6 +28,7 @@ from tradesignals.api.routes import (
     me,
     metrics,
     news,
+    push,
     risk,
     signals,
 )
@@ -98,6 +99,7 @@ def create_app(
     app.include_router(news.router)
     app.include_router(explain.router)
     app.include_router(images.router)
+    app.include_router(push.router)
     app.include_router(auth.router)
     app.include_router(me.router)
     app.include_router(billing.router)

@@ -20,6 +20,7 @@ from tradesignals.config import Settings
 from tradesignals.domain.checkpoints import Signer
 from tradesignals.images.service import SignalImages
 from tradesignals.marketdata.feeds.base import Feed
+from tradesignals.push.service import PushService
 from tradesignals.storage.base import CheckpointRepository, NewsRepository, SignalRepository
 from tradesignals.storage.timeseries import BarStore
 
@@ -49,6 +50,7 @@ class AppServices(Protocol):
     signer: Signer | None
     news: NewsRepository | None
     images: SignalImages | None
+    push: PushService | None
 
     @property
     def news_features(self) -> NewsFeaturesReader: ...

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from tradesignals.engine.checkpointer import Checkpointer
     from tradesignals.engine.pipeline import Scorer
     from tradesignals.images.service import SignalImages
+    from tradesignals.push.service import PushService
 
 log = structlog.get_logger(__name__)
 
@@ -85,6 +86,7 @@ class Services:
     news_features: NewsFeatureState = field(default_factory=NewsFeatureState)
     signer: Signer | None = None  # signs ledger checkpoints; None: this node has no key (API-only)
     images: SignalImages | None = None  # signal images (object store + render thread)
+    push: PushService | None = None  # Web Push; None: no VAPID key on this node (server mode)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     on_close: list[Callable[[], None]] = field(default_factory=list)
@@ -184,6 +186,8 @@ class Services:
                 log.warning("shutdown.hook_failed", error=repr(exc))
         if self.images is not None:
             await asyncio.to_thread(self.images.close)
+        if self.push is not None:
+            await self.push.sender.close()
         await asyncio.to_thread(self.bars.close)
         self.db.dispose()
         log.info("shutdown.done")
@@ -258,8 +262,15 @@ async def build_services(settings: Settings) -> Services:
         engine.dispose()
         raise
     images = build_images(settings, bars)
+    try:
+        push = build_push(settings, engine)
+    except ConfigError:
+        await bus.close()
+        engine.dispose()
+        raise
     return Services(
         images=images,
+        push=push,
         accounts=accounts,
         billing=billing,
         auth_limiter=limiter,
@@ -295,6 +306,42 @@ def build_images(settings: Settings, bars: BarStore) -> SignalImages:
     else:
         store = FileArtifactStore(settings.home / "images")
     return SignalImages(store, bars, max_pending=settings.image_max_pending)
+
+
+def build_push(settings: Settings, engine: sa.Engine) -> PushService | None:
+    """Web Push with the VAPID key of TS_VAPID_KEY_FILE; in embedded mode TS_HOME/vapid-key.pem,
+    created 0600 at first start. Server mode never creates one (nodes must share it): without the
+    setting, push is off on this node (its routes answer 503). Errors name the file, never the key."""
+    from tradesignals.push.sender import PushSender
+    from tradesignals.push.service import PushService
+    from tradesignals.push.vapid import (
+        KEY_FILE_NAME,
+        VapidKeyError,
+        is_private,
+        load_keys,
+        load_or_create_keys,
+    )
+    from tradesignals.storage.push import SqlPushStore
+
+    try:
+        if settings.vapid_key_file is not None and settings.mode is Mode.SERVER:
+            keys, created = load_keys(settings.vapid_key_file), False
+        elif settings.mode is Mode.SERVER:
+            log.info("push.off", reason="no TS_VAPID_KEY_FILE in server mode")
+            return None
+        else:
+            path = settings.vapid_key_file or settings.home / KEY_FILE_NAME
+            keys, created = load_or_create_keys(path)
+    except VapidKeyError as exc:
+        raise ConfigError(f"VAPID key: {exc}") from None
+    path = settings.vapid_key_file or settings.home / KEY_FILE_NAME
+    if created:
+        log.info("push.vapid_key_created", path=str(path), public_key=keys.public_key)
+    elif not is_private(path):
+        log.warning("push.vapid_key_readable_by_others", path=str(path), fix=f"chmod 600 {path}")
+    store = SqlPushStore(engine)
+    sender = PushSender(keys, settings.vapid_subject, store)
+    return PushService(keys, store, sender, allow_loopback=settings.push_allow_loopback)
 
 
 def build_news_feed(settings: Settings) -> NewsFeed | None:
@@ -628,6 +675,26 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
                 broadcast_signals(services.bus, services.hub, services.node_id, stop), name="broadcast"
             )
         )
+        if services.push is not None:
+            from tradesignals.push.worker import push_new_signals, push_signal_closes
+
+            push = services.push
+            services.tasks.append(
+                asyncio.create_task(
+                    push_new_signals(
+                        services.bus, push.sender, push.store, services.bars, services.node_id, stop
+                    ),
+                    name="push-signals",
+                )
+            )
+            services.tasks.append(
+                asyncio.create_task(
+                    push_signal_closes(
+                        services.bus, push.sender, push.store, services.signals, services.node_id, stop
+                    ),
+                    name="push-events",
+                )
+            )
         if services.images is not None:
             from tradesignals.images.worker import render_signal_images
 

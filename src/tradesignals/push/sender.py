@@ -1,0 +1,111 @@
+"""Sends Web Push notifications: VAPID-signed (RFC 8292), payload encrypted aes128gcm (RFC 8291),
+through pywebpush's async client.
+
+A push service's 404 or 410 means the subscription is gone: it is deleted, so nobody is notified
+there again. Any other failure (a 5xx, a timeout, a refused connection) is counted and logged with
+the endpoint's host and the status only — never the endpoint's path (a capability), the payload or
+a key — and never raised: a notification is best effort and must not stop the pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import structlog
+from py_vapid import Vapid
+from pywebpush import WebPushException, webpush_async
+
+from tradesignals.push.vapid import VapidKeys
+from tradesignals.storage.push import PushSubscription, SqlPushStore
+
+log = structlog.get_logger(__name__)
+
+GONE = frozenset({404, 410})
+
+
+@dataclass(slots=True)
+class PushStats:
+    sent: int = 0
+    failed: int = 0
+    removed: int = 0
+
+
+class PushSender:
+    def __init__(
+        self,
+        keys: VapidKeys,
+        subject: str,
+        store: SqlPushStore,
+        *,
+        ttl_s: int = 3600,
+        timeout_s: float = 10.0,
+        concurrency: int = 16,
+    ) -> None:
+        self.keys = keys
+        self.subject = subject
+        self.store = store
+        self.ttl_s = ttl_s
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.concurrency = concurrency
+        self.stats = PushStats()
+        self._vapid = Vapid(private_key=keys.private)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def send(self, sub: PushSubscription, payload: Mapping[str, Any]) -> str:
+        """Deliver one notification: ``sent``, ``gone`` (subscription deleted) or ``failed``."""
+        host = urlsplit(sub.endpoint).hostname or "?"
+        info: dict[str, Any] = {"endpoint": sub.endpoint, "keys": {"p256dh": sub.p256dh, "auth": sub.auth}}
+        try:
+            await webpush_async(
+                info,
+                json.dumps(payload, separators=(",", ":")),
+                vapid_private_key=self._vapid,
+                vapid_claims={"sub": self.subject},  # a fresh dict: pywebpush fills in aud and exp
+                ttl=self.ttl_s,
+                timeout=self.timeout,
+                aiohttp_session=self._http(),
+            )
+        except WebPushException as exc:
+            status = exc.status_code
+            if status in GONE:
+                await asyncio.to_thread(self.store.forget, sub.endpoint)
+                self.stats.removed += 1
+                log.info("push.subscription_gone", host=host, status=status, user_id=sub.user_id)
+                return "gone"
+            self.stats.failed += 1
+            log.warning("push.failed", host=host, status=status, user_id=sub.user_id)
+            return "failed"
+        except Exception as exc:  # connection refused, timeout, a broken store: counted, not raised
+            self.stats.failed += 1
+            log.warning("push.failed", host=host, error=type(exc).__name__, user_id=sub.user_id)
+            return "failed"
+        self.stats.sent += 1
+        return "sent"
+
+    async def send_all(self, subs: Iterable[PushSubscription], payload: Mapping[str, Any]) -> list[str]:
+        """One notification to each subscription, ``concurrency`` at a time."""
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(sub: PushSubscription) -> str:
+            async with gate:
+                return await self.send(sub, payload)
+
+        return list(await asyncio.gather(*(one(s) for s in subs)))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+__all__ = ["GONE", "PushSender", "PushStats"]
