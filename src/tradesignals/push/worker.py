@@ -14,8 +14,9 @@ since a notification delivered minutes late is worse than none.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -30,6 +31,8 @@ from tradesignals.storage.push import SqlPushStore
 from tradesignals.storage.timeseries import BarStore
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 SIGNALS_GROUP = "push-signals"
 EVENTS_GROUP = "push-events"
@@ -92,23 +95,41 @@ async def notify_close(
     return len(subs)
 
 
-async def push_new_signals(
-    bus: Bus, sender: PushSender, store: SqlPushStore, bars: BarStore, node_id: str, stop: asyncio.Event
+async def _consume(
+    bus: Bus,
+    topic: str,
+    group: str,
+    node_id: str,
+    decode: Callable[[bytes], T],
+    handle: Callable[[T], Awaitable[object]],
+    sender: PushSender,
+    stop: asyncio.Event,
 ) -> None:
-    consumer = bus.consumer(topics.SIGNALS, SIGNALS_GROUP, node_id, decoder(Signal), start="latest")
+    """Read ``topic`` in ``group`` from the latest entry and ``handle`` each message; a failed one
+    (storage or the bar store down) is counted and logged, and the batch is acked all the same."""
+    consumer = bus.consumer(topic, group, node_id, decode, start="latest")
     try:
         while not stop.is_set():
             batch = await consumer.fetch(50, wait=0.2)
             for d in batch:
                 try:
-                    await notify_new_signal(sender, store, bars, d.value)
-                except Exception as exc:  # storage or bar store down: counted, the pipeline goes on
+                    await handle(d.value)
+                except Exception as exc:
                     sender.stats.failed += 1
-                    log.warning("push.signal_failed", id=d.value.id, error=repr(exc)[:300])
+                    log.warning("push.notify_failed", topic=topic, error=repr(exc)[:300])
             if batch:
                 await consumer.ack(*batch)
     finally:
         await consumer.close()
+
+
+async def push_new_signals(
+    bus: Bus, sender: PushSender, store: SqlPushStore, bars: BarStore, node_id: str, stop: asyncio.Event
+) -> None:
+    async def handle(signal: Signal) -> None:
+        await notify_new_signal(sender, store, bars, signal)
+
+    await _consume(bus, topics.SIGNALS, SIGNALS_GROUP, node_id, decoder(Signal), handle, sender, stop)
 
 
 async def push_signal_closes(
@@ -119,20 +140,12 @@ async def push_signal_closes(
     node_id: str,
     stop: asyncio.Event,
 ) -> None:
-    consumer = bus.consumer(topics.SIGNAL_EVENTS, EVENTS_GROUP, node_id, decoder(SignalEvent), start="latest")
-    try:
-        while not stop.is_set():
-            batch = await consumer.fetch(50, wait=0.2)
-            for d in batch:
-                try:
-                    await notify_close(sender, store, signals, d.value)
-                except Exception as exc:
-                    sender.stats.failed += 1
-                    log.warning("push.close_failed", id=d.value.signal_id, error=repr(exc)[:300])
-            if batch:
-                await consumer.ack(*batch)
-    finally:
-        await consumer.close()
+    async def handle(event: SignalEvent) -> None:
+        await notify_close(sender, store, signals, event)
+
+    await _consume(
+        bus, topics.SIGNAL_EVENTS, EVENTS_GROUP, node_id, decoder(SignalEvent), handle, sender, stop
+    )
 
 
 __all__ = [

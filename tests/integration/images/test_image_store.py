@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from tradesignals.domain.signals import Direction, Signal, SignalType
 from tradesignals.images.service import FILENAME, NAME, SignalImages
@@ -39,22 +37,13 @@ SIGNAL = Signal(
 )
 
 
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def s3(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3ArtifactStore:
+def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3ArtifactStore:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     bucket = f"images-{uuid.uuid4().hex[:8]}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
-    return S3ArtifactStore(bucket, "images", endpoint_url=endpoint)
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    return S3ArtifactStore(bucket, "images", endpoint_url=s3_endpoint)
 
 
 def test_rendered_once_into_s3_and_served_by_another_node(s3: S3ArtifactStore, tmp_path: Path) -> None:
