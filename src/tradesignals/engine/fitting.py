@@ -11,6 +11,8 @@ is fitted on its own, as if nothing else were open.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -72,4 +74,28 @@ def accepted(
     return out
 
 
-__all__ = ["accepted", "volatilities", "volatility_window_ns"]
+def deciding_bar_stored(store: BarStore, signal: Signal) -> bool:
+    """Whether the bar store holds the bar ``signal`` was decided on (the recorder stores bars beside
+    the engine, so it may lag a moment behind a new signal). Unknown timeframe: nothing to wait for."""
+    try:
+        timeframe = Timeframe.parse(signal.timeframe)
+    except ValueError:
+        return True
+    decided = to_ns(signal.decided_at or signal.created_at)
+    return len(store.read(timeframe, [signal.symbol], decided - timeframe.ns, decided)) > 0
+
+
+async def wait_for_deciding_bar(
+    store: BarStore, signal: Signal, wait_s: float, stop: asyncio.Event | None = None
+) -> bool:
+    """Give the recorder up to ``wait_s`` to store the deciding bar, so what is read of the bars
+    (the volatility a profile judges, the chart) ends on it; False when it did not come in time."""
+    deadline = time.monotonic() + wait_s
+    while not await asyncio.to_thread(deciding_bar_stored, store, signal):
+        if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
+            return False
+        await asyncio.sleep(0.2)
+    return True
+
+
+__all__ = ["accepted", "deciding_bar_stored", "volatilities", "volatility_window_ns", "wait_for_deciding_bar"]

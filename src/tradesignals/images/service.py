@@ -121,17 +121,6 @@ class SignalImages:
         span = max(4 * RECENT_BARS * timeframe.ns, 10 * DAY_NS)
         return self.bars.read(timeframe, [signal.symbol], decided - span, decided)
 
-    def has_deciding_bar(self, signal: Signal) -> bool:
-        """Whether the bar store already holds the bar the signal was decided on (the recorder
-        writes bars beside the engine, so it may lag a moment behind a new signal)."""
-        try:
-            timeframe = Timeframe.parse(signal.timeframe)
-        except ValueError:
-            return True
-        decided = to_ns(signal.decided_at or signal.created_at)
-        frame = self.bars.read(timeframe, [signal.symbol], decided - timeframe.ns, decided)
-        return len(frame) > 0
-
     def render_and_store(self, signal: Signal) -> StoredImage:
         """Render, store and return the image (the stored one when it exists already). Blocking."""
         existing = self.load(signal.id)
@@ -176,6 +165,12 @@ class SignalImages:
                 self._inflight[signal.id] = fut
                 fut.add_done_callback(functools.partial(self._done, signal.id))
         return await asyncio.wrap_future(fut)
+
+    @property
+    def pending(self) -> int:
+        """Renders submitted and not finished yet."""
+        with self._lock:
+            return len(self._inflight)
 
     def _done(self, signal_id: str, _future: object) -> None:
         with self._lock:

@@ -8,7 +8,6 @@ never passed on (the API renders a missing image on demand).
 from __future__ import annotations
 
 import asyncio
-import time
 
 import structlog
 
@@ -16,21 +15,12 @@ from tradesignals.bus import topics
 from tradesignals.bus.base import Bus
 from tradesignals.bus.codec import decoder
 from tradesignals.domain.signals import Signal
+from tradesignals.engine.fitting import wait_for_deciding_bar
 from tradesignals.images.service import ImageFailed, SignalImages
 
 log = structlog.get_logger(__name__)
 
 GROUP = "images"
-
-
-async def _wait_for_bars(images: SignalImages, signal: Signal, wait_s: float, stop: asyncio.Event) -> None:
-    """Give the recorder up to ``wait_s`` to store the deciding bar, so the chart ends on it."""
-    deadline = time.monotonic() + wait_s
-    while not await asyncio.to_thread(images.has_deciding_bar, signal):
-        if time.monotonic() >= deadline or stop.is_set():
-            log.info("image.deciding_bar_missing", id=signal.id, waited_s=wait_s)
-            return
-        await asyncio.sleep(0.2)
 
 
 async def render_signal_images(
@@ -43,7 +33,8 @@ async def render_signal_images(
             for d in batch:
                 signal = d.value
                 try:
-                    await _wait_for_bars(images, signal, bar_wait_s, stop)
+                    if not await wait_for_deciding_bar(images.bars, signal, bar_wait_s, stop):
+                        log.info("image.deciding_bar_missing", id=signal.id, waited_s=bar_wait_s)
                     await images.ensure(signal, bounded=False)
                 except ImageFailed:
                     pass  # counted and logged by the service

@@ -24,7 +24,7 @@ from tradesignals.bus import topics
 from tradesignals.bus.base import Bus
 from tradesignals.bus.codec import decoder
 from tradesignals.domain.signals import Signal, SignalEvent, SignalEventKind
-from tradesignals.engine.fitting import accepted
+from tradesignals.engine.fitting import accepted, wait_for_deciding_bar
 from tradesignals.push.sender import PushSender
 from tradesignals.storage.base import SignalRepository
 from tradesignals.storage.push import SqlPushStore
@@ -69,11 +69,23 @@ def close_payload(event: SignalEvent, symbol: str) -> dict[str, Any]:
     }
 
 
-async def notify_new_signal(sender: PushSender, store: SqlPushStore, bars: BarStore, signal: Signal) -> int:
-    """Notify the premium subscribers whose profile accepts ``signal``; the number addressed."""
+BAR_WAIT_S = 10.0
+
+
+async def notify_new_signal(
+    sender: PushSender, store: SqlPushStore, bars: BarStore, signal: Signal, *, bar_wait_s: float = BAR_WAIT_S
+) -> int:
+    """Notify the premium subscribers whose profile accepts ``signal``; the number addressed.
+
+    The profile judges the volatility measured up to the deciding bar, so the recorder is given up to
+    ``bar_wait_s`` to store it first (as the API will have it when the user looks)."""
     if signal.status.is_closed:
         return 0
     targets = await asyncio.to_thread(store.premium_targets)
+    if not targets:
+        return 0
+    if not await wait_for_deciding_bar(bars, signal, bar_wait_s):
+        log.info("push.deciding_bar_missing", id=signal.id, waited_s=bar_wait_s)
     profiles = {t.profile for t in targets}
     fits = {p: await asyncio.to_thread(accepted, bars, [signal], p) for p in profiles}
     subs = [t.subscription for t in targets if signal.id in fits[t.profile]]

@@ -6,18 +6,22 @@ worker test publishes a signal on the bus as the engine does and waits for the s
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from fastapi.testclient import TestClient
 
+from tradesignals.api.app import create_app
 from tradesignals.bus import topics
 from tradesignals.bus.codec import encode
+from tradesignals.config import load_settings
 from tradesignals.domain.market import Timeframe, to_ns
 from tradesignals.domain.sessions import DAY_NS
 from tradesignals.domain.signals import (
@@ -28,9 +32,11 @@ from tradesignals.domain.signals import (
     SignalStatus,
     SignalType,
 )
+from tradesignals.domain.tiers import Tier
+from tradesignals.images import render
 from tradesignals.images.render import render_png
 from tradesignals.images.service import FILENAME, NAME
-from tradesignals.wiring import Services
+from tradesignals.wiring import Services, build_services
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 
@@ -58,7 +64,7 @@ def make_signal(i: int, entry: float) -> Signal:
 def seed_bars(services: Services) -> None:
     first = to_ns(T0) - 45 * DAY_NS
     rows = []
-    for i in range(45):
+    for i in range(46):  # the last one opens at T0: the deciding bar of every signal here
         close = 100.0 * math.exp(0.01 * math.sin(i))
         rows.append((first + i * DAY_NS, "CALM", close, close * 1.01, close * 0.99, close, 1000.0))
     frame = pd.DataFrame(rows, columns=["ts", "symbol", "open", "high", "low", "close", "volume"])
@@ -149,3 +155,37 @@ def test_the_worker_renders_each_published_signal_off_the_engine_path(
         time.sleep(0.05)
     assert images.stats.rendered == 1 and images.stats.failed == 0
     assert images.load(s.id).data == render_png(s, images.recent_bars(s))  # type: ignore[union-attr]
+
+
+def test_on_demand_renders_are_bounded_and_shared(tmp_path: Path) -> None:
+    """With TS_IMAGE_MAX_PENDING=1 and the render thread busy, a request for another missing image is
+    a 503 with Retry-After (never a queue without end); a second request for the one being drawn
+    shares its render."""
+    services = asyncio.run(build_services(load_settings(home=tmp_path, mode="embedded", image_max_pending=1)))
+    seed_bars(services)
+    a, b = make_signal(5, 100.0), make_signal(6, 101.0)
+    for s in (a, b):
+        services.signals.add(s)
+    user = services.accounts.register("p@example.com", "correct horse battery staple")
+    services.accounts.users.set_tier(user.id, Tier.PREMIUM)
+    headers = {
+        "Authorization": f"Bearer {services.accounts.tokens.issue(user.id, 'user', datetime.now(UTC))}"
+    }
+    images = services.images
+    assert images is not None
+    with TestClient(create_app(services, roles=frozenset())) as client:
+        portal = client.portal
+        assert portal is not None
+        with render._LOCK:  # the render thread is busy drawing
+            first = portal.start_task_soon(images.ensure, a)
+            same = portal.start_task_soon(images.ensure, a)
+            deadline = time.monotonic() + 10
+            while images.pending < 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            r = client.get(f"/api/signals/{b.id}/image.png", headers=headers)
+            assert r.status_code == 503 and r.headers["retry-after"] == "2"
+            assert "try again" in r.json()["detail"]
+        assert first.result(timeout=60) == same.result(timeout=60)
+        assert images.stats.rendered == 1
+        assert client.get(f"/api/signals/{b.id}/image.png", headers=headers).status_code == 200

@@ -78,8 +78,8 @@ def push_service() -> Iterator[LocalPushService]:
 def services(tmp_path: Path) -> Services:
     settings = load_settings(home=tmp_path, mode="embedded", push_allow_loopback=True)
     s = asyncio.run(build_services(settings))
-    first = to_ns(T0) - 45 * DAY_NS
-    rows = [(first + i * DAY_NS, "CALM", *(100.0 * math.exp(0.01 * (i % 2)),) * 4, 1000.0) for i in range(45)]
+    first = to_ns(T0) - 45 * DAY_NS  # the last bar opens at T0: the deciding bar of every signal here
+    rows = [(first + i * DAY_NS, "CALM", *(100.0 * math.exp(0.01 * (i % 2)),) * 4, 1000.0) for i in range(46)]
     frame = pd.DataFrame(rows, columns=["ts", "symbol", "open", "high", "low", "close", "volume"])
     frame["ts"] = frame["ts"].astype(np.int64)
     s.bars.upsert(Timeframe.D1, frame)
