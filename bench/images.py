@@ -16,6 +16,7 @@ import asyncio
 import json
 import math
 import platform
+import shutil
 import statistics
 import tempfile
 import time
@@ -135,6 +136,7 @@ def main() -> None:
         "cached_serve_ms": {"p50": pct(serve_ms, 0.5), "p99": pct(serve_ms, 0.99), "requests": len(serve_ms)},
         "not_modified_ms": {"p50": pct(not_modified_ms, 0.5), "p99": pct(not_modified_ms, 0.99)},
     }
+    shutil.rmtree(home, ignore_errors=True)
     print(json.dumps(out))
 
 

@@ -164,6 +164,26 @@ def test_server_mode_without_a_key_has_push_off() -> None:
     assert build_push(settings, None) is None  # type: ignore[arg-type]
 
 
+def test_a_server_key_file_that_cannot_be_read_stops_the_start_in_one_line(tmp_path: Path) -> None:
+    from tradesignals.config import ConfigError
+    from tradesignals.wiring import build_push
+
+    settings = load_settings(mode="server", vapid_key_file=tmp_path / "missing.pem")
+    with pytest.raises(ConfigError, match=r"^VAPID key: .*missing\.pem: cannot read") as info:
+        build_push(settings, None)  # type: ignore[arg-type]
+    assert "\n" not in str(info.value)
+
+
+def test_without_push_on_the_node_its_routes_say_so(services: Services) -> None:
+    services.push = None
+    h = user(services, "p@example.com", Tier.PREMIUM)
+    with TestClient(create_app(services, roles=frozenset())) as c:
+        r = c.get("/api/push/vapid-public-key")
+        assert r.status_code == 503 and "not configured" in r.json()["detail"]
+        body = {"endpoint": "https://push.example.com/x", "keys": {"p256dh": "x", "auth": "y"}}
+        assert c.post("/api/me/push-subscriptions", json=body, headers=h).status_code == 503
+
+
 # --- subscriptions --------------------------------------------------------------------------------
 
 
