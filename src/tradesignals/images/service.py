@@ -23,10 +23,11 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 import structlog
+from prometheus_client import Counter, Histogram
 
 from tradesignals.domain.market import Timeframe, to_ns
 from tradesignals.domain.sessions import DAY_NS
@@ -56,11 +57,24 @@ class StoredImage:
     """sha256 of the bytes (hex): the same image has the same tag on every node."""
 
 
+IMAGES = Counter("ts_signal_images_total", "Signal images by result: rendered, failed.", ["result"])
+RENDER_SECONDS = Histogram(
+    "ts_signal_image_render_seconds",
+    "Time to draw one signal image (the render thread, not the request).",
+    buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+
 @dataclass(slots=True)
 class ImageStats:
+    """This service's counts (the process-wide ones are ``ts_signal_images_total``)."""
+
     rendered: int = 0
     failed: int = 0
-    render_ms: list[float] = field(default_factory=list)
+
+    def count(self, result: str) -> None:
+        setattr(self, result, getattr(self, result) + 1)
+        IMAGES.labels(result).inc()
 
 
 def _image(data: bytes) -> StoredImage:
@@ -130,10 +144,10 @@ class SignalImages:
         try:
             png = render_png(signal, self.recent_bars(signal))
         except Exception as exc:  # a chart that cannot be drawn is counted, never a crash
-            self.stats.failed += 1
+            self.stats.count("failed")
             log.warning("image.render_failed", id=signal.id, error=repr(exc)[:300])
             raise ImageFailed(signal.id) from None
-        self.stats.render_ms.append((time.perf_counter() - t0) * 1000.0)
+        RENDER_SECONDS.observe(time.perf_counter() - t0)
         try:
             self.store.publish(NAME, signal.id, {FILENAME: png})
         except (ModelRegistryError, OSError) as exc:
@@ -141,10 +155,10 @@ class SignalImages:
             stored = self.load(signal.id)
             if stored is not None:
                 return stored
-            self.stats.failed += 1
+            self.stats.count("failed")
             log.warning("image.store_failed", id=signal.id, error=str(exc)[:300])
             raise ImageFailed(signal.id) from None
-        self.stats.rendered += 1
+        self.stats.count("rendered")
         return self._remember(signal.id, _image(png))
 
     async def ensure(self, signal: Signal, *, bounded: bool = True) -> StoredImage:

@@ -39,7 +39,7 @@ async def render_signal_images(
                 except ImageFailed:
                     pass  # counted and logged by the service
                 except Exception as exc:  # the bar store or object store failed: counted, go on
-                    images.stats.failed += 1
+                    images.stats.count("failed")
                     log.warning("image.worker_failed", id=signal.id, error=repr(exc)[:300])
             if batch:
                 await consumer.ack(*batch)

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
+from prometheus_client import Counter
 from py_vapid import Vapid
 from pywebpush import WebPushException, webpush_async
 
@@ -28,12 +29,24 @@ log = structlog.get_logger(__name__)
 
 GONE = frozenset({404, 410})
 
+NOTIFICATIONS = Counter(
+    "ts_push_notifications_total",
+    "Web Push notifications by result: sent, failed (counted, not retried), removed (404/410: deleted).",
+    ["result"],
+)
+
 
 @dataclass(slots=True)
 class PushStats:
+    """This sender's counts (the process-wide ones are ``ts_push_notifications_total``)."""
+
     sent: int = 0
     failed: int = 0
     removed: int = 0
+
+    def count(self, result: str) -> None:
+        setattr(self, result, getattr(self, result) + 1)
+        NOTIFICATIONS.labels(result).inc()
 
 
 class PushSender:
@@ -80,17 +93,17 @@ class PushSender:
             status = exc.status_code
             if status in GONE:
                 await asyncio.to_thread(self.store.forget, sub.endpoint)
-                self.stats.removed += 1
+                self.stats.count("removed")
                 log.info("push.subscription_gone", host=host, status=status, user_id=sub.user_id)
                 return "gone"
-            self.stats.failed += 1
+            self.stats.count("failed")
             log.warning("push.failed", host=host, status=status, user_id=sub.user_id)
             return "failed"
         except Exception as exc:  # connection refused, timeout, a broken store: counted, not raised
-            self.stats.failed += 1
+            self.stats.count("failed")
             log.warning("push.failed", host=host, error=type(exc).__name__, user_id=sub.user_id)
             return "failed"
-        self.stats.sent += 1
+        self.stats.count("sent")
         return "sent"
 
     async def send_all(self, subs: Iterable[PushSubscription], payload: Mapping[str, Any]) -> list[str]:

@@ -127,7 +127,7 @@ async def _consume(
                 try:
                     await handle(d.value)
                 except Exception as exc:
-                    sender.stats.failed += 1
+                    sender.stats.count("failed")
                     log.warning("push.notify_failed", topic=topic, error=repr(exc)[:300])
             if batch:
                 await consumer.ack(*batch)

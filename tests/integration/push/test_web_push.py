@@ -27,6 +27,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 from local_push import LocalPushService, b64url, serve
+from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from tradesignals.api.app import create_app
@@ -311,6 +312,10 @@ def test_gone_subscriptions_are_deleted_failures_counted_and_the_pipeline_goes_o
             == 201
         )
     joined(client, services, topics.SIGNALS, SIGNALS_GROUP)
+    before = {
+        r: REGISTRY.get_sample_value("ts_push_notifications_total", {"result": r}) or 0.0
+        for r in ("sent", "removed", "failed")
+    }
     first = make_signal(3, rank=0.95)
     services.signals.add(first)
     publish(client, services, topics.SIGNALS, first.symbol, encode(first))
@@ -330,6 +335,12 @@ def test_gone_subscriptions_are_deleted_failures_counted_and_the_pipeline_goes_o
     assert [d.payload["id"] for d in push_service.delivered] == [first.id, second.id]
     assert [t for t, _ in push_service.refused].count(gone.token) == 1  # never tried again
     assert (stats.sent, stats.removed, stats.failed) == (2, 1, 2)
+    after = {r: REGISTRY.get_sample_value("ts_push_notifications_total", {"result": r}) for r in before}
+    assert {r: after[r] - before[r] for r in before} == {
+        "sent": 2.0,
+        "removed": 1.0,
+        "failed": 2.0,
+    }  # /metrics
     assert push_service.errors == []
 
 
