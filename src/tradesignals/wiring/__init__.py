@@ -340,7 +340,7 @@ def build_push(settings: Settings, engine: sa.Engine) -> PushService | None:
     elif not is_private(path):
         log.warning("push.vapid_key_readable_by_others", path=str(path), fix=f"chmod 600 {path}")
     store = SqlPushStore(engine)
-    sender = PushSender(keys, settings.vapid_subject, store)
+    sender = PushSender(keys, settings.vapid_subject, store, allow_loopback=settings.push_allow_loopback)
     return PushService(keys, store, sender, allow_loopback=settings.push_allow_loopback)
 
 

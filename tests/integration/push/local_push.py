@@ -10,7 +10,8 @@ service:
 * decrypts the body as the browser would (RFC 8291 / RFC 8188 ``aes128gcm``): the header's salt,
   record size and the sender's ephemeral key, ECDH with the subscription's private key, the
   "WebPush: info" HKDF with the auth secret, the content key and nonce, AES-128-GCM, padding off;
-* answers 201 (delivered), or what the path's mode says: ``gone`` → 410, ``fail`` → 500.
+* answers 201 (delivered), or what the path's mode says: ``gone`` → 410, ``fail`` → 500,
+  ``redirect:TOKEN`` → 307 to another subscription's path.
 
 Only the ``cryptography`` package and PyJWT: nothing of pywebpush's own code checks its output.
 """
@@ -160,6 +161,11 @@ class LocalPushService:
                 self.errors.append(f"{type(exc).__name__}: {exc}")
                 self._cond.notify_all()
             return web.Response(status=400, text="bad push request")
+        if browser.mode.startswith("redirect:"):  # send the POST on to another subscription's path
+            with self._cond:
+                self.refused.append((token, 307))
+                self._cond.notify_all()
+            raise web.HTTPTemporaryRedirect(f"/push/{browser.mode.removeprefix('redirect:')}")
         status = {"ok": 201, "gone": 410, "fail": 500}[browser.mode]
         with self._cond:
             if status == 201:

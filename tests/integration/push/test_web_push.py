@@ -344,6 +344,26 @@ def test_gone_subscriptions_are_deleted_failures_counted_and_the_pipeline_goes_o
     assert push_service.errors == []
 
 
+def test_a_redirect_is_not_followed(
+    client: TestClient, services: Services, push_service: LocalPushService
+) -> None:
+    """The endpoint is a URL a user gave: a 3xx is a failure, never a second POST elsewhere."""
+    target = push_service.subscribe()  # nobody subscribed it with us: it must receive nothing
+    bouncer = push_service.subscribe(f"redirect:{target.token}")
+    h = user(services, "p@example.com", Tier.PREMIUM)
+    body = push_service.subscription_json(bouncer)
+    assert client.post("/api/me/push-subscriptions", json=body, headers=h).status_code == 201
+    joined(client, services, topics.SIGNALS, SIGNALS_GROUP)
+    s = make_signal(7, rank=0.95)
+    services.signals.add(s)
+    publish(client, services, topics.SIGNALS, s.symbol, encode(s))
+    push_service.wait_for(lambda: len(push_service.refused) >= 1)
+    drained(client, services, topics.SIGNALS, SIGNALS_GROUP)
+    assert push_service.refused == [(bouncer.token, 307)] and push_service.delivered == []
+    assert services.push is not None and services.push.sender.stats.failed == 1
+    assert push_service.errors == []  # nothing reached the redirect's target either
+
+
 def test_an_upgraded_signal_s_close_reaches_its_holder(
     client: TestClient, services: Services, push_service: LocalPushService
 ) -> None:

@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from tradesignals.push.sender import PublicOnlyResolver
 from tradesignals.push.subscriptions import b64url_decode, endpoint_problem, keys_problem
 from tradesignals.push.vapid import VapidKeyError, load_keys, load_or_create_keys
 
@@ -89,3 +90,15 @@ def test_a_bad_key_file_is_one_line_naming_the_file(tmp_path: Path) -> None:
     )
     with pytest.raises(VapidKeyError, match="P-256"):
         load_keys(other)
+
+
+async def test_the_sender_resolves_hosts_to_public_addresses_only() -> None:
+    """A name that points at a private or loopback address is refused at connection time too."""
+    with pytest.raises(OSError, match="no public address"):
+        await PublicOnlyResolver().resolve("localhost", 443)
+    allowed = await PublicOnlyResolver(allow_loopback=True).resolve("localhost", 443)
+    assert allowed and all(r["host"] in ("127.0.0.1", "::1") for r in allowed)
+    assert PublicOnlyResolver()._allowed("8.8.8.8") and not PublicOnlyResolver()._allowed("10.0.0.1")
+    assert not PublicOnlyResolver()._allowed("169.254.169.254") and not PublicOnlyResolver()._allowed(
+        "fe80::1%eth0"
+    )
