@@ -304,6 +304,12 @@ def build_images(settings: Settings, bars: BarStore) -> SignalImages:
         bucket, _, prefix = settings.image_store.removeprefix("s3://").partition("/")
         store = S3ArtifactStore(bucket, prefix or "images", endpoint_url=settings.s3_endpoint_url)
     else:
+        if settings.mode is Mode.SERVER:
+            log.warning(
+                "images.local_store",
+                path=str(settings.home / "images"),
+                fix="set TS_IMAGE_STORE=s3://BUCKET/PREFIX so every API node serves the same images",
+            )
         store = FileArtifactStore(settings.home / "images")
     return SignalImages(store, bars, max_pending=settings.image_max_pending)
 

@@ -89,3 +89,25 @@ def test_two_renderers_of_one_file_store_agree(tmp_path: Path) -> None:
         a.close()
         b.close()
         bars.close()
+
+
+def test_ts_image_store_puts_them_in_s3(s3: S3ArtifactStore, s3_endpoint: str, tmp_path: Path) -> None:
+    from tradesignals.config import load_settings
+    from tradesignals.wiring import build_images
+
+    settings = load_settings(
+        home=tmp_path, image_store=f"s3://{s3.bucket}/shared", s3_endpoint_url=s3_endpoint
+    )
+    bars = ParquetBarStore(tmp_path / "lake")
+    images = build_images(settings, bars)
+    try:
+        assert isinstance(images.store, S3ArtifactStore) and images.store.prefix == "shared"
+        stored = images.render_and_store(SIGNAL)
+        assert (
+            S3ArtifactStore(s3.bucket, "shared", endpoint_url=s3_endpoint).read(NAME, SIGNAL.id, FILENAME)
+            == stored.data
+        )
+        assert not (tmp_path / "images").exists()
+    finally:
+        images.close()
+        bars.close()
