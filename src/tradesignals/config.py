@@ -75,6 +75,25 @@ class Settings(BaseSettings):
         description="s3://BUCKET/PREFIX for model artifacts (server mode); default TS_HOME/models.",
     )
     s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint (MinIO, Ceph…).")
+    image_store: str | None = Field(
+        default=None,
+        description="s3://BUCKET/PREFIX for signal images (several API nodes); default TS_HOME/images.",
+    )
+    vapid_key_file: Path | None = Field(
+        default=None,
+        description="Web Push VAPID private key (PEM, P-256); embedded default TS_HOME/vapid-key.pem, created 0600.",
+    )
+    vapid_subject: str = Field(
+        default="mailto:push@tradesignals.invalid",
+        pattern=r"^(mailto:|https://)\S+$",
+        description="The VAPID 'sub' claim: a mailto: or https: contact for push services.",
+    )
+    push_allow_loopback: bool = Field(
+        default=False, description="Accept http://127.0.0.1 push endpoints (tests, local development only)."
+    )
+    image_max_pending: int = Field(
+        default=8, ge=1, le=1000, description="On-demand image renders allowed to wait at once (then 503)."
+    )
     train_demo_model: bool = Field(
         default=False,
         description="Train a small model on simulated history at start when none is registered.",
@@ -334,12 +353,12 @@ class Settings(BaseSettings):
         arg = self.feed.partition(":")[2]
         return [s.strip().upper() for s in arg.split(",") if s.strip()]
 
-    @field_validator("model_store")
+    @field_validator("model_store", "image_store")
     @classmethod
     def _store_known(cls, v: str | None) -> str | None:
         if v is None or (v.startswith("s3://") and len(v) > len("s3://")):
             return v
-        raise ValueError(f"unknown model store {v!r}; expected s3://BUCKET[/PREFIX] or unset")
+        raise ValueError(f"unknown object store {v!r}; expected s3://BUCKET[/PREFIX] or unset")
 
     @field_validator("log_level")
     @classmethod

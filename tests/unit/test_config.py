@@ -30,7 +30,7 @@ def test_server_mode_has_no_default_database(monkeypatch: pytest.MonkeyPatch) ->
         ("TS_PREMIUM_PRICE_USD", "-1", "TS_PREMIUM_PRICE_USD"),
         ("TS_BUS_PARTITIONS", "zero", "TS_BUS_PARTITIONS"),
         ("TS_LOG_LEVEL", "loud", "unknown log level 'loud'"),
-        ("TS_MODEL_STORE", "ftp://models", "unknown model store 'ftp://models'"),
+        ("TS_MODEL_STORE", "ftp://models", "unknown object store 'ftp://models'"),
     ],
 )
 def test_bad_values_give_one_line_naming_the_variable(

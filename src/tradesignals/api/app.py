@@ -22,11 +22,13 @@ from tradesignals.api.routes import (
     explain,
     health,
     history,
+    images,
     ledger,
     market,
     me,
     metrics,
     news,
+    push,
     risk,
     signals,
 )
@@ -96,6 +98,8 @@ def create_app(
     app.include_router(backtests.router)
     app.include_router(news.router)
     app.include_router(explain.router)
+    app.include_router(images.router)
+    app.include_router(push.router)
     app.include_router(auth.router)
     app.include_router(me.router)
     app.include_router(billing.router)

@@ -19,7 +19,9 @@ from tradesignals.api.hub import Hub
 from tradesignals.config import Settings
 from tradesignals.domain.checkpoints import Signer
 from tradesignals.domain.research import SignalText
+from tradesignals.images.service import SignalImages
 from tradesignals.marketdata.feeds.base import Feed
+from tradesignals.push.service import PushService
 from tradesignals.storage.base import CheckpointRepository, NewsRepository, SignalRepository
 from tradesignals.storage.timeseries import BarStore
 
@@ -54,6 +56,8 @@ class AppServices(Protocol):
     checkpoints: CheckpointRepository
     signer: Signer | None
     news: NewsRepository | None
+    images: SignalImages | None
+    push: PushService | None
 
     @property
     def llm_texts(self) -> LlmTextReader | None: ...

@@ -10,6 +10,8 @@ Rules (the business, issue 11):
 - per-user channels ``user:{id}:…`` belong to that user alone; an admin reads no one else's either
   (an admin manages, it does not trade on someone else's feed); ``user:{id}:signals`` (live signals
   fitted to that user) is premium only, like the ``signals`` channel;
+- push notifications carry live signals: premium callers, or holders of an upgrade in force, may
+  subscribe (``may_subscribe_push``); nobody else;
 - ``/metrics`` is for operators: an admin account or the operator token (checked by the caller of
   ``may_read_metrics``, which only states the rule).
 
@@ -83,6 +85,12 @@ def may_see_signal(caller: Caller, signal_id: str, *, is_open: bool) -> bool:
     return caller.premium or signal_id in caller.upgrades
 
 
+def may_subscribe_push(caller: Caller) -> bool:
+    """Push notifications carry live signals: premium (each new signal fitted to their profile), or
+    the holder of an upgrade in force (that signal's target, stop and expiry). Anyone else: 403."""
+    return caller.premium or bool(caller.upgrades)
+
+
 def upgrades_in_force(upgrades: list[Upgrade], now: datetime) -> frozenset[str]:
     """The signal ids whose upgrade has not lapsed at ``now`` (closing is judged by ``may_see_signal``)."""
     return frozenset(u.signal_id for u in upgrades if u.expires_at > now)
@@ -129,6 +137,7 @@ __all__ = [
     "live_channel",
     "may_read_metrics",
     "may_see_signal",
+    "may_subscribe_push",
     "sees_open_signals",
     "upgrades_in_force",
 ]

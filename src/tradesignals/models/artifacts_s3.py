@@ -48,7 +48,7 @@ class S3ArtifactStore:
     def publish(self, name: str, version: str, files: Mapping[str, bytes]) -> None:
         if COMPLETE in files:
             raise ModelRegistryError(f"{self.location(name, version)}: {COMPLETE} is reserved")
-        if version in self.versions(name):
+        if self._complete(name, version):
             raise ModelRegistryError(f"{self.location(name, version)}: version already exists")
         try:
             for filename, data in files.items():
@@ -57,8 +57,21 @@ class S3ArtifactStore:
         except (ClientError, BotoCoreError) as exc:
             raise ModelRegistryError(f"{self.location(name, version)}: upload failed ({_why(exc)})") from None
 
+    def _complete(self, name: str, version: str) -> bool:
+        """Whether ``name/version`` is committed: one HEAD of its marker, not a listing of every
+        version (signal images keep one version per signal, so a listing grows without bound)."""
+        try:
+            self._s3.head_object(Bucket=self.bucket, Key=self._key(name, version, COMPLETE))
+        except ClientError as exc:
+            if _code(exc) in ("NoSuchKey", "404", "NotFound"):
+                return False
+            raise ModelRegistryError(f"{self.location(name, version)}: cannot read ({_why(exc)})") from None
+        except BotoCoreError as exc:
+            raise ModelRegistryError(f"{self.location(name, version)}: cannot read ({_why(exc)})") from None
+        return True
+
     def read(self, name: str, version: str, filename: str) -> bytes:
-        if version not in self.versions(name):
+        if not self._complete(name, version):
             raise ModelRegistryError(f"{self.location(name, version)}: no such model version")
         try:
             body = self._s3.get_object(Bucket=self.bucket, Key=self._key(name, version, filename))["Body"]
@@ -110,7 +123,7 @@ class S3ArtifactStore:
         return text or None
 
     def set_pointer(self, name: str, pointer: str, version: str) -> None:
-        if version not in self.versions(name):
+        if not self._complete(name, version):
             raise ModelRegistryError(f"{self.location(name, version)}: no such model version")
         try:
             self._s3.put_object(

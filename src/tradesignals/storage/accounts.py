@@ -23,6 +23,7 @@ from tradesignals.storage.db import storage_errors, writer
 from tradesignals.storage.repositories import _to_user
 from tradesignals.storage.tables import (
     PaymentRow,
+    PushSubscriptionRow,
     RefreshTokenRow,
     SignalUpgradeRow,
     SubscriptionRow,
@@ -138,10 +139,10 @@ class SqlAccountStore:
             return bool(getattr(result, "rowcount", 0))
 
     def delete_user(self, user_id: int) -> bool:
-        """Delete the account and its tokens, upgrades and subscriptions (the payments ledger keeps
+        """Delete the account and its tokens, upgrades, subscriptions and push subscriptions (the payments ledger keeps
         its rows, without the user: bookkeeping outlives accounts)."""
         with storage_errors(f"deleting user {user_id}", self.engine), self._write.begin() as session:
-            for table in (RefreshTokenRow, SignalUpgradeRow, SubscriptionRow):
+            for table in (RefreshTokenRow, SignalUpgradeRow, SubscriptionRow, PushSubscriptionRow):
                 session.execute(sa.delete(table).where(table.user_id == user_id))
             session.execute(sa.update(PaymentRow).where(PaymentRow.user_id == user_id).values(user_id=None))
             result = session.execute(sa.delete(UserRow).where(UserRow.id == user_id))

@@ -380,4 +380,22 @@ class LlmResultRow(Base):
     created_at_ns: Mapped[int] = mapped_column(sa.BigInteger)
 
 
+class PushSubscriptionRow(Base):
+    """A browser's Web Push subscription (migration 0009): where to send, and the keys to encrypt for.
+
+    One row per endpoint (a browser profile re-subscribing, or signing in as someone else, moves it);
+    a subscription is the user's opt-in to notifications. The push service's 404/410 deletes it.
+    """
+
+    __tablename__ = "push_subscriptions"
+    __table_args__ = (sa.UniqueConstraint("endpoint"), sa.Index(None, "user_id"))
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"))
+    endpoint: Mapped[str] = mapped_column(sa.String(2048))
+    p256dh: Mapped[str] = mapped_column(sa.String(128), doc="The browser's P-256 public key, base64url.")
+    auth: Mapped[str] = mapped_column(sa.String(64), doc="The 16-byte authentication secret, base64url.")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 metadata = Base.metadata

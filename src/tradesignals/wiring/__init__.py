@@ -54,6 +54,8 @@ if TYPE_CHECKING:
     from tradesignals.engine.pipeline import Scorer
     from tradesignals.llm.providers import Provider as LlmProvider
     from tradesignals.storage.llm import SqlLlmStore
+    from tradesignals.images.service import SignalImages
+    from tradesignals.push.service import PushService
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +89,8 @@ class Services:
     signer: Signer | None = None  # signs ledger checkpoints; None: this node has no key (API-only)
     llm_texts: SqlLlmStore | None = None  # explanations and research briefs (the explain sidecar's)
     llm_provider: LlmProvider | None = None  # None: the template writes them (TS_LLM_PROVIDER)
+    images: SignalImages | None = None  # signal images (object store + render thread)
+    push: PushService | None = None  # Web Push; None: no VAPID key on this node (server mode)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     on_close: list[Callable[[], None]] = field(default_factory=list)
@@ -186,6 +190,10 @@ class Services:
                 await asyncio.to_thread(hook)
             except Exception as exc:  # a failed hook is logged; it must not stop the others
                 log.warning("shutdown.hook_failed", error=repr(exc))
+        if self.images is not None:
+            await asyncio.to_thread(self.images.close)
+        if self.push is not None:
+            await self.push.sender.close()
         await asyncio.to_thread(self.bars.close)
         self.db.dispose()
         log.info("shutdown.done")
@@ -261,7 +269,16 @@ async def build_services(settings: Settings) -> Services:
         await bus.close()
         engine.dispose()
         raise
+    images = build_images(settings, bars)
+    try:
+        push = build_push(settings, engine)
+    except ConfigError:
+        await bus.close()
+        engine.dispose()
+        raise
     return Services(
+        images=images,
+        push=push,
         accounts=accounts,
         billing=billing,
         auth_limiter=limiter,
@@ -309,6 +326,64 @@ def build_llm_provider(settings: Settings) -> LlmProvider | None:
         max_tokens=settings.llm_max_tokens,
         stream=settings.llm_stream,
     )
+
+
+def build_images(settings: Settings, bars: BarStore) -> SignalImages:
+    """Signal images in TS_IMAGE_STORE (s3://BUCKET/PREFIX), else under TS_HOME/images."""
+    from tradesignals.images.service import SignalImages
+    from tradesignals.models.registry import ArtifactStore, FileArtifactStore
+
+    store: ArtifactStore
+    if settings.image_store:
+        from tradesignals.models.artifacts_s3 import S3ArtifactStore
+
+        bucket, _, prefix = settings.image_store.removeprefix("s3://").partition("/")
+        store = S3ArtifactStore(bucket, prefix or "images", endpoint_url=settings.s3_endpoint_url)
+    else:
+        if settings.mode is Mode.SERVER:
+            log.warning(
+                "images.local_store",
+                path=str(settings.home / "images"),
+                fix="set TS_IMAGE_STORE=s3://BUCKET/PREFIX so every API node serves the same images",
+            )
+        store = FileArtifactStore(settings.home / "images")
+    return SignalImages(store, bars, max_pending=settings.image_max_pending)
+
+
+def build_push(settings: Settings, engine: sa.Engine) -> PushService | None:
+    """Web Push with the VAPID key of TS_VAPID_KEY_FILE; in embedded mode TS_HOME/vapid-key.pem,
+    created 0600 at first start. Server mode never creates one (nodes must share it): without the
+    setting, push is off on this node (its routes answer 503). Errors name the file, never the key."""
+    from tradesignals.push.sender import PushSender
+    from tradesignals.push.service import PushService
+    from tradesignals.push.vapid import (
+        KEY_FILE_NAME,
+        VapidKeyError,
+        is_private,
+        load_keys,
+        load_or_create_keys,
+    )
+    from tradesignals.storage.push import SqlPushStore
+
+    try:
+        if settings.vapid_key_file is not None and settings.mode is Mode.SERVER:
+            keys, created = load_keys(settings.vapid_key_file), False
+        elif settings.mode is Mode.SERVER:
+            log.info("push.off", reason="no TS_VAPID_KEY_FILE in server mode")
+            return None
+        else:
+            path = settings.vapid_key_file or settings.home / KEY_FILE_NAME
+            keys, created = load_or_create_keys(path)
+    except VapidKeyError as exc:
+        raise ConfigError(f"VAPID key: {exc}") from None
+    path = settings.vapid_key_file or settings.home / KEY_FILE_NAME
+    if created:
+        log.info("push.vapid_key_created", path=str(path), public_key=keys.public_key)
+    elif not is_private(path):
+        log.warning("push.vapid_key_readable_by_others", path=str(path), fix=f"chmod 600 {path}")
+    store = SqlPushStore(engine)
+    sender = PushSender(keys, settings.vapid_subject, store, allow_loopback=settings.push_allow_loopback)
+    return PushService(keys, store, sender, allow_loopback=settings.push_allow_loopback)
 
 
 def build_news_feed(settings: Settings) -> NewsFeed | None:
@@ -651,6 +726,36 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
                 broadcast_signals(services.bus, services.hub, services.node_id, stop), name="broadcast"
             )
         )
+        if services.push is not None:
+            from tradesignals.push.worker import push_new_signals, push_signal_closes
+
+            push = services.push
+            services.tasks.append(
+                asyncio.create_task(
+                    push_new_signals(
+                        services.bus, push.sender, push.store, services.bars, services.node_id, stop
+                    ),
+                    name="push-signals",
+                )
+            )
+            services.tasks.append(
+                asyncio.create_task(
+                    push_signal_closes(
+                        services.bus, push.sender, push.store, services.signals, services.node_id, stop
+                    ),
+                    name="push-events",
+                )
+            )
+        if services.images is not None:
+            from tradesignals.images.worker import render_signal_images
+
+            # Off the engine's path: its own consumer group, its own render thread.
+            services.tasks.append(
+                asyncio.create_task(
+                    render_signal_images(services.bus, services.images, services.node_id, stop),
+                    name="images",
+                )
+            )
     if "engine" in roles:
         checkpointer = _checkpointer(services)
         # The engine learns each bar's timeframe from the bar: a feed in this process only lets the

@@ -11,6 +11,7 @@ without an entry here fails ``test_every_route_and_channel_has_an_entry``.
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 import time
@@ -22,6 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 
 from tradesignals.domain.entitlements import CHANNEL_PATTERNS, live_channel
@@ -199,6 +202,20 @@ def answers(w: World, caller: str) -> dict[str, Any]:
     return {"json": {"answers": {q.id: q.options[1].id for q in QUESTIONNAIRE}}}
 
 
+def push_subscription(caller: str) -> dict[str, Any]:
+    """A browser's PushSubscription.toJSON(): a public https endpoint and a real P-256 key."""
+    point = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    )
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
+    return {
+        "endpoint": f"https://push.example.com/{caller}",
+        "keys": {"p256dh": b64(point), "auth": b64(bytes(16))},
+    }
+
+
 ROUTES: dict[tuple[str, str], list[Probe]] = {
     ("GET", "/api/health"): [Probe("/api/health", each(200))],
     ("GET", "/api/signals"): [Probe("/api/signals", each(200), check=list_check)],
@@ -224,6 +241,31 @@ ROUTES: dict[tuple[str, str], list[Probe]] = {
         Probe("/api/signals/{open}/explanation", live_for("premium", "upgrade", "premium_upgrade")),
         Probe("/api/signals/{open2}/explanation", live_for("premium", "premium_upgrade")),
         Probe("/api/signals/0123456789abcdef012345/explanation", each(404)),
+    ],
+    # the static chart draws the plan's levels: gated exactly like the signal (never a leak by image)
+    ("GET", "/api/signals/{signal_id}/image.png"): [
+        Probe("/api/signals/{closed}/image.png", each(200)),
+        Probe("/api/signals/{open}/image.png", live_for("premium", "upgrade", "premium_upgrade")),
+        Probe("/api/signals/{open2}/image.png", live_for("premium", "premium_upgrade")),
+        Probe("/api/signals/0123456789abcdef012345/image.png", each(404)),
+    ],
+    # Web Push: the public half of the VAPID key is public; notifications carry live signals, so
+    # only those who may receive one (premium, an upgrade in force) may subscribe
+    ("GET", "/api/push/vapid-public-key"): [Probe("/api/push/vapid-public-key", each(200))],
+    ("GET", "/api/me/push-subscriptions"): [Probe("/api/me/push-subscriptions", signed(200))],
+    ("POST", "/api/me/push-subscriptions"): [
+        Probe(
+            "/api/me/push-subscriptions",
+            signed(403) | dict.fromkeys(("premium", "upgrade", "premium_upgrade"), 201),
+            lambda w, c: {"json": push_subscription(c)},
+        )
+    ],
+    ("DELETE", "/api/me/push-subscriptions"): [
+        Probe(
+            "/api/me/push-subscriptions",
+            signed(404),
+            lambda w, c: {"params": {"endpoint": "https://push.example.com/never-subscribed"}},
+        )
     ],
     # news is public information (headlines, sentiment); it names no signal
     ("GET", "/api/news"): [Probe("/api/news", each(200))],

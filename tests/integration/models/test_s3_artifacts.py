@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import boto3
 import lightgbm as lgb
 import numpy as np
 import pytest
-from moto.server import ThreadedMotoServer
 
 from tradesignals.models.artifacts_s3 import COMPLETE, S3ArtifactStore
 from tradesignals.models.inference import Scorer, TreeMember
@@ -18,22 +16,13 @@ from tradesignals.models.registry import ModelRegistry, ModelRegistryError
 NAMES = ("a", "b", "c")
 
 
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def store(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3ArtifactStore:
+def store(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3ArtifactStore:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     bucket = f"models-{uuid.uuid4().hex[:8]}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
-    return S3ArtifactStore(bucket, "prod/models", endpoint_url=endpoint)
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    return S3ArtifactStore(bucket, "prod/models", endpoint_url=s3_endpoint)
 
 
 def tiny_scorer() -> Scorer:

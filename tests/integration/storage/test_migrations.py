@@ -45,6 +45,7 @@ APP_TABLES = {
     "news_items",
     "news_symbols",
     "llm_results",
+    "push_subscriptions",
 }
 
 
@@ -117,6 +118,23 @@ def test_0007_indexes_the_latest_close_of_each_signal_and_goes_back(engine: Engi
     assert after == names - {"ix_signal_events_signal_id_kind_seq"}
     migrate(engine)
     assert current_revision(engine) == head_revision()
+
+
+def test_0009_adds_push_subscriptions_and_goes_back(engine: Engine) -> None:
+    migrate(engine)
+    inspector = sa.inspect(engine)
+    assert "ix_push_subscriptions_user_id" in {
+        ix["name"] for ix in inspector.get_indexes("push_subscriptions")
+    }
+    assert [u["column_names"] for u in inspector.get_unique_constraints("push_subscriptions")] == [
+        ["endpoint"]
+    ]
+    [fk] = inspector.get_foreign_keys("push_subscriptions")
+    assert (fk["referred_table"], fk["options"].get("ondelete")) == ("users", "CASCADE")
+    downgrade(engine, "0007_summary_index")
+    assert "push_subscriptions" not in tables(engine) and current_revision(engine) == "0007_summary_index"
+    migrate(engine)
+    assert "push_subscriptions" in tables(engine)
 
 
 def test_downgrade_to_base_then_up_again(engine: Engine) -> None:

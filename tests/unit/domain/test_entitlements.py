@@ -14,6 +14,7 @@ from tradesignals.domain.entitlements import (
     live_channel,
     may_read_metrics,
     may_see_signal,
+    may_subscribe_push,
     sees_open_signals,
     upgrades_in_force,
 )
@@ -93,3 +94,11 @@ def test_metrics_are_for_operators() -> None:
     assert may_read_metrics(ADMIN, operator_token_ok=False)
     assert not may_read_metrics(PREMIUM, operator_token_ok=False)
     assert not may_read_metrics(Caller(None, role=Role.ADMIN), operator_token_ok=False)
+
+
+def test_push_notifications_are_for_those_who_may_receive_a_live_signal() -> None:
+    assert may_subscribe_push(PREMIUM) and may_subscribe_push(UPGRADED)
+    assert (
+        not may_subscribe_push(FREE) and not may_subscribe_push(ADMIN) and not may_subscribe_push(ANONYMOUS)
+    )
+    assert not may_subscribe_push(Caller(None, Tier.PREMIUM))  # premium needs an account behind it

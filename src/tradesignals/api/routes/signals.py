@@ -15,24 +15,15 @@ import asyncio
 from collections.abc import Sequence
 from typing import Annotated
 
-import numpy as np
 from fastapi import APIRouter, HTTPException, Path, Query
 
 from tradesignals.api.auth import IdentityDep
 from tradesignals.api.deps import ServicesDep
 from tradesignals.api.schemas import ErrorOut, PositionSize, SignalPublic, SignalsPage
 from tradesignals.domain.entitlements import may_see_signal, sees_open_signals
-from tradesignals.domain.market import Timeframe, to_ns
-from tradesignals.domain.risk import (
-    PRESETS,
-    VOLATILITY_BARS,
-    ProfileName,
-    annualised_volatility,
-    edge_of,
-    fit,
-)
-from tradesignals.domain.sessions import DAY_NS, asset_class_of
+from tradesignals.domain.risk import ProfileName, edge_of
 from tradesignals.domain.signals import Signal, SignalStatus, SignalType
+from tradesignals.engine.fitting import accepted
 from tradesignals.engine.track_record import HistoryRow
 from tradesignals.storage.base import CloseQuery, SignalQuery, SignalRepository
 from tradesignals.storage.timeseries import BarStore
@@ -55,55 +46,17 @@ def _closes(repo: SignalRepository, signals: Sequence[Signal]) -> dict[str, Hist
     return {c.signal.id: HistoryRow.of(c.signal, c.close.seq, c.close.event) for c in found}
 
 
-def _volatility_window_ns(timeframe: Timeframe) -> int:
-    """How far back to read for VOLATILITY_BARS + 1 closes: 4× the bars' span, and 10 days at least,
-    which covers nights, weekends and holidays between bars."""
-    return max(4 * (VOLATILITY_BARS + 1) * timeframe.ns, 10 * DAY_NS)
-
-
-def _volatilities(store: BarStore, signals: Sequence[Signal]) -> dict[str, float | None]:
-    """Annualised volatility of each signal's symbol at its decision, from the stored bars.
-
-    One read per (symbol, timeframe) in the page; the bars counted are those opened before the
-    decision (the deciding bar included), never a later one.
-    """
-    out: dict[str, float | None] = {}
-    groups: dict[tuple[str, Timeframe], list[tuple[Signal, int]]] = {}
-    for s in signals:
-        try:
-            timeframe = Timeframe.parse(s.timeframe)
-        except ValueError:
-            out[s.id] = None
-            continue
-        groups.setdefault((s.symbol, timeframe), []).append((s, to_ns(s.decided_at or s.created_at)))
-    for (symbol, timeframe), members in groups.items():
-        decisions = [ns for _, ns in members]
-        start = min(decisions) - _volatility_window_ns(timeframe)
-        frame = store.read(timeframe, [symbol], start, max(decisions) + 1)
-        ts = frame["ts"].to_numpy(dtype=np.int64)
-        closes = frame["close"].to_numpy(dtype=np.float64)
-        asset = asset_class_of(symbol)
-        for s, decided in members:
-            upto = int(np.searchsorted(ts, decided, side="left"))  # bars with ts < decided
-            window = closes[max(0, upto - VOLATILITY_BARS - 1) : upto].tolist()
-            out[s.id] = annualised_volatility(window, timeframe, asset)
-    return out
-
-
 def _sizes(
     store: BarStore, signals: Sequence[Signal], profile: ProfileName, capital: float
 ) -> dict[str, PositionSize]:
-    """The accepted ones among ``signals`` with their size; refused ones are absent."""
-    preset = PRESETS[profile]
-    vols = _volatilities(store, signals)
+    """The accepted ones among ``signals`` with their size; refused ones are absent
+    (``engine.fitting.accepted``: the one fitting rule, shared with the push sender)."""
     sizes: dict[str, PositionSize] = {}
-    for s in signals:
-        vol = vols[s.id]
-        f = fit(s, preset, volatility=vol, sector=None, open_exposure_by_sector={})
-        if not f.accepted or vol is None:
-            continue
+    by_id = {s.id: s for s in signals}
+    for sid, (f, vol) in accepted(store, signals, profile).items():
+        s = by_id[sid]
         value = capital * f.position_pct / 100.0
-        sizes[s.id] = PositionSize(
+        sizes[sid] = PositionSize(
             profile=profile,
             capital=capital,
             position_pct=f.position_pct,

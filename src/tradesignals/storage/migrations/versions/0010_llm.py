@@ -1,7 +1,7 @@
 """LLM results: explanations and research briefs per (signal, kind, prompt version, model), with cost.
 
 Revision ID: 0010_llm
-Revises: 0007_summary_index
+Revises: 0009_push
 Create Date: 2026-12-07
 
 The explain sidecar's cache and the texts the API serves (``storage/llm.py``). One row per
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010_llm"
-down_revision: str | Sequence[str] | None = "0007_summary_index"
+down_revision: str | Sequence[str] | None = "0009_push"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,1 @@
+"""Static signal images: a candlestick chart of one signal's plan, rendered once off the hot path."""

@@ -1,0 +1,1 @@
+"""Web Push: VAPID keys, subscriptions, and the sender of signal notifications."""
