@@ -52,10 +52,10 @@ if TYPE_CHECKING:
     from tradesignals.domain.checkpoints import Signer
     from tradesignals.engine.checkpointer import Checkpointer
     from tradesignals.engine.pipeline import Scorer
-    from tradesignals.llm.providers import Provider as LlmProvider
-    from tradesignals.storage.llm import SqlLlmStore
     from tradesignals.images.service import SignalImages
+    from tradesignals.llm.providers import Provider as LlmProvider
     from tradesignals.push.service import PushService
+    from tradesignals.storage.llm import SqlLlmStore
 
 log = structlog.get_logger(__name__)
 
