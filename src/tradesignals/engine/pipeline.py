@@ -19,6 +19,7 @@ from tradesignals.bus import topics
 from tradesignals.bus.base import Bus, BusError, Consumer, Delivery, partition_for
 from tradesignals.bus.codec import decoder, encode
 from tradesignals.domain.costs import DEFAULT_SCHEDULE, CostSchedule
+from tradesignals.domain.live import LiveUpdate
 from tradesignals.domain.market import Bar, Tick, Timeframe, to_ns
 from tradesignals.domain.outcomes import Outcome
 from tradesignals.domain.sessions import SessionCalendar
@@ -64,6 +65,7 @@ class EngineStats:
     signals: int = 0
     suppressed_duplicates: int = 0
     suppressed_cooldown: int = 0
+    live_updates: int = 0
     last_latency_ns: int = 0
 
 
@@ -127,6 +129,11 @@ class SignalEngine:
         self._open_meta: dict[str, tuple[Direction, Timeframe]] = {}
         self._learning: dict[str, tuple[float, object, Scorer]] = {}
         self._alerts: list[dict[str, object]] = []
+        # ``signal:{id}:live``: off unless someone drains them (``EngineService`` turns it on), so a
+        # backtest that never reads them keeps no list. Costs one dict probe per bar of a symbol
+        # with no open signal.
+        self.live_updates = False
+        self._live: list[LiveUpdate] = []
         # False while a partition's history is replayed: outcomes replayed are not news to the
         # online model (it learns from live outcomes only, as for signals restored from the store).
         self.learning = True
@@ -239,6 +246,11 @@ class SignalEngine:
         out, self._alerts = self._alerts, []
         return out
 
+    def drain_live(self) -> list[LiveUpdate]:
+        """``LiveUpdate``s made since the last call (with ``live_updates`` on), oldest first."""
+        out, self._live = self._live, []
+        return out
+
     def drain_outcomes(self) -> list[Outcome]:
         """Outcomes produced since the last call, oldest first."""
         out, self._closed = self._closed, []
@@ -259,6 +271,8 @@ class SignalEngine:
             sig = self._decide(bar, published_ns=tick.ts)
             if sig is not None:
                 out.append(sig)
+            if self.live_updates and self.lifecycle.has_open(bar.symbol):
+                self._mark(bar, self.lifecycle.bar_close(bar))
         return out
 
     def on_bar(self, bar: Bar) -> Signal | None:
@@ -269,7 +283,34 @@ class SignalEngine:
         closed = self.lifecycle.on_bar(bar, close_ns) + self.lifecycle.expire_due(close_ns, bar.symbol)
         if closed:
             self._after_close(closed)
-        return self._decide(bar, published_ns=None)
+        signal = self._decide(bar, published_ns=None)
+        if self.live_updates and self.lifecycle.has_open(bar.symbol):
+            self._mark(bar, close_ns)
+        return signal
+
+    def _mark(self, bar: Bar, close_ns: int) -> None:
+        """One ``LiveUpdate`` per signal still open on ``bar``'s symbol, at its close (issue 12).
+
+        Runs after the lifecycle applied the bar and after the scorer saw it, so the fill state is
+        the rulebook's and the features are this bar's. The probability is the scorer of the
+        signal's own timeframe re-scoring the signal's direction (``rescore``; a rule without one
+        gives None, and the signal's own model version is named).
+        """
+        if bar.problems():
+            return
+        lane = self._lanes.get(bar.timeframe)
+        scorer = lane.scorer if lane is not None else None
+        rescore = getattr(scorer, "rescore", None)
+        tf = bar.timeframe.value
+
+        def score(signal: Signal) -> tuple[float | None, str]:
+            if rescore is None or scorer is None or signal.timeframe != tf:
+                return None, signal.model_version
+            return rescore(signal.symbol, signal.direction), scorer.version
+
+        updates = self.lifecycle.live(bar.symbol, close_ns, bar.close, score)
+        self.stats.live_updates += len(updates)
+        self._live += updates
 
     def _decide(self, bar: Bar, published_ns: int | None) -> Signal | None:
         lane = self._lane(bar.timeframe)
@@ -359,8 +400,11 @@ class EngineService:
         lease_seconds: float = 10.0,
         store_retry_s: float = 60.0,
         bus_retry_s: float = 60.0,
+        live: bool = True,
     ) -> None:
         self.engine = engine
+        # Each bar's marks of its symbol's open signals go out on ``signal.live`` before the ack.
+        engine.live_updates = live
         self.store_retry_s = store_retry_s
         self.store_retries = 0
         self.bus_retry_s = bus_retry_s
@@ -526,6 +570,7 @@ class EngineService:
                         engine.on_tick(value)
                 engine.drain_outcomes()  # already stored and announced by the owner that acked them
                 engine.drain_alerts()
+                engine.drain_live()  # past bars' marks: the owner that acked them sent them
                 replayed += len(page)
                 after = page[-1].id
         finally:
@@ -560,6 +605,7 @@ class EngineService:
                 signal = self.engine.on_bar(d.value)
                 await self._emit(d, signal, t0)
                 await self._close_outcomes()
+            await self._publish_live()
             if batch:
                 await self._bus("acking", lambda: consumer.ack(*batch))  # noqa: B023
 
@@ -572,6 +618,7 @@ class EngineService:
                 for sig in self.engine.on_tick(d.value):
                     await self._emit(d, sig, t0)
                 await self._close_outcomes()
+            await self._publish_live()
             if batch:
                 await self._bus("acking", lambda: consumer.ack(*batch))  # noqa: B023
 
@@ -592,7 +639,11 @@ class EngineService:
                 lambda: self.bus.publish(topics.SYSTEM_ALERTS, "model", payload),  # noqa: B023
             )
             log.warning("model.drift", **alert)
-        for outcome in self.engine.drain_outcomes():
+        outcomes = self.engine.drain_outcomes()
+        if outcomes:
+            # A signal's marks go out before its close, so a relay never sees a mark after the end.
+            await self._publish_live()
+        for outcome in outcomes:
             event = outcome.to_event()
             written = await self._store(
                 f"closing {outcome.signal_id}", self.repo.close_once, outcome.signal_id, outcome.status, event
@@ -611,6 +662,18 @@ class EngineService:
                 net_pnl_pct=None if outcome.net_pnl_pct is None else round(outcome.net_pnl_pct, 4),
                 net_r=None if outcome.net_r is None else round(outcome.net_r, 3),
             )
+
+    async def _publish_live(self) -> None:
+        """Publish the marks made since the last call (one batch): off the signal path, before the ack.
+
+        Batched per fetch rather than per bar, so a burst of bars costs one round trip; flushed
+        early before any outcome is announced (``_close_outcomes``).
+        """
+        updates = self.engine.drain_live()
+        if not updates:
+            return
+        items = [(u.symbol, encode(u)) for u in updates]
+        await self._bus("publishing live updates", lambda: self.bus.publish_many(topics.SIGNAL_LIVE, items))
 
     async def _emit(
         self, delivery: Delivery[Bar] | Delivery[Tick], signal: Signal | None, started: float
