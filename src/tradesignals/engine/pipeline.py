@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
@@ -23,10 +23,11 @@ from tradesignals.domain.live import LiveUpdate
 from tradesignals.domain.market import Bar, Tick, Timeframe, to_ns
 from tradesignals.domain.outcomes import Outcome
 from tradesignals.domain.sessions import SessionCalendar
-from tradesignals.domain.signals import Direction, Signal, SignalStatus
+from tradesignals.domain.signals import Direction, Signal, SignalStatus, SignalType
 from tradesignals.domain.trade_plan import PlanParams
 from tradesignals.engine import stage_metrics
 from tradesignals.engine.decide import build_signal
+from tradesignals.engine.event_rules import EventRule
 from tradesignals.engine.lifecycle import LifecycleTracker
 from tradesignals.engine.placeholder_rule import Decision
 from tradesignals.marketdata.bars import BarAggregator
@@ -107,7 +108,12 @@ class SignalEngine:
         calendar: SessionCalendar | Callable[[str], SessionCalendar] | None = None,
         earnings: EarningsCalendar | None = None,
         costs: CostSchedule = DEFAULT_SCHEDULE,
+        events: Sequence[EventRule] = (),
     ) -> None:
+        # Event rules (``engine.event_rules``): asked every bar after the scorer; their signals are
+        # ``type = event``, de-duplicated per rule, and leave the scorer's signals and cool-downs alone.
+        self.events = tuple(events)
+        self._event_ids: set[str] = set()
         self._scorer_for: ScorerFor | None = None
         self._fixed: Scorer | None = None
         if hasattr(scorer, "on_bar"):
@@ -185,6 +191,7 @@ class SignalEngine:
                 self.lifecycle.remove(signal.id)
                 self._open_meta.pop(signal.id, None)
                 self._learning.pop(signal.id, None)
+                self._event_ids.discard(signal.id)
         for key in [k for k in self._cooldown_until if which(k[0])]:
             del self._cooldown_until[key]
         if self._aggregator is not None:
@@ -193,6 +200,8 @@ class SignalEngine:
             forget = getattr(lane.scorer, "forget", None)
             if forget is not None:
                 forget(which)
+        for rule in self.events:
+            rule.forget(which)
 
     def replace_scorer(self, timeframe: Timeframe, scorer: Scorer) -> Scorer | None:
         """A new scorer for ``timeframe``'s decisions from the next bar on; returns the one it replaces.
@@ -218,10 +227,15 @@ class SignalEngine:
             if signal.status is SignalStatus.OPEN and signal.id not in self.lifecycle:
                 self.lifecycle.add(signal)
                 self._open_meta[signal.id] = (signal.direction, Timeframe.parse(signal.timeframe))
+                if signal.type is SignalType.EVENT:
+                    self._event_ids.add(signal.id)
 
     def _after_close(self, closed: list[Outcome]) -> None:
         for o in closed:
             meta = self._open_meta.pop(o.signal_id, None)
+            if o.signal_id in self._event_ids:
+                self._event_ids.discard(o.signal_id)
+                continue  # an event rule's close says nothing about the scorer's next idea
             if meta is not None and self.plan.cooldown_bars > 0:
                 direction, tf = meta
                 wait = self.plan.cooldown_bars * tf.ns
@@ -271,12 +285,24 @@ class SignalEngine:
             sig = self._decide(bar, published_ns=tick.ts)
             if sig is not None:
                 out.append(sig)
+            if self.events:
+                out += self._decide_events(bar, published_ns=tick.ts)
             if self.live_updates and self.lifecycle.has_open(bar.symbol):
                 self._mark(bar, self.lifecycle.bar_close(bar))
         return out
 
     def on_bar(self, bar: Bar) -> Signal | None:
-        """Bar mode: the bar moves open signals (fills, exits, expiry on its own symbol's clock), then decides."""
+        """``on_bar_signals`` for an engine without event rules (one bar, at most one signal)."""
+        out = self.on_bar_signals(bar)
+        if len(out) > 1:
+            raise RuntimeError(
+                "this engine has event rules, so a bar can make several signals: use on_bar_signals"
+            )
+        return out[0] if out else None
+
+    def on_bar_signals(self, bar: Bar) -> list[Signal]:
+        """Bar mode: the bar moves open signals (fills, exits, expiry on its own symbol's clock), then
+        the scorer and each event rule decide; the new signals, the scorer's first."""
         self.stats.bars += 1
         close_ns = self.lifecycle.bar_close(bar)
         # Outcomes first: a bar can close an older signal and then justify a new one.
@@ -284,17 +310,58 @@ class SignalEngine:
         if closed:
             self._after_close(closed)
         signal = self._decide(bar, published_ns=None)
+        out = [] if signal is None else [signal]
+        if self.events:
+            out += self._decide_events(bar, published_ns=None)
         if self.live_updates and self.lifecycle.has_open(bar.symbol):
             self._mark(bar, close_ns)
-        return signal
+        return out
+
+    def _decide_events(self, bar: Bar, published_ns: int | None) -> list[Signal]:
+        """Each event rule's decision on ``bar`` through the one decide path (``kind = event``)."""
+        out: list[Signal] = []
+        for rule in self.events:
+            decision = rule.on_bar(bar)
+            if decision is None:
+                continue
+            self.stats.decisions += 1
+            if any(
+                s.model_version == rule.version and s.direction is decision.direction
+                for s in self.lifecycle.open_signals(bar.symbol)
+            ):
+                self.stats.suppressed_duplicates += 1
+                continue
+            signal = build_signal(
+                bar,
+                decision.direction,
+                decision.confidence,
+                decision.atr,
+                rule.version,
+                decision.reasons,
+                self.plan,
+                self.calendar,
+                self.earnings,
+                SignalType.EVENT,
+                published_ns=published_ns,
+                event_ns=decision.event_ns,
+            )
+            if signal is None:
+                continue
+            self.lifecycle.add(signal)
+            self._open_meta[signal.id] = (signal.direction, bar.timeframe)
+            self._event_ids.add(signal.id)
+            self.stats.signals += 1
+            out.append(signal)
+        return out
 
     def _mark(self, bar: Bar, close_ns: int) -> None:
         """One ``LiveUpdate`` per signal still open on ``bar``'s symbol, at its close (issue 12).
 
         Runs after the lifecycle applied the bar and after the scorer saw it, so the fill state is
         the rulebook's and the features are this bar's. The probability is the scorer of the
-        signal's own timeframe re-scoring the signal's direction (``rescore``; a rule without one
-        gives None, and the signal's own model version is named).
+        signal's timeframe re-scoring the signal's direction (``rescore``) when it is the model that
+        made the signal; otherwise (a rule, an event rule, a model since replaced) None, and the
+        signal's own model version is named.
         """
         if bar.problems():
             return
@@ -304,7 +371,12 @@ class SignalEngine:
         tf = bar.timeframe.value
 
         def score(signal: Signal) -> tuple[float | None, str]:
-            if rescore is None or scorer is None or signal.timeframe != tf:
+            if (
+                rescore is None
+                or scorer is None
+                or signal.model_version != scorer.version
+                or signal.timeframe != tf
+            ):
                 return None, signal.model_version
             return rescore(signal.symbol, signal.direction), scorer.version
 
@@ -322,7 +394,10 @@ class SignalEngine:
         if decision is None:
             return None
         self.stats.decisions += 1
-        if any(s.direction is decision.direction for s in self.lifecycle.open_signals(bar.symbol)):
+        if any(
+            s.direction is decision.direction and s.type is not SignalType.EVENT
+            for s in self.lifecycle.open_signals(bar.symbol)
+        ):
             self.stats.suppressed_duplicates += 1
             return None
         if self._cooldown_until.get((bar.symbol, decision.direction), 0) > bar.ts:
@@ -565,7 +640,7 @@ class EngineService:
                 for h in page:
                     value = h.value
                     if isinstance(value, Bar):
-                        engine.on_bar(value)
+                        engine.on_bar_signals(value)
                     else:
                         engine.on_tick(value)
                 engine.drain_outcomes()  # already stored and announced by the owner that acked them
@@ -602,8 +677,8 @@ class EngineService:
             for d in batch:
                 await self._ensure_built(consumer, d)
                 t0 = time.perf_counter()
-                signal = self.engine.on_bar(d.value)
-                await self._emit(d, signal, t0)
+                for signal in self.engine.on_bar_signals(d.value):
+                    await self._emit(d, signal, t0)
                 await self._close_outcomes()
             await self._publish_live()
             if batch:
