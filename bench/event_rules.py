@@ -61,6 +61,11 @@ def main() -> None:
     covered = {s for i in items for s in i.symbols} & set(frame["symbol"])
     frame = frame[frame["symbol"].isin(covered)].sort_values(["ts", "symbol"]).reset_index(drop=True)
     items = [i for i in items if set(i.symbols) & covered]
+    # Bars over the news's dates only (40 days before for the ATR to warm up), so the base rate
+    # is measured where the rules could fire.
+    first, last = min(i.received_at for i in items), max(i.received_at for i in items)
+    frame = frame[(frame["ts"] >= first - 40 * 86_400 * 10**9) & (frame["ts"] <= last + 10 * 86_400 * 10**9)]
+    frame = frame.reset_index(drop=True)
     if args.earnings is not None:
         earnings, source = EarningsCalendar.from_csv(args.earnings), str(args.earnings)
     elif args.news == "benzinga":
