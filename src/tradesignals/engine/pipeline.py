@@ -135,9 +135,9 @@ class SignalEngine:
         self._open_meta: dict[str, tuple[Direction, Timeframe]] = {}
         self._learning: dict[str, tuple[float, object, Scorer]] = {}
         self._alerts: list[dict[str, object]] = []
-        # ``signal:{id}:live``: off unless someone drains them (``EngineService`` turns it on), so a
-        # backtest that never reads them keeps no list. Costs one dict probe per bar of a symbol
-        # with no open signal.
+        # ``signal:{id}:live`` in tick mode: off unless someone drains them (``EngineService`` turns
+        # it on), so a backtest never keeps a list. In bar mode the caller asks (``mark``) once the
+        # bar's signals are out, so marks never delay a signal.
         self.live_updates = False
         self._live: list[LiveUpdate] = []
         # False while a partition's history is replayed: outcomes replayed are not news to the
@@ -261,7 +261,7 @@ class SignalEngine:
         return out
 
     def drain_live(self) -> list[LiveUpdate]:
-        """``LiveUpdate``s made since the last call (with ``live_updates`` on), oldest first."""
+        """``LiveUpdate``s made since the last call (``mark``, or ticks with ``live_updates``), oldest first."""
         out, self._live = self._live, []
         return out
 
@@ -313,9 +313,17 @@ class SignalEngine:
         out = [] if signal is None else [signal]
         if self.events:
             out += self._decide_events(bar, published_ns=None)
-        if self.live_updates and self.lifecycle.has_open(bar.symbol):
-            self._mark(bar, close_ns)
         return out
+
+    def mark(self, bar: Bar) -> None:
+        """Bar mode: the marks of ``bar``'s symbol's open signals at its close (``drain_live``).
+
+        Called after ``on_bar_signals(bar)`` and before the next bar, once the bar's new signals
+        are stored and published: the state it reads is the bar's, and a new signal never waits
+        for marks. A symbol without an open signal costs one dict probe.
+        """
+        if self.lifecycle.has_open(bar.symbol):
+            self._mark(bar, self.lifecycle.bar_close(bar))
 
     def _decide_events(self, bar: Bar, published_ns: int | None) -> list[Signal]:
         """Each event rule's decision on ``bar`` through the one decide path (``kind = event``)."""
@@ -479,6 +487,7 @@ class EngineService:
     ) -> None:
         self.engine = engine
         # Each bar's marks of its symbol's open signals go out on ``signal.live`` before the ack.
+        self.live = live
         engine.live_updates = live
         self.store_retry_s = store_retry_s
         self.store_retries = 0
@@ -679,6 +688,8 @@ class EngineService:
                 t0 = time.perf_counter()
                 for signal in self.engine.on_bar_signals(d.value):
                     await self._emit(d, signal, t0)
+                if self.live:
+                    self.engine.mark(d.value)  # after the bar's signals are out: never on their path
                 await self._close_outcomes()
             await self._publish_live()
             if batch:

@@ -6,7 +6,7 @@ import pytest
 
 from tradesignals.domain.costs import DEFAULT_COSTS
 from tradesignals.domain.market import AssetClass, Bar, Tick, Timeframe, to_ns
-from tradesignals.domain.signals import Direction
+from tradesignals.domain.signals import Direction, Signal
 from tradesignals.domain.trade_plan import PlanParams
 from tradesignals.engine.pipeline import SignalEngine
 from tradesignals.engine.placeholder_rule import Decision
@@ -47,18 +47,24 @@ def b(i: int, o: float, h: float, lo: float, c: float, symbol: str = "AAPL") -> 
     return Bar(symbol, Timeframe.M1, i * M, o, h, lo, c, 10)
 
 
+def step(eng: SignalEngine, bar: Bar) -> Signal | None:
+    """What the engine service does with a bar: decide, then mark."""
+    signal = eng.on_bar(bar)
+    eng.mark(bar)
+    return signal
+
+
 def test_a_long_is_marked_each_bar_pending_then_filled_and_not_after_its_stop() -> None:
     scorer = OnceThenRescore()
     eng = SignalEngine(scorer, plan=PLAN)
-    eng.live_updates = True
-    sig = eng.on_bar(b(0, 100, 100.5, 99.5, 100))
+    sig = step(eng, b(0, 100, 100.5, 99.5, 100))
     assert sig is not None  # entry 100, stop 98.5, targets 101.5/103/104.5
     (first,) = eng.drain_live()
     # Decided on this bar: published at its close, filled only at the next bar's open.
     assert first.signal_id == sig.id and not first.filled and first.unrealised_net_r is None
     assert first.ts_ns == M and first.price == 100 and first.probability == 0.51
     assert first.model_version == "test-rescore:1"
-    eng.on_bar(b(1, 100.2, 100.9, 100.1, 100.8))
+    step(eng, b(1, 100.2, 100.9, 100.1, 100.8))
     (second,) = eng.drain_live()
     equity = DEFAULT_COSTS[AssetClass.EQUITY]
     gross = (100.8 - 100.2) / 100.2 * 100
@@ -68,25 +74,24 @@ def test_a_long_is_marked_each_bar_pending_then_filled_and_not_after_its_stop() 
     assert second.distance_to_stop_pct == pytest.approx((100.8 - 98.5) / 100.8 * 100)
     assert second.probability == 0.52 and scorer.asked[-1] == ("AAPL", Direction.LONG)
     # Another symbol's bar marks nothing (it has no open signal).
-    eng.on_bar(b(1, 50, 51, 49, 50, symbol="MSFT"))
+    step(eng, b(1, 50, 51, 49, 50, symbol="MSFT"))
     assert eng.drain_live() == []
     # The stop closes it: an outcome and no mark, then nothing on later bars.
-    eng.on_bar(b(2, 100.5, 100.6, 98.0, 98.2))
+    step(eng, b(2, 100.5, 100.6, 98.0, 98.2))
     assert eng.drain_live() == []
     (outcome,) = eng.drain_outcomes()
     assert outcome.signal_id == sig.id and outcome.outcome.value == "stop"
-    eng.on_bar(b(3, 98.2, 98.4, 98.0, 98.1))
+    step(eng, b(3, 98.2, 98.4, 98.0, 98.1))
     assert eng.drain_live() == [] and eng.stats.live_updates == 2
 
 
 def test_the_last_mark_equals_the_outcome_of_closing_at_that_price() -> None:
     """Live P/L and the closed outcome are one arithmetic: close now at the mark's price, same net R."""
     eng = SignalEngine(OnceThenRescore(Direction.SHORT), plan=PLAN)
-    eng.live_updates = True
-    sig = eng.on_bar(b(0, 100, 100.5, 99.5, 100))
+    sig = step(eng, b(0, 100, 100.5, 99.5, 100))
     assert sig is not None and sig.direction is Direction.SHORT
     eng.drain_live()
-    eng.on_bar(b(1, 99.8, 100.0, 99.0, 99.2))
+    step(eng, b(1, 99.8, 100.0, 99.0, 99.2))
     (mark,) = eng.drain_live()
     out = eng.lifecycle.close_at(sig.id, 99.2, mark.ts_ns)
     assert mark.filled and out.fill_price == 99.8
@@ -96,19 +101,23 @@ def test_the_last_mark_equals_the_outcome_of_closing_at_that_price() -> None:
 
 def test_a_rule_gives_no_probability_and_names_the_signals_model() -> None:
     eng = SignalEngine(OnceRule(), plan=PLAN)
-    eng.live_updates = True
-    sig = eng.on_bar(b(0, 100, 100.5, 99.5, 100))
+    sig = step(eng, b(0, 100, 100.5, 99.5, 100))
     assert sig is not None
-    eng.on_bar(b(1, 99.9, 100.2, 99.5, 99.6))
+    step(eng, b(1, 99.9, 100.2, 99.5, 99.6))
     (_, mark) = eng.drain_live()
     assert mark.probability is None and mark.model_version == "rule-test" and mark.filled
 
 
-def test_marks_are_off_unless_asked_for() -> None:
+def test_marks_are_made_only_when_asked_for() -> None:
+    """Deciding never marks (a backtest keeps no list); ticks mark only with ``live_updates`` on."""
     eng = SignalEngine(OnceThenRescore(), plan=PLAN)
     assert eng.on_bar(b(0, 100, 100.5, 99.5, 100)) is not None
     eng.on_bar(b(1, 100.2, 100.9, 100.1, 100.8))
     assert eng.drain_live() == [] and eng.stats.live_updates == 0
+    ticks = SignalEngine(OnceThenRescore(), Timeframe.M1, PLAN)
+    for minute in range(3):
+        ticks.on_tick(Tick("BTCUSDT", minute * M, 100.0, 1.0))
+    assert ticks.drain_live() == []
 
 
 def test_tick_mode_marks_each_aggregated_bar_at_its_close() -> None:
