@@ -119,7 +119,7 @@ def run_rules(
     settings: Settings,
 ) -> list[Traded]:
     """Every event signal the engine publishes over ``bars`` with its outcome (open ones closed at the end)."""
-    book = CatalystBook(keep_days=10.0)
+    book = CatalystBook()
     engine = build_engine(settings, earnings=earnings, catalysts=book, scorer_for=lambda _tf: _Silent())
     queue = sorted(news, key=lambda s: s.item.received_at)
     nxt = 0

@@ -141,10 +141,12 @@ class _Heard:
 class CatalystBook:
     """Recent catalyst news per symbol, point in time on ``received_at`` (what the rule may know).
 
-    Keeps ``keep_days`` of items behind each symbol's newest one; items may arrive in any order.
+    Keeps the newest ``keep`` items of each symbol (bounded memory), whatever their age: a replay
+    may deliver a file's news before the bars it belongs to, and the rule asks by time window
+    anyway. Items may arrive in any order.
     """
 
-    keep_days: float = 10.0
+    keep: int = 1000
     _items: dict[str, list[_Heard]] = field(default_factory=dict)
     _keys: dict[str, list[int]] = field(default_factory=dict)
 
@@ -154,16 +156,14 @@ class CatalystBook:
             return
         item = scored.item
         heard = _Heard(item.received_at, cats, item.headline, item.id)
-        horizon = int(self.keep_days * DAY_NS)
         for symbol in item.symbols:
             items = self._items.setdefault(symbol, [])
             keys = self._keys.setdefault(symbol, [])
             i = bisect.bisect_right(keys, heard.received_at)
             items.insert(i, heard)
             keys.insert(i, heard.received_at)
-            cut = bisect.bisect_right(keys, keys[-1] - horizon)
-            if cut:
-                del items[:cut], keys[:cut]
+            if len(keys) > self.keep:
+                del items[0], keys[0]
 
     def between(self, symbol: str, after_ns: int, upto_ns: int) -> list[_Heard]:
         """Items received in ``(after_ns, upto_ns]``, oldest first."""

@@ -179,3 +179,21 @@ def test_the_rules_are_off_by_default_and_need_their_inputs(tmp_path: Path) -> N
     with pytest.raises(ValueError, match="unknown event rule"):
         Settings(event_rules="earnings,astrology")
     assert Settings(event_rules=" catalyst , earnings,catalyst").event_rules == "catalyst,earnings"
+
+
+def test_the_catalyst_book_answers_by_received_time_and_stays_bounded() -> None:
+    book = CatalystBook(keep=3)
+    for k in (5, 3, 4, 6):  # out of order, as a merged feed may deliver them
+        book.add(heard(k, f"Apple upgraded, day {k}", "analyst", f"b:{k}"))
+    book.add(heard(7, "Apple names a new CFO", "management", "b:7"))  # not a reaction class: not kept
+    assert [h.item_id for h in book.between("AAPL", SESSIONS[3].close, SESSIONS[6].close)] == [
+        "b:4",
+        "b:5",
+        "b:6",
+    ]
+    assert [h.item_id for h in book.between("AAPL", 0, SESSIONS[9].close)] == [
+        "b:4",
+        "b:5",
+        "b:6",
+    ]  # oldest dropped
+    assert book.between("MSFT", 0, SESSIONS[9].close) == []
