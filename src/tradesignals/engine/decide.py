@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tradesignals.domain.market import Bar, Timeframe, to_datetime
-from tradesignals.domain.sessions import ALWAYS_OPEN, SessionCalendar, bar_close_ns
+from tradesignals.domain.sessions import ALWAYS_OPEN, SessionCalendar, bar_close_ns, last_close_by
 from tradesignals.domain.signals import (
     MAX_SIGNAL_LIFETIME,
     Direction,
@@ -87,7 +87,10 @@ def build_signal(
         if release is not None:
             if release <= created_ns + bar.timeframe.ns:
                 return None  # the report is too close for the idea to play out
-            expires_ns = min(expires_ns, release)
+            # Out at the last close before the report: expiring at the release itself would let a
+            # daily bar's open — after a before-the-open report — be the exit, gap included.
+            out_by = last_close_by(cal, release)
+            expires_ns = min(expires_ns, release if out_by is None else out_by)
     if expires_ns <= created_ns:
         return None
     created = to_datetime(created_ns)

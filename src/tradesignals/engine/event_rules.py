@@ -121,6 +121,7 @@ class EarningsPlay(EventRule):
         hold = [s for s in cal.sessions_between(decided, release + 1) if s.close <= release]
         if not hold or len(hold) > self.lead_sessions:
             return None
+        # ``hold[-1].close`` is ``domain.sessions.last_close_by(cal, release)``: out before the event.
         self._played[bar.symbol] = release
         reasons = (
             f"Earnings play (a rule, no fitted edge): {bar.symbol} reports at {_utc(release)}; "
