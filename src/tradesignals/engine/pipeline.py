@@ -293,27 +293,34 @@ class SignalEngine:
 
     def on_bar(self, bar: Bar) -> Signal | None:
         """``on_bar_signals`` for an engine without event rules (one bar, at most one signal)."""
-        out = self.on_bar_signals(bar)
-        if len(out) > 1:
-            raise RuntimeError(
-                "this engine has event rules, so a bar can make several signals: use on_bar_signals"
-            )
-        return out[0] if out else None
+        if self.events:
+            out = self.on_bar_signals(bar)
+            if len(out) > 1:
+                raise RuntimeError(
+                    "this engine has event rules, so a bar can make several signals: use on_bar_signals"
+                )
+            return out[0] if out else None
+        self._advance(bar)
+        return self._decide(bar, published_ns=None)
 
     def on_bar_signals(self, bar: Bar) -> list[Signal]:
         """Bar mode: the bar moves open signals (fills, exits, expiry on its own symbol's clock), then
         the scorer and each event rule decide; the new signals, the scorer's first."""
+        self._advance(bar)
+        signal = self._decide(bar, published_ns=None)
+        out = [] if signal is None else [signal]
+        if self.events:
+            out += self._decide_events(bar, published_ns=None)
+        return out
+
+    def _advance(self, bar: Bar) -> None:
+        """The bar moves open signals: fills, exits, and expiry on its own symbol's clock."""
         self.stats.bars += 1
         close_ns = self.lifecycle.bar_close(bar)
         # Outcomes first: a bar can close an older signal and then justify a new one.
         closed = self.lifecycle.on_bar(bar, close_ns) + self.lifecycle.expire_due(close_ns, bar.symbol)
         if closed:
             self._after_close(closed)
-        signal = self._decide(bar, published_ns=None)
-        out = [] if signal is None else [signal]
-        if self.events:
-            out += self._decide_events(bar, published_ns=None)
-        return out
 
     def mark(self, bar: Bar) -> None:
         """Bar mode: the marks of ``bar``'s symbol's open signals at its close (``drain_live``).
