@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     earnings_file: Path | None = Field(
         default=None, description="CSV symbol,date[,time bmo|amc]: signals expire before each report."
     )
+    event_rules: str = Field(
+        default="",
+        description="Event-driven signals (rules, no fitted edge; docs/event-rules.md), comma-separated: "
+        "earnings (needs TS_EARNINGS_FILE), catalyst (needs TS_NEWS_FEED in the engine's process). Off by default.",
+    )
     news_feed: str | None = Field(
         default=None,
         description="replay:PATH | polygon[:TICKER] | alpaca[:SYM,SYM…] | sec:CIK[,CIK…], several joined by + "
@@ -280,6 +285,15 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "info"
+
+    @field_validator("event_rules")
+    @classmethod
+    def _event_rules_known(cls, v: str) -> str:
+        parts = [p.strip() for p in v.split(",") if p.strip()]
+        unknown = [p for p in parts if p not in ("earnings", "catalyst")]
+        if unknown:
+            raise ValueError(f"unknown event rule(s) {unknown}; expected earnings and/or catalyst")
+        return ",".join(dict.fromkeys(parts))
 
     @field_validator("news_feed")
     @classmethod

@@ -83,7 +83,7 @@ def run_engine(
         # Warm-up bars may lie inside the model's training range: its online model must not learn
         # from those outcomes (it would learn the in-sample optimism and carry it into the window).
         engine.learning = in_window
-        signal = engine.on_bar(bar)
+        new = engine.on_bar_signals(bar)
         for o in engine.drain_outcomes():
             run.outcomes[o.signal_id] = o
         if in_window:
@@ -92,7 +92,7 @@ def run_engine(
                 run.closes.append([])
             run.closes[-1].append((bar.symbol, bar.close))
             run.symbols.add(bar.symbol)
-        if signal is not None:
+        for signal in new:
             if in_window:
                 asset = asset_class_of(bar.symbol, asset_class)
                 vol = annualised_volatility(list(closes), bar.timeframe, asset)

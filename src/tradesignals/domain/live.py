@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tradesignals.domain.costs import CostModel
+from tradesignals.domain.exits import gross_pct, pct_to_r
+from tradesignals.domain.signals import Signal
+
 
 @dataclass(frozen=True, slots=True)
 class LiveUpdate:
@@ -34,3 +38,44 @@ class LiveUpdate:
     distance_to_targets_pct: tuple[float, ...]
     probability: float | None
     model_version: str
+
+
+def live_update(
+    signal: Signal,
+    *,
+    ts_ns: int,
+    price: float,
+    fill: float | None,
+    filled_ns: int | None,
+    costs: CostModel,
+    probability: float | None,
+    model_version: str,
+) -> LiveUpdate:
+    """The ``LiveUpdate`` of ``signal`` marked at ``price`` at ``ts_ns``.
+
+    ``fill``/``filled_ns`` are the lifecycle's (the rulebook's fill rule, ``domain.exits``); None
+    while the signal waits for its fill. P/L is what closing at ``price`` now would book: the same
+    gross, cost and R functions as the outcome written at close (``domain.exits.gross_pct``,
+    ``domain.costs.CostModel.costs_pct``, ``domain.exits.pct_to_r``), so the last live figure before
+    an exit and the outcome differ only by the exit price.
+    """
+    sign = signal.direction.sign
+    net_pct: float | None = None
+    net_r: float | None = None
+    if fill is not None and filled_ns is not None:
+        gross = gross_pct(sign, fill, price)
+        net_pct = gross - costs.costs_pct(sign, fill, price, max(0, ts_ns - filled_ns))
+        net_r = pct_to_r(net_pct, fill, signal.risk_per_unit)
+    return LiveUpdate(
+        signal_id=signal.id,
+        symbol=signal.symbol,
+        ts_ns=ts_ns,
+        price=price,
+        filled=fill is not None,
+        unrealised_net_pct=net_pct,
+        unrealised_net_r=net_r,
+        distance_to_stop_pct=sign * (price - signal.stop) * 100.0 / price,
+        distance_to_targets_pct=tuple(sign * (t - price) * 100.0 / price for t in signal.targets),
+        probability=probability,
+        model_version=model_version,
+    )

@@ -184,6 +184,17 @@ def session_close_after(calendar: SessionCalendar, ts: int, sessions: int) -> in
     return ahead[sessions - 1].close
 
 
+def last_close_by(calendar: SessionCalendar, ts: int) -> int | None:
+    """The close of the last session that closes at or before ``ts`` (None: none in the prior 3 weeks).
+
+    What "out before an event at ``ts``" means for a position that trades in sessions: a daily bar's
+    open comes after a report released before the open, so the last price safely before it is the
+    previous session's close.
+    """
+    done = [s for s in calendar.sessions_between(ts - 21 * DAY_NS, ts + 1) if s.close <= ts]
+    return done[-1].close if done else None
+
+
 __all__ = [
     "ALWAYS_OPEN",
     "DAY_NS",
@@ -196,6 +207,7 @@ __all__ = [
     "date_of",
     "day_ns",
     "is_crypto_symbol",
+    "last_close_by",
     "session_close_after",
     "utc_date_ns",
 ]

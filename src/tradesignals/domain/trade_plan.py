@@ -9,7 +9,7 @@ The plan, for a decision at the close of a bar (the *decision price*, ``entry`` 
 
 * **Stop** ``stop_atr`` × ATR from the decision price, against the direction.
 * **Targets** at ``target_r`` multiples of that risk (1R, 2R, 3R by default), with the direction.
-* **Horizon** per signal type — the one both labels and lifecycle read: a ``swing`` signal lives
+* **Horizon** per signal type — the one both labels and lifecycle read: a ``swing`` (or ``event``) signal lives
   through the next ``swing_sessions`` trading sessions after the one it was decided in, and expires
   at the last one's close; a ``day`` signal expires at the close of the session it was decided in
   (so none is decided at the closing bell). Sessions come from the symbol's calendar
@@ -64,7 +64,9 @@ class PlanParams:
 
     def horizon_sessions(self, kind: SignalType) -> int:
         """Sessions after the decision's own that a signal of ``kind`` lives through (0 = its own)."""
-        if kind is SignalType.SWING:
+        if kind is SignalType.SWING or kind is SignalType.EVENT:
+            # An event signal lives at most a swing signal's horizon, and ends at or before its
+            # event when it has one (``engine.decide.build_signal``'s ``event_ns``).
             return self.swing_sessions
         if kind is SignalType.DAY:
             return 0

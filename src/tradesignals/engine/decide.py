@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tradesignals.domain.market import Bar, Timeframe, to_datetime
-from tradesignals.domain.sessions import ALWAYS_OPEN, SessionCalendar, bar_close_ns
+from tradesignals.domain.sessions import ALWAYS_OPEN, SessionCalendar, bar_close_ns, last_close_by
 from tradesignals.domain.signals import (
     MAX_SIGNAL_LIFETIME,
     Direction,
@@ -57,12 +57,18 @@ def build_signal(
     published_ns: int | None = None,
     base_rate: float | None = None,
     confidence_rank: float | None = None,
+    event_ns: int | None = None,
 ) -> Signal | None:
     """The signal for a decision at ``bar``'s close; None when the plan cannot be made or has no time.
 
     None for an ATR of 0, levels that cannot exist, a day decision at the closing bell, a publication
     at or after expiry, and a report too close (never held through the next earnings release unless
     it is an earnings play).
+
+    ``event_ns`` (event signals): the time of the event the signal plays, e.g. an earnings release.
+    The signal expires at it or earlier (never later than the plan's swing horizon), so it is out
+    of the trade at or before the event; the earnings guard does not apply, since the event *is*
+    the release. An event signal without one (a reaction to news already out) keeps the guard.
     """
     lv = levels(bar.close, atr, direction, plan)
     if lv is None:
@@ -74,12 +80,17 @@ def build_signal(
     expires_ns = expiry_ns(decided_ns, kind, plan, cal)
     if expires_ns is None:
         return None
-    if earnings is not None and kind is not SignalType.EVENT:
+    if event_ns is not None:
+        expires_ns = min(expires_ns, event_ns)
+    elif earnings is not None:
         release = earnings.next_release(bar.symbol, created_ns)
         if release is not None:
             if release <= created_ns + bar.timeframe.ns:
                 return None  # the report is too close for the idea to play out
-            expires_ns = min(expires_ns, release)
+            # Out at the last close before the report: expiring at the release itself would let a
+            # daily bar's open — after a before-the-open report — be the exit, gap included.
+            out_by = last_close_by(cal, release)
+            expires_ns = min(expires_ns, release if out_by is None else out_by)
     if expires_ns <= created_ns:
         return None
     created = to_datetime(created_ns)

@@ -47,6 +47,7 @@ from tradesignals.domain.exits import (
     pct_to_r,
     tick_exit,
 )
+from tradesignals.domain.live import LiveUpdate, live_update
 from tradesignals.domain.market import NS_PER_SECOND, Bar, Tick, to_datetime, to_ns
 from tradesignals.domain.outcomes import Outcome, OutcomeKind
 from tradesignals.domain.sessions import SessionCalendar, asset_class_of, bar_close_ns
@@ -286,6 +287,44 @@ class LifecycleTracker:
     def open_signals(self, symbol: str | None = None) -> list[Signal]:
         opens = self._by_id.values() if symbol is None else self._by_symbol.get(symbol, {}).values()
         return [o.signal for o in opens]
+
+    def has_open(self, symbol: str) -> bool:
+        """Whether ``symbol`` has an open signal: one dict probe, for the per-bar fast path."""
+        return symbol in self._by_symbol
+
+    def live(
+        self,
+        symbol: str,
+        ts_ns: int,
+        price: float,
+        rescore: Callable[[Signal], tuple[float | None, str]],
+    ) -> list[LiveUpdate]:
+        """Each open signal of ``symbol`` marked at ``price`` (``domain.live.live_update``).
+
+        Called after the prices of ``ts_ns`` were applied, so a signal filled or closed by them is
+        already filled or gone. ``rescore`` gives a signal's re-scored probability and the version
+        of the model that gave it. A bad price marks nothing.
+        """
+        book = self._by_symbol.get(symbol)
+        if not book or not _usable_price(price):
+            return []
+        out = []
+        for state in book.values():
+            probability, version = rescore(state.signal)
+            filled = state.filled_ns >= 0
+            out.append(
+                live_update(
+                    state.signal,
+                    ts_ns=ts_ns,
+                    price=price,
+                    fill=state.fill if filled else None,
+                    filled_ns=state.filled_ns if filled else None,
+                    costs=state.costs,
+                    probability=probability,
+                    model_version=version,
+                )
+            )
+        return out
 
     def add(self, signal: Signal) -> None:
         """Start watching ``signal``; a closed signal or an id already watched is refused."""

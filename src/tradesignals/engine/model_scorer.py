@@ -132,6 +132,31 @@ class ModelScorer:
             confidence_rank=rank,
         )
 
+    def rescore(self, symbol: str, direction: Direction) -> float | None:
+        """P(win) of a signal in ``direction`` on ``symbol`` from its latest bar's features.
+
+        The same computation as the confidence at decision (the batch ensemble, then the online
+        blend), on the vector ``on_bar`` already computed for this bar: the engine re-scores open
+        signals each bar (``signal:{id}:live``) without computing a feature twice. None while the
+        features are cold, and for a short when the model was trained on longs only (it has no
+        ``direction`` input, so it cannot speak for a short).
+        """
+        vec = self.features.latest(symbol)
+        if vec is None or not vec.warm:
+            return None
+        x = vec.values[self._take]
+        if self._direction_slot >= 0:
+            x[self._direction_slot] = float(direction.sign)
+        elif direction is not Direction.LONG:
+            return None
+        score = self.loaded.scorer.score_row(x)
+        if isinstance(score, NotWarm):
+            return None
+        p = float(score.probability)
+        if self.adapter is not None:
+            p = self.adapter.blend(p, x)
+        return round(p, 4)
+
     def confidence_rank(self, p: float) -> float | None:
         """Share of the model's out-of-fold confidences at or below ``p`` (None without its scale).
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
@@ -19,13 +19,15 @@ from tradesignals.bus import topics
 from tradesignals.bus.base import Bus, BusError, Consumer, Delivery, partition_for
 from tradesignals.bus.codec import decoder, encode
 from tradesignals.domain.costs import DEFAULT_SCHEDULE, CostSchedule
+from tradesignals.domain.live import LiveUpdate
 from tradesignals.domain.market import Bar, Tick, Timeframe, to_ns
 from tradesignals.domain.outcomes import Outcome
 from tradesignals.domain.sessions import SessionCalendar
-from tradesignals.domain.signals import Direction, Signal, SignalStatus
+from tradesignals.domain.signals import Direction, Signal, SignalStatus, SignalType
 from tradesignals.domain.trade_plan import PlanParams
 from tradesignals.engine import stage_metrics
 from tradesignals.engine.decide import build_signal
+from tradesignals.engine.event_rules import EventRule
 from tradesignals.engine.lifecycle import LifecycleTracker
 from tradesignals.engine.placeholder_rule import Decision
 from tradesignals.marketdata.bars import BarAggregator
@@ -64,6 +66,7 @@ class EngineStats:
     signals: int = 0
     suppressed_duplicates: int = 0
     suppressed_cooldown: int = 0
+    live_updates: int = 0
     last_latency_ns: int = 0
 
 
@@ -105,7 +108,12 @@ class SignalEngine:
         calendar: SessionCalendar | Callable[[str], SessionCalendar] | None = None,
         earnings: EarningsCalendar | None = None,
         costs: CostSchedule = DEFAULT_SCHEDULE,
+        events: Sequence[EventRule] = (),
     ) -> None:
+        # Event rules (``engine.event_rules``): asked every bar after the scorer; their signals are
+        # ``type = event``, de-duplicated per rule, and leave the scorer's signals and cool-downs alone.
+        self.events = tuple(events)
+        self._event_ids: set[str] = set()
         self._scorer_for: ScorerFor | None = None
         self._fixed: Scorer | None = None
         if hasattr(scorer, "on_bar"):
@@ -127,6 +135,11 @@ class SignalEngine:
         self._open_meta: dict[str, tuple[Direction, Timeframe]] = {}
         self._learning: dict[str, tuple[float, object, Scorer]] = {}
         self._alerts: list[dict[str, object]] = []
+        # ``signal:{id}:live`` in tick mode: off unless someone drains them (``EngineService`` turns
+        # it on), so a backtest never keeps a list. In bar mode the caller asks (``mark``) once the
+        # bar's signals are out, so marks never delay a signal.
+        self.live_updates = False
+        self._live: list[LiveUpdate] = []
         # False while a partition's history is replayed: outcomes replayed are not news to the
         # online model (it learns from live outcomes only, as for signals restored from the store).
         self.learning = True
@@ -178,6 +191,7 @@ class SignalEngine:
                 self.lifecycle.remove(signal.id)
                 self._open_meta.pop(signal.id, None)
                 self._learning.pop(signal.id, None)
+                self._event_ids.discard(signal.id)
         for key in [k for k in self._cooldown_until if which(k[0])]:
             del self._cooldown_until[key]
         if self._aggregator is not None:
@@ -186,6 +200,8 @@ class SignalEngine:
             forget = getattr(lane.scorer, "forget", None)
             if forget is not None:
                 forget(which)
+        for rule in self.events:
+            rule.forget(which)
 
     def replace_scorer(self, timeframe: Timeframe, scorer: Scorer) -> Scorer | None:
         """A new scorer for ``timeframe``'s decisions from the next bar on; returns the one it replaces.
@@ -211,10 +227,15 @@ class SignalEngine:
             if signal.status is SignalStatus.OPEN and signal.id not in self.lifecycle:
                 self.lifecycle.add(signal)
                 self._open_meta[signal.id] = (signal.direction, Timeframe.parse(signal.timeframe))
+                if signal.type is SignalType.EVENT:
+                    self._event_ids.add(signal.id)
 
     def _after_close(self, closed: list[Outcome]) -> None:
         for o in closed:
             meta = self._open_meta.pop(o.signal_id, None)
+            if o.signal_id in self._event_ids:
+                self._event_ids.discard(o.signal_id)
+                continue  # an event rule's close says nothing about the scorer's next idea
             if meta is not None and self.plan.cooldown_bars > 0:
                 direction, tf = meta
                 wait = self.plan.cooldown_bars * tf.ns
@@ -239,6 +260,11 @@ class SignalEngine:
         out, self._alerts = self._alerts, []
         return out
 
+    def drain_live(self) -> list[LiveUpdate]:
+        """``LiveUpdate``s made since the last call (``mark``, or ticks with ``live_updates``), oldest first."""
+        out, self._live = self._live, []
+        return out
+
     def drain_outcomes(self) -> list[Outcome]:
         """Outcomes produced since the last call, oldest first."""
         out, self._closed = self._closed, []
@@ -259,17 +285,119 @@ class SignalEngine:
             sig = self._decide(bar, published_ns=tick.ts)
             if sig is not None:
                 out.append(sig)
+            if self.events:
+                out += self._decide_events(bar, published_ns=tick.ts)
+            if self.live_updates and self.lifecycle.has_open(bar.symbol):
+                self._mark(bar, self.lifecycle.bar_close(bar))
         return out
 
     def on_bar(self, bar: Bar) -> Signal | None:
-        """Bar mode: the bar moves open signals (fills, exits, expiry on its own symbol's clock), then decides."""
+        """``on_bar_signals`` for an engine without event rules (one bar, at most one signal)."""
+        if self.events:
+            out = self.on_bar_signals(bar)
+            if len(out) > 1:
+                raise RuntimeError(
+                    "this engine has event rules, so a bar can make several signals: use on_bar_signals"
+                )
+            return out[0] if out else None
+        self._advance(bar)
+        return self._decide(bar, published_ns=None)
+
+    def on_bar_signals(self, bar: Bar) -> list[Signal]:
+        """Bar mode: the bar moves open signals (fills, exits, expiry on its own symbol's clock), then
+        the scorer and each event rule decide; the new signals, the scorer's first."""
+        self._advance(bar)
+        signal = self._decide(bar, published_ns=None)
+        out = [] if signal is None else [signal]
+        if self.events:
+            out += self._decide_events(bar, published_ns=None)
+        return out
+
+    def _advance(self, bar: Bar) -> None:
+        """The bar moves open signals: fills, exits, and expiry on its own symbol's clock."""
         self.stats.bars += 1
         close_ns = self.lifecycle.bar_close(bar)
         # Outcomes first: a bar can close an older signal and then justify a new one.
         closed = self.lifecycle.on_bar(bar, close_ns) + self.lifecycle.expire_due(close_ns, bar.symbol)
         if closed:
             self._after_close(closed)
-        return self._decide(bar, published_ns=None)
+
+    def mark(self, bar: Bar) -> None:
+        """Bar mode: the marks of ``bar``'s symbol's open signals at its close (``drain_live``).
+
+        Called after ``on_bar_signals(bar)`` and before the next bar, once the bar's new signals
+        are stored and published: the state it reads is the bar's, and a new signal never waits
+        for marks. A symbol without an open signal costs one dict probe.
+        """
+        if self.lifecycle.has_open(bar.symbol):
+            self._mark(bar, self.lifecycle.bar_close(bar))
+
+    def _decide_events(self, bar: Bar, published_ns: int | None) -> list[Signal]:
+        """Each event rule's decision on ``bar`` through the one decide path (``kind = event``)."""
+        out: list[Signal] = []
+        for rule in self.events:
+            decision = rule.on_bar(bar)
+            if decision is None:
+                continue
+            self.stats.decisions += 1
+            if any(
+                s.model_version == rule.version and s.direction is decision.direction
+                for s in self.lifecycle.open_signals(bar.symbol)
+            ):
+                self.stats.suppressed_duplicates += 1
+                continue
+            signal = build_signal(
+                bar,
+                decision.direction,
+                decision.confidence,
+                decision.atr,
+                rule.version,
+                decision.reasons,
+                self.plan,
+                self.calendar,
+                self.earnings,
+                SignalType.EVENT,
+                published_ns=published_ns,
+                event_ns=decision.event_ns,
+            )
+            if signal is None:
+                continue
+            self.lifecycle.add(signal)
+            self._open_meta[signal.id] = (signal.direction, bar.timeframe)
+            self._event_ids.add(signal.id)
+            self.stats.signals += 1
+            out.append(signal)
+        return out
+
+    def _mark(self, bar: Bar, close_ns: int) -> None:
+        """One ``LiveUpdate`` per signal still open on ``bar``'s symbol, at its close (issue 12).
+
+        Runs after the lifecycle applied the bar and after the scorer saw it, so the fill state is
+        the rulebook's and the features are this bar's. The probability is the scorer of the
+        signal's timeframe re-scoring the signal's direction (``rescore``) when it is the model that
+        made the signal; otherwise (a rule, an event rule, a model since replaced) None, and the
+        signal's own model version is named.
+        """
+        if bar.problems():
+            return
+        lane = self._lanes.get(bar.timeframe)
+        scorer = lane.scorer if lane is not None else None
+        rescore = getattr(scorer, "rescore", None)
+        tf = bar.timeframe.value
+
+        def score(signal: Signal) -> tuple[float | None, str]:
+            if (
+                rescore is None
+                or scorer is None
+                or signal.model_version != scorer.version
+                or signal.timeframe != tf
+            ):
+                return None, signal.model_version
+            return rescore(signal.symbol, signal.direction), scorer.version
+
+        updates = self.lifecycle.live(bar.symbol, close_ns, bar.close, score)
+        self.stats.live_updates += len(updates)
+        self._live += updates
 
     def _decide(self, bar: Bar, published_ns: int | None) -> Signal | None:
         lane = self._lane(bar.timeframe)
@@ -281,7 +409,10 @@ class SignalEngine:
         if decision is None:
             return None
         self.stats.decisions += 1
-        if any(s.direction is decision.direction for s in self.lifecycle.open_signals(bar.symbol)):
+        if any(
+            s.direction is decision.direction and s.type is not SignalType.EVENT
+            for s in self.lifecycle.open_signals(bar.symbol)
+        ):
             self.stats.suppressed_duplicates += 1
             return None
         if self._cooldown_until.get((bar.symbol, decision.direction), 0) > bar.ts:
@@ -359,8 +490,12 @@ class EngineService:
         lease_seconds: float = 10.0,
         store_retry_s: float = 60.0,
         bus_retry_s: float = 60.0,
+        live: bool = True,
     ) -> None:
         self.engine = engine
+        # Each bar's marks of its symbol's open signals go out on ``signal.live`` before the ack.
+        self.live = live
+        engine.live_updates = live
         self.store_retry_s = store_retry_s
         self.store_retries = 0
         self.bus_retry_s = bus_retry_s
@@ -521,11 +656,12 @@ class EngineService:
                 for h in page:
                     value = h.value
                     if isinstance(value, Bar):
-                        engine.on_bar(value)
+                        engine.on_bar_signals(value)
                     else:
                         engine.on_tick(value)
                 engine.drain_outcomes()  # already stored and announced by the owner that acked them
                 engine.drain_alerts()
+                engine.drain_live()  # past bars' marks: the owner that acked them sent them
                 replayed += len(page)
                 after = page[-1].id
         finally:
@@ -557,9 +693,12 @@ class EngineService:
             for d in batch:
                 await self._ensure_built(consumer, d)
                 t0 = time.perf_counter()
-                signal = self.engine.on_bar(d.value)
-                await self._emit(d, signal, t0)
+                for signal in self.engine.on_bar_signals(d.value):
+                    await self._emit(d, signal, t0)
+                if self.live:
+                    self.engine.mark(d.value)  # after the bar's signals are out: never on their path
                 await self._close_outcomes()
+            await self._publish_live()
             if batch:
                 await self._bus("acking", lambda: consumer.ack(*batch))  # noqa: B023
 
@@ -572,6 +711,7 @@ class EngineService:
                 for sig in self.engine.on_tick(d.value):
                     await self._emit(d, sig, t0)
                 await self._close_outcomes()
+            await self._publish_live()
             if batch:
                 await self._bus("acking", lambda: consumer.ack(*batch))  # noqa: B023
 
@@ -592,7 +732,11 @@ class EngineService:
                 lambda: self.bus.publish(topics.SYSTEM_ALERTS, "model", payload),  # noqa: B023
             )
             log.warning("model.drift", **alert)
-        for outcome in self.engine.drain_outcomes():
+        outcomes = self.engine.drain_outcomes()
+        if outcomes:
+            # A signal's marks go out before its close, so a relay never sees a mark after the end.
+            await self._publish_live()
+        for outcome in outcomes:
             event = outcome.to_event()
             written = await self._store(
                 f"closing {outcome.signal_id}", self.repo.close_once, outcome.signal_id, outcome.status, event
@@ -611,6 +755,18 @@ class EngineService:
                 net_pnl_pct=None if outcome.net_pnl_pct is None else round(outcome.net_pnl_pct, 4),
                 net_r=None if outcome.net_r is None else round(outcome.net_r, 3),
             )
+
+    async def _publish_live(self) -> None:
+        """Publish the marks made since the last call (one batch): off the signal path, before the ack.
+
+        Batched per fetch rather than per bar, so a burst of bars costs one round trip; flushed
+        early before any outcome is announced (``_close_outcomes``).
+        """
+        updates = self.engine.drain_live()
+        if not updates:
+            return
+        items = [(u.symbol, encode(u)) for u in updates]
+        await self._bus("publishing live updates", lambda: self.bus.publish_many(topics.SIGNAL_LIVE, items))
 
     async def _emit(
         self, delivery: Delivery[Bar] | Delivery[Tick], signal: Signal | None, started: float

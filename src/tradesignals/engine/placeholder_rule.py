@@ -46,6 +46,24 @@ class _State:
     prev_diff: float = math.nan
 
 
+@dataclass(slots=True)
+class AtrState:
+    """One symbol's Wilder ATR(14), computed as the placeholder computes it: for rules that need one."""
+
+    prev_close: float = math.nan
+    atr: float = 0.0
+    tr_seen: int = 0
+
+    @property
+    def value(self) -> float | None:
+        """The ATR once ``ATR_N`` true ranges were seen, else None."""
+        return self.atr if self.tr_seen >= ATR_N else None
+
+    def update(self, bar: Bar) -> float | None:
+        PlaceholderRule._update_atr(self, bar)
+        return self.value
+
+
 class PlaceholderRule:
     """O(1) per bar per symbol: running sums, Wilder ATR, no history rescans."""
 
@@ -89,7 +107,7 @@ class PlaceholderRule:
         return Decision(direction, confidence, st.atr, reasons)
 
     @staticmethod
-    def _update_atr(st: _State, bar: Bar) -> None:
+    def _update_atr(st: _State | AtrState, bar: Bar) -> None:
         """Wilder's ATR, seeded with the plain mean of the first ATR_N true ranges (as TA-Lib)."""
         pc = st.prev_close
         tr = bar.high - bar.low if math.isnan(pc) else max(bar.high, pc) - min(bar.low, pc)

@@ -66,5 +66,9 @@ class EarningsCalendar:
         i = bisect.bisect_right(times, after_ns)
         return times[i] if i < len(times) else None
 
+    def count(self, symbol: str) -> int:
+        """How many releases of ``symbol`` the calendar knows."""
+        return len(self._releases.get(symbol.upper(), ()))
+
     def __len__(self) -> int:
         return sum(len(v) for v in self._releases.values())

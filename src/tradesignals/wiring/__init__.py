@@ -23,7 +23,8 @@ from tradesignals.api.hub import Hub
 from tradesignals.bus.base import Bus, BusError
 from tradesignals.config import ConfigError, Mode, Settings
 from tradesignals.domain.market import Timeframe
-from tradesignals.domain.news import NewsFeed
+from tradesignals.domain.news import NewsFeed, ScoredNews
+from tradesignals.engine.event_rules import CatalystBook
 from tradesignals.features.news import NewsFeatureState
 from tradesignals.marketdata.feeds.base import Feed
 from tradesignals.news.earnings import EarningsCalendar, EarningsCalendarError
@@ -86,6 +87,8 @@ class Services:
     news_scorer: NewsScorer | None = None  # set when TS_NEWS_FEED is: the model is loaded at start
     news_feed: NewsFeed | None = None
     news_features: NewsFeatureState = field(default_factory=NewsFeatureState)
+    # Catalyst news for the catalyst rule (TS_EVENT_RULES=catalyst), filled by the news task.
+    catalysts: CatalystBook = field(default_factory=CatalystBook)
     signer: Signer | None = None  # signs ledger checkpoints; None: this node has no key (API-only)
     llm_texts: SqlLlmStore | None = None  # explanations and research briefs (the explain sidecar's)
     llm_provider: LlmProvider | None = None  # None: the template writes them (TS_LLM_PROVIDER)
@@ -764,9 +767,12 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
         warm = (known,) if isinstance(known, Timeframe) else ()
 
         def engine_service() -> EngineService:
+            # The catalyst rule reads the news this process receives (the news task of the ingest role).
+            news_here = services.news_feed is not None and "ingest" in roles
             engine = build_engine(
                 settings,
                 earnings=services.earnings,
+                catalysts=services.catalysts if news_here else None,
                 warm=warm,
                 on_scorer=lambda scorer: _keep_online_state(services, scorer),
             )
@@ -828,7 +834,7 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
                         services.news,
                         stop,
                         batch=batch,
-                        features=services.news_features,
+                        features=_NewsSinks(services.news_features, services.catalysts),
                     ),
                     name="news",
                 )
@@ -869,6 +875,18 @@ def _start_explain(services: Services) -> None:
             name="explain",
         )
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _NewsSinks:
+    """Each scored item to the news features and to the catalyst rule's book."""
+
+    features: NewsFeatureState
+    catalysts: CatalystBook
+
+    def add(self, scored: ScoredNews) -> None:
+        self.features.add(scored)
+        self.catalysts.add(scored)
 
 
 LIVE_FEEDS = frozenset({"binance", "alpaca", "polygon"})

@@ -25,6 +25,7 @@ from tradesignals.domain.costs import DEFAULT_COSTS, CostSchedule
 from tradesignals.domain.market import Timeframe
 from tradesignals.domain.sessions import SessionCalendar
 from tradesignals.domain.trade_plan import PlanParams
+from tradesignals.engine.event_rules import CatalystBook, CatalystReaction, EarningsPlay, EventRule
 from tradesignals.engine.pipeline import Scorer, SignalEngine
 from tradesignals.marketdata.calendar import calendar_resolver
 from tradesignals.news.earnings import EarningsCalendar
@@ -105,6 +106,7 @@ def build_engine(
     warm: Iterable[Timeframe] = (),
     on_scorer: Callable[[Scorer], None] | None = None,
     scorer_for: Callable[[Timeframe], Scorer] | None = None,
+    catalysts: CatalystBook | None = None,
 ) -> SignalEngine:
     """The engine every entry point runs, from ``settings`` alone.
 
@@ -112,6 +114,7 @@ def build_engine(
     timeframe for tick input), whose scorers are built now so that a missing or unusable model fails
     at start with one line rather than on the first bar. ``scorer_for`` replaces the registry's
     scorers (benchmarks and tests that bring their own); ``on_scorer`` sees each scorer built.
+    ``catalysts``: the news this process receives, for the catalyst rule (``event_rules``).
     """
     calendar = symbol_calendars(settings)
     plan = plan_params(settings)
@@ -130,9 +133,40 @@ def build_engine(
         costs=costs,
         calendar=calendar,
         earnings=earnings,
+        events=event_rules(settings, earnings=earnings, calendar=calendar, catalysts=catalysts),
         # Ticks carry no timeframe: the setting says what they are aggregated to. Bars carry theirs.
         tick_timeframe=ticks_to if settings.engine_input == "ticks" else None,
     )
+
+
+def event_rules(
+    settings: Settings,
+    *,
+    earnings: EarningsCalendar | None,
+    calendar: Callable[[str], SessionCalendar],
+    catalysts: CatalystBook | None,
+) -> tuple[EventRule, ...]:
+    """The event rules ``TS_EVENT_RULES`` names (none by default: they claim no edge).
+
+    Each needs its input in this process, or the start fails with one line: ``earnings`` the
+    earnings calendar (``TS_EARNINGS_FILE``), ``catalyst`` the news received here (``TS_NEWS_FEED``).
+    """
+    wanted = [p for p in settings.event_rules.split(",") if p]
+    rules: list[EventRule] = []
+    for name in wanted:
+        if name == "earnings":
+            if earnings is None:
+                raise ConfigError("TS_EVENT_RULES=earnings needs an earnings calendar (TS_EARNINGS_FILE)")
+            rules.append(EarningsPlay(earnings, calendar))
+        elif name == "catalyst":
+            if catalysts is None:
+                raise ConfigError(
+                    "TS_EVENT_RULES=catalyst needs news in the engine's process (TS_NEWS_FEED, ingest role)"
+                )
+            rules.append(CatalystReaction(catalysts, calendar))
+    if rules:
+        log.info("engine.event_rules", rules=[r.version for r in rules])
+    return tuple(rules)
 
 
 def build_scorer(
@@ -245,10 +279,13 @@ def _signal_engine(
     costs: CostSchedule,
     calendar: Callable[[str], SessionCalendar],
     earnings: EarningsCalendar | None,
+    events: tuple[EventRule, ...],
     tick_timeframe: Timeframe | None,
 ) -> SignalEngine:
     """The one call of the `SignalEngine` constructor."""
-    return SignalEngine(scorer_for, tick_timeframe, plan, calendar=calendar, earnings=earnings, costs=costs)
+    return SignalEngine(
+        scorer_for, tick_timeframe, plan, calendar=calendar, earnings=earnings, costs=costs, events=events
+    )
 
 
 __all__ = [
@@ -257,6 +294,7 @@ __all__ = [
     "build_scorer",
     "cost_schedule",
     "demo_models_missing",
+    "event_rules",
     "model_name_for",
     "model_registry",
     "plan_params",

@@ -109,3 +109,23 @@ def test_outcomes_feed_the_online_adapter() -> None:
         # Too few outcomes for the drift monitor to confirm anything: no alert, no flag on signals.
         assert engine.drain_alerts() == []
         assert ms.drift_flag is None
+
+
+def test_rescore_is_the_confidence_of_this_bar_and_refuses_shorts_for_a_long_only_model(
+    tmp_path: Path,
+) -> None:
+    reg = registry_with_model(tmp_path, CORE_V2.ref.to_dict())
+    ms = ModelScorer(reg.load("swing"), Timeframe.D1, min_edge=-1.0)
+    assert ms.rescore("X", Direction.LONG) is None  # no bar yet
+    seen = 0
+    for bar in bars():
+        d = ms.on_bar(bar)
+        again = ms.rescore("X", Direction.LONG)
+        if d is None:
+            assert again is None  # still warming up
+            continue
+        assert again == d.confidence
+        assert ms.rescore("X", Direction.SHORT) is None  # trained on longs only: no direction input
+        seen += 1
+    assert seen > 0
+    assert ms.rescore("OTHER", Direction.LONG) is None

@@ -127,7 +127,8 @@ def test_signals_expire_before_the_next_earnings_report() -> None:
     eng = SignalEngine(Always(), earnings=cal)
     s = eng.on_bar(Bar("A", Timeframe.D1, 7 * DAY, 100, 101, 99, 100, 10))
     assert s is not None
-    assert s.expires_at.isoformat() == "1970-01-11T12:00:00+00:00"  # the release, not 5 days on
+    # Not 5 days on: out at the last close before the release (12:00 on day 10; sessions are UTC days).
+    assert s.expires_at.isoformat() == "1970-01-11T00:00:00+00:00"
     too_close = SignalEngine(Always(), earnings=cal)
     assert too_close.on_bar(Bar("A", Timeframe.D1, 9 * DAY, 100, 101, 99, 100, 10)) is None
 
@@ -229,3 +230,27 @@ def test_forget_then_replay_rebuilds_exactly_the_state_one_engine_had() -> None:
     eng.learning = True
     rebuilt_after = [s.id for x in rows[cut:] if (s := eng.on_bar(x)) is not None]
     assert rebuilt_after == after
+
+
+def test_a_report_before_the_open_is_not_held_into_through_the_days_open() -> None:
+    """A daily equity bar opens after a 08:00 report: the signal must be out at the prior close."""
+    from datetime import UTC, datetime, time
+    from zoneinfo import ZoneInfo
+
+    from tradesignals.domain.sessions import utc_date_ns
+    from tradesignals.marketdata.calendar import calendar_resolver
+    from tradesignals.news.earnings import EarningsCalendar
+
+    cal = calendar_resolver(None)
+    sessions = cal("AAPL").sessions_between(utc_date_ns(2024, 1, 2), utc_date_ns(2024, 2, 1))
+    at = datetime.combine(sessions[3].date, time(8, 0), tzinfo=ZoneInfo("America/New_York"))
+    eng = SignalEngine(
+        Always(), calendar=cal, earnings=EarningsCalendar({"AAPL": [to_ns(at.astimezone(UTC))]})
+    )
+    first = eng.on_bar(Bar("AAPL", Timeframe.D1, sessions[0].label, 100, 101, 99, 100, 1))
+    assert first is not None and to_ns(first.expires_at) == sessions[2].close
+    for k, (o, c) in enumerate([(100.5, 100.6), (100.7, 100.8), (104.0, 104.5)], start=1):
+        eng.on_bar(Bar("AAPL", Timeframe.D1, sessions[k].label, o, max(o, c) + 0.1, min(o, c) - 0.1, c, 1))
+    (out,) = [o for o in eng.drain_outcomes() if o.signal_id == first.id]
+    # The close before the report, not the report day's gapped open (104.0).
+    assert out.outcome.value == "expired" and out.exit_price == 100.8
