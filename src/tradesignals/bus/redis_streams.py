@@ -282,6 +282,7 @@ class RedisStreamsBus:
             for _key, command in writes:
                 pipe.execute_command(*command)
             if isinstance(self._redis, RedisCluster):
+                await self._redis.initialize()  # the slot map, on first use (a no-op after)
                 nodes = {}
                 for key, _command in writes:
                     node = self._redis.get_node_from_key(key)
