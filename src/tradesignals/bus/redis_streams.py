@@ -345,14 +345,30 @@ class RedisStreamsBus:
     async def _xadd_many(self, topic: str, items: Sequence[tuple[str, bytes]]) -> list[str]:
         streams = self.streams(topic)
         n = self.partitions
-        by_partition: dict[int, list[int]] = defaultdict(list)
-        for i, (key, _payload) in enumerate(items):
-            by_partition[zlib.crc32(key.encode()) % n].append(i)  # partition_for, inlined
-        parts = list(by_partition)
-        calls: list[tuple[list[str], list[Any], list[int]]] = []  # keys, args, item indexes
-        for group in slot_groups(self._redis, [streams[p] for p in parts]):
+        maxlen = "" if self.maxlen is None else self.maxlen
+        calls: list[tuple[list[str], list[Any], list[int] | None]] = []  # keys, args, item indexes
+        if not isinstance(self._redis, RedisCluster):
+            # One server, one script in the items' order: the hot path of a single Redis, one pass.
             keys: list[str] = []
-            args: list[Any] = ["" if self.maxlen is None else self.maxlen]
+            index_of: dict[int, int] = {}
+            args: list[Any] = [maxlen]
+            for key, payload in items:
+                p = zlib.crc32(key.encode()) % n  # partition_for, inlined
+                index = index_of.get(p)
+                if index is None:
+                    keys.append(streams[p])
+                    index = index_of[p] = len(keys)
+                args += (index, key, payload)
+            calls.append((keys, args, None))
+            by_partition: dict[int, list[int]] = {}
+        else:
+            by_partition = defaultdict(list)
+            for i, (key, _payload) in enumerate(items):
+                by_partition[zlib.crc32(key.encode()) % n].append(i)
+        parts = list(by_partition)
+        for group in slot_groups(self._redis, [streams[p] for p in parts]):
+            keys = []
+            args = [maxlen]
             order: list[int] = []
             for g in group:
                 p = parts[g]
@@ -365,7 +381,7 @@ class RedisStreamsBus:
             calls.append((keys, args, order))
         try:
             if len(calls) == 1 and not self.wait_replicas:
-                keys, args, order = calls[0]
+                keys, args, _ = calls[0]
                 replies = [await self._xadd_many_script(keys=keys, args=args)]
             elif self.wait_replicas:
                 writes = [(keys[0], ("EVAL", _XADD_MANY, len(keys), *keys, *args)) for keys, args, _ in calls]
@@ -377,11 +393,13 @@ class RedisStreamsBus:
                 replies = await pipe.execute()
         except _REDIS_ERRORS as err:
             raise self._error(err, f"publishing to {topic!r}") from err
+        if calls[0][2] is None:
+            return list(map(bytes.decode, replies[0]))  # bytes: scripts reply in RESP2
         # Each script appended its items partition by partition: put the ids back in items' order.
         ids: list[str] = [""] * len(items)
-        for (_, _, order), reply in zip(calls, replies, strict=True):
-            for i, msg_id in zip(order, reply, strict=True):
-                ids[i] = _text(msg_id)
+        for (_, _, positions), reply in zip(calls, replies, strict=True):
+            for i, msg_id in zip(positions or (), reply, strict=True):
+                ids[i] = msg_id.decode()
         return ids
 
     def consumer(
@@ -681,19 +699,21 @@ class RedisConsumer(Generic[T]):
         streams = [
             item for reply in response for item in (reply.items() if isinstance(reply, dict) else reply or [])
         ]
-        decode, topic, append = self._decode, self.topic, out.append
+        # The hot loop of the consumer (profiled with bench/bus_throughput.py): ids and keys come as
+        # bytes from the script's RESP2 reply, so they are decoded directly, without type checks.
+        decode, topic, append, make = self._decode, self.topic, out.append, Delivery
         for stream, entries in streams:
             p = self._partition_of[stream if isinstance(stream, bytes) else stream.encode()]
             for msg_id, fields in entries:
-                mid = _text(msg_id)
+                mid = msg_id.decode()
                 if fields and len(fields) == 4 and fields[0] == b"k" and fields[2] == b"v":
-                    key = _text(fields[1])
+                    key = fields[1].decode()
                     try:
                         value = decode(fields[3])
                     except Exception as exc:  # poison: parked with the decoder's reason
                         dead.append(DeadLetter(topic, p, key, mid, fields[3], reason_for(exc)))
                         continue
-                    append(Delivery(topic, p, key, mid, value, 1))
+                    append(make(topic, p, key, mid, value, 1))
                 else:
                     pairs = dict(zip(fields[::2], fields[1::2], strict=False)) if fields else {}
                     self._take(p, mid, pairs, 1, out, dead)
