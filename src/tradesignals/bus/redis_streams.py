@@ -556,6 +556,7 @@ class RedisConsumer(Generic[T]):
         self._claims = 0
         self._outstanding: dict[int, set[str]] = defaultdict(set)  # handed out, not acked
         self._buffer: deque[Delivery[T]] = deque()  # read beyond max_count; pending in Redis
+        self._waits: dict[tuple[Any, ...], asyncio.Future[Any]] = {}  # cluster: XREADs still blocking
         self._joined = False
         self._closed = False
 
@@ -743,22 +744,36 @@ class RedisConsumer(Generic[T]):
         if responses or not waits or block_ms < 1:  # BLOCK 0 would mean forever
             return responses
         # Nothing new: wait (outside the script, which cannot block) until a held stream grows
-        # past the ids seen, then read again under the lease check. A cluster takes one XREAD per
-        # slot: they block side by side and the first to return ends the wait.
+        # past the ids seen, then read again under the lease check.
         if len(waits) == 1:
             woke = bool(await self._redis.xread(waits[0], count=1, block=block_ms))
         else:
-            tasks = [asyncio.ensure_future(self._redis.xread(w, count=1, block=block_ms)) for w in waits]
-            try:
-                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in tasks:
-                    task.cancel()  # the cancelled reads' connections are dropped and reopened
-                await asyncio.gather(*tasks, return_exceptions=True)
-            woke = any(t.result() for t in done)  # raises a failed read's error
+            woke = await self._wait_any(waits, block, block_ms)
         if not woke:
             return []
         return await self._read_held(partitions, max_count, 0)
+
+    async def _wait_any(self, waits: list[dict[Any, Any]], block: float, block_ms: int) -> bool:
+        """A cluster takes one XREAD per slot: they block side by side and the first to return ends
+        the wait. The others are left running, not cancelled (a cancelled read costs its connection),
+        and a later wait on the same streams joins the one still running: nothing newer than the
+        ids it waits on has arrived, so it is as good as a new one.
+        """
+        tasks = []
+        for w in waits:
+            streams = tuple(sorted(w))
+            task = self._waits.get(streams)
+            if task is None or task.done():
+                task = self._waits[streams] = asyncio.ensure_future(
+                    self._redis.xread(w, count=1, block=block_ms)
+                )
+            tasks.append(task)
+        done, _ = await asyncio.wait(tasks, timeout=block, return_when=asyncio.FIRST_COMPLETED)
+        for key in [k for k, t in self._waits.items() if t.done()]:
+            finished = self._waits.pop(key)
+            if finished not in done and not finished.cancelled():
+                finished.exception()  # an older wait's failure: the next read reports the cause
+        return any(t.result() for t in done)  # raises a failed read's error
 
     async def _park(self, dead: list[DeadLetter]) -> None:
         """Dead letter and ack in one round trip, so poison never blocks its partition."""
@@ -875,6 +890,10 @@ class RedisConsumer(Generic[T]):
             return
         self._closed = True
         self._buffer.clear()
+        for task in self._waits.values():
+            task.cancel()
+        await asyncio.gather(*self._waits.values(), return_exceptions=True)
+        self._waits.clear()
         if self._joined:
             await self._leave()
 
