@@ -859,16 +859,22 @@ class RedisConsumer(Generic[T]):
                 await self._leave()  # closed mid-fetch: undo the renewal this fetch may have made
 
     async def ack(self, *deliveries: Delivery[Any]) -> None:
-        by_partition: dict[int, list[str]] = defaultdict(list)
+        # Once per message on the hot path: group first, then settle the bookkeeping per partition.
+        topic = self.topic
+        by_partition: dict[int, list[str]] = {}
         for d in deliveries:
-            if d.topic != self.topic:
-                raise ValueError(f"delivery from topic {d.topic!r} acked on a consumer of {self.topic!r}")
-            by_partition[d.partition].append(d.id)
-            outstanding = self._outstanding.get(d.partition)
-            if outstanding:
-                outstanding.discard(d.id)
+            if d.topic != topic:
+                raise ValueError(f"delivery from topic {d.topic!r} acked on a consumer of {topic!r}")
+            ids = by_partition.get(d.partition)
+            if ids is None:
+                ids = by_partition[d.partition] = []
+            ids.append(d.id)
         if not by_partition:
             return
+        for p, ids in by_partition.items():
+            outstanding = self._outstanding.get(p)
+            if outstanding:
+                outstanding.difference_update(ids)
         try:
             if len(by_partition) == 1:
                 [(p, ids)] = by_partition.items()
