@@ -548,6 +548,7 @@ class RedisConsumer(Generic[T]):
         self._streams = bus.streams(topic)
         self._partition_of = {s.encode(): p for p, s in enumerate(self._streams)}
         self._members = members_key(bus.prefix, topic, group)
+        self._me = name.encode()
         self._leases = [lease_key(bus.prefix, topic, group, p) for p in range(bus.partitions)]
         self._owned: set[int] = set()
         self._draining: set[int] = set()
@@ -731,7 +732,9 @@ class RedisConsumer(Generic[T]):
             ([self._leases[p] for p in g] + [self._streams[p] for p in g], [self.name, self.group, max_count])
             for g in groups
         ]
-        if len(calls) == 1:
+        if not isinstance(self._redis, RedisCluster):
+            replies = [await self._read_watched(partitions, max_count)]
+        elif len(calls) == 1:
             replies = [await self._bus._read_script(keys=calls[0][0], args=calls[0][1])]
         else:
             pipe = self._redis.pipeline(transaction=False)
@@ -752,6 +755,57 @@ class RedisConsumer(Generic[T]):
         if not woke:
             return []
         return await self._read_held(partitions, max_count, 0)
+
+    async def _read_watched(self, partitions: list[int], max_count: int) -> tuple[Any, list[Any]]:
+        """The read script's job on a single server, without Lua: WATCH the leases, check they are
+        ours, then XREADGROUP in MULTI/EXEC, which Redis aborts if a lease changed or expired since
+        the WATCH. Same guarantee (no read from a partition taken over), a quarter of the server's
+        time: inside Lua the reply is converted twice (3.5 µs an entry against 0.9 µs, measured
+        with INFO commandstats), which bounded the bus at ~150,000 msgs/s. One connection, two round
+        trips; returns (XREADGROUP reply or None, [stream, last id, ...] of the held streams).
+        """
+        leases = [self._leases[p] for p in partitions]
+        me = self._me
+        if isinstance(self._redis, RedisCluster):  # a cluster reads with the script, per slot
+            raise TypeError("_read_watched needs a single-server client")
+        pool = self._redis.connection_pool
+        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            await conn.send_packed_command(conn.pack_commands([("WATCH", *leases), ("MGET", *leases)]))
+            await conn.read_response()
+            holders = await conn.read_response()
+            held = [self._streams[p] for p, h in zip(partitions, holders, strict=True) if h == me]
+            if not held:
+                await conn.send_command("UNWATCH")
+                await conn.read_response()
+                return None, []
+            commands: list[tuple[Any, ...]] = [
+                ("MULTI",),
+                ("XREADGROUP", "GROUP", self.group, self.name, "COUNT", max_count, "STREAMS", *held)
+                + (">",) * len(held),
+                *(("XREVRANGE", s, "+", "-", "COUNT", 1) for s in held),
+                ("EXEC",),
+            ]
+            await conn.send_packed_command(conn.pack_commands(commands))
+            for _ in range(len(commands) - 1):
+                await conn.read_response()  # OK, QUEUED…
+            result = await conn.read_response()
+        except BaseException:
+            await conn.disconnect()  # mid-transaction: the connection's state is unknown
+            raise
+        finally:
+            await pool.release(conn)
+        if result is None:  # a lease changed hands or lapsed since the WATCH: nothing was read
+            return None, []
+        reply, *lasts = result
+        if isinstance(reply, Exception):
+            raise reply
+        if reply:
+            return reply, []
+        tails: list[Any] = []
+        for stream, last in zip(held, lasts, strict=True):
+            tails += (stream, last[0][0] if last else b"0-0")
+        return None, tails
 
     async def _wait_any(self, waits: list[dict[Any, Any]], block: float, block_ms: int) -> bool:
         """A cluster takes one XREAD per slot: they block side by side and the first to return ends
