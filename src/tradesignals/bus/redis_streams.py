@@ -69,6 +69,10 @@ _XADD_SLICE = 1_000
 #: so this bounds how late it notices a partition freed by a member that closed or died.
 _MAX_BLOCK = 0.25
 
+#: A read that got fewer entries than this makes the next one the Lua read (one round trip) rather
+#: than WATCH + MULTI/EXEC (two, but a quarter of the server time per entry): see ``_read_held``.
+_WATCH_READ_MIN = 256
+
 #: Longest gap between two rebalances while a member is busy fetching: how late it notices a
 #: member that joined (and so hands partitions over).
 _REBALANCE_EVERY = 0.05
@@ -549,6 +553,7 @@ class RedisConsumer(Generic[T]):
         self._partition_of = {s.encode(): p for p, s in enumerate(self._streams)}
         self._members = members_key(bus.prefix, topic, group)
         self._me = name.encode()
+        self._last_read = _WATCH_READ_MIN  # entries the last read got: picks the read (``_read_held``)
         self._leases = [lease_key(bus.prefix, topic, group, p) for p in range(bus.partitions)]
         self._owned: set[int] = set()
         self._draining: set[int] = set()
@@ -701,6 +706,7 @@ class RedisConsumer(Generic[T]):
         streams = [
             item for reply in response for item in (reply.items() if isinstance(reply, dict) else reply or [])
         ]
+        self._last_read = sum(len(entries) for _, entries in streams)
         # The hot loop of the consumer (profiled with bench/bus_throughput.py): ids and keys come as
         # bytes from the script's RESP2 reply, so they are decoded directly, without type checks.
         decode, topic, append, make = self._decode, self.topic, out.append, Delivery
@@ -721,9 +727,20 @@ class RedisConsumer(Generic[T]):
                     self._take(p, mid, pairs, 1, out, dead)
         return out, dead
 
-    async def _read_held(self, partitions: list[int], max_count: int, block: float) -> list[Any]:
+    async def _read_held(
+        self, partitions: list[int], max_count: int, block: float, *, script: bool | None = None
+    ) -> list[Any]:
         """XREADGROUP replies (one per hash slot group) from the partitions we hold, blocking up to
-        ``block`` seconds for the first entry when there is none yet."""
+        ``block`` seconds for the first entry when there is none yet.
+
+        On a single server the read is WATCH + MULTI/EXEC (two round trips, cheap per entry), or
+        with ``script`` the Lua read (one round trip, dear per entry). The script serves a consumer
+        that keeps up (its last read was small, or it just woke up for the few entries that
+        arrived): there one round trip is the bus's publish → delivery latency, and the per-entry
+        cost is nothing. A consumer with a backlog reads with WATCH. ``script`` None: choose so.
+        """
+        if script is None:
+            script = self._last_read < _WATCH_READ_MIN
         groups = [
             [partitions[i] for i in g]
             for g in slot_groups(self._redis, [self._streams[p] for p in partitions])
@@ -732,7 +749,7 @@ class RedisConsumer(Generic[T]):
             ([self._leases[p] for p in g] + [self._streams[p] for p in g], [self.name, self.group, max_count])
             for g in groups
         ]
-        if not isinstance(self._redis, RedisCluster):
+        if not isinstance(self._redis, RedisCluster) and not script:
             replies = [await self._read_watched(partitions, max_count)]
         elif len(calls) == 1:
             replies = [await self._bus._read_script(keys=calls[0][0], args=calls[0][1])]
@@ -754,7 +771,7 @@ class RedisConsumer(Generic[T]):
             woke = await self._wait_any(waits, block, block_ms)
         if not woke:
             return []
-        return await self._read_held(partitions, max_count, 0)
+        return await self._read_held(partitions, max_count, 0, script=True)
 
     async def _read_watched(self, partitions: list[int], max_count: int) -> tuple[Any, list[Any]]:
         """The read script's job on a single server, without Lua: WATCH the leases, check they are

@@ -43,9 +43,12 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[RedisStreamsBus]:
     await impl.close()
 
 
+@pytest.mark.parametrize("script", [False, True], ids=["watch-read", "script-read"])
 async def test_a_member_whose_lease_lapsed_reads_nothing_new_from_a_partition_taken_over(
-    bus: RedisStreamsBus,
+    bus: RedisStreamsBus, script: bool
 ) -> None:
+    """Both reads of a single server (WATCH + MULTI/EXEC, and the Lua one after a wake-up) and the
+    cluster's (always the script) check the lease in the same atomic step as the XREADGROUP."""
     p = partition_for("AAPL", bus.partitions)
     paused = bus.consumer(TOPIC, "engine", "a", DECODE, lease_seconds=0.2)
     other = bus.consumer(TOPIC, "engine", "b", DECODE, lease_seconds=5)
@@ -59,8 +62,8 @@ async def test_a_member_whose_lease_lapsed_reads_nothing_new_from_a_partition_ta
         await bus.publish(TOPIC, "AAPL", encode(Msg("AAPL", 1)))
         # "a" wakes believing it still owns p and reads before any rebalance could tell it otherwise.
         assert p in paused._owned
-        stolen, dead = await paused._read_new([p], 10, 0)
+        stolen = await paused._read_held([p], 10, 0, script=script)
         taken = await other.fetch(10, wait=1)
     assert [d.value.seq for d in first] == [0]
-    assert (stolen, dead) == ([], [])
+    assert stolen == []
     assert [(d.value.seq, d.attempt) for d in taken] == [(1, 1)]
