@@ -765,13 +765,22 @@ class RedisConsumer(Generic[T]):
             return responses
         # Nothing new: wait (outside the script, which cannot block) until a held stream grows
         # past the ids seen, then read again under the lease check.
+        # Then read only the partitions that woke it: on a cluster that is one script on one node
+        # instead of a pipeline over all (the others are read by the next fetch, before it blocks).
         if len(waits) == 1:
-            woke = bool(await self._redis.xread(waits[0], count=1, block=block_ms))
+            wakers: list[Any] = [await self._redis.xread(waits[0], count=1, block=block_ms)]
         else:
-            woke = await self._wait_any(waits, block, block_ms)
-        if not woke:
+            wakers = await self._wait_any(waits, block, block_ms)
+        woken = sorted(
+            {
+                self._partition_of[stream if isinstance(stream, bytes) else stream.encode()]
+                for reply in wakers
+                for stream, _ in (reply.items() if isinstance(reply, dict) else reply or [])
+            }
+        )
+        if not woken:
             return []
-        return await self._read_held(partitions, max_count, 0, script=True)
+        return await self._read_held(woken, max_count, 0, script=True)
 
     async def _read_watched(self, partitions: list[int], max_count: int) -> tuple[Any, list[Any]]:
         """The read script's job on a single server, without Lua: WATCH the leases, check they are
@@ -824,7 +833,7 @@ class RedisConsumer(Generic[T]):
             tails += (stream, last[0][0] if last else b"0-0")
         return None, tails
 
-    async def _wait_any(self, waits: list[dict[Any, Any]], block: float, block_ms: int) -> bool:
+    async def _wait_any(self, waits: list[dict[Any, Any]], block: float, block_ms: int) -> list[Any]:
         """A cluster takes one XREAD per slot: they block side by side and the first to return ends
         the wait. The others are left running, not cancelled (a cancelled read costs its connection),
         and a later wait on the same streams joins the one still running: nothing newer than the
@@ -844,7 +853,7 @@ class RedisConsumer(Generic[T]):
             finished = self._waits.pop(key)
             if finished not in done and not finished.cancelled():
                 finished.exception()  # an older wait's failure: the next read reports the cause
-        return any(t.result() for t in done)  # raises a failed read's error
+        return [t.result() for t in done]  # raises a failed read's error
 
     async def _park(self, dead: list[DeadLetter]) -> None:
         """Dead letter and ack in one round trip, so poison never blocks its partition."""
