@@ -18,7 +18,8 @@ with one compare-and-set script per partition (a second pipeline). "At most one 
 partition" rests on each lease key alone: claim is SET NX, renew and release act only where the
 holder is us. A new owner first takes over the partition's pending entries (XPENDING + XCLAIM, in
 id order, ``attempt`` = delivery count) before reading anything new, and reads new entries only
-under its lease, checked in the same script as the XREADGROUP.
+under its lease, checked atomically with the XREADGROUP: in the same script, or (one server, with
+a backlog) by WATCH on the leases and the XREADGROUP in MULTI/EXEC (ADR 0027).
 
 On a single server the per-slot batches collapse into one command (``slot_groups``); on a
 cluster they go out as one pipeline, which redis-py splits per node and sends concurrently.
