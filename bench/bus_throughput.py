@@ -1,6 +1,6 @@
 """Bus figures: publish + consume + ack throughput and publish -> delivery latency, as JSON.
 
-    .venv/bin/python bench/bus_throughput.py [--redis-url URL] [--quick]
+    .venv/bin/python bench/bus_throughput.py [--redis-url URL] [--redis-cluster-url URL] [--quick]
 
 Measures the in-process bus and, when Redis answers (TS_REDIS_URL, else redis://127.0.0.1:6379/0),
 the Redis Streams bus. Payloads are real encoded ``Tick``s decoded on the way out, so the figures
@@ -12,6 +12,10 @@ For Redis it also measures, in the same run: batched publish alone (``publish_ma
 loop per 1,000), consume alone (XREADGROUP COUNT 2,000 + one XACK per partition per batch), the
 producer and the consumer in two processes (as ingest and engine run), and ``redis-benchmark``
 pipelining the same XADD (same payload size, MAXLEN ~) — the server's own ceiling on this machine.
+
+With ``--redis-cluster-url`` (any master of a Redis Cluster, e.g. one made with ``redis-cli --cluster
+create``), the same Redis figures are measured on the cluster too (ADR 0027), ``redis-benchmark``
+in its ``--cluster`` mode.
 """
 
 from __future__ import annotations
@@ -151,9 +155,9 @@ async def consume_only(bus: Bus, n: int, batch: int = 2_000) -> float:
     return n / elapsed
 
 
-def _producer(url: str, prefix: str, topic: str, n: int, ready: Any, go: Any) -> None:
+def _producer(url: str, cluster: bool, prefix: str, topic: str, n: int, ready: Any, go: Any) -> None:
     async def run() -> None:
-        bus = RedisStreamsBus(url, partitions=PARTITIONS, prefix=prefix)
+        bus = RedisStreamsBus(url, partitions=PARTITIONS, prefix=prefix, cluster=cluster)
         items = ticks(n)
         ready.set()
         go.wait()
@@ -164,15 +168,15 @@ def _producer(url: str, prefix: str, topic: str, n: int, ready: Any, go: Any) ->
     asyncio.run(run())
 
 
-async def two_processes(url: str, prefix: str, n: int) -> float:
+async def two_processes(url: str, cluster: bool, prefix: str, n: int) -> float:
     """Producer in a child process, consumer here: publish + consume + ack on two cores."""
-    bus = RedisStreamsBus(url, partitions=PARTITIONS, prefix=prefix)
+    bus = RedisStreamsBus(url, partitions=PARTITIONS, prefix=prefix, cluster=cluster)
     topic = f"bench.2p.{uuid.uuid4().hex[:8]}"
     consumer = bus.consumer(topic, "bench", "w1", DECODE, lease_seconds=30)
     await consumer.fetch(1, wait=0)
     ctx = multiprocessing.get_context("spawn")
     ready, go = ctx.Event(), ctx.Event()
-    child = ctx.Process(target=_producer, args=(url, prefix, topic, n, ready, go))
+    child = ctx.Process(target=_producer, args=(url, cluster, prefix, topic, n, ready, go))
     child.start()
     if not await asyncio.to_thread(ready.wait, 120):  # it builds its payloads before the clock starts
         child.kill()
@@ -192,7 +196,7 @@ async def two_processes(url: str, prefix: str, n: int) -> float:
     return n / elapsed
 
 
-def redis_benchmark_xadd(url: str, n: int, payload_size: int, prefix: str) -> dict[str, Any]:
+def redis_benchmark_xadd(url: str, n: int, payload_size: int, prefix: str, cluster: bool) -> dict[str, Any]:
     """``redis-benchmark`` pipelining XADD with our entry shape: what the server alone sustains."""
     exe = shutil.which("redis-benchmark")
     if exe is None:
@@ -201,8 +205,10 @@ def redis_benchmark_xadd(url: str, n: int, payload_size: int, prefix: str) -> di
     if m is None:
         return {"skipped": f"cannot read host/port from {url}"}
     host, port, db = m.group(1), m.group(2) or "6379", m.group(3) or "0"
-    key = f"{prefix}:redis-benchmark"
-    cmd = [exe, "-h", host, "-p", port, "--dbnum", db, "-n", str(n), "-P", "1000", "-c", "1", "-q"]
+    # In --cluster mode redis-benchmark fills "{tag}" with a tag per master, so each gets its share.
+    key = f"{{tag}}:{prefix}:redis-benchmark" if cluster else f"{prefix}:redis-benchmark"
+    cmd = [exe, "-h", host, "-p", port, "-n", str(n), "-P", "1000", "-c", "1", "-q"]
+    cmd += ["--cluster"] if cluster else ["--dbnum", db]
     cmd += ["XADD", key, "MAXLEN", "~", "1000000", "*", "k", "SYM001", "v", "x" * payload_size]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     found = re.findall(r"([\d.]+) requests per second", out.stdout)
@@ -211,9 +217,9 @@ def redis_benchmark_xadd(url: str, n: int, payload_size: int, prefix: str) -> di
     return {"xadd_msgs_per_s": round(float(found[-1])), "pipeline": 1000, "clients": 1, "messages": n}
 
 
-async def redis_figures(url: str, quick: bool) -> dict[str, Any]:
+async def redis_figures(url: str, quick: bool, cluster: bool = False) -> dict[str, Any]:
     prefix = f"tsbench:{uuid.uuid4().hex[:8]}"
-    bus = RedisStreamsBus(url, partitions=PARTITIONS, prefix=prefix)
+    bus = RedisStreamsBus(url, partitions=PARTITIONS, prefix=prefix, cluster=cluster)
     if not await bus.ping():
         await bus.close()
         return {"skipped": f"Redis at {url} does not answer"}
@@ -225,17 +231,19 @@ async def redis_figures(url: str, quick: bool) -> dict[str, Any]:
             **await measure(bus, single=20_000 // scale, batched=batched, pings=2_000 // scale),
             "publish_many_only_msgs_per_s": round(await publish_only(bus, batched)),
             "fetch_ack_only_msgs_per_s": round(await consume_only(bus, batched)),
-            "publish_consume_ack_two_processes_msgs_per_s": round(await two_processes(url, prefix, batched)),
-            "redis_benchmark": redis_benchmark_xadd(url, batched, len(ticks(1)[0][1]), prefix),
+            "publish_consume_ack_two_processes_msgs_per_s": round(
+                await two_processes(url, cluster, prefix, batched)
+            ),
+            "redis_benchmark": redis_benchmark_xadd(url, batched, len(ticks(1)[0][1]), prefix, cluster),
         }
     finally:
         await bus.close()
-        import redis.asyncio as aioredis
+        from tradesignals.bus.redis_client import connect
 
-        client = aioredis.Redis.from_url(url)
-        keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1_000)]
+        client = connect(url, cluster=cluster)
+        keys = [k async for k in client.scan_iter(match=f"*{prefix}*", count=1_000)]
         if keys:
-            await client.delete(*keys)
+            await client.delete(*keys)  # split per slot on a cluster
         await client.aclose()
 
 
@@ -246,6 +254,9 @@ async def main() -> None:
         default=os.environ.get(
             "TS_REDIS_URL", os.environ.get("TS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
         ),
+    )
+    parser.add_argument(
+        "--redis-cluster-url", default=None, help="a master of a Redis Cluster: measure the bus there too"
     )
     parser.add_argument("--quick", action="store_true", help="a quarter of the messages")
     args = parser.parse_args()
@@ -261,6 +272,8 @@ async def main() -> None:
         ),
         "redis": await redis_figures(args.redis_url, args.quick),
     }
+    if args.redis_cluster_url:
+        result["redis_cluster"] = await redis_figures(args.redis_cluster_url, args.quick, cluster=True)
     await memory.close()
     print(json.dumps(result, indent=2))
 

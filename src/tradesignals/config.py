@@ -37,8 +37,18 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; defaults to SQLite in TS_HOME (embedded); required in server mode.",
     )
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_cluster: bool = Field(
+        default=False,
+        description="TS_REDIS_URL names a node of a Redis Cluster: the client discovers the others (ADR 0027).",
+    )
+    bus_wait_replicas: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description="A publish returns once this many replicas have it (WAIT), so a failover loses none.",
+    )
     bus_partitions: int = Field(default=8, ge=1, le=1024)
-    bus_prefix: str = Field(default="ts", min_length=1)
+    bus_prefix: str = Field(default="ts", min_length=1, pattern=r"^[^{}]+$")  # braces: hash tags (ADR 0027)
     bus_lease_s: float = Field(
         default=10.0,
         gt=0,

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from tradesignals.bus import topics
 from tradesignals.bus.base import partition_for
 from tradesignals.bus.codec import encode
-from tradesignals.bus.redis_streams import RedisStreamsBus
+from tradesignals.bus.redis_streams import RedisStreamsBus, lease_key, stream_key
 from tradesignals.config import Settings
 from tradesignals.domain.market import Bar, Timeframe
 from tradesignals.signing import Ed25519Signer
@@ -118,9 +118,8 @@ class Cluster:
             "TS_CHECKPOINT_INTERVAL_S": "3600",
         }
         self.r = redis.Redis.from_url(self.redis_url, decode_responses=True)
-        base = f"{self.prefix}:{topics.MARKET_BARS}"
-        self.streams = [f"{base}:{p}" for p in range(PARTITIONS)]
-        self.leases = [f"{base}:group:{GROUP}:lease:{p}" for p in range(PARTITIONS)]
+        self.streams = [stream_key(self.prefix, topics.MARKET_BARS, p) for p in range(PARTITIONS)]
+        self.leases = [lease_key(self.prefix, topics.MARKET_BARS, GROUP, p) for p in range(PARTITIONS)]
 
     def start_engine(self, name: str) -> subprocess.Popen[str]:
         # Logs go to files, not pipes: a chatty role must never block on a full pipe.

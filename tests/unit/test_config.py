@@ -31,6 +31,9 @@ def test_server_mode_has_no_default_database(monkeypatch: pytest.MonkeyPatch) ->
         ("TS_BUS_PARTITIONS", "zero", "TS_BUS_PARTITIONS"),
         ("TS_LOG_LEVEL", "loud", "unknown log level 'loud'"),
         ("TS_MODEL_STORE", "ftp://models", "unknown object store 'ftp://models'"),
+        ("TS_BUS_PREFIX", "ts{a}", "TS_BUS_PREFIX"),  # braces would move the cluster hash tag
+        ("TS_REDIS_CLUSTER", "perhaps", "TS_REDIS_CLUSTER"),
+        ("TS_BUS_WAIT_REPLICAS", "-1", "TS_BUS_WAIT_REPLICAS"),
     ],
 )
 def test_bad_values_give_one_line_naming_the_variable(

@@ -30,6 +30,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+import msgspec
+
 T = TypeVar("T")
 
 Decoder = Callable[[bytes], T]
@@ -40,8 +42,14 @@ def partition_for(key: str, partitions: int) -> int:
     return zlib.crc32(key.encode()) % partitions
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery(Generic[T]):
+class Delivery(msgspec.Struct, Generic[T], frozen=True):
+    """One message handed to a consumer.
+
+    A frozen ``msgspec.Struct`` rather than a frozen dataclass: one is built per message on the
+    consumer's hot path, and a frozen dataclass's ``__init__`` (an ``object.__setattr__`` per field)
+    cost 3.1 µs against 0.6 µs — measured with ``bench/bus_throughput.py``'s fetch + ack figure.
+    """
+
     topic: str
     partition: int
     key: str

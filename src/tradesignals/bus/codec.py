@@ -7,7 +7,7 @@ payload fails at the edge (and is parked as poison) instead of deep in the engin
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import msgspec
 
@@ -22,15 +22,10 @@ def encode(value: Any) -> bytes:
 
 def decoder(kind: type[T]) -> Callable[[bytes], T]:
     """A function bytes -> ``kind``; raises ``msgspec.DecodeError``/``ValidationError`` on bad input."""
-    dec = msgspec.msgpack.Decoder(kind)
-
-    def decode(payload: bytes) -> T:
-        # msgspec runs a dataclass's __post_init__ and reports its errors as ValidationError,
-        # so domain rules (a stop on the wrong side…) are enforced on the way in too.
-        value: T = dec.decode(payload)
-        return value
-
-    return decode
+    # msgspec runs a dataclass's __post_init__ and reports its errors as ValidationError, so domain
+    # rules (a stop on the wrong side…) are enforced on the way in too. The bound method itself, no
+    # wrapper: it runs once per message on the consumer's hot path.
+    return cast("Callable[[bytes], T]", msgspec.msgpack.Decoder(kind).decode)
 
 
 json_encoder = msgspec.json.Encoder()

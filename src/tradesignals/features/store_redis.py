@@ -1,6 +1,7 @@
 """Online feature store on Redis: the latest vector per symbol, shared by every process of a deployment.
 
-Layout: one string per (feature set name, version, symbol), ``{prefix}:features:{name}:v{version}:{symbol}``,
+Layout: one string per (feature set name, version, symbol), ``{prefix}:features:{name}:v{version}:{{symbol}}``
+(the symbol is the hash tag: on a Redis Cluster all of a symbol's rows share a slot; ADR 0027),
 holding a fixed 104-byte ASCII header and the vector:
 
     bytes 0-19    ts + 2**63, 20 decimal digits (the bar's open time)
@@ -22,8 +23,10 @@ bump): a reader whose fingerprint differs reports the row as mismatched and neve
 
 Puts run in one Lua script, so "keep the newer bar" holds across processes without a lock: a
 redelivered older bar (``ts`` below the stored one) is ignored; a row under another fingerprint is
-always replaced, since it is unusable anyway. The script touches several keys at once, so on a Redis
-Cluster all of a store's keys would need one hash slot; we run a single Redis (DESIGN.md).
+always replaced, since it is unusable anyway. The script touches several keys at once, so a batch
+goes as one script per hash slot (``slot_groups``: one call on a single server, one pipeline over
+the nodes on a cluster), and a read as one MGET per slot; neither is atomic across symbols, and
+none needs to be: every row stands alone.
 """
 
 from __future__ import annotations
@@ -33,13 +36,11 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from tradesignals.bus.redis_client import AnyRedis, check_tag_free, connect, slot_groups
 from tradesignals.features.catalog import FeatureSet, FeatureSetMismatch, FeatureSetRef
 from tradesignals.features.store import FeatureRow, OnlineLookup, check_put
 from tradesignals.storage.base import StorageError
@@ -73,7 +74,7 @@ return stored
 
 
 class RedisOnlineFeatureStore:
-    """``OnlineFeatureStore`` over Redis hashes (see the module docstring for the layout)."""
+    """``OnlineFeatureStore`` over Redis strings (see the module docstring for the layout)."""
 
     def __init__(
         self,
@@ -83,24 +84,22 @@ class RedisOnlineFeatureStore:
         prefix: str = "ts",
         connect_timeout: float = 2.0,
         socket_timeout: float = 5.0,
+        cluster: bool = False,
     ) -> None:
         self.feature_set = feature_set
-        self.prefix = prefix
-        self._where = f"Redis at {_safe_url(url)}"
-        self._redis: aioredis.Redis = aioredis.Redis.from_url(
-            url,
-            socket_connect_timeout=connect_timeout,
-            socket_timeout=socket_timeout,
-            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+        self.prefix = check_tag_free("the feature store prefix", prefix)
+        self._where = f"Redis {'Cluster ' if cluster else ''}at {_safe_url(url)}"
+        self._redis: AnyRedis = connect(
+            url, cluster=cluster, connect_timeout=connect_timeout, socket_timeout=socket_timeout
         )
         self._put_script = self._redis.register_script(_PUT)
-        self._base = f"{prefix}:features:{feature_set.name}:v{feature_set.version}:"
+        self._base = f"{self.prefix}:features:{check_tag_free('a feature set name', feature_set.name)}:v{feature_set.version}:"
         self._fp = feature_set.fingerprint.encode()
         self._width = len(feature_set.columns)
         self._closed = False
 
     def key(self, symbol: str) -> str:
-        return self._base + symbol
+        return f"{self._base}{{{symbol}}}"
 
     async def put(
         self,
@@ -126,11 +125,17 @@ class RedisOnlineFeatureStore:
         values = [self._encode(row, check_put(self.feature_set, row)) for row in rows]
         if not values:
             return 0
+        keys = [self.key(r.symbol) for r in rows]
+        groups = slot_groups(self._redis, keys)  # rows of one symbol stay in order within a group
         try:
-            stored = await self._put_script(keys=[self.key(r.symbol) for r in rows], args=values)
+            if len(groups) == 1:
+                return int(await self._put_script(keys=keys, args=values))
+            pipe = self._redis.pipeline(transaction=False)
+            for g in groups:
+                pipe.execute_command("EVAL", _PUT, len(g), *(keys[i] for i in g), *(values[i] for i in g))
+            return sum(int(n) for n in await pipe.execute())
         except RedisError as err:
             raise self._error(err, f"storing features of {len(values)} rows") from err
-        return int(stored)
 
     async def get(self, symbol: str) -> FeatureRow | None:
         self._check_open()
@@ -154,8 +159,19 @@ class RedisOnlineFeatureStore:
             check_symbol(symbol)
         if not unique:
             return OnlineLookup()
+        keys = [self.key(s) for s in unique]
+        groups = slot_groups(self._redis, keys)
         try:
-            values = await self._redis.mget([self.key(s) for s in unique])
+            if len(groups) == 1:
+                values = await self._redis.mget(keys)
+            else:
+                pipe = self._redis.pipeline(transaction=False)
+                for g in groups:
+                    pipe.execute_command("MGET", *(keys[i] for i in g))
+                values = [None] * len(keys)
+                for g, got in zip(groups, await pipe.execute(), strict=True):
+                    for i, value in zip(g, got, strict=True):
+                        values[i] = value
         except RedisError as err:
             raise self._error(err, f"reading features of {len(unique)} symbols") from err
         rows: dict[str, FeatureRow] = {}
@@ -177,7 +193,9 @@ class RedisOnlineFeatureStore:
         if not symbols:
             return 0
         try:
-            return int(await self._redis.delete(*(self.key(s) for s in symbols)))
+            return int(
+                await self._redis.delete(*(self.key(s) for s in symbols))
+            )  # split per slot on a cluster
         except RedisError as err:
             raise self._error(err, "deleting features") from err
 

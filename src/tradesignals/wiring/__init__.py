@@ -207,7 +207,11 @@ def _build_bus(settings: Settings) -> Bus:
         from tradesignals.bus.redis_streams import RedisStreamsBus
 
         return RedisStreamsBus(
-            settings.redis_url, partitions=settings.bus_partitions, prefix=settings.bus_prefix
+            settings.redis_url,
+            partitions=settings.bus_partitions,
+            prefix=settings.bus_prefix,
+            cluster=settings.redis_cluster,
+            wait_replicas=settings.bus_wait_replicas,
         )
     from tradesignals.bus.memory import MemoryBus
 

@@ -1,7 +1,7 @@
 """The bus contract (tradesignals.bus.base), proven by the same tests on every implementation.
 
-Each test runs against the in-process bus and against Redis Streams on the real server from
-tests/conftest.py. Every test is bounded by an asyncio timeout, so a bug fails instead of hanging.
+Each test runs against the in-process bus, against Redis Streams on the real server from
+tests/conftest.py and against a 3-master Redis Cluster the session starts on loopback ports. Every test is bounded by an asyncio timeout, so a bug fails instead of hanging.
 """
 
 from __future__ import annotations
@@ -32,14 +32,24 @@ class Msg:
 DECODE = decoder(Msg)
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=pytest.mark.integration),
+        pytest.param("redis-cluster", marks=pytest.mark.integration),
+    ]
+)
 async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
     if request.param == "memory":
         impl: Bus = MemoryBus(partitions=PARTITIONS)
-    else:
+    elif request.param == "redis":
         url = request.getfixturevalue("redis_url")
         prefix = request.getfixturevalue("redis_prefix")
         impl = RedisStreamsBus(url, partitions=PARTITIONS, prefix=prefix)
+    else:  # 3 masters + 3 replicas, started once per session (tests/conftest.py)
+        url = request.getfixturevalue("redis_cluster").url
+        prefix = request.getfixturevalue("redis_cluster_prefix")
+        impl = RedisStreamsBus(url, partitions=PARTITIONS, prefix=prefix, cluster=True)
     yield impl
     await impl.close()
 

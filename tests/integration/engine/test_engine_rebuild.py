@@ -21,7 +21,7 @@ import redis
 from tradesignals.bus import topics
 from tradesignals.bus.base import partition_for
 from tradesignals.bus.codec import encode
-from tradesignals.bus.redis_streams import RedisStreamsBus
+from tradesignals.bus.redis_streams import RedisStreamsBus, stream_key
 from tradesignals.config import Settings
 from tradesignals.domain.market import Bar, Timeframe
 from tradesignals.engine.pipeline import EngineService, SignalEngine
@@ -66,7 +66,7 @@ async def until(cond: Callable[[], bool], timeout: float = 30.0) -> None:
 def drained(client: redis.Redis, prefix: str) -> bool:
     """The engine group read every partition to its end and acked everything (Redis's own count)."""
     for p in range(PARTITIONS):
-        stream = f"{prefix}:{topics.MARKET_BARS}:{p}"
+        stream = stream_key(prefix, topics.MARKET_BARS, p)
         groups = client.xinfo_groups(stream) if client.exists(stream) else []
         if not any(g["name"] == "engine" and not g["pending"] and not g["lag"] for g in groups):
             return False

@@ -1,13 +1,16 @@
-"""The Redis online store on the real Redis: exact vectors, newer bars win across processes, and rows
-written under another definition of the set are reported, never served."""
+"""The Redis online store on the real Redis and on a 3-master Redis Cluster: exact vectors, newer bars
+win across processes, and rows written under another definition of the set are reported, never served."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from tradesignals.features.catalog import CORE_V1, FeatureSet, FeatureSetMismatch
 from tradesignals.features.store import FeatureRow
@@ -22,9 +25,33 @@ SMALL_V2 = FeatureSet("small", 2, ("a", "b", "c", "d"), {"p": 1})
 T = 1_700_000_000_000_000_000  # 2023: ns timestamps far beyond the 2**53 a Lua number holds exactly
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where a test's stores live: the single Redis or the session's Redis Cluster."""
+
+    url: str
+    prefix: str
+    cluster: bool
+
+    def store(self, fs: FeatureSet) -> RedisOnlineFeatureStore:
+        return RedisOnlineFeatureStore(self.url, fs, prefix=self.prefix, cluster=self.cluster)
+
+    def client(self) -> Any:
+        """A raw client, to look at or plant values behind the store's back."""
+        return RedisCluster.from_url(self.url) if self.cluster else aioredis.Redis.from_url(self.url)
+
+
+@pytest.fixture(params=["redis", "redis-cluster"])
+def target(request: pytest.FixtureRequest) -> Target:
+    if request.param == "redis":
+        return Target(request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix"), False)
+    cluster = request.getfixturevalue("redis_cluster")
+    return Target(cluster.url, request.getfixturevalue("redis_cluster_prefix"), True)
+
+
 @pytest.fixture
-async def store(redis_url: str, redis_prefix: str) -> AsyncIterator[RedisOnlineFeatureStore]:
-    s = RedisOnlineFeatureStore(redis_url, SMALL, prefix=redis_prefix)
+async def store(target: Target) -> AsyncIterator[RedisOnlineFeatureStore]:
+    s = target.store(SMALL)
     yield s
     await s.close()
 
@@ -45,12 +72,12 @@ async def test_round_trip_is_bit_exact(store: RedisOnlineFeatureStore) -> None:
 
 
 async def test_layout_is_one_string_per_set_version_and_symbol(
-    store: RedisOnlineFeatureStore, redis_url: str, redis_prefix: str
+    store: RedisOnlineFeatureStore, target: Target
 ) -> None:
     await store.put("BTC/USDT", T, np.array([1.0, 2.0, 3.0]), SMALL.ref, available_at_ns=T + 5)
-    client = aioredis.Redis.from_url(redis_url)
+    client = target.client()
     try:
-        value = await client.get(f"{redis_prefix}:features:small:v1:BTC/USDT")
+        value = await client.get(f"{target.prefix}:features:small:v1:{{BTC/USDT}}")
     finally:
         await client.aclose()
     assert isinstance(value, bytes) and len(value) == 104 + 3 * 8
@@ -61,9 +88,9 @@ async def test_layout_is_one_string_per_set_version_and_symbol(
 
 
 async def test_rows_are_shared_between_store_instances(
-    store: RedisOnlineFeatureStore, redis_url: str, redis_prefix: str
+    store: RedisOnlineFeatureStore, target: Target
 ) -> None:
-    other = RedisOnlineFeatureStore(redis_url, SMALL, prefix=redis_prefix)  # another process, say
+    other = target.store(SMALL)  # another process, say
     try:
         await other.put("MSFT", T, np.array([4.0, 5.0, 6.0]), SMALL.ref, available_at_ns=T)
         got = await store.get("MSFT")
@@ -103,9 +130,9 @@ async def test_older_first_then_newer_replaces_and_same_bar_is_corrected(
 
 
 async def test_a_row_of_another_definition_is_reported_not_served(
-    store: RedisOnlineFeatureStore, redis_url: str, redis_prefix: str
+    store: RedisOnlineFeatureStore, target: Target
 ) -> None:
-    edited = RedisOnlineFeatureStore(redis_url, EDITED, prefix=redis_prefix)  # a deployment with an edited v1
+    edited = target.store(EDITED)  # a deployment with an edited v1
     try:
         await edited.put("AAPL", T, np.array([9.0, 9, 9]), EDITED.ref, available_at_ns=T)
         await store.put("MSFT", T, np.array([1.0, 1, 1]), SMALL.ref, available_at_ns=T)
@@ -132,9 +159,9 @@ async def test_a_row_of_another_definition_is_reported_not_served(
 
 
 async def test_versions_live_side_by_side_during_a_rolling_deploy(
-    store: RedisOnlineFeatureStore, redis_url: str, redis_prefix: str
+    store: RedisOnlineFeatureStore, target: Target
 ) -> None:
-    v2 = RedisOnlineFeatureStore(redis_url, SMALL_V2, prefix=redis_prefix)
+    v2 = target.store(SMALL_V2)
     try:
         await store.put("AAPL", T, np.array([1.0, 1, 1]), SMALL.ref, available_at_ns=T)
         assert await v2.get("AAPL") is None
@@ -188,10 +215,10 @@ async def test_delete_forgets_symbols(store: RedisOnlineFeatureStore) -> None:
 
 
 async def test_a_value_not_written_by_us_is_an_error_not_a_vector(
-    store: RedisOnlineFeatureStore, redis_url: str, redis_prefix: str
+    store: RedisOnlineFeatureStore, target: Target
 ) -> None:
     header = f"{T + 2**63:020d}{T + 2**63:020d}".encode() + SMALL.fingerprint.encode()
-    client = aioredis.Redis.from_url(redis_url)
+    client = target.client()
     try:
         await client.set(store.key("WIDE"), header + np.zeros(2).tobytes())
         await client.set(store.key("JUNK"), b"hello")
@@ -217,8 +244,8 @@ async def test_unreachable_redis_is_a_one_line_storage_error() -> None:
         await dead.close()
 
 
-async def test_closed_store_refuses_work(redis_url: str, redis_prefix: str) -> None:
-    s = RedisOnlineFeatureStore(redis_url, SMALL, prefix=redis_prefix)
+async def test_closed_store_refuses_work(target: Target) -> None:
+    s = target.store(SMALL)
     assert await s.ping()
     await s.close()
     assert not await s.ping()

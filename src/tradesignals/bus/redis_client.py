@@ -1,0 +1,102 @@
+"""One Redis client for the bus and the online feature store: a single server or a Redis Cluster.
+
+The deployment chooses (``TS_REDIS_CLUSTER``, read by the wiring); the code above this module is
+the same for both because every multi-key operation it sends touches one hash slot (ADR 0027):
+keys that must be read or written together carry a hash tag, and batches are split by slot
+(``slot_groups``) before they are sent. On a single server the split is a no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeAlias
+
+import hiredis
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.crc import key_slot
+
+AnyRedis: TypeAlias = aioredis.Redis | RedisCluster
+
+
+class _HiredisPacking:
+    """Pack commands with hiredis's C packer (redis-py's asyncio connection packs in Python).
+
+    Packing the arguments was most of the client's time for a batched publish (3 arguments per
+    message) and for XACK (one per message): measured with ``bench/bus_throughput.py``.
+    """
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        first = args[0]
+        if isinstance(first, str) and " " in first:  # "CONFIG GET": the server wants two words
+            args = (*first.split(), *args[1:])
+        return [hiredis.pack_command(args)]
+
+
+def _packed(base: type[Any]) -> type[Any]:
+    if not hasattr(hiredis, "pack_command") or issubclass(base, _HiredisPacking):
+        return base
+    return type(f"Packed{base.__name__}", (_HiredisPacking, base), {})
+
+
+def connect(
+    url: str,
+    *,
+    cluster: bool = False,
+    connect_timeout: float = 2.0,
+    socket_timeout: float = 5.0,
+    retries: int = 2,
+) -> AnyRedis:
+    """A client for ``url``: with ``cluster``, a ``RedisCluster`` that discovers the other nodes.
+
+    Few, short retries on purpose: a dead Redis must become a clear error within seconds, and the
+    callers (engine, ingest) retry with their own back-off. A cluster client also refreshes its
+    slot map and retries on a moved slot or a failed node, which is how it follows a failover.
+    """
+    retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), retries)
+    if cluster:
+        client = RedisCluster.from_url(
+            url,
+            socket_connect_timeout=connect_timeout,
+            socket_timeout=socket_timeout,
+            retry=retry,
+        )
+        # Nodes are made from these kwargs (the startup node is already made: patch it too).
+        kwargs = client.nodes_manager.connection_kwargs
+        kwargs["connection_class"] = _packed(kwargs.get("connection_class") or aioredis.Connection)
+        for node in client.nodes_manager.startup_nodes.values():
+            node.connection_class = _packed(node.connection_class)
+        return client
+    single: aioredis.Redis = aioredis.Redis.from_url(
+        url, socket_connect_timeout=connect_timeout, socket_timeout=socket_timeout, retry=retry
+    )
+    pool = single.connection_pool
+    pool.connection_class = _packed(pool.connection_class)
+    return single
+
+
+def is_cluster(client: AnyRedis) -> bool:
+    return isinstance(client, RedisCluster)
+
+
+def slot_groups(client: AnyRedis, keys: Sequence[str]) -> list[list[int]]:
+    """Indexes of ``keys`` grouped so each group may go into one multi-key command or script.
+
+    A single server takes any keys together (one group, in order); a cluster only keys of one
+    hash slot. Order within a group follows ``keys``.
+    """
+    if not isinstance(client, RedisCluster):
+        return [list(range(len(keys)))] if keys else []
+    groups: dict[int, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key_slot(key.encode()), []).append(i)
+    return list(groups.values())
+
+
+def check_tag_free(what: str, value: str) -> str:
+    """Braces in a name would move the hash tag our key layout relies on (ADR 0027)."""
+    if "{" in value or "}" in value:
+        raise ValueError(f"{what} must not contain '{{' or '}}' (Redis Cluster hash tags), not {value!r}")
+    return value
