@@ -170,7 +170,7 @@ class Services:
         self.tasks.clear()
         if self.news_feed is not None:  # idempotent: the news task closes it too when it ran
             await self.news_feed.close()
-        for step, action in (("bus", self.bus.close()),):
+        for step, action in (("bus", self.bus.close()), ("channel log", self.hub.log.close())):
             try:
                 await asyncio.wait_for(action, timeout=grace)
             except TimeoutError:
@@ -264,7 +264,7 @@ async def build_services(settings: Settings) -> Services:
         users=SqlUserRepository(engine),
         checkpoints=SqlCheckpointRepository(engine),
         bus=bus,
-        hub=Hub(),
+        hub=build_hub(settings),
         node_id=node_id,
         bars=bars,
         earnings=earnings,
@@ -273,6 +273,21 @@ async def build_services(settings: Settings) -> Services:
         news_feed=news_feed,
         signer=signer,
     )
+
+
+def build_hub(settings: Settings) -> Hub:
+    """This node's WebSocket hub over the channel log: Redis in server mode (every API node numbers
+    and replays alike), in-process in embedded mode."""
+    from tradesignals.api.channel_seq import ChannelLog, MemoryChannelLog, RedisChannelLog
+
+    log_: ChannelLog
+    if settings.mode is Mode.SERVER:
+        log_ = RedisChannelLog(
+            settings.redis_url, prefix=settings.bus_prefix, retention=settings.ws_retention
+        )
+    else:
+        log_ = MemoryChannelLog(retention=settings.ws_retention)
+    return Hub(log_, client_queue=settings.ws_client_queue, replay_chunk=settings.ws_replay_chunk)
 
 
 def build_news_feed(settings: Settings) -> NewsFeed | None:
@@ -588,24 +603,23 @@ def _keep_online_state(services: Services, scorer: Scorer) -> None:
 
 def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -> None:
     """Start the background roles this process runs: ingest, engine, and the API's broadcaster."""
-    from tradesignals.api.broadcast import broadcast_signals
     from tradesignals.engine.pipeline import EngineService
 
     stop = services.stop
     settings = services.settings
     if "api" in roles:
-        from tradesignals.api.broadcast import broadcast_alerts
+        from tradesignals.api.broadcast import ROUTES, fanout, relay
 
-        services.tasks.append(
-            asyncio.create_task(
-                broadcast_alerts(services.bus, services.hub, services.node_id, stop), name="alerts"
+        hub = services.hub
+        services.tasks.append(asyncio.create_task(fanout(hub.log, hub, stop), name="ws-fanout"))
+        for topic, (decode, route) in ROUTES.items():
+            joined = hub.relays.setdefault(topic, asyncio.Event())
+            services.tasks.append(
+                asyncio.create_task(
+                    relay(services.bus, hub.log, topic, decode, route, services.node_id, stop, joined),
+                    name=f"ws-relay-{topic}",
+                )
             )
-        )
-        services.tasks.append(
-            asyncio.create_task(
-                broadcast_signals(services.bus, services.hub, services.node_id, stop), name="broadcast"
-            )
-        )
     if "engine" in roles:
         checkpointer = _checkpointer(services)
         # The engine learns each bar's timeframe from the bar: a feed in this process only lets the
@@ -707,6 +721,7 @@ __all__ = [
     "build_bar_store",
     "build_engine",
     "build_feed",
+    "build_hub",
     "build_scorer",
     "build_services",
     "model_name_for",

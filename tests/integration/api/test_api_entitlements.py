@@ -302,9 +302,8 @@ def ws_probes(w: World) -> dict[str, list[tuple[str, dict[str, str]]]]:
             (ch, dict.fromkeys(CALLERS, OK))
             for ch in ("system:alerts", "market:status", "market:CALM:updates")
         ],
-        "signals": [
-            ("signals", {c: OK if c in ("premium", "premium_upgrade") else FORBIDDEN for c in CALLERS})
-        ],
+        # closed outcomes only: the public track record as it is written
+        "signals": [("signals", dict.fromkeys(CALLERS, OK))],
         "user": [
             # live signals fitted to the user: their own, and premium only
             (
@@ -420,19 +419,18 @@ def test_a_live_signal_reaches_its_buyers_and_no_one_else(world: World) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.01)
         payload = {"id": OPEN.id, "entry": OPEN.entry}
-        hub.publish("signals", "signal", payload)
-        hub.publish(live_channel(OPEN.id), "signal", payload)
-        hub.publish("system:alerts", "alert", {"n": 1})
+        api.portal.call(hub.publish, "signals", "outcome", {"id": CLOSED.id})  # type: ignore[union-attr]
+        api.portal.call(hub.publish, live_channel(OPEN.id), "live", payload)  # type: ignore[union-attr]
+        api.portal.call(hub.publish, "system:alerts", "alert", {"n": 1})  # type: ignore[union-attr]
         frames = {
-            c: [ws.receive_json() for _ in range(n)]
-            for c, ws, n in ((c, ws, {"premium": 2, "upgrade": 2, "free": 1}[c]) for c, ws in sockets.items())
+            c: [ws.receive_json() for _ in range({"upgrade": 3}.get(c, 2))] for c, ws in sockets.items()
         }
-    # premium gets the signal; its live stream is the upgrade's product
+    # the closed outcome is public; the live stream is the upgrade's product (premium included)
     assert got["premium"] == [("signals", "subscribed"), (live_channel(OPEN.id), "error")]
-    assert got["upgrade"] == [("signals", "error"), (live_channel(OPEN.id), "subscribed")]
-    assert got["free"] == [("signals", "error"), (live_channel(OPEN.id), "error")]
-    assert [f["channel"] for f in frames["free"]] == ["system:alerts"]  # the public alert only
-    assert [f["channel"] for f in frames["upgrade"]] == [live_channel(OPEN.id), "system:alerts"]
+    assert got["upgrade"] == [("signals", "subscribed"), (live_channel(OPEN.id), "subscribed")]
+    assert got["free"] == [("signals", "subscribed"), (live_channel(OPEN.id), "error")]
+    assert [f["channel"] for f in frames["free"]] == ["signals", "system:alerts"]
+    assert [f["channel"] for f in frames["upgrade"]] == ["signals", live_channel(OPEN.id), "system:alerts"]
     assert [f["channel"] for f in frames["premium"]] == ["signals", "system:alerts"]
 
 

@@ -11,6 +11,7 @@ from tradesignals.domain.entitlements import (
     Caller,
     Upgrade,
     channel_error,
+    is_conflated,
     live_channel,
     may_read_metrics,
     may_see_signal,
@@ -61,9 +62,11 @@ def test_upgrades_lapse() -> None:
     [
         (ANONYMOUS, "system:alerts", None),
         (ANONYMOUS, "market:AAPL:updates", None),
-        (ANONYMOUS, "signals", "forbidden"),
-        (FREE, "signals", "forbidden"),
+        (ANONYMOUS, "signals", None),  # closed outcomes only: the public track record
+        (FREE, "signals", None),
         (PREMIUM, "signals", None),
+        (ANONYMOUS, "market:AAPL:updates\n", "unknown_channel"),
+        (ANONYMOUS, "market:status\n", "unknown_channel"),
         (FREE, "user:1:notifications", None),
         (FREE, "user:1:signals", "forbidden"),  # live signals: premium only, even one's own
         (PREMIUM, "user:2:signals", None),
@@ -93,3 +96,11 @@ def test_metrics_are_for_operators() -> None:
     assert may_read_metrics(ADMIN, operator_token_ok=False)
     assert not may_read_metrics(PREMIUM, operator_token_ok=False)
     assert not may_read_metrics(Caller(None, role=Role.ADMIN), operator_token_ok=False)
+
+
+def test_only_market_updates_are_conflated() -> None:
+    assert is_conflated("market:AAPL:updates") and is_conflated("market:BTC/USD:updates")
+    assert not any(
+        is_conflated(c)
+        for c in ("signals", "market:status", "user:1:signals", "system:alerts", "market:AAPL:updates\n")
+    )
