@@ -9,9 +9,19 @@ Two halves, so that a message gets one sequence number however many API nodes ru
 - **Fan-out** (``fanout``): every node tails the log's fan-out from its own cursor (no server-side
   state) and hands each message to its hub.
 
-Topic → channels (``ROUTES``): ``signal.events`` → ``signals`` (the closed outcome, public) and
-``signal:{id}:live`` (a final ``closed`` message); ``signal.live`` → ``signal:{id}:live``;
-``market.bars`` → ``market:{symbol}:updates``; ``system.alerts`` → ``system:alerts``.
+Topic → channels (``Router``):
+
+- ``signals`` (a new open signal) → ``user:{id}:signals`` of each premium user whose risk profile
+  accepts it, with the position size for their stated capital;
+- ``signal.events`` (a close) → ``signals`` (the public outcome), ``signal:{id}:live`` (its last
+  message, ``closed``), ``user:{id}:notifications`` of each holder of an upgrade to it, and
+  ``user:{id}:watchlist`` of each watcher of its symbol;
+- ``signal.live`` → ``signal:{id}:live``;
+- ``market.bars`` → ``market:{symbol}:updates`` and the watchers' ``user:{id}:watchlist``;
+- ``system.alerts`` → ``system:alerts``.
+
+Billing notices reach ``user:{id}:notifications`` from the node that applied the payment event
+(``Hub.publish``).
 """
 
 from __future__ import annotations
@@ -19,20 +29,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
 from tradesignals.api.channel_seq import ChannelLog
 from tradesignals.api.hub import Hub
+from tradesignals.api.routes.signals import DEFAULT_CAPITAL, sizes_for
 from tradesignals.api.schemas import SignalPublic
 from tradesignals.bus import topics
 from tradesignals.bus.base import Bus, BusError, Delivery
 from tradesignals.bus.codec import decoder
-from tradesignals.domain.entitlements import SIGNALS_CHANNEL, live_channel, market_channel
+from tradesignals.domain.entitlements import SIGNALS_CHANNEL, live_channel, market_channel, user_channel
 from tradesignals.domain.live import LiveUpdate
 from tradesignals.domain.market import Bar
+from tradesignals.domain.risk import ProfileName
 from tradesignals.domain.signals import Signal, SignalEvent
+from tradesignals.storage.audience import SqlAudience
+from tradesignals.storage.timeseries import BarStore
 
 log = structlog.get_logger(__name__)
 
@@ -74,38 +89,86 @@ def live_payload(update: LiveUpdate) -> dict[str, Any]:
     return out
 
 
-async def _route_events(batch: Sequence[Delivery[Any]]) -> list[list[Message]]:
-    out: list[list[Message]] = []
-    for d in batch:
-        event: SignalEvent = d.value
-        payload = outcome_payload(d.key, event)
-        out.append(
-            [
+class Router:
+    """Topic → channel messages. Reads who a per-user message is for from ``audience`` (one query
+    per batch) and fits live signals with the API's one fitting rule (``routes.signals.sizes_for``)."""
+
+    def __init__(self, audience: SqlAudience | None = None, bars: BarStore | None = None) -> None:
+        self.audience = audience
+        self.bar_store = bars
+
+    def routes(self) -> dict[str, tuple[Callable[[bytes], Any], Route]]:
+        return {
+            topics.SIGNALS: (decoder(Signal), self.signals),
+            topics.SIGNAL_EVENTS: (decoder(SignalEvent), self.events),
+            topics.SIGNAL_LIVE: (decoder(LiveUpdate), self.live),
+            topics.MARKET_BARS: (decoder(Bar), self.bars),
+            topics.SYSTEM_ALERTS: (decoder(dict[str, Any]), self.alerts),
+        }
+
+    async def signals(self, batch: Sequence[Delivery[Any]]) -> list[list[Message]]:
+        """A new (open) signal to each premium user whose profile accepts it, sized for their capital."""
+        out: list[list[Message]] = [[] for _ in batch]
+        if self.audience is None or self.bar_store is None:
+            return out
+        signals: list[Signal] = [d.value for d in batch]
+        groups: dict[tuple[ProfileName, float], list[int]] = {}
+        for sub in await asyncio.to_thread(self.audience.premium_users):
+            groups.setdefault((sub.profile, sub.capital or DEFAULT_CAPITAL), []).append(sub.user_id)
+        for (profile, capital), users in groups.items():
+            sizes = await asyncio.to_thread(sizes_for, self.bar_store, signals, profile, capital)
+            for i, s in enumerate(signals):
+                size = sizes.get(s.id)
+                if size is None:
+                    continue
+                payload = SignalPublic.of(s, None, size).model_dump(mode="json")
+                out[i].extend((user_channel(uid, "signals"), "signal", payload) for uid in users)
+        return out
+
+    async def events(self, batch: Sequence[Delivery[Any]]) -> list[list[Message]]:
+        """A close: the public outcome, the live stream's last message, the upgrade holders'
+        notification and the symbol's watchers' watchlist."""
+        events: list[SignalEvent] = [d.value for d in batch]
+        holders: dict[str, list[int]] = {}
+        watchers: dict[str, list[int]] = {}
+        if self.audience is not None:
+            ids = [e.signal_id for e in events]
+            holders = await asyncio.to_thread(self.audience.upgrade_holders, ids, datetime.now(UTC))
+            watchers = await asyncio.to_thread(self.audience.watchers, [d.key for d in batch])
+        out: list[list[Message]] = []
+        for d, event in zip(batch, events, strict=True):
+            payload = outcome_payload(d.key, event)
+            messages: list[Message] = [
                 (SIGNALS_CHANNEL, "outcome", payload),
                 (live_channel(event.signal_id), "closed", payload),  # the live stream's last message
             ]
-        )
-    return out
+            for u in holders.get(event.signal_id, ()):
+                messages.append((user_channel(u, "notifications"), "outcome", payload))
+            for u in watchers.get(d.key, ()):
+                messages.append((user_channel(u, "watchlist"), "outcome", payload))
+            out.append(messages)
+        return out
 
+    async def live(self, batch: Sequence[Delivery[Any]]) -> list[list[Message]]:
+        return [[(live_channel(d.value.signal_id), "live", live_payload(d.value))] for d in batch]
 
-async def _route_live(batch: Sequence[Delivery[Any]]) -> list[list[Message]]:
-    return [[(live_channel(d.value.signal_id), "live", live_payload(d.value))] for d in batch]
+    async def bars(self, batch: Sequence[Delivery[Any]]) -> list[list[Message]]:
+        watchers: dict[str, list[int]] = {}
+        if self.audience is not None:
+            watchers = await asyncio.to_thread(self.audience.watchers, {d.value.symbol for d in batch})
+        out: list[list[Message]] = []
+        for d in batch:
+            bar: Bar = d.value
+            payload = bar_payload(bar)
+            messages: list[Message] = [(market_channel(bar.symbol), "bar", payload)]
+            messages.extend(
+                (user_channel(u, "watchlist"), "bar", payload) for u in watchers.get(bar.symbol, ())
+            )
+            out.append(messages)
+        return out
 
-
-async def _route_bars(batch: Sequence[Delivery[Any]]) -> list[list[Message]]:
-    return [[(market_channel(d.value.symbol), "bar", bar_payload(d.value))] for d in batch]
-
-
-async def _route_alerts(batch: Sequence[Delivery[Any]]) -> list[list[Message]]:
-    return [[("system:alerts", "alert", d.value)] for d in batch]
-
-
-ROUTES: dict[str, tuple[Callable[[bytes], Any], Route]] = {
-    topics.SIGNAL_EVENTS: (decoder(SignalEvent), _route_events),
-    topics.SIGNAL_LIVE: (decoder(LiveUpdate), _route_live),
-    topics.MARKET_BARS: (decoder(Bar), _route_bars),
-    topics.SYSTEM_ALERTS: (decoder(dict[str, Any]), _route_alerts),
-}
+    async def alerts(self, batch: Sequence[Delivery[Any]]) -> list[list[Message]]:
+        return [[("system:alerts", "alert", d.value)] for d in batch]
 
 
 async def relay(
@@ -133,8 +196,10 @@ async def relay(
             if not batch:
                 continue
             messages = await route(batch)
+            # ``once``: a redelivered message is not numbered twice. Bars go without (a repeated bar
+            # is harmless, and a key per bar per day would cost Redis more than the bars).
             items = [
-                (channel, type_, data, f"{topic}:{d.partition}:{d.id}:{i}")
+                (channel, type_, data, None if type_ == "bar" else f"{topic}:{d.partition}:{d.id}:{i}")
                 for d, per in zip(batch, messages, strict=True)
                 for i, (channel, type_, data) in enumerate(per)
             ]
@@ -164,4 +229,4 @@ async def fanout(channel_log: ChannelLog, hub: Hub, stop: asyncio.Event) -> None
             hub.deliver(entry)
 
 
-__all__ = ["RELAY_GROUP", "ROUTES", "fanout", "relay", "signal_payload"]
+__all__ = ["RELAY_GROUP", "Router", "fanout", "relay", "signal_payload"]

@@ -19,6 +19,7 @@ from tradesignals.api.hub import Hub
 from tradesignals.config import Settings
 from tradesignals.domain.checkpoints import Signer
 from tradesignals.marketdata.feeds.base import Feed
+from tradesignals.storage.audience import SqlAudience
 from tradesignals.storage.base import CheckpointRepository, NewsRepository, SignalRepository
 from tradesignals.storage.timeseries import BarStore
 
@@ -43,6 +44,7 @@ class AppServices(Protocol):
     settings: Settings
     signals: SignalRepository
     bars: BarStore
+    audience: SqlAudience
     hub: Hub
     checkpoints: CheckpointRepository
     signer: Signer | None

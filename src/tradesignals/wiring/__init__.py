@@ -28,6 +28,7 @@ from tradesignals.features.news import NewsFeatureState
 from tradesignals.marketdata.feeds.base import Feed
 from tradesignals.news.earnings import EarningsCalendar, EarningsCalendarError
 from tradesignals.news.pipeline import NewsScorer
+from tradesignals.storage.audience import SqlAudience
 from tradesignals.storage.base import (
     CheckpointRepository,
     NewsRepository,
@@ -73,6 +74,7 @@ class Services:
     hub: Hub
     node_id: str
     bars: BarStore
+    audience: SqlAudience
     accounts: AccountService
     billing: BillingService
     auth_limiter: RateLimiter
@@ -262,6 +264,7 @@ async def build_services(settings: Settings) -> Services:
         db=engine,
         signals=SqlSignalRepository(engine),
         users=SqlUserRepository(engine),
+        audience=SqlAudience(engine),
         checkpoints=SqlCheckpointRepository(engine),
         bus=bus,
         hub=build_hub(settings),
@@ -608,11 +611,12 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
     stop = services.stop
     settings = services.settings
     if "api" in roles:
-        from tradesignals.api.broadcast import ROUTES, fanout, relay
+        from tradesignals.api.broadcast import Router, fanout, relay
 
         hub = services.hub
         services.tasks.append(asyncio.create_task(fanout(hub.log, hub, stop), name="ws-fanout"))
-        for topic, (decode, route) in ROUTES.items():
+        _billing_notices(services, asyncio.get_running_loop())
+        for topic, (decode, route) in Router(services.audience, services.bars).routes().items():
             joined = hub.relays.setdefault(topic, asyncio.Event())
             services.tasks.append(
                 asyncio.create_task(
@@ -695,6 +699,21 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
                     name="news",
                 )
             )
+
+
+def _billing_notices(services: Services, loop: asyncio.AbstractEventLoop) -> None:
+    """Billing events to ``user:{id}:notifications``: the billing service applies them in a worker
+    thread; each notice is appended to the channel log on this node's loop."""
+    from tradesignals.domain.entitlements import user_channel
+
+    hub = services.hub
+
+    def notify(user_id: int, notice: dict[str, Any]) -> None:
+        asyncio.run_coroutine_threadsafe(
+            hub.publish(user_channel(user_id, "notifications"), "billing", notice), loop
+        )
+
+    services.billing.listeners.append(notify)
 
 
 LIVE_FEEDS = frozenset({"binance", "alpaca", "polygon"})

@@ -5,11 +5,14 @@ or unlucky client. Every wait is on a condition with a deadline."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
@@ -20,7 +23,8 @@ from tradesignals.bus.codec import encode
 from tradesignals.config import load_settings
 from tradesignals.domain.entitlements import live_channel
 from tradesignals.domain.live import LiveUpdate
-from tradesignals.domain.market import Bar, Timeframe
+from tradesignals.domain.market import Bar, Timeframe, to_ns
+from tradesignals.domain.sessions import DAY_NS
 from tradesignals.domain.signals import (
     Direction,
     Signal,
@@ -354,3 +358,120 @@ def test_an_entitlement_that_ends_ends_the_open_subscription(
         client.portal.call(services.hub.publish, mine, "signal", {"id": "live"})  # type: ignore[union-attr]
         client.portal.call(services.hub.publish, "system:alerts", "alert", {"n": 1})  # type: ignore[union-attr]
         assert ws.receive_json()["channel"] == "system:alerts"  # the public one stays, nothing else came
+
+
+# --- per-user channels -----------------------------------------------------------------------------
+
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+
+
+def calm_bars(services: Services) -> None:
+    """45 daily bars of a calm symbol: its volatility is measurable and every profile accepts it."""
+    first = to_ns(T0) - 45 * DAY_NS
+    rows = [
+        (first + i * DAY_NS, "CALM", *(4 * [100.0 * math.exp(0.01 * (i % 2))]), 1000.0) for i in range(45)
+    ]
+    frame = pd.DataFrame(rows, columns=["ts", "symbol", "open", "high", "low", "close", "volume"])
+    frame["ts"] = frame["ts"].astype(np.int64)
+    services.bars.upsert(Timeframe.D1, frame)
+
+
+def calm_signal() -> Signal:
+    created = T0 + timedelta(minutes=1)
+    return Signal(
+        id=new_signal_id(),
+        symbol="CALM",
+        type=SignalType.SWING,
+        direction=Direction.LONG,
+        entry=101.0,
+        stop=80.8,
+        targets=(121.2, 141.4),
+        confidence=0.30,
+        created_at=created,
+        expires_at=created + timedelta(days=5),
+        model_version="ws-test",
+        decided_at=created,
+        base_rate=0.25,
+        confidence_rank=0.95,
+    )
+
+
+def test_a_new_signal_reaches_premium_users_fitted_and_sized_for_their_capital(
+    node: tuple[Services, TestClient],
+) -> None:
+    services, client = node
+    calm_bars(services)
+    uid, token = token_of(services, "p@example.com", tier=Tier.PREMIUM)
+    auth = {"Authorization": f"Bearer {token}"}
+    r = client.put("/api/me/capital", json={"capital": 25_000}, headers=auth)
+    assert r.status_code == 200 and r.json() == {"capital": 25_000.0}
+    assert client.put("/api/me/capital", json={"capital": 1e30}, headers=auth).status_code == 422
+    signal = calm_signal()
+    services.signals.add(signal)  # as the engine stores it before publishing
+    with client.websocket_connect(f"/ws?token={token}") as ws:
+        assert subscribe(ws, f"user:{uid}:signals")["type"] == "subscribed"
+        publish(client, services, topics.SIGNALS, "CALM", signal)
+        msg = ws.receive_json()
+    assert (msg["channel"], msg["type"], msg["seq"]) == (f"user:{uid}:signals", "signal", 1)
+    assert msg["data"]["id"] == signal.id
+    size = msg["data"]["size"]
+    assert size["capital"] == 25_000.0 and size["profile"] == "moderate"
+    # the same figures as the list's fitting, for the same profile and capital (one rule)
+    page = client.get("/api/signals", params={"profile": "moderate", "capital": 25_000}, headers=auth)
+    [listed] = [item for item in page.json()["items"] if item["id"] == signal.id]
+    assert listed["size"] == size
+
+
+def test_the_watchlist_carries_bars_and_outcomes_of_its_symbols(node: tuple[Services, TestClient]) -> None:
+    services, client = node
+    uid, token = token_of(services, "w@example.com")
+    auth = {"Authorization": f"Bearer {token}"}
+    r = client.put("/api/me/watchlist", json={"symbols": ["aapl", "MSFT", "AAPL"]}, headers=auth)
+    assert r.status_code == 200 and r.json() == {"symbols": ["AAPL", "MSFT"]}
+    assert client.get("/api/me/watchlist", headers=auth).json() == {"symbols": ["AAPL", "MSFT"]}
+    too_many = {"symbols": [f"S{i}" for i in range(101)]}
+    assert client.put("/api/me/watchlist", json=too_many, headers=auth).status_code == 422
+    assert client.put("/api/me/watchlist", json={"symbols": ["BAD SYMBOL"]}, headers=auth).status_code == 422
+    assert client.put("/api/me/watchlist", json={"symbols": []}).status_code == 401
+    bar = Bar("AAPL", Timeframe.M1, 1_700_000_000_000_000_000, 1.0, 2.0, 0.5, 1.5, 100.0)
+    other = Bar("TSLA", Timeframe.M1, 1_700_000_000_000_000_000, 1.0, 2.0, 0.5, 1.5, 100.0)
+    with client.websocket_connect(f"/ws?token={token}") as ws:
+        assert subscribe(ws, f"user:{uid}:watchlist")["type"] == "subscribed"
+        publish(client, services, topics.MARKET_BARS, "TSLA", other)  # not watched
+        publish(client, services, topics.MARKET_BARS, "AAPL", bar)
+        got_bar = ws.receive_json()
+        publish(client, services, topics.SIGNAL_EVENTS, "MSFT", closed_event(new_signal_id()))
+        got_outcome = ws.receive_json()
+    assert (got_bar["type"], got_bar["seq"], got_bar["data"]["symbol"]) == ("bar", 1, "AAPL")
+    assert (got_outcome["type"], got_outcome["seq"], got_outcome["data"]["symbol"]) == ("outcome", 2, "MSFT")
+
+
+def test_notifications_carry_billing_events_and_the_close_of_an_upgraded_signal(
+    node: tuple[Services, TestClient],
+) -> None:
+    services, client = node
+    signal = open_signal()
+    services.signals.add(signal)
+    uid, token = token_of(services, "n@example.com")
+    mine = f"user:{uid}:notifications"
+    with client.websocket_connect(f"/ws?token={token}") as ws:
+        assert subscribe(ws, mine)["type"] == "subscribed"
+        r = client.post(
+            "/api/billing/checkout",
+            json={"signal_id": signal.id},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert r.status_code == 200
+        billing = [ws.receive_json() for _ in range(2)]
+        publish(client, services, topics.SIGNAL_EVENTS, "ETHUSDT", closed_event(signal.id))
+        closed = ws.receive_json()
+    kinds = {m["data"]["kind"] for m in billing}
+    assert {m["type"] for m in billing} == {"billing"} and "upgrade_granted" in kinds
+    granted = next(m for m in billing if m["data"]["kind"] == "upgrade_granted")
+    assert granted["data"]["signal_id"] == signal.id
+    assert (closed["type"], closed["data"]["signal_id"], closed["data"]["outcome"]) == (
+        "outcome",
+        signal.id,
+        "target",
+    )
+    assert [m["seq"] for m in [*billing, closed]] == [1, 2, 3]

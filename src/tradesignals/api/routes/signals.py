@@ -90,10 +90,11 @@ def _volatilities(store: BarStore, signals: Sequence[Signal]) -> dict[str, float
     return out
 
 
-def _sizes(
+def sizes_for(
     store: BarStore, signals: Sequence[Signal], profile: ProfileName, capital: float
 ) -> dict[str, PositionSize]:
-    """The accepted ones among ``signals`` with their size; refused ones are absent."""
+    """The accepted ones among ``signals`` with their size; refused ones are absent. The one fitting
+    rule of the API: lists (``?profile=&capital=``) and ``user:{id}:signals`` both use it."""
     preset = PRESETS[profile]
     vols = _volatilities(store, signals)
     sizes: dict[str, PositionSize] = {}
@@ -165,7 +166,7 @@ async def list_signals(
     closes = await asyncio.to_thread(_closes, repo, items)
     if live and profile is None and ident.user is not None:
         own = ident.user.risk_profile if ident.user.profile_answered else ProfileName.MODERATE
-        sizes = await asyncio.to_thread(_sizes, services.bars, items, own, capital)
+        sizes = await asyncio.to_thread(sizes_for, services.bars, items, own, capital)
         return SignalsPage(
             items=[
                 SignalPublic.of(s, closes.get(s.id), sizes.get(s.id))
@@ -178,7 +179,7 @@ async def list_signals(
         return SignalsPage(
             items=[SignalPublic.of(s, closes.get(s.id)) for s in items], next_before=next_before
         )
-    sizes = await asyncio.to_thread(_sizes, services.bars, items, profile, capital)
+    sizes = await asyncio.to_thread(sizes_for, services.bars, items, profile, capital)
     return SignalsPage(
         items=[SignalPublic.of(s, closes.get(s.id), sizes[s.id]) for s in items if s.id in sizes],
         next_before=next_before,
