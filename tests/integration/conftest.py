@@ -59,3 +59,10 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StackSetti
             "redis_url": redis_url,
             "bus_prefix": prefix,
         }
+
+
+@pytest.fixture
+def server_db_url(pg_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL schema (for tests that start several server-mode nodes on one database)."""
+    with pg_schema(pg_url) as url:
+        yield url
