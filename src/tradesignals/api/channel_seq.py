@@ -185,9 +185,13 @@ class RedisChannelLog:
         self.retention = retention
         self.fanout = fanout
         self.once_ttl_s = once_ttl_s
-        self._redis: Any = (
-            client() if client is not None else aioredis.Redis.from_url(url, socket_connect_timeout=2.0)
+        # A bounded pool that waits for a free connection: a burst of subscribes (each reads the
+        # channel's seq) queues for up to 5 s rather than failing with "too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=64, timeout=5, socket_connect_timeout=2.0
         )
+        self._pool = pool
+        self._redis: Any = client() if client is not None else aioredis.Redis(connection_pool=pool)
         self._append = self._redis.register_script(_APPEND)
 
     def _seq_key(self, channel: str) -> str:
@@ -244,6 +248,7 @@ class RedisChannelLog:
 
     async def close(self) -> None:
         await self._redis.aclose()
+        await self._pool.disconnect()
 
 
 __all__ = ["ChannelLog", "Entry", "Item", "MemoryChannelLog", "RedisChannelLog", "frame_body", "with_seq"]

@@ -14,6 +14,7 @@ Bad input gets an error frame and the socket stays open: bad JSON, a binary fram
 - 1008 (policy): an ``Origin`` that is neither the API's own nor in ``ws_allowed_origins``; more
   than ``ws_max_connections_per_user`` sockets of one account;
 - 1013 (try again later): the node holds ``ws_max_connections`` sockets already;
+- 1011: an internal failure (storage unreachable): reconnect and resume with ``since``;
 - 4000: idle — no frame from the client (``ping`` counts) for ``ws_idle_timeout_s``;
 - 4008: slow consumer — a send made no progress for ``ws_send_timeout_s``.
 
@@ -42,6 +43,7 @@ log = structlog.get_logger(__name__)
 
 CLOSE_POLICY = 1008
 CLOSE_CAPACITY = 1013
+CLOSE_INTERNAL = 1011
 CLOSE_IDLE = 4000
 CLOSE_SLOW = 4008
 
@@ -272,7 +274,12 @@ async def websocket_endpoint(ws: WebSocket) -> None:
                 asyncio.create_task(recheck()),
             }
             try:
-                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    exc = task.exception()
+                    if exc is not None and client.closing is None:  # a bug or storage away: said, not silent
+                        log.warning("ws.failed", error=repr(exc)[:300])
+                        client.closing = (CLOSE_INTERNAL, "internal error; reconnect and resume with since")
             finally:
                 for task in tasks:
                     task.cancel()
