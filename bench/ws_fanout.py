@@ -36,7 +36,6 @@ import os
 import platform
 import resource
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,7 +49,7 @@ HERE = Path(__file__).resolve()
 
 
 def raise_fd_limit() -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = hard if hard != resource.RLIM_INFINITY else 1_048_576
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
@@ -67,7 +66,7 @@ def pct(values: list[float], p: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 # --- server processes -----------------------------------------------------------------------------
@@ -129,11 +128,8 @@ def serve_plain(port: int, redis_url: str, stream: str) -> None:
                 for rid, fields in rows:
                     cursor = rid
                     seq += 1
-                    frame = '{"seq":%d,"channel":"%s","type":"alert","data":%s}' % (
-                        seq,
-                        CHANNEL,
-                        fields[b"d"].decode(),
-                    )
+                    data = fields[b"d"].decode()
+                    frame = f'{{"seq":{seq},"channel":"{CHANNEL}","type":"alert","data":{data}}}'
                     broadcast(clients, frame)
 
     async def main() -> None:
@@ -201,7 +197,10 @@ def run_clients(url: str, n: int, expect: int, since: int | None) -> None:
         tasks = [asyncio.create_task(one(sem, ready)) for _ in range(n)]
         while len(ready) < n:
             await asyncio.sleep(0.05)
-        print(json.dumps({"ready": sum(1 for r in ready if r is not None), "failures": failures[:3]}), flush=True)
+        print(
+            json.dumps({"ready": sum(1 for r in ready if r is not None), "failures": failures[:3]}),
+            flush=True,
+        )
         quiet = 0
         seen = -1
         while not done.is_set() and quiet < 100:  # stop 10 s after the last message
@@ -263,14 +262,14 @@ def wait_port(port: int, timeout: float = 120.0) -> None:
     raise TimeoutError(f"port {port} did not open")
 
 
-def start_clients(url: str, n: int, procs: int, expect: int, since: int | None = None) -> list[subprocess.Popen[str]]:
+def start_clients(
+    url: str, n: int, procs: int, expect: int, since: int | None = None
+) -> list[subprocess.Popen[str]]:
     per = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
     cmd = [sys.executable, str(HERE), "_clients", "--url", url, "--expect", str(expect)]
     if since is not None:
         cmd += ["--since", str(since)]
-    return [
-        subprocess.Popen([*cmd, "--n", str(k)], stdout=subprocess.PIPE, text=True) for k in per if k > 0
-    ]
+    return [subprocess.Popen([*cmd, "--n", str(k)], stdout=subprocess.PIPE, text=True) for k in per if k > 0]
 
 
 def read_ready(clients: list[subprocess.Popen[str]], timeout: float) -> int:
@@ -343,8 +342,10 @@ def measure(
             out["stopped"] = f"only {opened} of {n} sockets opened"
         cpu0 = sampler.cpu()
         w0 = time.monotonic()
-        publish = publish_ours(redis_url, prefix, args.messages, args.rate) if kind == "ours" else publish_plain(
-            redis_url, stream, args.messages, args.rate
+        publish = (
+            publish_ours(redis_url, prefix, args.messages, args.rate)
+            if kind == "ours"
+            else publish_plain(redis_url, stream, args.messages, args.rate)
         )
         asyncio.run(publish)
         results = []
@@ -406,14 +407,28 @@ def measure_resume(total: int, redis_url: str, prefix: str, db: str) -> dict[str
         log = RedisChannelLog(redis_url, prefix=prefix, retention=200_000)
         try:
             for start in range(0, total, 1000):
-                items = [(CHANNEL, "alert", {"i": i, "t": 0}, None) for i in range(start, min(total, start + 1000))]
+                items = [
+                    (CHANNEL, "alert", {"i": i, "t": 0}, None) for i in range(start, min(total, start + 1000))
+                ]
                 await log.append_many(items)
         finally:
             await log.close()
 
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, str(HERE), "_ours", "--port", str(port), "--db", db, "--redis-url", redis_url, "--prefix", prefix],
+        [
+            sys.executable,
+            str(HERE),
+            "_ours",
+            "--port",
+            str(port),
+            "--db",
+            db,
+            "--redis-url",
+            redis_url,
+            "--prefix",
+            prefix,
+        ],
         stdout=subprocess.DEVNULL,
     )
     try:
@@ -468,7 +483,9 @@ def main() -> None:
     p.add_argument("--open-timeout", type=float, default=300.0)
     p.add_argument("--resume", type=int, default=100_000)
     p.add_argument("--redis-url", default=os.environ.get("TS_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    p.add_argument("--pg-url", default=os.environ.get("TS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    p.add_argument(
+        "--pg-url", default=os.environ.get("TS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    )
     args = p.parse_args()
     if args.cmd == "_ours":
         serve_ours(args.port, args.db, args.redis_url, args.prefix)
