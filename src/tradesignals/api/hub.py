@@ -84,6 +84,7 @@ class Hub:
         self.clients: set[HubClient] = set()
         self.per_user: dict[int, int] = {}
         self.lagged_total = 0
+        self.closes: dict[int, int] = {}  # close code -> sockets this node closed with it
         self.resyncs_total = 0
         self.ready = asyncio.Event()  # set by the node's fan-out once it reads the log
         self.relays: dict[str, asyncio.Event] = {}  # topic -> set once this node's relay joined

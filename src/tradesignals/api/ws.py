@@ -288,6 +288,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
                         await task
         if client.closing is not None:
             code, reason = client.closing
+            hub.closes[code] = hub.closes.get(code, 0) + 1
             log.info("ws.closed", code=code, reason=reason)
             with contextlib.suppress(Exception):
                 # the pending replies first (an error frame that explains), bounded
