@@ -18,7 +18,9 @@ Topic → channels (``Router``):
   ``user:{id}:watchlist`` of each watcher of its symbol;
 - ``signal.live`` → ``signal:{id}:live``;
 - ``market.bars`` → ``market:{symbol}:updates`` and the watchers' ``user:{id}:watchlist``;
-- ``system.alerts`` → ``system:alerts``.
+- ``system.alerts`` → ``system:alerts``;
+- every node checks each exchange's session (``market_status``) → ``market:status`` (open, break,
+  closed; one message per change across nodes).
 
 Billing notices reach ``user:{id}:notifications`` from the node that applied the payment event
 (``Hub.publish``).
@@ -27,7 +29,9 @@ Billing notices reach ``user:{id}:notifications`` from the node that applied the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +49,7 @@ from tradesignals.domain.entitlements import SIGNALS_CHANNEL, live_channel, mark
 from tradesignals.domain.live import LiveUpdate
 from tradesignals.domain.market import Bar
 from tradesignals.domain.risk import ProfileName
+from tradesignals.domain.sessions import DAY_NS, SessionCalendar, date_of
 from tradesignals.domain.signals import Signal, SignalEvent
 from tradesignals.storage.audience import SqlAudience
 from tradesignals.storage.timeseries import BarStore
@@ -229,4 +234,59 @@ async def fanout(channel_log: ChannelLog, hub: Hub, stop: asyncio.Event) -> None
             hub.deliver(entry)
 
 
-__all__ = ["RELAY_GROUP", "Router", "fanout", "relay", "signal_payload"]
+def session_state(calendar: SessionCalendar, now_ns: int) -> tuple[str, str]:
+    """(state, key) of an exchange at ``now_ns``: ``open``, ``break`` (lunch) or ``closed``; the key
+    names this state's stretch (the session it belongs to, or the UTC day when there is none), so
+    every node names one change alike."""
+    session = calendar.session_at(now_ns)
+    if session is not None and now_ns < session.close:
+        return ("open" if session.is_trading(now_ns) else "break"), f"session:{session.label}"
+    # closed: the stretch since the last session's close (its closing print included)
+    before = calendar.sessions_between(now_ns - 10 * DAY_NS, now_ns + 1)
+    return "closed", f"after:{before[-1].label}" if before else f"day:{date_of(now_ns).isoformat()}"
+
+
+async def market_status(
+    channel_log: ChannelLog,
+    stop: asyncio.Event,
+    exchanges: Mapping[str, SessionCalendar],
+    every_s: float = 15.0,
+    clock: Callable[[], int] = time.time_ns,
+) -> None:
+    """Each exchange's session changes to ``market:status``: every node checks every ``every_s``, and
+    the ``once`` key (exchange, state, stretch) makes the change one message however many nodes see
+    it. Halts are not known to the calendars and are not published."""
+    last: dict[str, str] = {}
+    while not stop.is_set():
+        now = clock()
+        for name, calendar in exchanges.items():
+            state, key = session_state(calendar, now)
+            if last.get(name) == state + key:
+                continue
+            try:
+                await channel_log.append(
+                    MARKET_STATUS,
+                    "session",
+                    {"exchange": name, "state": state, "at_ns": now},
+                    once=f"market.status:{name}:{state}:{key}",
+                )
+            except Exception as exc:  # Redis away: try again next round
+                log.warning("ws.market_status_failed", error=str(exc)[:200])
+                continue
+            last[name] = state + key
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every_s)
+
+
+MARKET_STATUS = "market:status"
+
+__all__ = [
+    "MARKET_STATUS",
+    "RELAY_GROUP",
+    "Router",
+    "fanout",
+    "market_status",
+    "relay",
+    "session_state",
+    "signal_payload",
+]

@@ -611,10 +611,15 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
     stop = services.stop
     settings = services.settings
     if "api" in roles:
-        from tradesignals.api.broadcast import Router, fanout, relay
+        from tradesignals.api.broadcast import Router, fanout, market_status, relay
+        from tradesignals.marketdata.calendar import DEFAULT_EXCHANGE, exchange_calendar
 
         hub = services.hub
         services.tasks.append(asyncio.create_task(fanout(hub.log, hub, stop), name="ws-fanout"))
+        exchanges = {DEFAULT_EXCHANGE: exchange_calendar(DEFAULT_EXCHANGE)}
+        services.tasks.append(
+            asyncio.create_task(market_status(hub.log, stop, exchanges), name="ws-market-status")
+        )
         _billing_notices(services, asyncio.get_running_loop())
         for topic, (decode, route) in Router(services.audience, services.bars).routes().items():
             joined = hub.relays.setdefault(topic, asyncio.Event())
