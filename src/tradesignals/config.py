@@ -238,6 +238,38 @@ class Settings(BaseSettings):
         description="Seconds between re-checks of an open WebSocket's subscriptions (a revoked or "
         "lapsed entitlement ends its channels within this time).",
     )
+    # WebSocket delivery (README "WebSocket"): bounds per node, per user, per socket.
+    ws_max_connections: int = Field(default=10_000, ge=1, description="Open WebSockets per node.")
+    ws_max_connections_per_user: int = Field(default=10, ge=1, description="Open WebSockets per account.")
+    ws_max_channels: int = Field(default=100, ge=1, le=10_000, description="Channels one socket may hold.")
+    ws_max_frame_bytes: int = Field(
+        default=64 * 1024, ge=256, le=1024 * 1024, description="Largest client frame, in bytes (UTF-8)."
+    )
+    ws_idle_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description="A socket that sends no frame (ping included) this long is closed.",
+    )
+    ws_ping_interval_s: float = Field(default=20.0, gt=0, description="Protocol pings from the server.")
+    ws_ping_timeout_s: float = Field(
+        default=20.0, gt=0, description="No pong within this: the socket is closed."
+    )
+    ws_send_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="A send that makes no progress this long closes the socket (4008).",
+    )
+    ws_allowed_origins: str = Field(
+        default="",
+        description="Comma-separated browser origins (scheme://host[:port]) allowed besides the API's own.",
+    )
+    ws_client_queue: int = Field(default=1000, ge=10, description="Frames waiting per socket before it lags.")
+    ws_replay_chunk: int = Field(default=500, ge=1, le=10_000, description="Messages read per replay step.")
+    ws_retention: int = Field(
+        default=10_000, ge=10, description="Messages kept per channel for `since` (older: resync)."
+    )
     refresh_token_ttl_days: int = Field(default=30, ge=1, le=365)
     login_max_failures: int = Field(default=5, ge=1, description="Wrong passwords in a row before lock-out.")
     login_lockout_s: int = Field(default=900, ge=1)

@@ -26,9 +26,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def first_ws_signal(url: str, deadline: float) -> dict[str, object]:
+async def first_ws_signal(url: str, channels: list[str], deadline: float) -> dict[str, object]:
     async with websockets.connect(url) as ws:
-        await ws.send(orjson.dumps({"op": "subscribe", "channels": ["signals"]}).decode())
+        await ws.send(orjson.dumps({"op": "subscribe", "channels": channels}).decode())
         ack = orjson.loads(await asyncio.wait_for(ws.recv(), timeout=10))
         assert ack["type"] == "subscribed", ack
         while True:
@@ -76,14 +76,17 @@ def test_demo_serves_health_signals_and_websocket(tmp_path: Path) -> None:
         paid = httpx.post(f"{base}/api/billing/checkout", json={"plan": "premium"}, headers=auth, timeout=10)
         assert paid.json()["status"] == "paid" and paid.json()["test_mode"] is True
 
-        ws_msg = asyncio.run(first_ws_signal(f"ws://127.0.0.1:{port}/ws?token={token}", start + 60))
+        # The public ``signals`` channel carries closed outcomes as they are written (premium live
+        # signals come fitted to the user on ``user:{id}:signals``, which this socket may also hold).
+        me = httpx.get(f"{base}/api/me", headers=auth, timeout=5).json()
+        url = f"ws://127.0.0.1:{port}/ws?token={token}"
+        ws_msg = asyncio.run(first_ws_signal(url, ["signals", f"user:{me['id']}:signals"], start + 60))
         data = ws_msg["data"]
-        assert isinstance(data, dict) and data["symbol"] and data["model_version"]
+        assert isinstance(data, dict) and data["symbol"] and data["outcome"]
 
-        one = httpx.get(f"{base}/api/signals/{data['id']}", headers=auth, timeout=5)
-        assert one.status_code == 200, "a signal arrived over /ws but not at /api/signals/{id}"
-        anonymous = httpx.get(f"{base}/api/signals/{data['id']}", timeout=5)
-        assert anonymous.status_code == 403 or anonymous.json()["status"] != "open"
+        one = httpx.get(f"{base}/api/signals/{data['signal_id']}", timeout=5)  # public once closed
+        assert one.status_code == 200, "an outcome arrived over /ws but not at /api/signals/{id}"
+        assert one.json()["status"] != "open"
         public = httpx.get(f"{base}/api/signals", timeout=5).json()["items"]
         assert all(s["status"] != "open" for s in public)
         assert time.monotonic() - start < 60

@@ -8,6 +8,7 @@ revokes is decided here, once, as storage ``Effect``s applied with the event id 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -322,6 +323,31 @@ def cents(amount: Decimal) -> int:
     return int((amount * 100).to_integral_value())
 
 
+def notices_of(effects: list[Effect]) -> list[tuple[int, dict[str, Any]]]:
+    """What each applied effect tells its user (a revocation by reference names no user: none)."""
+    out: list[tuple[int, dict[str, Any]]] = []
+    notice: dict[str, Any]
+    for e in effects:
+        if isinstance(e, GrantUpgrade):
+            notice = {
+                "kind": "upgrade_granted",
+                "signal_id": e.signal_id,
+                "expires_at": e.expires_at.isoformat(),
+            }
+            out.append((e.user_id, notice))
+        elif isinstance(e, SetSubscription) and e.user_id is not None:
+            out.append((e.user_id, {"kind": "subscription", "status": e.status}))
+        elif isinstance(e, RecordPayment) and e.user_id is not None:
+            notice = {
+                "kind": f"payment_{e.kind}",
+                "amount_cents": e.amount_cents,
+                "currency": e.currency,
+                "what": e.what,
+            }
+            out.append((e.user_id, notice))
+    return out
+
+
 class BillingService:
     def __init__(
         self,
@@ -334,6 +360,9 @@ class BillingService:
     ) -> None:
         self.provider = provider
         self.store = store
+        # Called with (user_id, notice) for each effect of a newly applied event (the API relays
+        # them to ``user:{id}:notifications``); from the thread that applied it.
+        self.listeners: list[Callable[[int, dict[str, Any]], None]] = []
         self.premium_cents = cents(premium_price)
         self.upgrade_cents = cents(upgrade_price)
         self.upgrade_for = upgrade_for
@@ -354,6 +383,13 @@ class BillingService:
             user_id, customer = _user_id(event.obj), event.obj.get("customer")
             if user_id is not None and isinstance(customer, str):
                 self.store.set_customer_ref(user_id, customer)
+        if applied:
+            for user_id, notice in notices_of(effects):
+                for listener in self.listeners:
+                    try:
+                        listener(user_id, notice)
+                    except Exception as exc:  # a notice is a courtesy: the payment stands regardless
+                        log.warning("billing.notice_failed", error=repr(exc))
         log.info(
             "billing.event",
             provider=self.provider.name,

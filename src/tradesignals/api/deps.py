@@ -22,6 +22,7 @@ from tradesignals.domain.research import SignalText
 from tradesignals.images.service import SignalImages
 from tradesignals.marketdata.feeds.base import Feed
 from tradesignals.push.service import PushService
+from tradesignals.storage.audience import SqlAudience
 from tradesignals.storage.base import CheckpointRepository, NewsRepository, SignalRepository
 from tradesignals.storage.timeseries import BarStore
 
@@ -52,6 +53,7 @@ class AppServices(Protocol):
     settings: Settings
     signals: SignalRepository
     bars: BarStore
+    audience: SqlAudience
     hub: Hub
     checkpoints: CheckpointRepository
     signer: Signer | None

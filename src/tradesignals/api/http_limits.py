@@ -215,6 +215,11 @@ def uvicorn_config(app: ASGIApp, settings: Settings, **overrides: Any) -> uvicor
         "log_level": "warning",
         "lifespan": "on",
         "ws": "auto",
+        # Protocol-level bounds of a WebSocket (ws.py applies the JSON-level ones, with error frames):
+        # a message over 4× the frame limit is refused by the protocol (1009) before it is buffered.
+        "ws_max_size": 4 * settings.ws_max_frame_bytes,
+        "ws_ping_interval": settings.ws_ping_interval_s,
+        "ws_ping_timeout": settings.ws_ping_timeout_s,
         "http": guarded_protocol(settings),
         "timeout_keep_alive": settings.http_keep_alive_s,
         "limit_concurrency": settings.http_max_concurrency,

@@ -9,7 +9,9 @@ Rules (the business, issue 11):
   the live channel is the upgrade's alone: premium sees the signal, not its live stream;
 - per-user channels ``user:{id}:…`` belong to that user alone; an admin reads no one else's either
   (an admin manages, it does not trade on someone else's feed); ``user:{id}:signals`` (live signals
-  fitted to that user) is premium only, like the ``signals`` channel;
+  fitted to that user) is premium only;
+- the ``signals`` channel is the public track record as it is written: closed outcomes only, so
+  anyone may read it (open signals reach premium users on ``user:{id}:signals`` alone);
 - push notifications carry live signals: premium callers, or holders of an upgrade in force, may
   subscribe (``may_subscribe_push``); nobody else;
 - ``/metrics`` is for operators: an admin account or the operator token (checked by the caller of
@@ -28,7 +30,7 @@ from datetime import datetime
 from tradesignals.domain.tiers import PUBLIC_CHANNELS, Role, Tier
 
 SIGNALS_CHANNEL = "signals"
-"""The live feed of every new signal: premium only (its replay holds open signals)."""
+"""Closed outcomes as they are written: public, like the track record (never an open signal)."""
 
 CHANNEL_PATTERNS: dict[str, re.Pattern[str]] = {
     "public": re.compile(r"^(system:alerts|market:status|market:[A-Z0-9.\-_/]{1,32}:updates)$"),
@@ -40,8 +42,27 @@ CHANNEL_PATTERNS: dict[str, re.Pattern[str]] = {
 
 
 def live_channel(signal_id: str) -> str:
-    """The WebSocket channel of one signal's live updates (premium, or an upgrade to it)."""
+    """The WebSocket channel of one signal's live updates (the holder of an upgrade to it)."""
     return f"signal:{signal_id}:live"
+
+
+def user_channel(user_id: int, kind: str) -> str:
+    """``user:{id}:{kind}`` (signals, watchlist, notifications): that user's alone."""
+    return f"user:{user_id}:{kind}"
+
+
+def market_channel(symbol: str) -> str:
+    """Bars and last price of one symbol: public, conflated for slow readers."""
+    return f"market:{symbol}:updates"
+
+
+_MARKET = re.compile(r"market:[A-Z0-9.\-_/]{1,32}:updates")
+
+
+def is_conflated(channel: str) -> bool:
+    """Whether a slow reader gets only the latest message of ``channel`` (market updates: a price is
+    stale once the next exists) rather than every one (signals, notifications: never dropped)."""
+    return channel.startswith("market:") and _MARKET.fullmatch(channel) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +122,7 @@ def channel_error(caller: Caller, channel: str) -> tuple[str, str] | None:
     if CHANNEL_PATTERNS["public"].fullmatch(channel):
         return None
     if CHANNEL_PATTERNS["signals"].fullmatch(channel):
-        if sees_open_signals(caller):
-            return None
-        return ("forbidden", "channel 'signals' carries live signals: premium only")
+        return None  # closed outcomes: the public track record
     m = CHANNEL_PATTERNS["user"].fullmatch(channel)
     if m:
         if caller.user_id is None or int(m.group(1)) != caller.user_id:
@@ -134,10 +153,13 @@ __all__ = [
     "Caller",
     "Upgrade",
     "channel_error",
+    "is_conflated",
     "live_channel",
+    "market_channel",
     "may_read_metrics",
     "may_see_signal",
     "may_subscribe_push",
     "sees_open_signals",
     "upgrades_in_force",
+    "user_channel",
 ]

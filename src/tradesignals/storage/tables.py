@@ -129,6 +129,8 @@ class UserRow(Base):
     failed_logins: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     customer_ref: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    # The capital the user states, that live signals are sized for (migration 0008_ws; None: the default).
+    capital: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
 
 
 class SignalRow(Base):
@@ -288,6 +290,18 @@ class RefreshTokenRow(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class WatchlistRow(Base):
+    """A symbol one user watches: ``user:{id}:watchlist`` carries its bars and outcomes (migration 0008_ws)."""
+
+    __tablename__ = "watchlist"
+    __table_args__ = (sa.Index(None, "symbol"),)
+
+    user_id: Mapped[int] = mapped_column(
+        sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    symbol: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
 
 
 class SignalUpgradeRow(Base):

@@ -29,6 +29,7 @@ from tradesignals.features.news import NewsFeatureState
 from tradesignals.marketdata.feeds.base import Feed
 from tradesignals.news.earnings import EarningsCalendar, EarningsCalendarError
 from tradesignals.news.pipeline import NewsScorer
+from tradesignals.storage.audience import SqlAudience
 from tradesignals.storage.base import (
     CheckpointRepository,
     NewsRepository,
@@ -78,6 +79,7 @@ class Services:
     hub: Hub
     node_id: str
     bars: BarStore
+    audience: SqlAudience
     accounts: AccountService
     billing: BillingService
     auth_limiter: RateLimiter
@@ -183,7 +185,7 @@ class Services:
             await self.news_feed.close()
         if self.llm_provider is not None:  # idempotent: the explain task closes it too when it ran
             await self.llm_provider.close()
-        for step, action in (("bus", self.bus.close()),):
+        for step, action in (("bus", self.bus.close()), ("channel log", self.hub.log.close())):
             try:
                 await asyncio.wait_for(action, timeout=grace)
             except TimeoutError:
@@ -294,9 +296,10 @@ async def build_services(settings: Settings) -> Services:
         db=engine,
         signals=SqlSignalRepository(engine),
         users=SqlUserRepository(engine),
+        audience=SqlAudience(engine),
         checkpoints=SqlCheckpointRepository(engine),
         bus=bus,
-        hub=Hub(),
+        hub=build_hub(settings),
         node_id=node_id,
         bars=bars,
         earnings=earnings,
@@ -391,6 +394,21 @@ def build_push(settings: Settings, engine: sa.Engine) -> PushService | None:
     store = SqlPushStore(engine)
     sender = PushSender(keys, settings.vapid_subject, store, allow_loopback=settings.push_allow_loopback)
     return PushService(keys, store, sender, allow_loopback=settings.push_allow_loopback)
+
+
+def build_hub(settings: Settings) -> Hub:
+    """This node's WebSocket hub over the channel log: Redis in server mode (every API node numbers
+    and replays alike), in-process in embedded mode."""
+    from tradesignals.api.channel_seq import ChannelLog, MemoryChannelLog, RedisChannelLog
+
+    log_: ChannelLog
+    if settings.mode is Mode.SERVER:
+        log_ = RedisChannelLog(
+            settings.redis_url, prefix=settings.bus_prefix, retention=settings.ws_retention
+        )
+    else:
+        log_ = MemoryChannelLog(retention=settings.ws_retention)
+    return Hub(log_, client_queue=settings.ws_client_queue, replay_chunk=settings.ws_replay_chunk)
 
 
 def build_news_feed(settings: Settings) -> NewsFeed | None:
@@ -715,24 +733,29 @@ def _keep_online_state(services: Services, scorer: Scorer) -> None:
 
 def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -> None:
     """Start the background roles this process runs: ingest, engine, and the API's broadcaster."""
-    from tradesignals.api.broadcast import broadcast_signals
     from tradesignals.engine.pipeline import EngineService
 
     stop = services.stop
     settings = services.settings
     if "api" in roles:
-        from tradesignals.api.broadcast import broadcast_alerts
+        from tradesignals.api.broadcast import Router, fanout, market_status, relay
+        from tradesignals.marketdata.calendar import DEFAULT_EXCHANGE, exchange_calendar
 
+        hub = services.hub
+        services.tasks.append(asyncio.create_task(fanout(hub.log, hub, stop), name="ws-fanout"))
+        exchanges = {DEFAULT_EXCHANGE: exchange_calendar(DEFAULT_EXCHANGE)}
         services.tasks.append(
-            asyncio.create_task(
-                broadcast_alerts(services.bus, services.hub, services.node_id, stop), name="alerts"
-            )
+            asyncio.create_task(market_status(hub.log, stop, exchanges), name="ws-market-status")
         )
-        services.tasks.append(
-            asyncio.create_task(
-                broadcast_signals(services.bus, services.hub, services.node_id, stop), name="broadcast"
+        _billing_notices(services, asyncio.get_running_loop())
+        for topic, (decode, route) in Router(services.audience, services.bars).routes().items():
+            joined = hub.relays.setdefault(topic, asyncio.Event())
+            services.tasks.append(
+                asyncio.create_task(
+                    relay(services.bus, hub.log, topic, decode, route, services.node_id, stop, joined),
+                    name=f"ws-relay-{topic}",
+                )
             )
-        )
         if services.push is not None:
             from tradesignals.push.worker import push_new_signals, push_signal_closes
 
@@ -893,6 +916,21 @@ class _NewsSinks:
         self.catalysts.add(scored)
 
 
+def _billing_notices(services: Services, loop: asyncio.AbstractEventLoop) -> None:
+    """Billing events to ``user:{id}:notifications``: the billing service applies them in a worker
+    thread; each notice is appended to the channel log on this node's loop."""
+    from tradesignals.domain.entitlements import user_channel
+
+    hub = services.hub
+
+    def notify(user_id: int, notice: dict[str, Any]) -> None:
+        asyncio.run_coroutine_threadsafe(
+            hub.publish(user_channel(user_id, "notifications"), "billing", notice), loop
+        )
+
+    services.billing.listeners.append(notify)
+
+
 LIVE_FEEDS = frozenset({"binance", "alpaca", "polygon"})
 
 
@@ -917,6 +955,7 @@ __all__ = [
     "build_bar_store",
     "build_engine",
     "build_feed",
+    "build_hub",
     "build_llm_provider",
     "build_scorer",
     "build_services",

@@ -309,6 +309,13 @@ ROUTES: dict[tuple[str, str], list[Probe]] = {
     ],
     ("GET", "/api/me"): [Probe("/api/me", signed(200), check=me_check)],
     ("PUT", "/api/me/risk-profile"): [Probe("/api/me/risk-profile", signed(200), answers)],
+    ("GET", "/api/me/watchlist"): [Probe("/api/me/watchlist", signed(200))],
+    ("PUT", "/api/me/watchlist"): [
+        Probe("/api/me/watchlist", signed(200), lambda w, c: {"json": {"symbols": ["CALM"]}})
+    ],
+    ("PUT", "/api/me/capital"): [
+        Probe("/api/me/capital", signed(200), lambda w, c: {"json": {"capital": 20_000}})
+    ],
     ("POST", "/api/billing/checkout"): [
         # a closed signal is public already: nothing to buy (and the matrix must not change anyone)
         Probe("/api/billing/checkout", signed(422), lambda w, c: {"json": {"signal_id": CLOSED.id}}),
@@ -344,9 +351,8 @@ def ws_probes(w: World) -> dict[str, list[tuple[str, dict[str, str]]]]:
             (ch, dict.fromkeys(CALLERS, OK))
             for ch in ("system:alerts", "market:status", "market:CALM:updates")
         ],
-        "signals": [
-            ("signals", {c: OK if c in ("premium", "premium_upgrade") else FORBIDDEN for c in CALLERS})
-        ],
+        # closed outcomes only: the public track record as it is written
+        "signals": [("signals", dict.fromkeys(CALLERS, OK))],
         "user": [
             # live signals fitted to the user: their own, and premium only
             (
@@ -427,6 +433,8 @@ def test_every_channel_answers_every_caller_as_expected(world: World) -> None:
                     channel = pattern.replace("{self}", str(world.user_ids.get(caller, 0)))
                     ws.send_json({"op": "subscribe", "channels": [channel], "since": 0})
                     reply = ws.receive_json()
+                    while isinstance(reply.get("seq"), int):  # a replayed message (market:status)
+                        reply = ws.receive_json()
                     want = expected[caller]
                     if want == OK:
                         assert reply["type"] == "subscribed", (caller, channel, reply)
@@ -462,19 +470,18 @@ def test_a_live_signal_reaches_its_buyers_and_no_one_else(world: World) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.01)
         payload = {"id": OPEN.id, "entry": OPEN.entry}
-        hub.publish("signals", "signal", payload)
-        hub.publish(live_channel(OPEN.id), "signal", payload)
-        hub.publish("system:alerts", "alert", {"n": 1})
+        api.portal.call(hub.publish, "signals", "outcome", {"id": CLOSED.id})  # type: ignore[union-attr]
+        api.portal.call(hub.publish, live_channel(OPEN.id), "live", payload)  # type: ignore[union-attr]
+        api.portal.call(hub.publish, "system:alerts", "alert", {"n": 1})  # type: ignore[union-attr]
         frames = {
-            c: [ws.receive_json() for _ in range(n)]
-            for c, ws, n in ((c, ws, {"premium": 2, "upgrade": 2, "free": 1}[c]) for c, ws in sockets.items())
+            c: [ws.receive_json() for _ in range({"upgrade": 3}.get(c, 2))] for c, ws in sockets.items()
         }
-    # premium gets the signal; its live stream is the upgrade's product
+    # the closed outcome is public; the live stream is the upgrade's product (premium included)
     assert got["premium"] == [("signals", "subscribed"), (live_channel(OPEN.id), "error")]
-    assert got["upgrade"] == [("signals", "error"), (live_channel(OPEN.id), "subscribed")]
-    assert got["free"] == [("signals", "error"), (live_channel(OPEN.id), "error")]
-    assert [f["channel"] for f in frames["free"]] == ["system:alerts"]  # the public alert only
-    assert [f["channel"] for f in frames["upgrade"]] == [live_channel(OPEN.id), "system:alerts"]
+    assert got["upgrade"] == [("signals", "subscribed"), (live_channel(OPEN.id), "subscribed")]
+    assert got["free"] == [("signals", "subscribed"), (live_channel(OPEN.id), "error")]
+    assert [f["channel"] for f in frames["free"]] == ["signals", "system:alerts"]
+    assert [f["channel"] for f in frames["upgrade"]] == ["signals", live_channel(OPEN.id), "system:alerts"]
     assert [f["channel"] for f in frames["premium"]] == ["signals", "system:alerts"]
 
 

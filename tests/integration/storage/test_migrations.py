@@ -34,6 +34,7 @@ pytestmark = pytest.mark.integration
 
 APP_TABLES = {
     "users",
+    "watchlist",
     "signals",
     "signal_events",
     "ledger_checkpoints",

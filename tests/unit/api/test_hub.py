@@ -1,64 +1,125 @@
+"""The hub over the in-process channel log: numbering, replay, lag, resync, conflation, cleanup."""
+
+from __future__ import annotations
+
 import orjson
 
-from tradesignals.api.hub import Hub
+from tradesignals.api.channel_seq import MemoryChannelLog
+from tradesignals.api.hub import Hub, HubClient
 
 
-def drain(client) -> list[dict]:  # type: ignore[no-untyped-def]
+def drain(client: HubClient) -> list[dict]:  # type: ignore[type-arg]
     out = []
-    while not client.queue.empty():
-        raw = client.queue.get_nowait()
-        if raw:
-            out.append(orjson.loads(raw))
+    while (frame := client.pop()) is not None:
+        out.append(orjson.loads(frame))
     return out
 
 
+async def publish(hub: Hub, channel: str, n: int, first: int = 0) -> None:
+    """Append ``n`` messages and hand them to the hub, as the node's fan-out does."""
+    cursor = await hub.log.tail_start()
+    for i in range(first, first + n):
+        await hub.log.append(channel, "signal", {"i": i})
+    _, entries = await hub.log.tail(cursor, count=100_000, wait=0)
+    for e in entries:
+        hub.deliver(e)
+
+
+async def caught_up(hub: Hub, client: HubClient) -> list[dict]:  # type: ignore[type-arg]
+    """Everything the sender would send: queued frames, then catch-up reads until none is left."""
+    out = drain(client)
+    while client.catching_up:
+        out.extend(orjson.loads(f) for f in await hub.catch_up(client))
+        out.extend(drain(client))
+    return out
+
+
+async def subscribe(hub: Hub, client: HubClient, channel: str, since: int | None = None) -> None:
+    hub.subscribe(client, channel, await hub.log.current(channel), since)
+
+
 async def test_messages_carry_channel_sequence_and_reach_only_subscribers() -> None:
-    hub = Hub()
+    hub = Hub(MemoryChannelLog())
     a, b = hub.new_client(), hub.new_client()
-    hub.subscribe(a, "signals")
-    hub.subscribe(b, "system:alerts")
-    hub.publish("signals", "signal", {"id": 1})
-    hub.publish("signals", "signal", {"id": 2})
+    await subscribe(hub, a, "signals")
+    await subscribe(hub, b, "system:alerts")
+    await publish(hub, "signals", 2)
     got = drain(a)
-    assert [(m["channel"], m["seq"], m["data"]["id"]) for m in got] == [("signals", 1, 1), ("signals", 2, 2)]
+    assert [(m["channel"], m["seq"], m["data"]["i"]) for m in got] == [("signals", 1, 0), ("signals", 2, 1)]
     assert drain(b) == []
 
 
-async def test_since_replays_only_newer_messages_from_the_buffer() -> None:
-    hub = Hub(replay_buffer=3)
-    for i in range(5):
-        hub.publish("signals", "signal", {"i": i})
+async def test_since_replays_in_chunks_through_the_sender_not_the_queue() -> None:
+    hub = Hub(MemoryChannelLog(), client_queue=10, replay_chunk=4)
+    await publish(hub, "signals", 50)
     late = hub.new_client()
-    current = hub.subscribe(late, "signals", since=3)
-    assert current == 5
-    assert [m["seq"] for m in drain(late)] == [4, 5]
-    older = hub.new_client()
-    hub.subscribe(older, "signals", since=0)
-    assert [m["seq"] for m in drain(older)] == [3, 4, 5]  # the buffer holds the last 3 only
+    await subscribe(hub, late, "signals", since=3)
+    assert len(late.queue) == 0  # nothing queued: the subscribe reply always fits
+    assert late.offer(b'{"type":"subscribed"}')
+    got = await caught_up(hub, late)
+    assert got[0] == {"type": "subscribed"}
+    assert [m["seq"] for m in got[1:]] == list(range(4, 51))
 
 
-async def test_slow_client_is_dropped_without_blocking_others() -> None:
-    hub = Hub(client_queue=3)
-    slow, fast = hub.new_client(), hub.new_client()
-    hub.subscribe(slow, "signals")
-    hub.subscribe(fast, "signals")
-    for i in range(10):
-        hub.publish("signals", "signal", {"i": i})
-        drain(fast)
-    assert slow.dropped and "slow consumer" in slow.drop_reason
-    assert hub.dropped_clients == 1
-    assert hub.subscriber_count("signals") == 1
-    hub.publish("signals", "signal", {"i": 99})
-    assert drain(fast)[-1]["data"] == {"i": 99}
-
-
-async def test_unsubscribe_and_remove() -> None:
-    hub = Hub()
+async def test_a_trimmed_gap_gets_resync_from_the_current_seq() -> None:
+    hub = Hub(MemoryChannelLog(retention=5))
+    await publish(hub, "signals", 20)
     c = hub.new_client()
-    hub.subscribe(c, "signals")
-    hub.subscribe(c, "market:status")
-    hub.unsubscribe(c, "signals")
-    hub.publish("signals", "signal", {})
-    assert drain(c) == []
-    hub.remove(c)
-    assert hub.subscriber_count("market:status") == 0
+    await subscribe(hub, c, "signals", since=2)
+    assert await caught_up(hub, c) == [{"type": "resync", "channel": "signals", "from_seq": 20}]
+    await publish(hub, "signals", 1)
+    assert [m["seq"] for m in drain(c)] == [21]
+
+
+async def test_a_full_queue_makes_the_client_lag_then_catch_up_without_losing_a_message() -> None:
+    hub = Hub(MemoryChannelLog(), client_queue=3, replay_chunk=2)
+    slow, fast = hub.new_client(), hub.new_client()
+    await subscribe(hub, slow, "user:1:notifications")
+    await subscribe(hub, fast, "user:1:notifications")
+    for i in range(10):
+        await publish(hub, "user:1:notifications", 1, first=i)
+        drain(fast)
+    assert hub.lagged_total == 1
+    got = await caught_up(hub, slow)
+    notices = [m for m in got if "seq" not in m]
+    assert notices == [{"type": "lagged", "channel": "user:1:notifications", "from_seq": 3}]
+    assert [m["seq"] for m in got if "seq" in m] == list(range(1, 11))  # every one, in order
+    await publish(hub, "user:1:notifications", 1, first=10)
+    assert [m["seq"] for m in drain(slow)] == [11]  # live again
+
+
+async def test_a_gap_in_the_fan_out_is_filled_from_the_log() -> None:
+    hub = Hub(MemoryChannelLog())
+    c = hub.new_client()
+    await subscribe(hub, c, "signals")
+    await hub.log.append("signals", "outcome", {"n": 1})  # appended, never handed to this hub
+    await publish(hub, "signals", 1)
+    assert [m["seq"] for m in await caught_up(hub, c)] == [1, 2]
+
+
+async def test_market_updates_are_conflated_to_the_latest() -> None:
+    hub = Hub(MemoryChannelLog())
+    c = hub.new_client()
+    await subscribe(hub, c, "market:AAPL:updates")
+    await subscribe(hub, c, "market:MSFT:updates")
+    await publish(hub, "market:AAPL:updates", 5)
+    await publish(hub, "market:MSFT:updates", 2)
+    await publish(hub, "market:AAPL:updates", 1, first=5)
+    got = drain(c)
+    assert [(m["channel"], m["seq"]) for m in got] == [("market:AAPL:updates", 6), ("market:MSFT:updates", 2)]
+
+
+async def test_channels_leave_the_hub_with_their_last_subscriber() -> None:
+    hub = Hub(MemoryChannelLog())
+    a, b = hub.new_client(), hub.new_client()
+    for i in range(300):
+        await subscribe(hub, a, f"market:S{i}:updates")
+    await subscribe(hub, b, "market:S0:updates")
+    hub.set_user(a, 7)
+    assert hub.channel_count == 300 and hub.per_user == {7: 1}
+    hub.remove(a)
+    assert hub.channel_count == 1 and hub.subscriber_count("market:S0:updates") == 1
+    assert hub.per_user == {}
+    hub.unsubscribe(b, "market:S0:updates")
+    hub.remove(b)
+    assert hub.channel_count == 0 and not hub.clients

@@ -11,6 +11,7 @@ from tradesignals.domain.entitlements import (
     Caller,
     Upgrade,
     channel_error,
+    is_conflated,
     live_channel,
     may_read_metrics,
     may_see_signal,
@@ -62,9 +63,11 @@ def test_upgrades_lapse() -> None:
     [
         (ANONYMOUS, "system:alerts", None),
         (ANONYMOUS, "market:AAPL:updates", None),
-        (ANONYMOUS, "signals", "forbidden"),
-        (FREE, "signals", "forbidden"),
+        (ANONYMOUS, "signals", None),  # closed outcomes only: the public track record
+        (FREE, "signals", None),
         (PREMIUM, "signals", None),
+        (ANONYMOUS, "market:AAPL:updates\n", "unknown_channel"),
+        (ANONYMOUS, "market:status\n", "unknown_channel"),
         (FREE, "user:1:notifications", None),
         (FREE, "user:1:signals", "forbidden"),  # live signals: premium only, even one's own
         (PREMIUM, "user:2:signals", None),
@@ -102,3 +105,11 @@ def test_push_notifications_are_for_those_who_may_receive_a_live_signal() -> Non
         not may_subscribe_push(FREE) and not may_subscribe_push(ADMIN) and not may_subscribe_push(ANONYMOUS)
     )
     assert not may_subscribe_push(Caller(None, Tier.PREMIUM))  # premium needs an account behind it
+
+
+def test_only_market_updates_are_conflated() -> None:
+    assert is_conflated("market:AAPL:updates") and is_conflated("market:BTC/USD:updates")
+    assert not any(
+        is_conflated(c)
+        for c in ("signals", "market:status", "user:1:signals", "system:alerts", "market:AAPL:updates\n")
+    )

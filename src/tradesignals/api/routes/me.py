@@ -11,9 +11,11 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from tradesignals.api.auth import SignedInDep
 from tradesignals.api.deps import ServicesDep
+from tradesignals.api.routes.signals import DEFAULT_CAPITAL, MAX_CAPITAL, MIN_CAPITAL
 from tradesignals.api.schemas import ErrorOut
 from tradesignals.domain.risk import InvalidAnswers, ProfileName, assess
 from tradesignals.domain.tiers import Role, Tier
+from tradesignals.storage.audience import MAX_WATCHLIST
 
 router = APIRouter(prefix="/api/me", tags=["me"])
 
@@ -93,3 +95,47 @@ async def delete_me(ident: SignedInDep, services: ServicesDep) -> Response:
     assert ident.user is not None
     await asyncio.to_thread(services.accounts.delete, ident.user.id)
     return Response(status_code=204)
+
+
+Symbol = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9.\-_/]+$")]
+
+
+class WatchlistIn(BaseModel):
+    symbols: Annotated[list[Symbol], Field(max_length=MAX_WATCHLIST)]
+
+
+class WatchlistOut(BaseModel):
+    symbols: list[str] = Field(description="upper-cased, sorted, each once")
+
+
+@router.get("/watchlist", response_model=WatchlistOut, responses=_401)
+async def get_watchlist(ident: SignedInDep, services: ServicesDep) -> WatchlistOut:
+    assert ident.user is not None
+    return WatchlistOut(symbols=await asyncio.to_thread(services.audience.watchlist, ident.user.id))
+
+
+@router.put("/watchlist", response_model=WatchlistOut, responses={**_401, 422: {"model": ErrorOut}})
+async def put_watchlist(body: WatchlistIn, ident: SignedInDep, services: ServicesDep) -> WatchlistOut:
+    """Replace the symbols whose bars and closed outcomes ``user:{id}:watchlist`` carries."""
+    assert ident.user is not None
+    symbols = [s.upper() for s in body.symbols]
+    return WatchlistOut(
+        symbols=await asyncio.to_thread(services.audience.set_watchlist, ident.user.id, symbols)
+    )
+
+
+class CapitalIn(BaseModel):
+    capital: Annotated[float, Field(ge=MIN_CAPITAL, le=MAX_CAPITAL, allow_inf_nan=False)] | None = Field(
+        description="What ``user:{id}:signals`` sizes positions for; null: the default."
+    )
+
+
+class CapitalOut(BaseModel):
+    capital: float = Field(description="the capital live signals are sized for")
+
+
+@router.put("/capital", response_model=CapitalOut, responses={**_401, 422: {"model": ErrorOut}})
+async def put_capital(body: CapitalIn, ident: SignedInDep, services: ServicesDep) -> CapitalOut:
+    assert ident.user is not None
+    await asyncio.to_thread(services.audience.set_capital, ident.user.id, body.capital)
+    return CapitalOut(capital=body.capital if body.capital is not None else DEFAULT_CAPITAL)

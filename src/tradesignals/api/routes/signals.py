@@ -46,11 +46,12 @@ def _closes(repo: SignalRepository, signals: Sequence[Signal]) -> dict[str, Hist
     return {c.signal.id: HistoryRow.of(c.signal, c.close.seq, c.close.event) for c in found}
 
 
-def _sizes(
+def sizes_for(
     store: BarStore, signals: Sequence[Signal], profile: ProfileName, capital: float
 ) -> dict[str, PositionSize]:
     """The accepted ones among ``signals`` with their size; refused ones are absent
-    (``engine.fitting.accepted``: the one fitting rule, shared with the push sender)."""
+    (``engine.fitting.accepted``: the one fitting rule — lists (``?profile=&capital=``),
+    ``user:{id}:signals`` and the push sender all use it)."""
     sizes: dict[str, PositionSize] = {}
     by_id = {s.id: s for s in signals}
     for sid, (f, vol) in accepted(store, signals, profile).items():
@@ -118,7 +119,7 @@ async def list_signals(
     closes = await asyncio.to_thread(_closes, repo, items)
     if live and profile is None and ident.user is not None:
         own = ident.user.risk_profile if ident.user.profile_answered else ProfileName.MODERATE
-        sizes = await asyncio.to_thread(_sizes, services.bars, items, own, capital)
+        sizes = await asyncio.to_thread(sizes_for, services.bars, items, own, capital)
         return SignalsPage(
             items=[
                 SignalPublic.of(s, closes.get(s.id), sizes.get(s.id))
@@ -131,7 +132,7 @@ async def list_signals(
         return SignalsPage(
             items=[SignalPublic.of(s, closes.get(s.id)) for s in items], next_before=next_before
         )
-    sizes = await asyncio.to_thread(_sizes, services.bars, items, profile, capital)
+    sizes = await asyncio.to_thread(sizes_for, services.bars, items, profile, capital)
     return SignalsPage(
         items=[SignalPublic.of(s, closes.get(s.id), sizes[s.id]) for s in items if s.id in sizes],
         next_before=next_before,

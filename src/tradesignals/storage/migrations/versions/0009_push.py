@@ -1,7 +1,7 @@
 """Web Push subscriptions: one row per browser endpoint, owned by a user.
 
 Revision ID: 0009_push
-Revises: 0007_summary_index
+Revises: 0008_ws
 Create Date: 2026-12-07
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_push"
-down_revision: str | Sequence[str] | None = "0007_summary_index"
+down_revision: str | Sequence[str] | None = "0008_ws"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

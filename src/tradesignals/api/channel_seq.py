@@ -1,0 +1,254 @@
+"""Durable per-channel sequence numbers for WebSocket delivery, the same on every API node.
+
+A ``ChannelLog`` gives each message of a channel its sequence number once, keeps the last
+``retention`` messages of each channel (for ``since`` and for catching a lagged client up), and
+hands every message to every node's ``tail`` (each node then delivers it to its own sockets). The
+frame is encoded once, with its ``seq``, and those bytes go to every client on every node.
+
+Two implementations meet one contract (tests/integration/api/test_channel_log_contract.py):
+
+- ``RedisChannelLog`` (server mode): one Lua script per append does ``INCR`` on the channel's
+  sequence key, ``XADD`` of the frame to the channel's capped stream under the id ``{seq}-0`` (so a
+  replay is an ``XRANGE`` by sequence number) and ``XADD`` to one capped fan-out stream that every
+  node reads with ``XREAD`` from its own cursor: no group, no per-node state left in Redis when a
+  node stops. ``once`` (the bus message id of the source) makes a redelivered source message a
+  no-op, so at-least-once delivery on the bus never numbers one message twice.
+- ``MemoryChannelLog`` (embedded mode): the same in one process.
+
+A channel that has never had a message is at sequence 0 and costs nothing (reading it creates no
+key); sequence keys are never trimmed, so a number never goes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One message of one channel: its number and the exact bytes every subscriber is sent."""
+
+    channel: str
+    seq: int
+    frame: str  # text: WebSocket text frames carry str, so it is decoded once here, not per client
+
+
+def frame_body(channel: str, type_: str, data: Any) -> bytes:
+    """The frame without its ``seq``: ``{"channel", "type", "data"}``; the log puts ``seq`` first."""
+    return orjson.dumps({"channel": channel, "type": type_, "data": data})
+
+
+def with_seq(body: bytes, seq: int) -> str:
+    """``{"seq": N, ...body}``: the number put in front of the encoded body, so data is encoded once."""
+    return '{"seq":' + str(seq) + "," + body[1:].decode()
+
+
+Item = tuple[str, str, Any, str | None]
+"""(channel, type, data, once) for ``append_many``."""
+
+
+class ChannelLog(Protocol):
+    async def append(self, channel: str, type_: str, data: Any, *, once: str | None = None) -> int | None:
+        """Number, store and fan out one message; returns its seq (None: ``once`` was seen before)."""
+        ...
+
+    async def append_many(self, items: Sequence[Item]) -> list[int | None]:
+        """``append`` for each (channel, type, data, once), in order; one round trip where possible."""
+        ...
+
+    async def current(self, channel: str) -> int:
+        """The last seq given on ``channel`` (0: none yet)."""
+        ...
+
+    async def read(self, channel: str, after: int, count: int) -> list[Entry]:
+        """Up to ``count`` retained messages with seq > ``after``, oldest first.
+
+        Retention is bounded: when the first entry returned is not ``after + 1`` (or nothing is
+        returned while ``current`` is past ``after``), the messages between were trimmed.
+        """
+        ...
+
+    async def tail_start(self) -> str:
+        """A cursor at the end of the fan-out now: ``tail`` from it returns only later messages."""
+        ...
+
+    async def tail(self, cursor: str, *, count: int = 1000, wait: float = 0.5) -> tuple[str, list[Entry]]:
+        """Messages of every channel appended after ``cursor`` (oldest first) and the next cursor."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryChannelLog:
+    """The in-process log (embedded mode): one node, so the fan-out is a list every reader walks."""
+
+    def __init__(self, *, retention: int = 10_000, fanout: int = 100_000, once_keys: int = 100_000) -> None:
+        self.retention = retention
+        self._seq: dict[str, int] = {}
+        self._rings: dict[str, deque[Entry]] = {}
+        self._fanout: deque[Entry] = deque(maxlen=fanout)
+        self._fanout_end = 0  # how many entries were ever put on the fan-out
+        self._once: OrderedDict[str, None] = OrderedDict()
+        self._once_keys = once_keys
+        self._changed = asyncio.Event()
+
+    async def append(self, channel: str, type_: str, data: Any, *, once: str | None = None) -> int | None:
+        if once is not None:
+            if once in self._once:
+                return None
+            self._once[once] = None
+            if len(self._once) > self._once_keys:
+                self._once.popitem(last=False)
+        seq = self._seq.get(channel, 0) + 1
+        self._seq[channel] = seq
+        entry = Entry(channel, seq, with_seq(frame_body(channel, type_, data), seq))
+        ring = self._rings.get(channel)
+        if ring is None:
+            ring = self._rings[channel] = deque(maxlen=self.retention)
+        ring.append(entry)
+        self._fanout.append(entry)
+        self._fanout_end += 1
+        self._changed.set()
+        return seq
+
+    async def append_many(self, items: Sequence[Item]) -> list[int | None]:
+        return [await self.append(c, t, d, once=o) for c, t, d, o in items]
+
+    async def current(self, channel: str) -> int:
+        return self._seq.get(channel, 0)
+
+    async def read(self, channel: str, after: int, count: int) -> list[Entry]:
+        ring = self._rings.get(channel)
+        if not ring or ring[-1].seq <= after:
+            return []
+        start = max(0, (after + 1) - ring[0].seq)  # seqs in a ring are consecutive
+        return [ring[i] for i in range(start, min(len(ring), start + count))]
+
+    async def tail_start(self) -> str:
+        return str(self._fanout_end)
+
+    async def tail(self, cursor: str, *, count: int = 1000, wait: float = 0.5) -> tuple[str, list[Entry]]:
+        at = int(cursor)
+        if at >= self._fanout_end:
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout=wait)
+            except TimeoutError:
+                return cursor, []
+        first_kept = self._fanout_end - len(self._fanout)
+        at = max(at, first_kept)  # a reader that fell past the cap skips what was trimmed
+        n = min(count, self._fanout_end - at)
+        base = at - first_kept
+        out = [self._fanout[base + i] for i in range(n)]
+        return str(at + n), out
+
+    async def close(self) -> None:
+        return None
+
+
+# KEYS: seq key, channel stream, fan-out stream, once key ('' for none)
+# ARGV: frame body (starts with '{'), channel, channel maxlen, fan-out maxlen, once ttl (s)
+_APPEND = """
+if KEYS[4] ~= '' then
+  if not redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[5]) then return 0 end
+end
+local seq = redis.call('INCR', KEYS[1])
+local frame = '{"seq":' .. seq .. ',' .. string.sub(ARGV[1], 2)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], seq .. '-0', 'f', frame)
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'c', ARGV[2], 's', seq, 'f', frame)
+return seq
+"""
+
+
+class RedisChannelLog:
+    """The log on Redis (server mode), shared by every API node; see the module docstring."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str,
+        retention: int = 10_000,
+        fanout: int = 100_000,
+        once_ttl_s: int = 86_400,
+        client: Callable[[], Any] | None = None,
+    ) -> None:
+        import redis.asyncio as aioredis
+
+        self.prefix = prefix
+        self.retention = retention
+        self.fanout = fanout
+        self.once_ttl_s = once_ttl_s
+        # A bounded pool that waits for a free connection: a burst of subscribes (each reads the
+        # channel's seq) queues for up to 5 s rather than failing with "too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=64, timeout=5, socket_connect_timeout=2.0
+        )
+        self._pool = pool
+        self._redis: Any = client() if client is not None else aioredis.Redis(connection_pool=pool)
+        self._append = self._redis.register_script(_APPEND)
+
+    def _seq_key(self, channel: str) -> str:
+        return f"{self.prefix}:wsseq:{channel}"
+
+    def _stream_key(self, channel: str) -> str:
+        return f"{self.prefix}:wslog:{channel}"
+
+    @property
+    def fanout_key(self) -> str:
+        return f"{self.prefix}:wsfanout"
+
+    def _call(self, channel: str, type_: str, data: Any, once: str | None) -> tuple[list[str], list[Any]]:
+        once_key = f"{self.prefix}:wsonce:{once}" if once is not None else ""
+        keys = [self._seq_key(channel), self._stream_key(channel), self.fanout_key, once_key]
+        return keys, [frame_body(channel, type_, data), channel, self.retention, self.fanout, self.once_ttl_s]
+
+    async def append(self, channel: str, type_: str, data: Any, *, once: str | None = None) -> int | None:
+        keys, args = self._call(channel, type_, data, once)
+        seq = await self._append(keys=keys, args=args)
+        return int(seq) or None
+
+    async def append_many(self, items: Sequence[Item]) -> list[int | None]:
+        if not items:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for channel, type_, data, once in items:
+                keys, args = self._call(channel, type_, data, once)
+                await self._append(keys=keys, args=args, client=pipe)
+            replies = await pipe.execute()
+        return [int(r) or None for r in replies]
+
+    async def current(self, channel: str) -> int:
+        value = await self._redis.get(self._seq_key(channel))
+        return int(value) if value is not None else 0
+
+    async def read(self, channel: str, after: int, count: int) -> list[Entry]:
+        rows = await self._redis.xrange(self._stream_key(channel), min=f"({after}-0", max="+", count=count)
+        return [Entry(channel, int(rid.split(b"-", 1)[0]), fields[b"f"].decode()) for rid, fields in rows]
+
+    async def tail_start(self) -> str:
+        rows = await self._redis.xrevrange(self.fanout_key, count=1)
+        return rows[0][0].decode() if rows else "0-0"
+
+    async def tail(self, cursor: str, *, count: int = 1000, wait: float = 0.5) -> tuple[str, list[Entry]]:
+        reply = await self._redis.xread(
+            {self.fanout_key: cursor}, count=count, block=max(1, int(wait * 1000))
+        )
+        if not reply:
+            return cursor, []
+        rows = reply[0][1]
+        out = [Entry(f[b"c"].decode(), int(f[b"s"]), f[b"f"].decode()) for _, f in rows]
+        return rows[-1][0].decode(), out
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+        await self._pool.disconnect()
+
+
+__all__ = ["ChannelLog", "Entry", "Item", "MemoryChannelLog", "RedisChannelLog", "frame_body", "with_seq"]
