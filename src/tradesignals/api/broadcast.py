@@ -17,6 +17,8 @@ Topic → channels (``Router``):
   message, ``closed``), ``user:{id}:notifications`` of each holder of an upgrade to it, and
   ``user:{id}:watchlist`` of each watcher of its symbol;
 - ``signal.live`` → ``signal:{id}:live``;
+- ``signal.research`` (the explain sidecar's explanation or research brief) → ``signal:{id}:live``
+  (message type ``explanation`` or ``research``: text, claims and the news ids they cite);
 - ``market.bars`` → ``market:{symbol}:updates`` and the watchers' ``user:{id}:watchlist``;
 - ``system.alerts`` → ``system:alerts``;
 - every node checks each exchange's session (``market_status``) → ``market:status`` (open, break,
@@ -48,6 +50,7 @@ from tradesignals.bus.codec import decoder
 from tradesignals.domain.entitlements import SIGNALS_CHANNEL, live_channel, market_channel, user_channel
 from tradesignals.domain.live import LiveUpdate
 from tradesignals.domain.market import Bar
+from tradesignals.domain.research import SignalText
 from tradesignals.domain.risk import ProfileName
 from tradesignals.domain.sessions import DAY_NS, SessionCalendar, date_of
 from tradesignals.domain.signals import Signal, SignalEvent
@@ -94,6 +97,22 @@ def live_payload(update: LiveUpdate) -> dict[str, Any]:
     return out
 
 
+def text_payload(text: SignalText) -> dict[str, Any]:
+    """What a holder of the live channel reads of a sidecar text: the words and their sources (the
+    counts of dropped claims stay in the operators' metrics)."""
+    return {
+        "signal_id": text.signal_id,
+        "kind": text.kind,
+        "text": text.text,
+        "citations": list(text.citations),
+        "claims": [{"text": c.text, "citations": list(c.citations)} for c in text.claims],
+        "model": text.model,
+        "prompt_version": text.prompt_version,
+        "created_at_ns": text.created_at_ns,
+        "fallback": text.fallback,
+    }
+
+
 class Router:
     """Topic → channel messages. Reads who a per-user message is for from ``audience`` (one query
     per batch) and fits live signals with the API's one fitting rule (``routes.signals.sizes_for``)."""
@@ -107,6 +126,7 @@ class Router:
             topics.SIGNALS: (decoder(Signal), self.signals),
             topics.SIGNAL_EVENTS: (decoder(SignalEvent), self.events),
             topics.SIGNAL_LIVE: (decoder(LiveUpdate), self.live),
+            topics.SIGNAL_RESEARCH: (decoder(SignalText), self.research),
             topics.MARKET_BARS: (decoder(Bar), self.bars),
             topics.SYSTEM_ALERTS: (decoder(dict[str, Any]), self.alerts),
         }
@@ -156,6 +176,9 @@ class Router:
 
     async def live(self, batch: Sequence[Delivery[Any]]) -> list[list[Message]]:
         return [[(live_channel(d.value.signal_id), "live", live_payload(d.value))] for d in batch]
+
+    async def research(self, batch: Sequence[Delivery[Any]]) -> list[list[Message]]:
+        return [[(live_channel(d.value.signal_id), d.value.kind, text_payload(d.value))] for d in batch]
 
     async def bars(self, batch: Sequence[Delivery[Any]]) -> list[list[Message]]:
         watchers: dict[str, list[int]] = {}

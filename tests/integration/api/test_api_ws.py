@@ -24,6 +24,7 @@ from tradesignals.config import load_settings
 from tradesignals.domain.entitlements import live_channel
 from tradesignals.domain.live import LiveUpdate
 from tradesignals.domain.market import Bar, Timeframe, to_ns
+from tradesignals.domain.research import Claim, SignalText
 from tradesignals.domain.sessions import DAY_NS
 from tradesignals.domain.signals import (
     Direction,
@@ -170,6 +171,40 @@ def test_live_updates_reach_the_upgrade_holder_and_the_close_ends_the_stream(
     assert (live["channel"], live["type"], live["seq"]) == (live_channel(sid), "live", 1)
     assert live["data"]["probability"] == 0.55 and live["data"]["distance_to_targets_pct"] == [1.2]
     assert (final["type"], final["seq"], final["data"]["outcome"]) == ("closed", 2, "target")
+
+
+def test_the_sidecars_research_reaches_the_upgrade_holders_live_channel(
+    node: tuple[Services, TestClient],
+) -> None:
+    """``signal.research`` (the explain role's texts) is relayed to ``signal:{id}:live`` with its
+    cited news ids; the counts of dropped claims stay out of the message."""
+    services, client = node
+    signal = open_signal()
+    services.signals.add(signal)
+    sid = signal.id
+    _, token = token_of(services, "r@example.com")
+    r = client.post(
+        "/api/billing/checkout", json={"signal_id": sid}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert r.status_code == 200 and r.json()["status"] == "paid", r.text
+    text = SignalText(
+        signal_id=sid,
+        kind="research",
+        text="Guidance raised [n1].",
+        citations=("n1",),
+        model="gpt-test",
+        prompt_version="llm-v1",
+        created_at_ns=5,
+        claims=(Claim("Guidance raised", ("n1",)),),
+        dropped={"uncited": 2},
+    )
+    with client.websocket_connect(f"/ws?token={token}") as ws:
+        assert subscribe(ws, live_channel(sid))["type"] == "subscribed"
+        publish(client, services, topics.SIGNAL_RESEARCH, "ETHUSDT", text)
+        msg = ws.receive_json()
+    assert (msg["channel"], msg["type"], msg["seq"]) == (live_channel(sid), "research", 1)
+    assert msg["data"]["claims"] == [{"text": "Guidance raised", "citations": ["n1"]}]
+    assert msg["data"]["citations"] == ["n1"] and "dropped" not in msg["data"]
 
 
 def test_engine_alerts_reach_the_public_alerts_channel(node: tuple[Services, TestClient]) -> None:
