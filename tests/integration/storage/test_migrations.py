@@ -33,6 +33,7 @@ from tradesignals.storage.tables import metadata
 pytestmark = pytest.mark.integration
 
 APP_TABLES = {
+    "ingest_positions",
     "users",
     "signals",
     "signal_events",
@@ -63,7 +64,7 @@ def test_migrate_creates_the_schema_on_an_empty_database(engine: Engine) -> None
     assert current_revision(engine) is None
     assert tables(engine) == set()
     migrate(engine)
-    assert current_revision(engine) == head_revision() == "0007_summary_index"
+    assert current_revision(engine) == head_revision() == "0012_ops"
     assert tables(engine) == APP_TABLES | {"alembic_version"}
 
 
@@ -115,7 +116,17 @@ def test_0007_indexes_the_latest_close_of_each_signal_and_goes_back(engine: Engi
     after = {ix["name"] for ix in sa.inspect(engine).get_indexes("signal_events")}
     assert after == names - {"ix_signal_events_signal_id_kind_seq"}
     migrate(engine)
-    assert current_revision(engine) == "0007_summary_index"
+    assert current_revision(engine) == head_revision()
+
+
+def test_0012_adds_ingest_positions_and_goes_back(engine: Engine) -> None:
+    """0012 only adds the ingest positions table; a downgrade to 0007 drops only it."""
+    migrate(engine)
+    assert "ingest_positions" in tables(engine)
+    downgrade(engine, "0007_summary_index")
+    assert tables(engine) == APP_TABLES - {"ingest_positions"} | {"alembic_version"}
+    migrate(engine)
+    assert "ingest_positions" in tables(engine)
 
 
 def test_downgrade_to_base_then_up_again(engine: Engine) -> None:
