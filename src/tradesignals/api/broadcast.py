@@ -18,6 +18,7 @@ from tradesignals.bus.base import Bus
 from tradesignals.bus.codec import decoder
 from tradesignals.domain.entitlements import SIGNALS_CHANNEL, live_channel
 from tradesignals.domain.signals import Signal
+from tradesignals.domain.trace import signal_trace_id
 
 log = structlog.get_logger(__name__)
 
@@ -35,9 +36,16 @@ async def broadcast_signals(bus: Bus, hub: Hub, node_id: str, stop: asyncio.Even
             batch = await consumer.fetch(500, wait=0.2)
             for d in batch:
                 payload = signal_payload(d.value)
-                hub.publish(SIGNALS_CHANNEL, "signal", payload)
+                seq = hub.publish(SIGNALS_CHANNEL, "signal", payload)
                 # the one channel an upgrade to this signal opens (domain.entitlements)
                 hub.publish(live_channel(d.value.id), "signal", payload)
+                log.info(
+                    "signal.delivered",
+                    id=d.value.id,
+                    trace_id=signal_trace_id(d.value),
+                    node=node_id,
+                    seq=seq,
+                )
             if batch:
                 await consumer.ack(*batch)
     finally:

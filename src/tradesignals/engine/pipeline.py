@@ -7,6 +7,7 @@ backtests. ``EngineService`` is the async shell that feeds it from the bus and d
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -23,6 +24,7 @@ from tradesignals.domain.market import Bar, Tick, Timeframe, to_ns
 from tradesignals.domain.outcomes import Outcome
 from tradesignals.domain.sessions import SessionCalendar
 from tradesignals.domain.signals import Direction, Signal, SignalStatus
+from tradesignals.domain.trace import signal_trace_id, trace_id
 from tradesignals.domain.trade_plan import PlanParams
 from tradesignals.engine import stage_metrics
 from tradesignals.engine.backoff import with_backoff
@@ -549,8 +551,18 @@ class EngineService:
         while not self._stop.is_set():
             batch = await self._bus("fetching bars", lambda: consumer.fetch(500, wait=0.2))
             _count_deliveries(batch, self.group)
+            traced = bool(batch) and log.bind().is_enabled_for(logging.DEBUG)  # once a batch: cheap
             for d in batch:
                 await self._ensure_built(consumer, d)
+                if traced:
+                    bar = d.value
+                    close = self.engine.lifecycle.bar_close(bar)
+                    log.debug(
+                        "engine.bar",
+                        trace_id=trace_id(bar.symbol, bar.timeframe.value, close),
+                        symbol=bar.symbol,
+                        attempt=d.attempt,
+                    )
                 t0 = time.perf_counter()
                 signal = self.engine.on_bar(d.value)
                 await self._emit(d, signal, t0)
@@ -639,6 +651,7 @@ class EngineService:
         log.info(
             "signal",
             id=signal.id,
+            trace_id=signal_trace_id(signal),
             symbol=signal.symbol,
             direction=signal.direction.value,
             entry=signal.entry,

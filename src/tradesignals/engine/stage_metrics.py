@@ -35,6 +35,14 @@ RETRIES = Counter(
     "Tries of a call to a dependency that failed and were retried after a back-off (engine.backoff).",
     ["component", "dependency"],
 )
+for _component, _dependency in (
+    ("engine", "bus"),
+    ("engine", "store"),
+    ("ingest", "bus"),
+    ("recorder", "bus"),
+    ("recorder", "store"),
+):
+    RETRIES.labels(_component, _dependency)  # every series exists from start: rate() needs a zero
 BARS = Counter("ts_engine_bars_total", "Bars and ticks the engine handled (not counting rebuild replays).")
 SIGNALS = Counter(
     "ts_engine_signals_total", "Signals the engine stored and published (redeliveries included)."

@@ -605,6 +605,9 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
     settings = services.settings
     if "api" in roles:
         from tradesignals.api.broadcast import broadcast_alerts
+        from tradesignals.api.ops_metrics import watch_hub
+
+        watch_hub(services.hub)
 
         services.tasks.append(
             asyncio.create_task(
