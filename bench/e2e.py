@@ -129,7 +129,7 @@ def tick_stream(n_ticks: int, n_symbols: int) -> dict[str, Any]:
     ticks = ticks[:n_ticks]
     validator = Validator()
     # The tick path scores with the placeholder rule: the registered model is a daily (swing) model.
-    engine = build_engine(load_settings(model="rule", tick_timeframe="1m"))
+    engine = build_engine(load_settings(model="rule", tick_timeframe="1m", engine_input="ticks"))
     sample_every = 10
     lat = []
     gc.disable()
