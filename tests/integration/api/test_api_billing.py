@@ -497,3 +497,20 @@ def test_an_event_for_an_account_that_is_gone_is_recorded_and_grants_nothing(
         (None, "charge"), (None, "charge"), (None, "charge"),
     ]  # fmt: skip
     reconciled(services)
+
+
+def test_webhook_outcomes_are_counted_for_prometheus(api: TestClient) -> None:
+    from prometheus_client import REGISTRY
+
+    def count(outcome: str) -> float:
+        return REGISTRY.get_sample_value("ts_webhook_events_total", {"outcome": outcome}) or 0.0
+
+    before = {o: count(o) for o in ("applied", "duplicate", "rejected")}
+    timed = REGISTRY.get_sample_value("ts_webhook_seconds_count") or 0.0
+    user_id, _ = sign_up(api)
+    body = event("checkout.session.completed", completed_subscription(user_id), event_id="evt_counted")
+    assert post(api, body).json()["applied"] is True
+    assert post(api, body).json()["applied"] is False
+    assert post(api, body, "hello").status_code == 400
+    assert {o: count(o) - before[o] for o in before} == {"applied": 1, "duplicate": 1, "rejected": 1}
+    assert (REGISTRY.get_sample_value("ts_webhook_seconds_count") or 0.0) - timed == 1  # receipt → grant
