@@ -4,7 +4,8 @@ Two `serve --role engine` processes and one `serve --role ingest` replaying a fi
 run) on a test Redis (AOF, `appendfsync everysec`) and a fresh PostgreSQL database. Every 3–8 s
 (seeded: ``TS_FAULT_CHAOS_SEED``) one fault, drawn at random:
 
-- ``engine_kill``: `kill -9` of one engine, a replacement started at once (what a supervisor does);
+- ``engine_kill``: `kill -9` of one engine, a replacement started at once (what a supervisor does;
+  a replacement that starts while Redis is down refuses to start, exit 2, and is started again);
 - ``pg_terminate``: every backend of the database terminated, three times 150 ms apart;
 - ``redis_restart``: Redis stopped (SHUTDOWN, AOF written) and started again on the same files.
 
@@ -52,6 +53,7 @@ SEED = int(os.environ.get("TS_FAULT_CHAOS_SEED", "20261207"))
 KINDS = ("engine_kill", "pg_terminate", "redis_restart")
 
 
+@pytest.mark.timeout(CHAOS_S + 360)  # bounded by its own deadlines; the suite's 120 s default is too short
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 def test_chaos_run_loses_and_duplicates_no_signal(fresh_pg_url: str, tmp_path: Path) -> None:
     rng = random.Random(SEED)
@@ -89,12 +91,26 @@ def test_chaos_run_loses_and_duplicates_no_signal(fresh_pg_url: str, tmp_path: P
         ingest = cluster.start_role(
             "ingest", "ingest", "--feed", f"replay:{replay}", env={"TS_SPEED": str(pace)}
         )
+        wait_until("the first signals", lambda: signal_count() > 0, deadline, [*engines, ingest])
         chaos_end = time.monotonic() + CHAOS_S
         spawned = 2
+        refused_starts = 0
+
+        def supervise() -> None:
+            """A replacement that started while Redis was down refused to start (exit 2, one line):
+            start it again, as a supervisor would. Any other exit is a failure."""
+            nonlocal spawned, refused_starts
+            for i, e in enumerate(engines):
+                if e.poll() is not None:
+                    assert e.returncode == 2, [log.read_text()[-2000:] for log in cluster.logs]
+                    engines[i] = cluster.start_engine(f"engine-{spawned}")
+                    spawned += 1
+                    refused_starts += 1
+
         while time.monotonic() < chaos_end:
             time.sleep(rng.uniform(3.0, 8.0))  # the chaos's own rhythm, not a wait for a state
+            supervise()
             live = [e for e in engines if e.poll() is None]
-            assert len(live) == 2, [log.read_text()[-2000:] for log in cluster.logs]
             kind = rng.choice(KINDS)
             before = signal_count()
             at = time.monotonic()
@@ -136,8 +152,10 @@ def test_chaos_run_loses_and_duplicates_no_signal(fresh_pg_url: str, tmp_path: P
                 time.sleep(0.1)
             fault["recovery_s"] = recovered
             faults.append(fault)
-        wait_until("ingest to finish the replay", lambda: ingest.poll() is not None, deadline, engines)
-        wait_until("every bar to be handled", cluster.drained, deadline, engines)
+        while not (ingest.poll() is not None and cluster.drained()):
+            supervise()
+            assert time.monotonic() < deadline, "timed out waiting for the replay to be handled"
+            time.sleep(0.1)
         copies = cluster.bar_copies()
     finally:
         cluster.stop()
@@ -159,6 +177,7 @@ def test_chaos_run_loses_and_duplicates_no_signal(fresh_pg_url: str, tmp_path: P
         "duplicated": result["extra"] + result["duplicated_events"],
         **result,
         "bars_twice_on_bus": sum(1 for n in copies.values() if n > 1),
+        "engine_starts_refused_redis_down": refused_starts,
         "fault_log": faults,
         "wall_s": round(time.monotonic() - started, 2),
     }

@@ -44,6 +44,7 @@ pytestmark = [pytest.mark.fault, pytest.mark.integration, pytest.mark.slow]
 DOWN_S = float(os.environ.get("TS_FAULT_REDIS_DOWN_S", "30"))
 
 
+@pytest.mark.timeout(DOWN_S + 240)  # the outage itself plus the run; bounded by its own deadlines too
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 def test_roles_ride_out_redis_down_for_30_s(fresh_pg_url: str, tmp_path: Path) -> None:
     started = time.monotonic()
