@@ -128,6 +128,9 @@ def test_roles_ride_out_redis_down_for_30_s(fresh_pg_url: str, tmp_path: Path) -
     assert all("Traceback" not in text for text in logs.values()), logs
     assert figures["ingest_retries_logged"] > 0 and figures["engine_retries_logged"] > 0  # they backed off
     assert "ingest.bus_retry" in logs["ingest"] and "unreachable" in logs["ingest"]  # with the reason
+    # The API node's broadcaster backed off too, and was still running at the clean stop.
+    assert "api.bus_retry" in logs["api"] and "task.failed" not in logs["api"], logs["api"][-3000:]
+    assert api.returncode == 0, logs["api"][-3000:]
     assert figures["bars_on_bus"] == len(validated(bars)) and figures["bars_twice_on_bus"] == 0
     assert figures["lost"] == figures["extra"] == figures["duplicated_events"] == 0
     assert status == expected

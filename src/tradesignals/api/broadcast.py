@@ -7,22 +7,43 @@ signal and can serve any client; a node starts at the latest message (clients ca
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import structlog
 
 from tradesignals.api.hub import Hub
 from tradesignals.api.schemas import SignalPublic
 from tradesignals.bus import topics
-from tradesignals.bus.base import Bus
+from tradesignals.bus.base import Bus, BusError
 from tradesignals.bus.codec import decoder
 from tradesignals.domain.entitlements import SIGNALS_CHANNEL, live_channel
 from tradesignals.domain.signals import Signal
 from tradesignals.domain.trace import signal_trace_id
+from tradesignals.engine.backoff import with_backoff
 
 log = structlog.get_logger(__name__)
 
+R = TypeVar("R")
+
 __all__ = ["SIGNALS_CHANNEL", "broadcast_alerts", "broadcast_signals", "signal_payload"]
+
+
+#: How long the broadcaster rides out an unreachable Redis before its task fails (engine.backoff).
+BUS_RETRY_S = 300.0
+
+
+async def _retrying(what: str, call: Callable[[], Awaitable[R]], stop: asyncio.Event) -> R:
+    """A Redis outage is ridden out, not fatal: the node keeps fanning out once Redis is back."""
+    return await with_backoff(
+        call,
+        what=what,
+        component="api",
+        dependency="bus",
+        retry_on=(BusError,),
+        stop=stop,
+        limit_s=BUS_RETRY_S,
+    )
 
 
 def signal_payload(signal: Signal) -> dict[str, Any]:
@@ -33,7 +54,7 @@ async def broadcast_signals(bus: Bus, hub: Hub, node_id: str, stop: asyncio.Even
     consumer = bus.consumer(topics.SIGNALS, f"api-{node_id}", node_id, decoder(Signal), start="latest")
     try:
         while not stop.is_set():
-            batch = await consumer.fetch(500, wait=0.2)
+            batch = await _retrying("fetching signals", lambda: consumer.fetch(500, wait=0.2), stop)
             for d in batch:
                 payload = signal_payload(d.value)
                 seq = hub.publish(SIGNALS_CHANNEL, "signal", payload)
@@ -47,7 +68,7 @@ async def broadcast_signals(bus: Bus, hub: Hub, node_id: str, stop: asyncio.Even
                     seq=seq,
                 )
             if batch:
-                await consumer.ack(*batch)
+                await _retrying("acking signals", lambda: consumer.ack(*batch), stop)  # noqa: B023
     finally:
         await consumer.close()
 
@@ -59,10 +80,10 @@ async def broadcast_alerts(bus: Bus, hub: Hub, node_id: str, stop: asyncio.Event
     )
     try:
         while not stop.is_set():
-            batch = await consumer.fetch(100, wait=0.2)
+            batch = await _retrying("fetching alerts", lambda: consumer.fetch(100, wait=0.2), stop)
             for d in batch:
                 hub.publish("system:alerts", "alert", d.value)
             if batch:
-                await consumer.ack(*batch)
+                await _retrying("acking alerts", lambda: consumer.ack(*batch), stop)  # noqa: B023
     finally:
         await consumer.close()

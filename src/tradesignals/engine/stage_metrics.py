@@ -41,6 +41,7 @@ for _component, _dependency in (
     ("ingest", "bus"),
     ("recorder", "bus"),
     ("recorder", "store"),
+    ("api", "bus"),
 ):
     RETRIES.labels(_component, _dependency)  # every series exists from start: rate() needs a zero
 BARS = Counter("ts_engine_bars_total", "Bars and ticks the engine handled (not counting rebuild replays).")
