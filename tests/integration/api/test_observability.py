@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -115,10 +116,31 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.fixture
+def own_pg_url(pg_admin_url: str) -> Iterator[str]:
+    """A database of this test alone: its engine signs checkpoints with a key of its own, which a
+    database shared with other tests would then refuse to their engines (and theirs to it)."""
+    import psycopg
+
+    name = f"ts_obs_{uuid.uuid4().hex[:8]}"
+    try:
+        with psycopg.connect(pg_admin_url, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as err:
+        if os.environ.get("TS_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"PostgreSQL is not reachable ({err})", pytrace=False)
+        pytest.skip(f"PostgreSQL is not reachable ({err})")
+    base = pg_admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    yield f"{base}/{name}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.mark.slow
 def test_every_metric_the_dashboard_and_rules_name_is_exposed_by_a_role(
-    pg_url: str, redis_url: str, tmp_path: Path
+    own_pg_url: str, redis_url: str, tmp_path: Path
 ) -> None:
+    pg_url = own_pg_url
     key = tmp_path / "ledger-key.pem"
     key.write_bytes(Ed25519Signer.generate().pem())
     key.chmod(0o600)
