@@ -327,6 +327,23 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "info"
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Roles without HTTP (engine, ingest) serve Prometheus metrics on this port (docs/operations.md).",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Interface of TS_METRICS_PORT: no token guards it, keep it internal."
+    )
+    metrics_interval_s: float = Field(
+        default=5.0, gt=0, le=300, description="Seconds between refreshes of the lag and up gauges."
+    )
+    bus_retry_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How long a role rides out an unreachable Redis (back-off) before it fails.",
+    )
 
     @field_validator("event_rules")
     @classmethod

@@ -11,44 +11,26 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import redis
-from faultkit import PARTITIONS, Cluster, compare, reference, replay_bars, stored, wait_until
+from faultkit import (
+    PARTITIONS,
+    Cluster,
+    compare,
+    free_port,
+    reference,
+    replay_bars,
+    start_redis,
+    stored,
+    wait_until,
+)
 
 from tradesignals.storage.db import make_engine, migrate
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration, pytest.mark.slow]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_redis(port: int, data: Path) -> subprocess.Popen[str]:
-    args = ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--save", ""]
-    args += ["--appendonly", "yes", "--appendfsync", "everysec"]
-    proc = subprocess.Popen(
-        ["redis-server", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
-    )
-    client = redis.Redis(port=port, socket_connect_timeout=0.5)
-    deadline = time.monotonic() + 20
-    while True:
-        assert proc.poll() is None, "redis-server exited at start"
-        try:
-            if client.ping():
-                break
-        except redis.ConnectionError:
-            assert time.monotonic() < deadline, "redis-server did not answer within 20 s"
-            time.sleep(0.05)
-    client.close()
-    return proc
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")

@@ -36,7 +36,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -54,6 +54,8 @@ from tradesignals.domain.research import SignalText
 from tradesignals.domain.risk import ProfileName
 from tradesignals.domain.sessions import DAY_NS, SessionCalendar, date_of
 from tradesignals.domain.signals import Signal, SignalEvent
+from tradesignals.domain.trace import signal_trace_id
+from tradesignals.engine.backoff import with_backoff
 from tradesignals.storage.audience import SqlAudience
 from tradesignals.storage.timeseries import BarStore
 
@@ -61,11 +63,30 @@ log = structlog.get_logger(__name__)
 
 RELAY_GROUP = "ws-relay"
 
+R = TypeVar("R")
+
 Message = tuple[str, str, Any]
 """(channel, type, data): one message for one channel."""
 
 Route = Callable[[Sequence[Delivery[Any]]], Awaitable[list[list[Message]]]]
 """Turns a batch of bus deliveries into the messages of each (same order, one list per delivery)."""
+
+
+#: How long the broadcaster rides out an unreachable Redis before its task fails (engine.backoff).
+BUS_RETRY_S = 300.0
+
+
+async def _retrying(what: str, call: Callable[[], Awaitable[R]], stop: asyncio.Event) -> R:
+    """A Redis outage is ridden out, not fatal: the node keeps fanning out once Redis is back."""
+    return await with_backoff(
+        call,
+        what=what,
+        component="api",
+        dependency="bus",
+        retry_on=(BusError,),
+        stop=stop,
+        limit_s=BUS_RETRY_S,
+    )
 
 
 def signal_payload(signal: Signal) -> dict[str, Any]:
@@ -213,12 +234,8 @@ async def relay(
     consumer = bus.consumer(topic, RELAY_GROUP, node_id, decode, start="latest")
     try:
         while not stop.is_set():
-            try:
-                batch = await consumer.fetch(500, wait=0.2)
-            except BusError as exc:
-                log.warning("ws.relay_fetch_failed", topic=topic, error=str(exc)[:200])
-                await asyncio.sleep(0.5)
-                continue
+            # A Redis outage is ridden out with the one back-off rule of every role (engine.backoff).
+            batch = await _retrying(f"fetching {topic}", lambda: consumer.fetch(500, wait=0.2), stop)
             if joined is not None:
                 joined.set()
             if not batch:
@@ -237,7 +254,17 @@ async def relay(
                 log.warning("ws.relay_append_failed", topic=topic, error=str(exc)[:200])
                 await asyncio.sleep(0.5)
                 continue
-            await consumer.ack(*batch)
+            if topic == topics.SIGNALS:
+                for d, per in zip(batch, messages, strict=True):
+                    # the bar → signal → delivery trace (domain.trace): one id from the bar's close on
+                    log.info(
+                        "signal.delivered",
+                        id=d.value.id,
+                        trace_id=signal_trace_id(d.value),
+                        node=node_id,
+                        channels=len(per),
+                    )
+            await _retrying(f"acking {topic}", lambda: consumer.ack(*batch), stop)  # noqa: B023
     finally:
         await consumer.close()
 

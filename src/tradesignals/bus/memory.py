@@ -27,6 +27,7 @@ from tradesignals.bus._consume import (
     reason_for,
 )
 from tradesignals.bus.base import BusError, DeadLetter, Delivery, GroupLag
+from tradesignals.bus.metrics import DEAD_LETTERS
 
 T = TypeVar("T")
 
@@ -395,6 +396,7 @@ class MemoryConsumer(Generic[T]):
                 if isinstance(item, DeadLetter):
                     del pending[offset]
                     topic.dead.append(item)
+                    DEAD_LETTERS.labels(name, self.group).inc()
                 else:
                     out.append(item)
             if gp.recover or p in me.draining or len(out) >= max_count:
@@ -415,6 +417,7 @@ class MemoryConsumer(Generic[T]):
                     value = decode(payload)
                 except Exception as exc:
                     topic.dead.append(DeadLetter(name, p, key, f"{p}-{offset}", payload, reason_for(exc)))
+                    DEAD_LETTERS.labels(name, self.group).inc()
                 else:
                     pending[offset] = 1
                     out.append(Delivery(name, p, key, f"{p}-{offset}", value, 1))

@@ -51,6 +51,7 @@ from tradesignals.bus._consume import (
     reason_for,
 )
 from tradesignals.bus.base import BusError, DeadLetter, Delivery, GroupLag, partition_for
+from tradesignals.bus.metrics import DEAD_LETTERS
 from tradesignals.bus.redis_client import AnyRedis, check_tag_free, connect, slot_groups
 
 T = TypeVar("T")
@@ -875,6 +876,7 @@ class RedisConsumer(Generic[T]):
             )
             pipe.xack(self._streams[d.partition], self.group, d.id)
         await pipe.execute()
+        DEAD_LETTERS.labels(self.topic, self.group).inc(len(dead))
 
     def _hand_out(self, out: list[Delivery[T]], max_count: int) -> list[Delivery[T]]:
         if len(out) > max_count:

@@ -7,7 +7,7 @@ backtests. ``EngineService`` is the async shell that feeds it from the bus and d
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -15,6 +15,7 @@ from typing import Protocol, TypeVar
 
 import structlog
 
+from tradesignals.bus import metrics as bus_metrics
 from tradesignals.bus import topics
 from tradesignals.bus.base import Bus, BusError, Consumer, Delivery, partition_for
 from tradesignals.bus.codec import decoder, encode
@@ -24,8 +25,10 @@ from tradesignals.domain.market import Bar, Tick, Timeframe, to_ns
 from tradesignals.domain.outcomes import Outcome
 from tradesignals.domain.sessions import SessionCalendar
 from tradesignals.domain.signals import Direction, Signal, SignalStatus, SignalType
+from tradesignals.domain.trace import signal_trace_id, trace_id
 from tradesignals.domain.trade_plan import PlanParams
 from tradesignals.engine import stage_metrics
+from tradesignals.engine.backoff import with_backoff
 from tradesignals.engine.decide import build_signal
 from tradesignals.engine.event_rules import EventRule
 from tradesignals.engine.lifecycle import LifecycleTracker
@@ -497,9 +500,7 @@ class EngineService:
         self.live = live
         engine.live_updates = live
         self.store_retry_s = store_retry_s
-        self.store_retries = 0
         self.bus_retry_s = bus_retry_s
-        self.bus_retries = 0
         self.bus = bus
         self.repo = repo
         self.group = group
@@ -567,22 +568,20 @@ class EngineService:
         ``store_retry_s`` (or at shutdown) the error is raised: the role fails, and the bars come
         back to whichever engine runs next.
         """
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + self.store_retry_s
-        delay = 0.05
-        while True:
-            try:
-                return await asyncio.to_thread(write, *args)
-            except DuplicateError:
-                raise
-            except StorageError as exc:
-                if self._stop.is_set() or loop.time() + delay > give_up:
-                    raise
-                self.store_retries += 1
-                log.warning("engine.store_retry", what=what, error=str(exc)[:300], retry_in_s=delay)
-                with contextlib.suppress(TimeoutError):  # woken early by a shutdown
-                    await asyncio.wait_for(self._stop.wait(), delay)
-                delay = min(delay * 2, 2.0)
+
+        async def call() -> R:
+            return await asyncio.to_thread(write, *args)
+
+        return await with_backoff(
+            call,
+            what=what,
+            component="engine",
+            dependency="store",
+            retry_on=(StorageError,),
+            never_retry=(DuplicateError,),
+            stop=self._stop,
+            limit_s=self.store_retry_s,
+        )
 
     async def _bus(self, what: str, call: Callable[[], Awaitable[R]]) -> R:
         """Run a bus call, retrying with capped back-off while Redis is unreachable (a restart).
@@ -591,20 +590,15 @@ class EngineService:
         member's own pending entries, and a signal published twice is one id to its consumers.
         After ``bus_retry_s`` (or at shutdown) the error is raised and the role fails.
         """
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + self.bus_retry_s
-        delay = 0.05
-        while True:
-            try:
-                return await call()
-            except BusError as exc:
-                if self._stop.is_set() or loop.time() + delay > give_up:
-                    raise
-                self.bus_retries += 1
-                log.warning("engine.bus_retry", what=what, error=str(exc)[:300], retry_in_s=delay)
-                with contextlib.suppress(TimeoutError):  # woken early by a shutdown
-                    await asyncio.wait_for(self._stop.wait(), delay)
-                delay = min(delay * 2, 2.0)
+        return await with_backoff(
+            call,
+            what=what,
+            component="engine",
+            dependency="bus",
+            retry_on=(BusError,),
+            stop=self._stop,
+            limit_s=self.bus_retry_s,
+        )
 
     async def _ensure_built(
         self, consumer: Consumer[Bar] | Consumer[Tick], delivery: Delivery[Bar] | Delivery[Tick]
@@ -677,6 +671,8 @@ class EngineService:
         engine.restore(older)
         seconds = time.perf_counter() - t0
         self.rebuilds.append(Rebuild(first.topic, partition, replayed, len(older), seconds))
+        stage_metrics.REBUILDS.inc()
+        stage_metrics.REBUILD_REPLAYED.inc(replayed)
         log.info(
             "engine.partition_rebuilt",
             topic=first.topic,
@@ -690,8 +686,19 @@ class EngineService:
     async def _consume_bars(self, consumer: Consumer[Bar]) -> None:
         while not self._stop.is_set():
             batch = await self._bus("fetching bars", lambda: consumer.fetch(500, wait=0.2))
+            _count_deliveries(batch, self.group)
+            traced = bool(batch) and log.bind().is_enabled_for(logging.DEBUG)  # once a batch: cheap
             for d in batch:
                 await self._ensure_built(consumer, d)
+                if traced:
+                    bar = d.value
+                    close = self.engine.lifecycle.bar_close(bar)
+                    log.debug(
+                        "engine.bar",
+                        trace_id=trace_id(bar.symbol, bar.timeframe.value, close),
+                        symbol=bar.symbol,
+                        attempt=d.attempt,
+                    )
                 t0 = time.perf_counter()
                 for signal in self.engine.on_bar_signals(d.value):
                     await self._emit(d, signal, t0)
@@ -705,6 +712,7 @@ class EngineService:
     async def _consume_ticks(self, consumer: Consumer[Tick]) -> None:
         while not self._stop.is_set():
             batch = await self._bus("fetching ticks", lambda: consumer.fetch(2000, wait=0.2))
+            _count_deliveries(batch, self.group)
             for d in batch:
                 await self._ensure_built(consumer, d)
                 t0 = time.perf_counter()
@@ -741,7 +749,9 @@ class EngineService:
             written = await self._store(
                 f"closing {outcome.signal_id}", self.repo.close_once, outcome.signal_id, outcome.status, event
             )
-            if not written:
+            if written:
+                stage_metrics.OUTCOMES.labels(outcome.outcome.value).inc()
+            else:
                 log.info("signal.already_closed", id=outcome.signal_id, status=outcome.status.value)
             await self._bus(
                 "publishing an outcome",
@@ -791,14 +801,26 @@ class EngineService:
         stage_metrics.PUBLISH.observe(t2 - t1)
         stage_metrics.END_TO_END.observe(t2 - started)
         self.engine.stats.last_latency_ns = int((t2 - started) * 1e9)
+        stage_metrics.SIGNALS.inc()
         if self.on_signal is not None:
             self.on_signal(signal)
         log.info(
             "signal",
             id=signal.id,
+            trace_id=signal_trace_id(signal),
             symbol=signal.symbol,
             direction=signal.direction.value,
             entry=signal.entry,
             confidence=signal.confidence,
             attempt=delivery.attempt,
         )
+
+
+def _count_deliveries(batch: Sequence[Delivery[Bar]] | Sequence[Delivery[Tick]], group: str) -> None:
+    """Messages handled and, apart, those handed out again after a member died (``attempt`` > 1)."""
+    if not batch:
+        return
+    stage_metrics.BARS.inc(len(batch))
+    again = sum(1 for d in batch if d.attempt > 1)
+    if again:
+        bus_metrics.REDELIVERED.labels(batch[0].topic, group).inc(again)

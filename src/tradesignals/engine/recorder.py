@@ -2,24 +2,32 @@
 
 Its own consumer group, so recording never slows the engine; batches by size and time so the
 store sees few, large, idempotent upserts. Acks only after the upsert: a crash re-records a batch,
-which the store's idempotent upsert absorbs.
+which the store's idempotent upsert absorbs. Redis or the store going away is ridden out with
+back-off (``engine.backoff``): every call retried is a read, an idempotent upsert or an ack.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import pandas as pd
 import structlog
 
 from tradesignals.bus import topics
-from tradesignals.bus.base import Bus, Delivery
+from tradesignals.bus.base import Bus, BusError, Delivery
 from tradesignals.bus.codec import decoder
 from tradesignals.domain.market import Bar, Timeframe
+from tradesignals.engine import stage_metrics
+from tradesignals.engine.backoff import with_backoff
+from tradesignals.storage.base import StorageError
 from tradesignals.storage.timeseries import BarStore
 
 log = structlog.get_logger(__name__)
+
+R = TypeVar("R")
 
 
 def bars_frame(bars: list[Bar]) -> pd.DataFrame:
@@ -47,6 +55,7 @@ async def record_bars(
     name: str,
     max_batch: int = 5_000,
     max_wait: float = 1.0,
+    retry_s: float = 300.0,
 ) -> int:
     """Run until ``stop``; returns the number of bars recorded."""
     consumer = bus.consumer(topics.MARKET_BARS, "history", name, decoder(Bar))
@@ -54,18 +63,44 @@ async def record_bars(
     pending: list[Delivery[Bar]] = []
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max_wait
+
+    async def bus_call(what: str, call: Callable[[], Awaitable[R]]) -> R:
+        return await with_backoff(
+            call,
+            what=what,
+            component="recorder",
+            dependency="bus",
+            retry_on=(BusError,),
+            stop=stop,
+            limit_s=retry_s,
+        )
+
+    async def flush_and_ack(batch: list[Delivery[Bar]]) -> int:
+        n = await with_backoff(
+            lambda: _flush(store, batch),
+            what=f"recording {len(batch)} bars",
+            component="recorder",
+            dependency="store",
+            retry_on=(StorageError,),
+            stop=stop,
+            limit_s=retry_s,
+        )
+        await bus_call("acking", lambda: consumer.ack(*batch))
+        stage_metrics.RECORDED.inc(n)
+        return n
+
     try:
         while not stop.is_set():
-            pending += await consumer.fetch(max_batch, wait=min(0.2, max_wait))
+            pending += await bus_call(
+                "fetching bars", lambda: consumer.fetch(max_batch, wait=min(0.2, max_wait))
+            )
             if pending and (len(pending) >= max_batch or loop.time() >= deadline):
-                recorded += await _flush(store, pending)
-                await consumer.ack(*pending)
+                recorded += await flush_and_ack(pending)
                 pending = []
             if loop.time() >= deadline:
                 deadline = loop.time() + max_wait
         if pending:
-            recorded += await _flush(store, pending)
-            await consumer.ack(*pending)
+            recorded += await flush_and_ack(pending)
     finally:
         await consumer.close()
     return recorded

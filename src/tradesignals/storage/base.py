@@ -179,3 +179,24 @@ class NewsRepository(Protocol):
         ...
 
     def query(self, query: NewsQuery) -> list[ScoredNews]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class IngestPosition:
+    """How far an ingest feed got: what the next run of the same feed starts after (ADR 0025).
+
+    ``published``: per topic, how many of the feed's events for it (accepted by the validator) are
+    on the bus — a prefix: ingest publishes each topic's events in feed order. ``ids``: per topic,
+    per partition, the last bus message id known published; whatever a partition holds after it
+    may be this feed's, published by a run that died before it could save the position, and is
+    checked before anything is sent again.
+    """
+
+    published: dict[str, int]
+    ids: dict[str, dict[int, str]]
+
+
+class IngestPositionStore(Protocol):
+    def load(self, feed: str) -> IngestPosition | None: ...
+
+    def save(self, feed: str, position: IngestPosition) -> None: ...

@@ -412,4 +412,15 @@ class PushSubscriptionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class IngestPositionRow(Base):
+    """The last stored point of each ingest feed (``storage.base.IngestPosition``); one row a feed."""
+
+    __tablename__ = "ingest_positions"
+
+    feed: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    published: Mapped[str] = mapped_column(sa.Text, doc="JSON {topic: events published}.")
+    ids: Mapped[str] = mapped_column(sa.Text, doc="JSON {topic: {partition: last message id}}.")
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 metadata = Base.metadata

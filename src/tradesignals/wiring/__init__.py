@@ -105,7 +105,12 @@ class Services:
         start_roles(self, roles, feed)
 
     async def check_health(self) -> dict[str, Check]:
+        """Each dependency's answer and each group's lag; the same probes refresh the gauges."""
+        from tradesignals.bus import metrics as bus_metrics
+
         checks = {"database": await self._check_db(), "bus": await self._check_bus()}
+        bus_metrics.DB_UP.set(1 if checks["database"].ok else 0)
+        bus_metrics.UP.set(1 if checks["bus"].ok else 0)
         if checks["bus"].ok:
             for name, topic, group in self.lag_groups():
                 checks[f"lag:{name}"] = await self._check_lag(topic, group)
@@ -130,6 +135,11 @@ class Services:
             return Check(True, f"{topic}: lag unknown ({str(exc)[:120] or type(exc).__name__})")
         if lag is None:
             return Check(True, f"{topic}: no {group!r} group yet")
+        from tradesignals.bus import metrics as bus_metrics
+
+        bus_metrics.LAG.labels(topic, group, "unread").set(lag.unread)
+        bus_metrics.LAG.labels(topic, group, "pending").set(lag.pending)
+        bus_metrics.MEMBERS.labels(topic, group).set(lag.members)
         waiting = lag.unread + lag.pending
         detail = f"{topic}: unread={lag.unread} pending={lag.pending} members={lag.members}"
         return Check(not (waiting and lag.members == 0), detail)
@@ -739,7 +749,10 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
     settings = services.settings
     if "api" in roles:
         from tradesignals.api.broadcast import Router, fanout, market_status, relay
+        from tradesignals.api.ops_metrics import watch_hub
         from tradesignals.marketdata.calendar import DEFAULT_EXCHANGE, exchange_calendar
+
+        watch_hub(services.hub)
 
         hub = services.hub
         services.tasks.append(asyncio.create_task(fanout(hub.log, hub, stop), name="ws-fanout"))
@@ -811,6 +824,7 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
                 inputs=frozenset({settings.engine_input}),
                 stop=stop,
                 lease_seconds=settings.bus_lease_s,
+                bus_retry_s=settings.bus_retry_s,
             )
 
         untrained = demo_models_missing(settings, warm)
@@ -839,7 +853,13 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
 
         services.tasks.append(
             asyncio.create_task(
-                record_bars(services.bus, services.bars, stop, name=f"history-{services.node_id}"),
+                record_bars(
+                    services.bus,
+                    services.bars,
+                    stop,
+                    name=f"history-{services.node_id}",
+                    retry_s=settings.bus_retry_s,
+                ),
                 name="recorder",
             )
         )
@@ -866,6 +886,42 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
                     name="news",
                 )
             )
+    _start_metrics(services, roles)  # last: a role refused above leaves nothing running
+
+
+def _start_metrics(services: Services, roles: set[str]) -> None:
+    """Keep the lag and up gauges fresh, and serve /metrics where no API does (TS_METRICS_PORT)."""
+    settings = services.settings
+    services.tasks.append(
+        asyncio.create_task(
+            _refresh_gauges(services, settings.metrics_interval_s, services.stop), name="metrics"
+        )
+    )
+    if "api" in roles or settings.metrics_port is None:
+        return
+    from prometheus_client import start_http_server
+
+    try:
+        server, _thread = start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    except OSError as exc:
+        raise ConfigError(
+            f"TS_METRICS_PORT: port {settings.metrics_port} on {settings.metrics_host} cannot be bound ({exc.strerror})"
+        ) from None
+    log.info("metrics.serving", url=f"http://{settings.metrics_host}:{server.server_port}/metrics")
+    services.on_close.append(server.shutdown)
+
+
+async def _refresh_gauges(services: Services, interval_s: float, stop: asyncio.Event) -> None:
+    """The health probes, every ``interval_s``: what Prometheus reads between two /api/health calls."""
+    import contextlib
+
+    while not stop.is_set():
+        try:
+            await services.check_health()
+        except Exception as exc:  # a probe that fails is a gauge at 0, never a dead role
+            log.warning("metrics.refresh_failed", error=str(exc)[:200])
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
 
 
 def _start_explain(services: Services) -> None:
@@ -943,8 +999,21 @@ async def _ingest(feed: Feed, services: Services) -> None:
     # ahead of or behind the wall clock by design, so they get no clock limits.
     live = services.settings.feed_kind in LIVE_FEEDS
     validator = Validator(max_future_ns=5 * 10**9) if live else Validator()
+    positions = None
+    if services.settings.mode is Mode.SERVER:
+        # The bus outlives this process only in server mode: there a restart resumes (ADR 0025).
+        from tradesignals.storage.ingest_positions import SqlIngestPositions
+
+        positions = SqlIngestPositions(services.db)
     try:
-        await run_ingest(feed, services.bus, validator, services.stop)
+        await run_ingest(
+            feed,
+            services.bus,
+            validator,
+            services.stop,
+            positions=positions,
+            retry_s=services.settings.bus_retry_s,
+        )
     finally:
         await feed.close()
 

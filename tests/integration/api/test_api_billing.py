@@ -516,3 +516,20 @@ def test_premium_may_buy_a_signals_live_stream_once(tmp_path: Path) -> None:
         again = client.post("/api/billing/checkout", json={"signal_id": s.id}, headers=h)
         assert again.status_code == 422
         assert again.json()["detail"] == "you hold live updates for this signal already"
+
+
+def test_webhook_outcomes_are_counted_for_prometheus(api: TestClient) -> None:
+    from prometheus_client import REGISTRY
+
+    def count(outcome: str) -> float:
+        return REGISTRY.get_sample_value("ts_webhook_events_total", {"outcome": outcome}) or 0.0
+
+    before = {o: count(o) for o in ("applied", "duplicate", "rejected")}
+    timed = REGISTRY.get_sample_value("ts_webhook_seconds_count") or 0.0
+    user_id, _ = sign_up(api)
+    body = event("checkout.session.completed", completed_subscription(user_id), event_id="evt_counted")
+    assert post(api, body).json()["applied"] is True
+    assert post(api, body).json()["applied"] is False
+    assert post(api, body, "hello").status_code == 400
+    assert {o: count(o) - before[o] for o in before} == {"applied": 1, "duplicate": 1, "rejected": 1}
+    assert (REGISTRY.get_sample_value("ts_webhook_seconds_count") or 0.0) - timed == 1  # receipt → grant

@@ -58,8 +58,11 @@ async def test_every_valid_event_arrives_in_feed_order_per_symbol() -> None:
     await bus.close()
 
 
-async def test_a_dead_bus_fails_ingest_with_its_error() -> None:
+async def test_a_dead_bus_fails_ingest_with_its_error_after_backing_off(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     bus = RedisStreamsBus("redis://127.0.0.1:1/0", connect_timeout=0.2, socket_timeout=0.2)
     with pytest.raises(BusError, match=r"127\.0\.0\.1:1"):
-        await asyncio.wait_for(run_ingest(Burst(50_000), bus), 30)
+        await asyncio.wait_for(run_ingest(Burst(50_000), bus, retry_s=1.0), 30)
     await bus.close()
+    assert "ingest.bus_retry" in capsys.readouterr().out  # backed off with its reason first

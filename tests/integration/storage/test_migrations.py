@@ -33,6 +33,7 @@ from tradesignals.storage.tables import metadata
 pytestmark = pytest.mark.integration
 
 APP_TABLES = {
+    "ingest_positions",
     "users",
     "watchlist",
     "signals",
@@ -66,7 +67,7 @@ def test_migrate_creates_the_schema_on_an_empty_database(engine: Engine) -> None
     assert current_revision(engine) is None
     assert tables(engine) == set()
     migrate(engine)
-    assert current_revision(engine) == head_revision() == "0010_llm"
+    assert current_revision(engine) == head_revision() == "0012_ops"
     assert tables(engine) == APP_TABLES | {"alembic_version"}
 
 
@@ -136,6 +137,16 @@ def test_0009_adds_push_subscriptions_and_goes_back(engine: Engine) -> None:
     assert "push_subscriptions" not in tables(engine) and current_revision(engine) == "0007_summary_index"
     migrate(engine)
     assert "push_subscriptions" in tables(engine)
+
+
+def test_0012_adds_ingest_positions_and_goes_back(engine: Engine) -> None:
+    """0012 only adds the ingest positions table; a downgrade to 0010 drops only it."""
+    migrate(engine)
+    assert "ingest_positions" in tables(engine)
+    downgrade(engine, "0010_llm")
+    assert tables(engine) == APP_TABLES - {"ingest_positions"} | {"alembic_version"}
+    migrate(engine)
+    assert "ingest_positions" in tables(engine)
 
 
 def test_downgrade_to_base_then_up_again(engine: Engine) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Request
@@ -11,6 +12,7 @@ from pydantic import BaseModel, Field, model_validator
 from tradesignals.accounts.billing import BillingError
 from tradesignals.api.auth import SignedInDep
 from tradesignals.api.deps import ServicesDep
+from tradesignals.api.ops_metrics import WEBHOOK_EVENTS, WEBHOOK_SECONDS
 from tradesignals.api.schemas import ErrorOut
 from tradesignals.domain.tiers import Tier
 
@@ -96,8 +98,16 @@ async def webhook(
     payload = await request.body()
     if len(payload) > MAX_WEBHOOK_BYTES:
         raise HTTPException(status_code=400, detail="webhook payload too large")
+    received = time.perf_counter()
     try:
         applied = await asyncio.to_thread(services.billing.webhook, payload, stripe_signature)
     except BillingError as exc:
+        WEBHOOK_EVENTS.labels("rejected").inc()
         raise HTTPException(status_code=exc.status, detail=str(exc)) from None
+    except Exception:
+        WEBHOOK_EVENTS.labels("error").inc()
+        raise
+    WEBHOOK_EVENTS.labels("applied" if applied else "duplicate").inc()
+    if applied:
+        WEBHOOK_SECONDS.observe(time.perf_counter() - received)
     return WebhookOut(applied=applied)

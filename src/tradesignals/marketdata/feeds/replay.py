@@ -35,7 +35,12 @@ class ReplayFeed:
     ``problems()`` are non-empty are skipped and counted in ``rejected`` (by ``QualityReason``, the
     validator's and ingest's names), never raised:
     real vendor files hold a few NaN or inconsistent rows and one must not stop a replay.
+
+    ``replayable``: every run of ``stream()`` yields the same events in the same order, so a
+    restarted ingest may skip the ones an earlier run published (``engine.ingest``, ADR 0025).
     """
+
+    replayable = True
 
     def __init__(
         self,
