@@ -3,6 +3,7 @@ import { ApiError } from "../api";
 import { authed, authedJson, forgetHere, me, signedIn, signOut } from "../auth";
 import { errorBox, h, when } from "../dom";
 import { go } from "../nav";
+import { disablePush, enablePush, pushState, type PushState } from "../push";
 
 interface PortalOut { url: string; test_mode: boolean }
 
@@ -47,8 +48,35 @@ export async function accountPage(root: HTMLElement): Promise<void> {
   });
   root.append(portal, billing);
 
-  root.append(h("h2", {}, "Notifications"),
-    h("p", { class: "empty" }, "Not available yet: this version of the API has no notification settings."));
+  // Web Push: each new signal your profile accepts (premium), the close of a signal you upgraded.
+  const pushStatus = h("div", { role: "status", "aria-live": "polite", id: "push-status" });
+  const pushButton = h("button", { type: "button", id: "push-toggle" }, "…") as HTMLButtonElement;
+  const words: Record<PushState, string> = {
+    unsupported: "This browser cannot receive push notifications.",
+    denied: "Notifications are blocked for this site in your browser's settings.",
+    off: "Off on this browser.",
+    on: "On: new signals that fit your profile, and the close of signals you upgraded, arrive here.",
+  };
+  const show = (state: PushState): void => {
+    pushButton.dataset.state = state;
+    pushButton.textContent = state === "on" ? "Turn notifications off" : "Turn notifications on";
+    pushButton.disabled = state === "unsupported" || state === "denied";
+    pushStatus.replaceChildren(words[state]);
+  };
+  pushButton.addEventListener("click", () => {
+    const turnOn = pushButton.dataset.state !== "on";
+    pushButton.disabled = true;
+    pushStatus.replaceChildren(turnOn ? "Subscribing…" : "Unsubscribing…");
+    (turnOn ? enablePush() : disablePush())
+      .then(() => pushState())
+      .then(show)
+      .catch((err: unknown) => {
+        pushButton.disabled = false;
+        pushStatus.replaceChildren(errorBox((err as Error).message));
+      });
+  });
+  root.append(h("h2", {}, "Notifications"), pushButton, pushStatus);
+  pushState().then(show).catch((err: unknown) => pushStatus.replaceChildren(errorBox((err as Error).message)));
 
   const out = h("button", { type: "button", id: "sign-out" }, "Sign out");
   const outStatus = h("div", { role: "status", "aria-live": "polite" });
