@@ -119,7 +119,7 @@ export async function livePage(root: HTMLElement): Promise<void> {
     shown = items;
     const fresh = items.filter((s) => !seen.has(s.id));
     tbody.replaceChildren(...items.map((s) => row(s, !first && !seen.has(s.id))));
-    if (!items.length) tbody.append(h("tr", {}, h("td", { colspan: 10, class: "empty" }, "No open signal fits your profile right now; new ones appear here.")));
+    if (!items.length) tbody.append(h("tr", {}, h("td", { colspan: 10, class: "empty" }, "No open signal fits your profile right now. A signal reaches you only when its confidence beats its model's base rate and passes your profile's limits (rank, volatility, type); new ones appear here as they are published.")));
     const now = performance.timeOrigin + performance.now();
     for (const s of fresh) {
       seen.add(s.id);
