@@ -363,16 +363,34 @@ class LiveSite:
         ).result(timeout=10)
 
     def publish_live(self, signal_id: str, data: dict[str, Any]) -> None:
-        """One LiveUpdate on ``signal:{id}:live`` (type ``live``), through the node's hub: the
-        engine's side and its relay belong to other work; the page's contract is the channel and
-        the payload."""
-        from tradesignals.domain.entitlements import live_channel
+        """One mark on ``signal:{id}:live`` as the engine writes it (``domain.live.LiveUpdate`` on
+        the bus topic ``signal.live``), relayed by the node to the channel."""
+        from tradesignals.bus import topics
+        from tradesignals.bus.codec import encode
+        from tradesignals.domain.live import LiveUpdate
 
-        self.publish_hub(live_channel(signal_id), "live", data)
+        update = LiveUpdate(
+            signal_id=signal_id,
+            symbol=str(data.get("symbol", "CALM")),
+            ts_ns=int(data.get("ts_ns", 0)),
+            price=float(data["price"]),
+            filled=bool(data["filled"]),
+            unrealised_net_pct=data.get("unrealised_net_pct"),
+            unrealised_net_r=data.get("unrealised_net_r"),
+            distance_to_stop_pct=float(data["distance_to_stop_pct"]),
+            distance_to_targets_pct=tuple(data["distance_to_targets_pct"]),
+            probability=data.get("probability"),
+            model_version=str(data.get("model_version", "test")),
+        )
+        asyncio.run_coroutine_threadsafe(
+            self.services.bus.publish(topics.SIGNAL_LIVE, update.symbol, encode(update)), self.loop
+        ).result(timeout=10)
 
     def publish_hub(self, channel: str, type_: str, data: dict[str, Any]) -> None:
         """A message straight onto one of this node's WebSocket channels."""
-        self.loop.call_soon_threadsafe(self.services.hub.publish, channel, type_, data)
+        asyncio.run_coroutine_threadsafe(self.services.hub.publish(channel, type_, data), self.loop).result(
+            timeout=10
+        )
 
     def subscribers(self, channel: str) -> int:
         return int(self.services.hub.subscriber_count(channel))
