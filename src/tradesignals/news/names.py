@@ -14,6 +14,8 @@ a missed one only loses a story — so the rules are conservative:
   it is capitalised (a proper noun, not "apple pie" in a sentence-case headline).
 - A one-word name shorter than ``MIN_SINGLE_WORD`` letters, or one in ``COMMON_WORDS`` ("target" in
   "price target", "gap", "block", "visa", "news" …), is never matched on its own.
+- A name followed by a rating verb (Initiates, Maintains, Upgrades, Downgrades, On …) is the broker
+  of an analyst note, not its subject: not mapped.
 - A name shared by two companies (two CIKs) is ambiguous and dropped.
 - Share classes: the tickers of one CIK are one company; a name maps to its primary ticker, the one
   that is the others' share-class root (``domain.share_classes``: GOOGL → GOOG, FOXA → FOX), else
@@ -81,6 +83,15 @@ COMMON_WORDS = frozenset(
 """One-word names that are ordinary words in headlines: never matched alone (a longer name holding
 one is). Names that are words but name the company far more often ("Apple", "Amazon", "Intel")
 are left out of the list on purpose."""
+
+_RATING_VERBS = frozenset(
+    {
+        "initiates", "initiated", "maintains", "upgrades", "downgrades", "reiterates", "reinstates",
+        "assumes", "resumes", "starts", "on",
+    }
+)  # fmt: skip
+"""A name followed by one of these is a broker rating someone else ("Bank of America Downgrades
+Boeing"): the story is about the company rated, so the broker's name is not mapped."""
 
 _WORD = re.compile(r"[A-Za-z0-9]+")
 
@@ -173,7 +184,8 @@ class CompanyNames:
             for n in range(min(self.longest, len(words) - i), 0, -1):
                 ticker = self.names.get(tuple(lowered[i : i + n]))
                 if ticker is not None and words[i][0].isupper():
-                    found.add(ticker)
+                    if i + n >= len(words) or lowered[i + n] not in _RATING_VERBS:
+                        found.add(ticker)
                     i += n
                     break
             else:
