@@ -121,6 +121,18 @@ class Settings(BaseSettings):
         description="replay:PATH | polygon[:TICKER] | alpaca[:SYM,SYM…] | sec:CIK[,CIK…], several joined by + "
         "(de-duplicated across them).",
     )
+    news_public_delay_min: int = Field(
+        default=60,
+        ge=0,
+        le=10_080,
+        description="News received in the last N minutes is for premium callers (and holders of an upgrade "
+        "to a signal on that symbol); anonymous and free callers see older items, told the rest is delayed.",
+    )
+    company_tickers: Path | None = Field(
+        default=None,
+        description="Local copy of SEC's company_tickers.json: news items with no symbol get one from a "
+        "company name in the headline (replay and Polygon feeds).",
+    )
     news_poll_s: float = Field(default=60.0, gt=0, description="Seconds between polls of a live news source.")
     polygon_news_url: str = "https://api.polygon.io"
     sec_user_agent: str = Field(

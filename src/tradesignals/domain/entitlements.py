@@ -14,6 +14,9 @@ Rules (the business, issue 11):
   anyone may read it (open signals reach premium users on ``user:{id}:signals`` alone);
 - push notifications carry live signals: premium callers, or holders of an upgrade in force, may
   subscribe (``may_subscribe_push``); nobody else;
+- news received within the last ``delay`` (``TS_NEWS_PUBLIC_DELAY_MIN``) is live: premium callers,
+  or the holder of an upgrade in force to a signal on the symbol asked about, see it; everyone else
+  sees the older items (public history) and is told the newest are delayed (``news_visible_until``);
 - ``/metrics`` is for operators: an admin account or the operator token (checked by the caller of
   ``may_read_metrics``, which only states the rule).
 
@@ -140,6 +143,29 @@ def channel_error(caller: Caller, channel: str) -> tuple[str, str] | None:
     return ("unknown_channel", f"no such channel {channel!r}")
 
 
+def news_visible_until(
+    caller: Caller, now_ns: int, delay_ns: int, *, upgraded_symbol: bool = False
+) -> int | None:
+    """The newest ``received_at`` (ns, inclusive) whose news ``caller`` may see; None: all of it.
+
+    Fresh news is what moves a live signal, so it is sold like one: premium callers, and the holder
+    of an upgrade in force to a signal on the symbol asked about (``upgraded_symbol``, checked by the
+    API), see it as it arrives. Older news is public history. A bound, not a filter on a page, so
+    the store can apply it before its LIMIT and pages stay full.
+    """
+    if caller.premium or upgraded_symbol:
+        return None
+    return now_ns - delay_ns
+
+
+def may_see_news(
+    caller: Caller, received_at_ns: int, now_ns: int, delay_ns: int, *, upgraded_symbol: bool = False
+) -> bool:
+    """Whether ``caller`` may see one news item received at ``received_at_ns`` (see ``news_visible_until``)."""
+    until = news_visible_until(caller, now_ns, delay_ns, upgraded_symbol=upgraded_symbol)
+    return until is None or received_at_ns <= until
+
+
 def may_read_metrics(caller: Caller, *, operator_token_ok: bool) -> bool:
     """Operators only: the operator token, or an admin account."""
     return operator_token_ok or (caller.user_id is not None and caller.role is Role.ADMIN)
@@ -157,8 +183,10 @@ __all__ = [
     "live_channel",
     "market_channel",
     "may_read_metrics",
+    "may_see_news",
     "may_see_signal",
     "may_subscribe_push",
+    "news_visible_until",
     "sees_open_signals",
     "upgrades_in_force",
     "user_channel",

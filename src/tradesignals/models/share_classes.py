@@ -4,7 +4,8 @@ UA/UAA, BRK.A/BRK.B) are one business, one price path. A model trained on one ha
 Evaluation uses this to decide which symbols are really "unseen": scoring GOOGL's in-period rows as
 new to a model trained on GOOG would grade it on answers it learnt. The rule, in two parts:
 
-1. **Name.** A ticker's *root* is the ticker without a share-class suffix: an explicit one (``.``,
+1. **Name.** A ticker's *root* (``domain.share_classes.share_class_root``, shared with the news
+   name mapping) is the ticker without a share-class suffix: an explicit one (``.``,
    ``-``, ``/`` or a space, then one or two letters: ``BRK.B``, ``BF-B``, ``HEI.A``) or a bare
    trailing class letter (one of ``A B C K L``: ``GOOGL`` → ``GOOG``, ``DISCK`` → ``DISC``,
    ``FOXA`` → ``FOX``) on a root of at least two characters. Two tickers are *name candidates* when
@@ -29,12 +30,13 @@ Thresholds were set from that reasoning before looking at any file, and are not 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from tradesignals.domain.share_classes import CLASS_LETTERS, share_class_root
 
 __all__ = [
     "CLASS_LETTERS",
@@ -48,12 +50,9 @@ __all__ = [
     "share_class_root",
 ]
 
-CLASS_LETTERS = frozenset("ABCKL")
 NAME_MATCH_MIN_CORR = 0.9
 RETURNS_ONLY_MIN_CORR = 0.98
 MIN_OVERLAP_DATES = 20
-
-_EXPLICIT = re.compile(r"^(?P<root>[A-Z0-9]+)[.\-/ ](?P<cls>[A-Z]{1,2})$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,20 +72,6 @@ class Twin:
             "reason": self.reason,
             "correlation": self.correlation,
         }
-
-
-def share_class_root(symbol: str) -> tuple[str, bool]:
-    """``(root, explicit)``: the ticker without its class suffix, and whether the suffix was explicit.
-
-    A ticker with no recognisable suffix is its own root (``explicit`` False).
-    """
-    s = symbol.strip().upper()
-    m = _EXPLICIT.match(s)
-    if m:
-        return m.group("root"), True
-    if len(s) >= 3 and s[-1] in CLASS_LETTERS:
-        return s[:-1], False
-    return s, False
 
 
 def name_candidates(a: str, b: str) -> tuple[bool, bool]:

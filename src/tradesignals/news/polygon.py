@@ -32,6 +32,7 @@ import structlog
 from tradesignals.domain.market import to_ns
 from tradesignals.domain.news import Deduplicator, NewsError, NewsItem, RejectReason, normalise_symbols
 from tradesignals.news._http import JsonPoller
+from tradesignals.news.names import CompanyNames
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +60,7 @@ class PolygonNewsFeed(JsonPoller):
         since_ns: int | None = None,
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], int] = time.time_ns,
+        names: CompanyNames | None = None,
     ) -> None:
         if not key:
             raise NewsError("polygon-news: an API key is required")
@@ -82,6 +84,8 @@ class PolygonNewsFeed(JsonPoller):
         self._max_pages = max_pages
         self._clock = clock
         self.dedup = Deduplicator()
+        self.names = names
+        self.mapped_by_name = 0  # items that had no ticker and got one from a company name
         # ISO text of the newest published_utc seen: the next poll's ``published_utc.gte``.
         self.watermark: str | None = (
             datetime.fromtimestamp(since_ns / 1e9, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -164,6 +168,9 @@ class PolygonNewsFeed(JsonPoller):
             self.rejected[RejectReason.MALFORMED] += 1
             return None
         symbols = normalise_symbols(raw.get("tickers"))
+        if not symbols and self.names is not None and isinstance(title, str):
+            symbols = self.names.match(title)
+            self.mapped_by_name += bool(symbols)
         if not symbols:
             self.rejected[RejectReason.NO_SYMBOL] += 1
             return None

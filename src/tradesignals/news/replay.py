@@ -38,6 +38,7 @@ from tradesignals.domain.news import (
     RejectReason,
     normalise_symbols,
 )
+from tradesignals.news.names import CompanyNames
 
 _TWITTER_TIME = "%a %b %d %H:%M:%S %z %Y"
 
@@ -79,13 +80,15 @@ def _is_jsonl(path: Path) -> bool:
 class ReplayNewsFeed:
     """All items of one file, sorted by ``received_at``; ``stream()`` ends at the end of the file."""
 
-    def __init__(self, path: str | Path, *, speed: float = 0.0) -> None:
+    def __init__(self, path: str | Path, *, speed: float = 0.0, names: CompanyNames | None = None) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise NewsError(f"news replay: no such file {self.path}")
         self.name = f"replay:{self.path.name}"
         self.rejected: Counter[str] = Counter()
         self.dedup = Deduplicator()
+        self.names = names
+        self.mapped_by_name = 0  # items that had no symbol and got one from a company name
         self._speed = speed
         self._closed = False
         self._items: list[NewsItem] | None = None
@@ -170,6 +173,9 @@ class ReplayNewsFeed:
         summary: object = "",
         url: object = "",
     ) -> NewsItem | None:
+        if not symbols and self.names is not None:
+            symbols = self.names.match(str(headline or ""))
+            self.mapped_by_name += bool(symbols)
         if not symbols:
             self.rejected[RejectReason.NO_SYMBOL] += 1
             return None

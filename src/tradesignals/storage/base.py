@@ -164,10 +164,13 @@ class UserRepository(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class NewsQuery:
-    """Newest first by ``received_at``; ``since_ns`` is inclusive; limit clamped to [1, 500]."""
+    """Newest first by ``received_at``; ``since_ns`` and ``until_ns`` are inclusive; limit clamped
+    to [1, 500]. ``until_ns`` is the entitlement bound (``domain.entitlements.news_visible_until``),
+    applied before the limit so a delayed caller's page is full."""
 
     symbol: str | None = None
     since_ns: int | None = None
+    until_ns: int | None = None
     limit: int = 50
 
 

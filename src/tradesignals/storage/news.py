@@ -91,11 +91,15 @@ class SqlNewsRepository:
             )
             if query.since_ns is not None:
                 stmt = stmt.where(NewsSymbolRow.received_at >= query.since_ns)
+            if query.until_ns is not None:
+                stmt = stmt.where(NewsSymbolRow.received_at <= query.until_ns)
             stmt = stmt.order_by(NewsSymbolRow.received_at.desc(), NewsItemRow.id.desc())
         else:
             stmt = sa.select(NewsItemRow)
             if query.since_ns is not None:
                 stmt = stmt.where(NewsItemRow.received_at >= query.since_ns)
+            if query.until_ns is not None:
+                stmt = stmt.where(NewsItemRow.received_at <= query.until_ns)
             stmt = stmt.order_by(NewsItemRow.received_at.desc(), NewsItemRow.id.desc())
         with storage_errors("querying news", self.engine), self._read() as session:
             return [_to_scored(row) for row in session.scalars(stmt.limit(limit))]

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from tradesignals.engine.pipeline import Scorer
     from tradesignals.images.service import SignalImages
     from tradesignals.llm.providers import Provider as LlmProvider
+    from tradesignals.news.names import CompanyNames
     from tradesignals.push.service import PushService
     from tradesignals.storage.llm import SqlLlmStore
 
@@ -428,19 +429,27 @@ def build_news_feed(settings: Settings) -> NewsFeed | None:
     from tradesignals.domain.news import NewsError
     from tradesignals.news.merge import MergedNewsFeed
 
+    names = None
+    if settings.company_tickers is not None:
+        from tradesignals.news.names import CompanyNames
+
+        try:
+            names = CompanyNames.load(settings.company_tickers)
+        except NewsError as exc:
+            raise ConfigError(f"TS_COMPANY_TICKERS: {exc}") from None
     try:
-        feeds = [_news_source(part, settings) for part in settings.news_feed.split("+")]
+        feeds = [_news_source(part, settings, names) for part in settings.news_feed.split("+")]
     except NewsError as exc:
         raise ConfigError(f"TS_NEWS_FEED: {exc}") from None
     return feeds[0] if len(feeds) == 1 else MergedNewsFeed(feeds)
 
 
-def _news_source(spec: str, settings: Settings) -> NewsFeed:
+def _news_source(spec: str, settings: Settings, names: CompanyNames | None = None) -> NewsFeed:
     kind, _, arg = spec.partition(":")
     if kind == "replay":
         from tradesignals.news.replay import ReplayNewsFeed
 
-        return ReplayNewsFeed(arg)
+        return ReplayNewsFeed(arg, names=names)
     if kind == "polygon":
         from tradesignals.news.polygon import PolygonNewsFeed
 
@@ -449,6 +458,7 @@ def _news_source(spec: str, settings: Settings) -> NewsFeed:
             tickers=[arg] if arg else (),
             base_url=settings.polygon_news_url,
             interval_s=settings.news_poll_s,
+            names=names,
         )
     if kind == "alpaca":
         from tradesignals.news.alpaca import AlpacaNewsFeed

@@ -29,6 +29,7 @@ from fastapi.testclient import TestClient
 
 from tradesignals.domain.entitlements import CHANNEL_PATTERNS, live_channel
 from tradesignals.domain.market import Timeframe, to_ns
+from tradesignals.domain.news import NewsItem, ScoredNews
 from tradesignals.domain.risk import QUESTIONNAIRE
 from tradesignals.domain.sessions import DAY_NS
 from tradesignals.domain.signals import (
@@ -86,6 +87,13 @@ SEES = {
 }
 """Who may receive each live signal's details, anywhere (the rule of ``domain.entitlements``)."""
 
+LIVE_NEWS = "Calm Corp live catalyst 7f3a9c"  # received a minute ago: inside the public delay
+OLD_NEWS = "Calm Corp old story 2b8e41"  # received three hours ago: public history
+LIVE_NEWS_SEES = {"premium", "premium_upgrade"}
+"""Who gets the live news item in the unfiltered list (an upgrade covers its signal's symbol only)."""
+LIVE_NEWS_SEES_CALM = {"premium", "premium_upgrade", "upgrade"}
+"""With ``symbol=CALM``: the holders of an upgrade to a CALM signal see its live news too."""
+
 LIVE_STREAM = {OPEN.id: {"upgrade", "premium_upgrade"}, OPEN2.id: set[str]()}
 """Who may subscribe to each live signal's ``signal:{id}:live``: the holders of an upgrade to it."""
 
@@ -130,6 +138,15 @@ def world(services: Services, client: TestClient, user_factory: Callable[..., di
     seed_bars(services)
     for s in (OPEN, OPEN2, CLOSED):
         services.signals.add(s)
+    now = datetime.now(UTC)
+    assert services.news is not None
+    for n, (headline, age) in enumerate(((OLD_NEWS, timedelta(hours=3)), (LIVE_NEWS, timedelta(minutes=1)))):
+        at = to_ns(now - age)
+        scored = ScoredNews(
+            NewsItem(f"t:{n}", "t", at, at, ("CALM",), headline), "positive", 0.9, ("earnings",), at
+        )
+        services.news.add([scored])
+        services.news_features.add(scored)
     services.signals.set_status(
         CLOSED.id,
         SignalStatus.EXPIRED,
@@ -186,6 +203,32 @@ def list_check(w: World, caller: str, body: Any) -> None:
     else:
         assert open_ids == set()
     assert CLOSED.id in {s["id"] for s in body["items"]}  # the track record is everyone's
+
+
+def news_check(sees: set[str]) -> Callable[[World, str, Any], None]:
+    """Live news (inside ``TS_NEWS_PUBLIC_DELAY_MIN``) only for ``sees``; everyone gets the history,
+    and a caller held back is told so (``delayed``), never silently."""
+
+    def check(w: World, caller: str, body: Any) -> None:
+        headlines = [i["headline"] for i in body["items"]]
+        assert OLD_NEWS in headlines
+        assert (LIVE_NEWS in headlines) == (caller in sees), f"{caller}: {headlines}"
+        if caller in sees:
+            assert body["delayed"] is None
+        else:
+            assert body["delayed"]["minutes"] == 60 and "premium" in body["delayed"]["reason"]
+
+    return check
+
+
+def features_check(w: World, caller: str, body: Any) -> None:
+    """The live feature state counts the live item for those who may see CALM's live news; others
+    get the state as of the delay."""
+    count = body["features"]["news_count_1d"]
+    if caller in LIVE_NEWS_SEES_CALM:
+        assert count == 2.0 and body["delayed"] is None
+    else:
+        assert count == 1.0 and body["delayed"]["minutes"] == 60, (caller, body)
 
 
 def me_check(w: World, caller: str, body: Any) -> None:
@@ -267,10 +310,24 @@ ROUTES: dict[tuple[str, str], list[Probe]] = {
             lambda w, c: {"params": {"endpoint": "https://push.example.com/never-subscribed"}},
         )
     ],
-    # news is public information (headlines, sentiment); it names no signal
-    ("GET", "/api/news"): [Probe("/api/news", each(200))],
+    # news history is public; news received within TS_NEWS_PUBLIC_DELAY_MIN is live: premium, or an
+    # upgrade to a signal on the symbol asked about (everyone else is told it is delayed)
+    ("GET", "/api/news"): [
+        Probe("/api/news", each(200), check=news_check(LIVE_NEWS_SEES)),
+        Probe(
+            "/api/news",
+            each(200),
+            lambda w, c: {"params": {"symbol": "CALM"}},
+            check=news_check(LIVE_NEWS_SEES_CALM),
+        ),
+    ],
     ("GET", "/api/news/features"): [
-        Probe("/api/news/features", each(200), lambda w, c: {"params": {"symbol": "CALM"}})
+        Probe(
+            "/api/news/features",
+            each(200),
+            lambda w, c: {"params": {"symbol": "CALM"}},
+            check=features_check,
+        )
     ],
     # backtests are public track-record material, read-only
     ("GET", "/api/backtests"): [Probe("/api/backtests", each(200))],

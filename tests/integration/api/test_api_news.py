@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 
 from tradesignals.domain.news import NewsItem, ScoredNews
@@ -50,6 +53,57 @@ def test_bad_parameters_are_422_with_reason(client: TestClient) -> None:
     assert client.get("/api/news", params={"since": "yesterday"}).status_code == 422
     assert client.get("/api/news", params={"symbol": "A;DROP"}).status_code == 422
     assert client.get("/api/news", params={"limit": 0}).status_code == 422
+
+
+def _recent(services: Services, n_live: int, n_old: int, symbol: str = "A") -> None:
+    """``n_live`` items received in the last minutes and ``n_old`` received hours ago."""
+    import time
+
+    assert services.news is not None
+    now = time.time_ns()
+    rows = [(f"live:{k}", now - (k + 1) * 60 * S) for k in range(n_live)]
+    rows += [(f"old:{k}", now - (3 * 3600 + k) * S) for k in range(n_old)]
+    services.news.add(
+        ScoredNews(NewsItem(i, "t", at, at, (symbol,), f"headline {i}"), "neutral", 0.5, ("none",), at)
+        for i, at in rows
+    )
+
+
+def test_free_callers_get_full_pages_of_history_and_are_told_of_the_delay(
+    client: TestClient,
+    services: Services,
+    user_factory: Callable[..., dict[str, str]],
+    premium: dict[str, str],
+) -> None:
+    """The delay is part of the query: a page of 2 for a free caller holds 2 old items, not the 2
+    newest filtered down to none."""
+    _recent(services, n_live=3, n_old=3)
+    free = user_factory("free@example.com")
+    for headers in ({}, free):
+        body = client.get("/api/news", params={"limit": 2, "symbol": "A"}, headers=headers).json()
+        assert [i["id"] for i in body["items"]] == ["old:0", "old:1"]
+        assert body["delayed"]["minutes"] == 60 and body["delayed"]["reason"].startswith("news received")
+        unfiltered = client.get("/api/news", params={"limit": 2}, headers=headers).json()
+        assert [i["id"] for i in unfiltered["items"]] == ["old:0", "old:1"]
+    body = client.get("/api/news", params={"limit": 2}, headers=premium).json()
+    assert [i["id"] for i in body["items"]] == ["live:0", "live:1"] and body["delayed"] is None
+
+
+def test_the_delay_is_a_setting(tmp_path: Path) -> None:
+    import asyncio
+
+    from tradesignals.api.app import create_app
+    from tradesignals.config import load_settings
+    from tradesignals.wiring import build_services
+
+    services = asyncio.run(
+        build_services(load_settings(mode="embedded", home=tmp_path, news_public_delay_min=0))
+    )
+    _recent(services, n_live=1, n_old=1)
+    with TestClient(create_app(services, roles=frozenset({"api"}))) as client:
+        body = client.get("/api/news").json()
+        assert [i["id"] for i in body["items"]] == ["live:0", "old:0"]  # nothing held back at 0 minutes
+        assert body["delayed"] is None
 
 
 def test_news_features_from_the_live_state(client: TestClient, services: Services) -> None:

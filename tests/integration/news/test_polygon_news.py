@@ -131,3 +131,29 @@ def test_bad_configuration_is_refused() -> None:
         PolygonNewsFeed(key="")
     with pytest.raises(NewsError, match="base URL"):
         PolygonNewsFeed(key="k", base_url="ftp://x")
+
+
+async def test_an_item_without_tickers_gets_one_from_a_company_name(server: Any) -> None:
+    """With TS_COMPANY_TICKERS: "Microsoft …" with no tickers is MSFT; a name-less one is still dropped."""
+    import orjson
+
+    from tradesignals.news.names import CompanyNames
+
+    def row(ident: str, title: str) -> dict[str, object]:
+        return {
+            "id": ident,
+            "publisher": {"name": "Benzinga"},
+            "title": title,
+            "published_utc": "2024-06-24T18:40:00Z",
+            "article_url": f"https://example.com/{ident}",
+            "tickers": [],
+        }
+
+    page = {"results": [row("n1", "Microsoft Unveils New Surface Laptops"), row("n2", "Macro wrap")]}
+    server.add(body=orjson.dumps({**page, "status": "OK", "request_id": "r", "count": 2}))
+    names = CompanyNames.load(WIRE.parents[1] / "company_tickers.json")
+    f = feed(server, names=names)
+    items = await f.poll_once()
+    await f.close()
+    assert [(i.id, i.symbols) for i in items] == [("polygon:n1", ("MSFT",))]
+    assert f.mapped_by_name == 1 and f.rejected == {"no symbol": 1}

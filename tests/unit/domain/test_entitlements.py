@@ -14,8 +14,10 @@ from tradesignals.domain.entitlements import (
     is_conflated,
     live_channel,
     may_read_metrics,
+    may_see_news,
     may_see_signal,
     may_subscribe_push,
+    news_visible_until,
     sees_open_signals,
     upgrades_in_force,
 )
@@ -113,3 +115,36 @@ def test_only_market_updates_are_conflated() -> None:
         is_conflated(c)
         for c in ("signals", "market:status", "user:1:signals", "system:alerts", "market:AAPL:updates\n")
     )
+
+
+NOW = 1_800_000_000 * 10**9
+DELAY = 60 * 60 * 10**9
+
+
+@pytest.mark.parametrize(
+    ("caller", "upgraded_symbol", "sees_live"),
+    [
+        (ANONYMOUS, False, False),
+        (FREE, False, False),
+        (ADMIN, False, False),  # an admin manages; it does not read the paid feed for free
+        (UPGRADED, False, False),  # an upgrade to a signal on another symbol
+        (UPGRADED, True, True),  # an upgrade to a signal on the symbol asked about
+        (PREMIUM, False, True),
+        (Caller(None, Tier.PREMIUM), False, False),  # a tier without an account is anonymous
+    ],
+)
+def test_fresh_news_is_for_premium_and_the_symbols_upgrade_holders(
+    caller: Caller, upgraded_symbol: bool, sees_live: bool
+) -> None:
+    kw = {"upgraded_symbol": upgraded_symbol}
+    assert may_see_news(caller, NOW - DELAY - 1, NOW, DELAY, **kw)  # history: everyone's
+    assert may_see_news(caller, NOW - DELAY, NOW, DELAY, **kw)  # the bound itself is history
+    assert may_see_news(caller, NOW - DELAY + 1, NOW, DELAY, **kw) is sees_live
+    assert may_see_news(caller, NOW, NOW, DELAY, **kw) is sees_live
+    until = news_visible_until(caller, NOW, DELAY, **kw)
+    assert until == (None if sees_live else NOW - DELAY)
+
+
+def test_a_zero_delay_makes_all_news_public() -> None:
+    assert may_see_news(ANONYMOUS, NOW, NOW, 0)
+    assert not may_see_news(ANONYMOUS, NOW + 1, NOW, 0)  # received "after now": not yet, for anyone free

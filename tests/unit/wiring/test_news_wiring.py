@@ -89,3 +89,16 @@ def test_several_sources_are_merged(tmp_path: Path) -> None:
     assert isinstance(feed, MergedNewsFeed) and len(feed.feeds) == 2
     with pytest.raises(ConfigError, match="unknown news feed 'kafka'"):
         load_settings(home=tmp_path, news_feed=f"replay:{a}+kafka")
+
+
+def test_company_tickers_reach_the_feeds_and_a_bad_file_is_one_line(tmp_path: Path) -> None:
+    news = tmp_path / "n.csv"
+    news.write_text(",title,date,stock\n0,Apple Shares Rise,2020-05-21 16:30:00-04:00,\n")
+    tickers = Path(__file__).parents[2] / "fixtures" / "company_tickers.json"
+    feed = build_news_feed(load_settings(home=tmp_path, news_feed=f"replay:{news}", company_tickers=tickers))
+    assert isinstance(feed, ReplayNewsFeed) and [i.symbols for i in feed.load()] == [("AAPL",)]
+    bad = tmp_path / "company_tickers.json"
+    bad.write_text("{oops")
+    with pytest.raises(ConfigError) as info:
+        build_news_feed(load_settings(home=tmp_path, news_feed=f"replay:{news}", company_tickers=bad))
+    assert str(info.value).startswith("TS_COMPANY_TICKERS: company tickers: cannot read company_tickers.json")
