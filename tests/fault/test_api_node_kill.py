@@ -27,7 +27,7 @@ import statistics
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,6 @@ from tradesignals.storage.db import make_engine, migrate
 pytestmark = [pytest.mark.fault, pytest.mark.integration, pytest.mark.slow]
 
 CLIENTS_ON_A = 4
-CLIENTS: list[Client] = []  # this run's clients: a wait fails as soon as one of them stops
 RELAYED = (topics.SIGNAL_EVENTS, topics.MARKET_BARS)  # the topics this test's channels come from
 
 
@@ -113,11 +112,15 @@ class Client:
 
 
 async def until(
-    what: str, cond: Callable[[], bool], deadline: float, procs: list[subprocess.Popen[str]]
+    what: str,
+    cond: Callable[[], bool],
+    deadline: float,
+    procs: list[subprocess.Popen[str]],
+    clients: Sequence[Client] = (),
 ) -> None:
     """Poll ``cond`` (off the loop: it may read Redis or HTTP) until true; fail with ``what`` at the deadline."""
     while not await asyncio.to_thread(cond):
-        for c in CLIENTS:
+        for c in clients:  # a client that gave up fails the wait at once
             assert not c.task.done(), (
                 f"client {c.name} stopped while waiting for {what}: {c.task.exception()!r}"
             )
@@ -141,8 +144,9 @@ def test_kill_9_of_an_api_node_clients_resume_on_another_without_gap(
     migrate(db)  # once, before the processes start: they must not race to create the schema
     cluster = Cluster(fresh_pg_url, redis_url, redis_prefix, tmp_path)
     figures: dict[str, Any] = {}
+    clients: list[Client] = []
     try:
-        asyncio.run(scenario(cluster, bars, replay, closed, figures, started + 180))
+        clients = asyncio.run(scenario(cluster, bars, replay, closed, figures, started + 180))
     finally:
         cluster.stop()
     logs = {log.stem: log.read_text() for log in cluster.logs}
@@ -155,7 +159,6 @@ def test_kill_9_of_an_api_node_clients_resume_on_another_without_gap(
     db.dispose()
     figures |= {"bars": len(bars), **compare(expected, status, events)}
     figures["wall_s"] = round(time.monotonic() - started, 2)
-    clients: list[Client] = figures.pop("_clients")
     print("FAULT api_node_kill", json.dumps(figures))
     for name in ("ingest", "engine", "api-b"):
         assert "Traceback" not in logs[name], logs[name][-3000:]
@@ -180,7 +183,7 @@ async def scenario(
     closed: set[str],
     figures: dict[str, Any],
     deadline: float,
-) -> None:
+) -> list[Client]:
     port_a, port_b = free_port(), free_port()
     engine = cluster.start_engine("engine")
     # Each node its own home: nothing on disk is shared between them, only Redis and PostgreSQL.
@@ -211,10 +214,12 @@ async def scenario(
     url_a, url_b = f"ws://127.0.0.1:{port_a}/ws", f"ws://127.0.0.1:{port_b}/ws"
     clients = [Client(f"a{i}", [url_a, url_b], channels) for i in range(CLIENTS_ON_A)]
     clients.append(Client("control-b", [url_b], channels))
-    figures["_clients"] = clients
-    CLIENTS[:] = clients
     await until(
-        "every client to subscribe", lambda: all(c.subscribed.is_set() for c in clients), deadline, []
+        "every client to subscribe",
+        lambda: all(c.subscribed.is_set() for c in clients),
+        deadline,
+        [],
+        clients,
     )
     # Paced: the 250 days take ~20 s, so node A dies while outcomes are still being made.
     ingest = cluster.start_role(
@@ -226,7 +231,8 @@ async def scenario(
         "a third of the outcomes on node A's clients",
         lambda: all(len(c.got["signals"]) >= len(closed) // 3 for c in on_a),
         deadline,
-        [*roles, ingest],
+        roles,  # ingest may be done by now on a loaded machine: the engine still works through its bars
+        clients,
     )
     victim = next(h for h in relay_holders() if h.endswith(f"-{node_a.pid}"))
     # The relay's leases are TS_BUS_LEASE_S long (they were a fixed 10 s: a dead node's share waited that).
@@ -245,13 +251,15 @@ async def scenario(
         if c["name"] == victim
     )
     figures["published_at_kill"] = cluster.published()
-    assert figures["published_at_kill"] < len(validated(bars))  # mid-stream: bars still to come
+    # Mid-stream: outcomes are still to be made, relayed and numbered after the kill.
+    assert figures["outcomes_before_kill"] < len(closed)
     roles = [engine, node_b]
     await until(
         "node A's clients to resume on node B",
         lambda: all(c.first_after_resume is not None for c in on_a),
         deadline,
         roles,
+        clients,
     )
     resume_ms = [round(((c.first_after_resume or 0) - killed_at) * 1000, 1) for c in on_a]
     await until(
@@ -259,15 +267,17 @@ async def scenario(
         lambda: list(relay_holders().values()) == [len(relay_leases)],
         deadline,
         roles,
+        clients,
     )
     figures["relay_takeover_s"] = round(time.monotonic() - killed_at, 2)
-    await until("ingest to finish the replay", lambda: ingest.poll() is not None, deadline, roles)
-    await until("every bar to be handled", cluster.drained, deadline, roles)
+    await until("ingest to finish the replay", lambda: ingest.poll() is not None, deadline, roles, clients)
+    await until("every bar to be handled", cluster.drained, deadline, roles, clients)
     await until(
         "the relay group to hand on every outcome and bar",
         lambda: all(cluster.group_drained(t, RELAY_GROUP) for t in RELAYED),
         deadline,
         roles,
+        clients,
     )
     seq_key = f"{cluster.prefix}:wsseq:"
     last_signals = int(cluster.r.get(seq_key + "signals") or 0)
@@ -277,8 +287,8 @@ async def scenario(
         lambda: all(c.last("signals") == last_signals and c.last(channels[1]) == last_bar for c in clients),
         deadline,
         roles,
+        clients,
     )
-    CLIENTS.clear()
     for c in clients:
         assert not c.task.done(), (c.name, c.task.exception())  # still connected: it never gave up
         c.task.cancel()
@@ -295,6 +305,8 @@ async def scenario(
     for c in clients:  # conflated: the latest of each moment, numbered in order, the last one included
         bar_seqs = [s for s, _ in c.got[channels[1]]]
         assert bar_seqs == sorted(set(bar_seqs)) and bar_seqs[-1] == last_bar, c.name
+    # They left node A because it was killed, not before.
+    assert all(c.dropped_at is not None and c.dropped_at >= killed_at for c in on_a)
     figures |= {
         "clients_resumed": len(on_a),
         "kill_to_first_message_on_b_ms": {
@@ -309,3 +321,4 @@ async def scenario(
         "duplicates": duplicates,
         "kill_to_drained_s": round(time.monotonic() - killed_at, 2),
     }
+    return clients
