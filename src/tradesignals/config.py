@@ -53,7 +53,7 @@ class Settings(BaseSettings):
         default=10.0,
         gt=0,
         le=300,
-        description="Seconds a consumer (an engine) may go silent before others take its partitions.",
+        description="Seconds a consumer (an engine, an API node's relay) may go silent before others take its partitions.",
     )
 
     # Tiers and prices (USD). Settings, so that marketing can change them without a release.

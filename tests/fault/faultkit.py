@@ -225,9 +225,13 @@ class Cluster:
 
     def drained(self) -> bool:
         """Every partition's group read to the end and nothing pending: all bars handled and acked."""
-        for s in self.streams:
+        return self.group_drained(topics.MARKET_BARS, GROUP)
+
+    def group_drained(self, topic: str, group: str) -> bool:
+        """``group`` has read every partition of ``topic`` to the end and acked all it was given."""
+        for s in (stream_key(self.prefix, topic, p) for p in range(PARTITIONS)):
             groups = self.r.xinfo_groups(s) if self.r.exists(s) else []
-            g = next((g for g in groups if g["name"] == GROUP), None)
+            g = next((g for g in groups if g["name"] == group), None)
             if g is None or g["pending"] or g["lag"]:
                 return False
             # Redis reports lag as nil when it cannot count it (after a restart from the AOF, for

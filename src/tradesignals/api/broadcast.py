@@ -229,9 +229,14 @@ async def relay(
     node_id: str,
     stop: asyncio.Event,
     joined: asyncio.Event | None = None,
+    lease_s: float = 10.0,
 ) -> None:
-    """Append what each message of ``topic`` means to the channel log; ack once it is appended."""
-    consumer = bus.consumer(topic, RELAY_GROUP, node_id, decode, start="latest")
+    """Append what each message of ``topic`` means to the channel log; ack once it is appended.
+
+    ``lease_s`` (``TS_BUS_LEASE_S``): how long a dead node's partitions of the relay group wait
+    before another node claims them with their unacked messages; meanwhile their messages wait.
+    """
+    consumer = bus.consumer(topic, RELAY_GROUP, node_id, decode, start="latest", lease_seconds=lease_s)
     try:
         while not stop.is_set():
             # A Redis outage is ridden out with the one back-off rule of every role (engine.backoff).

@@ -15,7 +15,8 @@ Each client remembers, per channel, the last ``seq`` it was given. Delivery per 
   "from_seq"}`` first. A gap the log no longer holds (trimmed) is answered ``{"type": "resync",
   "channel", "from_seq"}``: reload over REST; messages after ``from_seq`` follow.
 - **Conflated** (``market:{symbol}:updates``): only the latest message per channel waits in the
-  queue; a newer one replaces it (a price is stale once the next one exists).
+  queue; a newer one replaces it (a price is stale once the next one exists). A resume with
+  ``since`` is read from the log first, like a reliable channel's, so seqs never go back.
 
 A client that does not read at all is closed by its sender when a send makes no progress for
 ``send_timeout_s`` (``ws.py``: close code 4008).
@@ -165,15 +166,17 @@ class Hub:
             last = client.last.get(entry.channel)
             if last is None or entry.seq <= last:
                 continue  # already given (a replay overtook the fan-out)
+            if entry.channel in client.catching_up:
+                # the sender reads it from the log, in order: a conflated channel resumed with
+                # ``since`` too, or its newest frame would overtake (or repeat) the replayed ones
+                client.catching_up[entry.channel] = entry.seq
+                continue
             if conflated:
                 if entry.channel not in client.latest:
                     client.queue.append((entry.channel,))
                 client.latest[entry.channel] = entry.frame
                 client.last[entry.channel] = entry.seq
                 client.wake.set()
-                continue
-            if entry.channel in client.catching_up:
-                client.catching_up[entry.channel] = entry.seq  # the sender reads it from the log
                 continue
             if entry.seq != last + 1:
                 client.catching_up[entry.channel] = entry.seq  # a gap: fill it from the log

@@ -775,7 +775,17 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
             joined = hub.relays.setdefault(topic, asyncio.Event())
             services.tasks.append(
                 asyncio.create_task(
-                    relay(services.bus, hub.log, topic, decode, route, services.node_id, stop, joined),
+                    relay(
+                        services.bus,
+                        hub.log,
+                        topic,
+                        decode,
+                        route,
+                        services.node_id,
+                        stop,
+                        joined,
+                        lease_s=settings.bus_lease_s,
+                    ),
                     name=f"ws-relay-{topic}",
                 )
             )

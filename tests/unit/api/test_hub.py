@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from tradesignals.api.channel_seq import MemoryChannelLog
+from tradesignals.api.channel_seq import Entry, MemoryChannelLog
 from tradesignals.api.hub import Hub, HubClient
 
 
@@ -107,6 +107,36 @@ async def test_market_updates_are_conflated_to_the_latest() -> None:
     await publish(hub, "market:AAPL:updates", 1, first=5)
     got = drain(c)
     assert [(m["channel"], m["seq"]) for m in got] == [("market:AAPL:updates", 6), ("market:MSFT:updates", 2)]
+
+
+class FanOutDuringRead(MemoryChannelLog):
+    """A log whose read lets the node's fan-out deliver one new message first (a read over the
+    network yields to the event loop): the race of a resumed client with a live message."""
+
+    hub: Hub
+    channel = ""
+
+    async def read(self, channel: str, after: int, count: int) -> list[Entry]:
+        if self.channel:
+            cursor = await self.tail_start()
+            await self.append(self.channel, "bar", {"live": True})
+            _, entries = await self.tail(cursor, wait=0)
+            self.channel = ""
+            for e in entries:
+                self.hub.deliver(e)
+        return await super().read(channel, after, count)
+
+
+async def test_a_conflated_channel_resumed_with_since_never_goes_back_or_repeats() -> None:
+    log = FanOutDuringRead()
+    hub = log.hub = Hub(log)
+    c = hub.new_client()
+    await publish(hub, "market:AAPL:updates", 5)
+    await subscribe(hub, c, "market:AAPL:updates", since=2)
+    log.channel = "market:AAPL:updates"  # seq 6 reaches the hub while the replay reads 3..
+    assert [m["seq"] for m in await caught_up(hub, c)] == [3, 4, 5, 6]
+    await publish(hub, "market:AAPL:updates", 2)
+    assert [m["seq"] for m in await caught_up(hub, c)] == [8]  # live again: conflated
 
 
 async def test_channels_leave_the_hub_with_their_last_subscriber() -> None:
