@@ -79,10 +79,13 @@ def test_ingest_engine_and_api_roles_in_separate_processes(
         auth = {"Authorization": f"Bearer {token}"}
         paid = httpx.post(f"{base}/api/billing/checkout", json={"plan": "premium"}, headers=auth, timeout=10)
         assert paid.json()["status"] == "paid"
+        user_id = httpx.get(f"{base}/api/me", headers=auth, timeout=5).json()["id"]
 
         async def first_signal() -> dict[str, Any]:
             async with websockets.connect(f"ws://127.0.0.1:{port}/ws?token={token}") as ws:
-                await ws.send(orjson.dumps({"op": "subscribe", "channels": ["signals"]}).decode())
+                # The user's fitted signals, and the public outcomes (the track record as written).
+                channels = ["signals", f"user:{user_id}:signals"]
+                await ws.send(orjson.dumps({"op": "subscribe", "channels": channels}).decode())
                 assert orjson.loads(await ws.recv())["type"] == "subscribed"
                 # Start ingest last: the engine group reads from the earliest entry, so nothing is missed.
                 procs.append(start("--role", "ingest", "--feed", "sim"))
@@ -90,16 +93,17 @@ def test_ingest_engine_and_api_roles_in_separate_processes(
                     remaining = deadline - time.monotonic()
                     assert remaining > 0, "no signal reached the API through Redis within 60 s"
                     msg = orjson.loads(await asyncio.wait_for(ws.recv(), timeout=remaining))
-                    if msg.get("channel") == "signals":
+                    if msg.get("channel") in channels:
                         return dict(msg["data"])
 
         data = asyncio.run(first_signal())
         for p in procs:
             assert p.poll() is None, [log.read_text()[-2000:] for log in logs]
-        assert data["model_version"] == "rule-sma-cross-v0"
-        one = httpx.get(f"{base}/api/signals/{data['id']}", headers=auth, timeout=5)
-        assert one.status_code == 200 and one.json()["id"] == data["id"]
-        hidden = httpx.get(f"{base}/api/signals/{data['id']}", timeout=5)
+        sid = data.get("id") or data["signal_id"]  # a fitted signal, or a closed outcome
+        one = httpx.get(f"{base}/api/signals/{sid}", headers=auth, timeout=5)
+        assert one.status_code == 200 and one.json()["id"] == sid
+        assert one.json()["model_version"] == "rule-sma-cross-v0"
+        hidden = httpx.get(f"{base}/api/signals/{sid}", timeout=5)
         assert hidden.status_code == 403 or hidden.json()["status"] != "open"  # anonymous
         # The engine signed a checkpoint at start, with the operator's key.
         latest = httpx.get(f"{base}/api/ledger/checkpoints/latest", timeout=5)

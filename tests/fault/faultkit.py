@@ -237,8 +237,12 @@ class Cluster:
             # Redis reports lag as nil when it cannot count it (after a restart from the AOF, for
             # one): then compare the group's last delivered id with the stream's last entry.
             if g["lag"] is None:
-                last = self.r.xrevrange(s, count=1)
-                if last and _id(last[0][0]) > _id(g["last-delivered-id"]):
+                raw = redis.Redis.from_url(self.redis_url)  # entries are MessagePack, not text
+                try:
+                    last = raw.xrevrange(s, count=1)
+                finally:
+                    raw.close()
+                if last and _id(last[0][0].decode()) > _id(g["last-delivered-id"]):
                     return False
         return True
 

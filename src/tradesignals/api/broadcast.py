@@ -45,7 +45,7 @@ from tradesignals.api.hub import Hub
 from tradesignals.api.routes.signals import DEFAULT_CAPITAL, sizes_for
 from tradesignals.api.schemas import SignalPublic
 from tradesignals.bus import topics
-from tradesignals.bus.base import Bus, BusError, Delivery
+from tradesignals.bus.base import Bus, Delivery
 from tradesignals.bus.codec import decoder
 from tradesignals.domain.entitlements import SIGNALS_CHANNEL, live_channel, market_channel, user_channel
 from tradesignals.domain.live import LiveUpdate
@@ -55,7 +55,7 @@ from tradesignals.domain.risk import ProfileName
 from tradesignals.domain.sessions import DAY_NS, SessionCalendar, date_of
 from tradesignals.domain.signals import Signal, SignalEvent
 from tradesignals.domain.trace import signal_trace_id
-from tradesignals.engine.backoff import with_backoff
+from tradesignals.engine.backoff import bus_call
 from tradesignals.storage.audience import SqlAudience
 from tradesignals.storage.timeseries import BarStore
 
@@ -72,21 +72,9 @@ Route = Callable[[Sequence[Delivery[Any]]], Awaitable[list[list[Message]]]]
 """Turns a batch of bus deliveries into the messages of each (same order, one list per delivery)."""
 
 
-#: How long the broadcaster rides out an unreachable Redis before its task fails (engine.backoff).
-BUS_RETRY_S = 300.0
-
-
 async def _retrying(what: str, call: Callable[[], Awaitable[R]], stop: asyncio.Event) -> R:
     """A Redis outage is ridden out, not fatal: the node keeps fanning out once Redis is back."""
-    return await with_backoff(
-        call,
-        what=what,
-        component="api",
-        dependency="bus",
-        retry_on=(BusError,),
-        stop=stop,
-        limit_s=BUS_RETRY_S,
-    )
+    return await bus_call(call, what=what, component="api", stop=stop)
 
 
 def signal_payload(signal: Signal) -> dict[str, Any]:

@@ -66,3 +66,31 @@ async def with_backoff(
                 await asyncio.wait_for(stop.wait(), delay)
             delay = min(delay * 2, MAX_DELAY_S)
             pending_check = True
+
+
+BUS_RETRY_S = 300.0
+"""How long a background bus reader (API relay, image and push workers) rides out an unreachable
+Redis before its task fails (the default of ``TS_BUS_RETRY_S``)."""
+
+
+async def bus_call(
+    call: Callable[[], Awaitable[R]],
+    *,
+    what: str,
+    component: str,
+    stop: asyncio.Event,
+    limit_s: float = BUS_RETRY_S,
+) -> R:
+    """``with_backoff`` for a bus fetch or ack: a ``BusError`` (Redis away) is retried, anything else
+    is a bug and raised at once."""
+    from tradesignals.bus.base import BusError
+
+    return await with_backoff(
+        call,
+        what=what,
+        component=component,
+        dependency="bus",
+        retry_on=(BusError,),
+        stop=stop,
+        limit_s=limit_s,
+    )

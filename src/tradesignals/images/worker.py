@@ -2,7 +2,8 @@
 
 Its own consumer group (``images``), shared by every node that runs it, so each signal is rendered
 by one of them; it runs beside the engine, never inside it, and a failure is counted and logged,
-never passed on (the API renders a missing image on demand).
+never passed on (the API renders a missing image on demand); a Redis outage is ridden out with the
+one back-off rule (``engine.backoff``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from tradesignals.bus import topics
 from tradesignals.bus.base import Bus
 from tradesignals.bus.codec import decoder
 from tradesignals.domain.signals import Signal
+from tradesignals.engine.backoff import bus_call
 from tradesignals.engine.fitting import wait_for_deciding_bar
 from tradesignals.images.service import ImageFailed, SignalImages
 
@@ -29,7 +31,9 @@ async def render_signal_images(
     consumer = bus.consumer(topics.SIGNALS, GROUP, node_id, decoder(Signal), start="earliest")
     try:
         while not stop.is_set():
-            batch = await consumer.fetch(20, wait=0.2)
+            batch = await bus_call(
+                lambda: consumer.fetch(20, wait=0.2), what="fetching signals", component="images", stop=stop
+            )
             for d in batch:
                 signal = d.value
                 try:
@@ -42,7 +46,12 @@ async def render_signal_images(
                     images.stats.count("failed")
                     log.warning("image.worker_failed", id=signal.id, error=repr(exc)[:300])
             if batch:
-                await consumer.ack(*batch)
+                await bus_call(
+                    lambda: consumer.ack(*batch),  # noqa: B023
+                    what="acking signals",
+                    component="images",
+                    stop=stop,
+                )
     finally:
         await consumer.close()
 

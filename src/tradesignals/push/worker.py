@@ -24,6 +24,7 @@ from tradesignals.bus import topics
 from tradesignals.bus.base import Bus
 from tradesignals.bus.codec import decoder
 from tradesignals.domain.signals import Signal, SignalEvent, SignalEventKind
+from tradesignals.engine.backoff import bus_call
 from tradesignals.engine.fitting import accepted, wait_for_deciding_bar
 from tradesignals.push.sender import PushSender
 from tradesignals.storage.base import SignalRepository
@@ -122,7 +123,9 @@ async def _consume(
     consumer = bus.consumer(topic, group, node_id, decode, start="latest")
     try:
         while not stop.is_set():
-            batch = await consumer.fetch(50, wait=0.2)
+            batch = await bus_call(
+                lambda: consumer.fetch(50, wait=0.2), what=f"fetching {topic}", component="push", stop=stop
+            )
             for d in batch:
                 try:
                     await handle(d.value)
@@ -130,7 +133,12 @@ async def _consume(
                     sender.stats.count("failed")
                     log.warning("push.notify_failed", topic=topic, error=repr(exc)[:300])
             if batch:
-                await consumer.ack(*batch)
+                await bus_call(
+                    lambda: consumer.ack(*batch),  # noqa: B023
+                    what=f"acking {topic}",
+                    component="push",
+                    stop=stop,
+                )
     finally:
         await consumer.close()
 
