@@ -26,9 +26,17 @@ GROUP = "images"
 
 
 async def render_signal_images(
-    bus: Bus, images: SignalImages, node_id: str, stop: asyncio.Event, *, bar_wait_s: float = 10.0
+    bus: Bus,
+    images: SignalImages,
+    node_id: str,
+    stop: asyncio.Event,
+    *,
+    bar_wait_s: float = 10.0,
+    lease_s: float = 10.0,
 ) -> None:
-    consumer = bus.consumer(topics.SIGNALS, GROUP, node_id, decoder(Signal), start="earliest")
+    consumer = bus.consumer(
+        topics.SIGNALS, GROUP, node_id, decoder(Signal), start="earliest", lease_seconds=lease_s
+    )
     try:
         while not stop.is_set():
             batch = await bus_call(

@@ -117,10 +117,11 @@ async def _consume(
     handle: Callable[[T], Awaitable[object]],
     sender: PushSender,
     stop: asyncio.Event,
+    lease_s: float = 10.0,
 ) -> None:
     """Read ``topic`` in ``group`` from the latest entry and ``handle`` each message; a failed one
     (storage or the bar store down) is counted and logged, and the batch is acked all the same."""
-    consumer = bus.consumer(topic, group, node_id, decode, start="latest")
+    consumer = bus.consumer(topic, group, node_id, decode, start="latest", lease_seconds=lease_s)
     try:
         while not stop.is_set():
             batch = await bus_call(
@@ -144,12 +145,20 @@ async def _consume(
 
 
 async def push_new_signals(
-    bus: Bus, sender: PushSender, store: SqlPushStore, bars: BarStore, node_id: str, stop: asyncio.Event
+    bus: Bus,
+    sender: PushSender,
+    store: SqlPushStore,
+    bars: BarStore,
+    node_id: str,
+    stop: asyncio.Event,
+    lease_s: float = 10.0,
 ) -> None:
     async def handle(signal: Signal) -> None:
         await notify_new_signal(sender, store, bars, signal)
 
-    await _consume(bus, topics.SIGNALS, SIGNALS_GROUP, node_id, decoder(Signal), handle, sender, stop)
+    await _consume(
+        bus, topics.SIGNALS, SIGNALS_GROUP, node_id, decoder(Signal), handle, sender, stop, lease_s
+    )
 
 
 async def push_signal_closes(
@@ -159,12 +168,13 @@ async def push_signal_closes(
     signals: SignalRepository,
     node_id: str,
     stop: asyncio.Event,
+    lease_s: float = 10.0,
 ) -> None:
     async def handle(event: SignalEvent) -> None:
         await notify_close(sender, store, signals, event)
 
     await _consume(
-        bus, topics.SIGNAL_EVENTS, EVENTS_GROUP, node_id, decoder(SignalEvent), handle, sender, stop
+        bus, topics.SIGNAL_EVENTS, EVENTS_GROUP, node_id, decoder(SignalEvent), handle, sender, stop, lease_s
     )
 
 

@@ -796,7 +796,13 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
             services.tasks.append(
                 asyncio.create_task(
                     push_new_signals(
-                        services.bus, push.sender, push.store, services.bars, services.node_id, stop
+                        services.bus,
+                        push.sender,
+                        push.store,
+                        services.bars,
+                        services.node_id,
+                        stop,
+                        settings.bus_lease_s,
                     ),
                     name="push-signals",
                 )
@@ -804,7 +810,13 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
             services.tasks.append(
                 asyncio.create_task(
                     push_signal_closes(
-                        services.bus, push.sender, push.store, services.signals, services.node_id, stop
+                        services.bus,
+                        push.sender,
+                        push.store,
+                        services.signals,
+                        services.node_id,
+                        stop,
+                        settings.bus_lease_s,
                     ),
                     name="push-events",
                 )
@@ -815,7 +827,9 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
             # Off the engine's path: its own consumer group, its own render thread.
             services.tasks.append(
                 asyncio.create_task(
-                    render_signal_images(services.bus, services.images, services.node_id, stop),
+                    render_signal_images(
+                        services.bus, services.images, services.node_id, stop, lease_s=settings.bus_lease_s
+                    ),
                     name="images",
                 )
             )
