@@ -11,13 +11,13 @@ were open (sector caps bind on a user's open positions, which accounts will brin
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
 
 from tradesignals.api.auth import IdentityDep
+from tradesignals.api.dbpool import DbPoolDep
 from tradesignals.api.deps import ServicesDep
 from tradesignals.api.schemas import ErrorOut, PositionSize, SignalPublic, SignalsPage
 from tradesignals.domain.entitlements import may_see_signal, sees_open_signals
@@ -75,6 +75,7 @@ def sizes_for(
 async def list_signals(
     services: ServicesDep,
     ident: IdentityDep,
+    pool: DbPoolDep,
     symbol: Annotated[str | None, Query(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9.\-_/]+$")] = None,
     status: SignalStatus | None = None,
     type: SignalType | None = None,
@@ -114,12 +115,12 @@ async def list_signals(
         closed_only=not live,
     )
     repo = services.signals
-    items = await asyncio.to_thread(repo.query, query)
+    items = await pool.run(repo.query, query)
     next_before = items[-1].id if len(items) == limit else None
-    closes = await asyncio.to_thread(_closes, repo, items)
+    closes = await pool.run(_closes, repo, items)
     if live and profile is None and ident.user is not None:
         own = ident.user.risk_profile if ident.user.profile_answered else ProfileName.MODERATE
-        sizes = await asyncio.to_thread(sizes_for, services.bars, items, own, capital)
+        sizes = await pool.run(sizes_for, services.bars, items, own, capital)
         return SignalsPage(
             items=[
                 SignalPublic.of(s, closes.get(s.id), sizes.get(s.id))
@@ -132,7 +133,7 @@ async def list_signals(
         return SignalsPage(
             items=[SignalPublic.of(s, closes.get(s.id)) for s in items], next_before=next_before
         )
-    sizes = await asyncio.to_thread(sizes_for, services.bars, items, profile, capital)
+    sizes = await pool.run(sizes_for, services.bars, items, profile, capital)
     return SignalsPage(
         items=[SignalPublic.of(s, closes.get(s.id), sizes[s.id]) for s in items if s.id in sizes],
         next_before=next_before,
@@ -144,12 +145,14 @@ async def list_signals(
     response_model=SignalPublic,
     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}},
 )
-async def get_signal(signal_id: SignalId, services: ServicesDep, ident: IdentityDep) -> SignalPublic:
+async def get_signal(
+    signal_id: SignalId, services: ServicesDep, ident: IdentityDep, pool: DbPoolDep
+) -> SignalPublic:
     """A closed signal for anyone; an open one for premium or the holder of an upgrade to it (else 403)."""
-    signal = await asyncio.to_thread(services.signals.get, signal_id)
+    signal = await pool.run(services.signals.get, signal_id)
     if signal is None:
         raise HTTPException(status_code=404, detail=f"no signal with id {signal_id}")
     if not may_see_signal(ident.caller, signal.id, is_open=not signal.status.is_closed):
         raise HTTPException(status_code=403, detail="this signal is live: premium or an upgrade to it")
-    closes = await asyncio.to_thread(_closes, services.signals, [signal])
+    closes = await pool.run(_closes, services.signals, [signal])
     return SignalPublic.of(signal, closes.get(signal.id))
