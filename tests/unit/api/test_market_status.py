@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import orjson
@@ -30,13 +31,26 @@ async def test_two_nodes_publish_each_change_once() -> None:
     stop = asyncio.Event()
     now = [ns(2024, 3, 5, 13, 0)]  # before the open
     exchanges = {"XNYS": exchange_calendar("XNYS")}
+    checks = [0, 0]  # rounds each node has made (each reads the clock once)
+
+    def clock_of(node: int) -> Callable[[], int]:
+        def clock() -> int:
+            checks[node] += 1
+            return now[0]
+
+        return clock
+
     nodes = [
-        asyncio.create_task(market_status(log, stop, exchanges, every_s=0.01, clock=lambda: now[0]))
-        for _ in range(2)
+        asyncio.create_task(market_status(log, stop, exchanges, every_s=0.01, clock=clock_of(i)))
+        for i in range(2)
     ]
+    loop = asyncio.get_running_loop()
     for t in (ns(2024, 3, 5, 13, 0), ns(2024, 3, 5, 15, 0), ns(2024, 3, 5, 16, 0), ns(2024, 3, 5, 22, 0)):
         now[0] = t
-        await asyncio.sleep(0.05)  # several rounds of both nodes
+        seen, deadline = list(checks), loop.time() + 10
+        while any(c - s < 3 for c, s in zip(checks, seen, strict=True)):  # both nodes saw t, twice over
+            assert loop.time() < deadline, "a node stopped checking"
+            await asyncio.sleep(0.005)  # polling the condition above
     stop.set()
     await asyncio.gather(*nodes)
     frames = [orjson.loads(e.frame) for e in await log.read(MARKET_STATUS, 0, 100)]
