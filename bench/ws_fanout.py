@@ -1,26 +1,28 @@
 """WebSocket fan-out figures, as JSON: our API role beside a minimal plain ``websockets`` server.
 
     .venv/bin/python bench/ws_fanout.py [--n 1000,5000,10000] [--messages 30] [--rate 10]
-        [--procs 4] [--resume 100000] [--redis-url URL] [--pg-url URL]
+        [--procs 4] [--servers plain,fanout,asgi] [--resume 100000] [--redis-url URL] [--pg-url URL]
 
 For each N, in the same run and with the same clients and messages:
 
-- **ours**: ``tradesignals`` in server mode, API role only, in its own process (uvicorn, the same
-  config as ``tradesignals serve``), fed through Redis as the engine feeds it: the bench publishes
-  each message on the bus topic ``system.alerts``; the API relays it to the channel log and fans it
-  out to ``system:alerts``.
+- **fanout**: ``tradesignals`` in server mode, API role only, in its own process (the same config
+  as ``tradesignals serve``) with its dedicated WebSocket server (``ws_port``, ``api/ws_server.py``),
+  fed through Redis as the engine feeds it: the bench publishes each message on the bus topic
+  ``system.alerts``; the API relays it to the channel log and fans it out to ``system:alerts``.
+- **asgi**: the same process, the clients on the API's ASGI route ``/ws`` (uvicorn) instead.
 - **plain**: a minimal ``websockets`` server in its own process, fed through Redis too (``XREAD`` on
   a stream), sending each message with ``websockets.broadcast`` to every socket that subscribed.
 
 N clients subscribe from ``--procs`` client processes (asyncio + websockets, many sockets each).
 Per message: the spread from the first client to receive it to the last (p50/p99 over messages),
 the delay from publish to the first client, drops (messages a client never got), and the server
-process's CPU (seconds and % of one core over the send window) and peak RSS. ``ratio`` is ours
-over plain for the p99 spread. A size that cannot be opened (file descriptors, memory, time) is
+process's CPU (seconds and % of one core over the send window) and peak RSS.
+``ratio_p99_spread_<ours>_over_plain`` is each of ours over plain for the p99 spread. A size that cannot be opened (file descriptors, memory, time) is
 reported with where it stopped.
 
 ``resume``: ``--resume`` messages appended to one channel while no one listens; then one client
-subscribes with ``since: 0`` and the time until it holds the last one (``caught_up_s``).
+subscribes with ``since: 0`` on the fan-out server and the time until it holds the last one
+(``caught_up_s``).
 
 Keys under a random ``tsbench:`` prefix are deleted afterwards; the PostgreSQL database the bench
 creates is dropped.
@@ -72,7 +74,7 @@ def pct(values: list[float], p: float) -> float | None:
 # --- server processes -----------------------------------------------------------------------------
 
 
-def serve_ours(port: int, db: str, redis_url: str, prefix: str) -> None:
+def serve_ours(port: int, db: str, redis_url: str, prefix: str, ws_port: int | None) -> None:
     import uvicorn
 
     from tradesignals.api.app import create_app
@@ -92,6 +94,7 @@ def serve_ours(port: int, db: str, redis_url: str, prefix: str) -> None:
         http_max_concurrency=60_000,
         ws_retention=200_000,
         ws_idle_timeout_s=3600,
+        ws_port=ws_port,
     )
 
     async def main() -> None:
@@ -315,9 +318,13 @@ def measure(
     kind: str, n: int, args: argparse.Namespace, redis_url: str, prefix: str, db: str
 ) -> dict[str, Any]:
     port = free_port()
+    ws_port = free_port() if kind == "fanout" else port
     stream = f"{prefix}:plain"
-    if kind == "ours":
+    ours = kind in ("asgi", "fanout")
+    if ours:
         cmd = [sys.executable, str(HERE), "_ours", "--port", str(port), "--db", db]
+        if kind == "fanout":
+            cmd += ["--ws-port", str(ws_port)]
     else:
         cmd = [sys.executable, str(HERE), "_plain", "--port", str(port), "--stream", stream]
     server = subprocess.Popen([*cmd, "--redis-url", redis_url, "--prefix", prefix], stdout=subprocess.DEVNULL)
@@ -325,11 +332,12 @@ def measure(
     clients: list[subprocess.Popen[str]] = []
     try:
         wait_port(port)
+        wait_port(ws_port)
         sampler = Sampler(server.pid)
-        if kind == "ours":
+        if ours:
             time.sleep(2.0)  # its roles start after the port opens: let the baseline settle
         rss_base = sampler.rss()
-        url = f"ws://127.0.0.1:{port}/ws" if kind == "ours" else f"ws://127.0.0.1:{port}/"
+        url = f"ws://127.0.0.1:{ws_port}/ws" if ours else f"ws://127.0.0.1:{port}/"
         t0 = time.monotonic()
         clients = start_clients(url, n, args.procs, args.messages)
         opened = read_ready(clients, timeout=args.open_timeout)
@@ -344,7 +352,7 @@ def measure(
         w0 = time.monotonic()
         publish = (
             publish_ours(redis_url, prefix, args.messages, args.rate)
-            if kind == "ours"
+            if ours
             else publish_plain(redis_url, stream, args.messages, args.rate)
         )
         asyncio.run(publish)
@@ -414,7 +422,7 @@ def measure_resume(total: int, redis_url: str, prefix: str, db: str) -> dict[str
         finally:
             await log.close()
 
-    port = free_port()
+    port, ws_port = free_port(), free_port()
     server = subprocess.Popen(
         [
             sys.executable,
@@ -422,6 +430,8 @@ def measure_resume(total: int, redis_url: str, prefix: str, db: str) -> dict[str
             "_ours",
             "--port",
             str(port),
+            "--ws-port",
+            str(ws_port),
             "--db",
             db,
             "--redis-url",
@@ -433,12 +443,13 @@ def measure_resume(total: int, redis_url: str, prefix: str, db: str) -> dict[str
     )
     try:
         wait_port(port)
+        wait_port(ws_port)
         asyncio.run(fill())
 
         async def resume() -> float:
             import websockets
 
-            async with websockets.connect(f"ws://127.0.0.1:{port}/ws", max_size=2**20) as ws:
+            async with websockets.connect(f"ws://127.0.0.1:{ws_port}/ws", max_size=2**20) as ws:
                 t0 = time.monotonic()
                 await ws.send(json.dumps({"op": "subscribe", "channels": [CHANNEL], "since": 0}))
                 while True:
@@ -466,6 +477,7 @@ def main() -> None:
     o.add_argument("--db")
     o.add_argument("--redis-url")
     o.add_argument("--prefix")
+    o.add_argument("--ws-port", type=int, default=None)
     pl = sub.add_parser("_plain")
     pl.add_argument("--port", type=int)
     pl.add_argument("--redis-url")
@@ -482,13 +494,14 @@ def main() -> None:
     p.add_argument("--procs", type=int, default=4)
     p.add_argument("--open-timeout", type=float, default=300.0)
     p.add_argument("--resume", type=int, default=100_000)
+    p.add_argument("--servers", default="plain,fanout,asgi", help="which servers to measure, in order")
     p.add_argument("--redis-url", default=os.environ.get("TS_REDIS_URL", "redis://127.0.0.1:6379/0"))
     p.add_argument(
         "--pg-url", default=os.environ.get("TS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
     )
     args = p.parse_args()
     if args.cmd == "_ours":
-        serve_ours(args.port, args.db, args.redis_url, args.prefix)
+        serve_ours(args.port, args.db, args.redis_url, args.prefix, args.ws_port)
         return
     if args.cmd == "_plain":
         serve_plain(args.port, args.redis_url, args.stream)
@@ -518,13 +531,17 @@ def main() -> None:
     try:
         for n in [int(x) for x in args.n.split(",") if x]:
             row: dict[str, Any] = {"n": n}
-            for kind in ("plain", "ours"):
+            kinds = [k for k in args.servers.split(",") if k]
+            for kind in kinds:
                 prefix = f"tsbench:{uuid.uuid4().hex[:8]}"
                 prefixes.append(prefix)
                 row[kind] = measure(kind, n, args, args.redis_url, prefix, db)
                 print(json.dumps(row[kind]), file=sys.stderr, flush=True)
-            a, b = row["ours"].get("spread_ms_p99"), row["plain"].get("spread_ms_p99")
-            row["ratio_p99_spread_ours_over_plain"] = round(a / b, 2) if a is not None and b else None
+            b = row.get("plain", {}).get("spread_ms_p99")
+            for kind in kinds:
+                a = row[kind].get("spread_ms_p99")
+                if kind != "plain" and b:
+                    row[f"ratio_p99_spread_{kind}_over_plain"] = round(a / b, 2) if a is not None else None
             report["fanout"].append(row)
         if args.resume:
             prefix = f"tsbench:{uuid.uuid4().hex[:8]}"

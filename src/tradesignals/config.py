@@ -277,6 +277,16 @@ class Settings(BaseSettings):
         default="",
         description="Comma-separated browser origins (scheme://host[:port]) allowed besides the API's own.",
     )
+    ws_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port of the dedicated WebSocket fan-out server (path /ws) beside the API's own "
+        "/ws; unset: none. Route /ws to it at the proxy (docs/operations.md).",
+    )
+    ws_host: str | None = Field(
+        default=None, description="Address the dedicated WebSocket server binds; unset: ``host``."
+    )
     ws_client_queue: int = Field(default=1000, ge=10, description="Frames waiting per socket before it lags.")
     ws_replay_chunk: int = Field(default=500, ge=1, le=10_000, description="Messages read per replay step.")
     ws_retention: int = Field(

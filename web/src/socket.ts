@@ -26,6 +26,15 @@ export interface SocketOptions {
 const MAX_BACKOFF_MS = 30_000;
 declare global { interface Window { tsSockets?: Set<LiveSocket> } }
 
+/** What a close code means to the user (the server's codes: README "WebSocket /ws"). */
+const CLOSE_REASONS: Record<number, string> = {
+  1001: "the server restarted",
+  1011: "the server had an internal error",
+  1013: "the server is at capacity",
+  4000: "the connection was idle",
+  4008: "the server dropped a slow connection",
+};
+
 export class LiveSocket {
   private ws: WebSocket | null = null;
   private readonly seqs = new Map<string, number>();
@@ -92,7 +101,7 @@ export class LiveSocket {
       this.active.clear();
       this.pending = [];
       clearInterval(this.ping);
-      this.retry(ev.code === 1013 ? "the server dropped a slow connection" : "connection closed");
+      this.retry(CLOSE_REASONS[ev.code] ?? "connection closed");
     };
   }
 

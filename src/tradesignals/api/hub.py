@@ -19,13 +19,21 @@ Each client remembers, per channel, the last ``seq`` it was given. Delivery per 
   ``since`` is read from the log first, like a reliable channel's, so seqs never go back.
 
 A client that does not read at all is closed by its sender when a send makes no progress for
-``send_timeout_s`` (``ws.py``: close code 4008).
+``send_timeout_s`` (close code 4008).
+
+**Writing at once.** A server that can write a frame without awaiting (``ws_server.py``) gives its
+clients a ``writer``: when a client's queue is empty and its channel is live, ``deliver`` hands the
+frame, encoded once per message, straight to the socket — no queue, no task switch. The writer
+says no when the socket's send buffer is full (the peer is not reading); the frame then takes the
+queue and the policy above applies unchanged. Order per channel is kept: a frame is written at
+once only when nothing of that client waits before it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -47,6 +55,7 @@ class HubClient:
     latest: dict[str, str] = field(default_factory=dict)  # conflated channel -> its newest frame
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     closing: tuple[int, str] | None = None  # (close code, reason): the socket is to be closed
+    writer: Callable[[bytes], bool] | None = None  # writes a frame now; False: the socket cannot take it
 
     @property
     def channels(self) -> set[str]:
@@ -54,6 +63,8 @@ class HubClient:
 
     def offer(self, frame: bytes) -> bool:
         """Queue a direct reply (ack, error); False when the queue is full (the client is not reading)."""
+        if not self.queue and self.writer is not None and self.writer(frame):
+            return True
         if len(self.queue) >= self.limit:
             return False
         self.queue.append(frame.decode())
@@ -161,32 +172,40 @@ class Hub:
         subs = self._subs.get(entry.channel)
         if not subs:
             return
-        conflated = is_conflated(entry.channel)
+        channel, seq, frame = entry.channel, entry.seq, entry.frame
+        conflated = is_conflated(channel)
+        payload: bytes | None = None  # the frame encoded once, for the clients written at once
         for client in subs:
-            last = client.last.get(entry.channel)
-            if last is None or entry.seq <= last:
+            last = client.last.get(channel)
+            if last is None or seq <= last:
                 continue  # already given (a replay overtook the fan-out)
-            if entry.channel in client.catching_up:
+            if channel in client.catching_up:
                 # the sender reads it from the log, in order: a conflated channel resumed with
                 # ``since`` too, or its newest frame would overtake (or repeat) the replayed ones
-                client.catching_up[entry.channel] = entry.seq
+                client.catching_up[channel] = seq
                 continue
+            if (conflated or seq == last + 1) and not client.queue and client.writer is not None:
+                if payload is None:
+                    payload = frame.encode()
+                if client.writer(payload):
+                    client.last[channel] = seq
+                    continue
             if conflated:
-                if entry.channel not in client.latest:
-                    client.queue.append((entry.channel,))
-                client.latest[entry.channel] = entry.frame
-                client.last[entry.channel] = entry.seq
+                if channel not in client.latest:
+                    client.queue.append((channel,))
+                client.latest[channel] = frame
+                client.last[channel] = seq
                 client.wake.set()
                 continue
-            if entry.seq != last + 1:
-                client.catching_up[entry.channel] = entry.seq  # a gap: fill it from the log
+            if seq != last + 1:
+                client.catching_up[channel] = seq  # a gap: fill it from the log
             elif len(client.queue) >= client.limit:
-                client.catching_up[entry.channel] = entry.seq  # lagged: say so, then catch up
-                client.announce.add(entry.channel)
+                client.catching_up[channel] = seq  # lagged: say so, then catch up
+                client.announce.add(channel)
                 self.lagged_total += 1
             else:
-                client.queue.append(entry.frame)
-                client.last[entry.channel] = entry.seq
+                client.queue.append(frame)
+                client.last[channel] = seq
             client.wake.set()
 
     async def catch_up(self, client: HubClient) -> list[str]:

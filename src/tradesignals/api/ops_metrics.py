@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from tradesignals.api.ws import CLOSE_SLOW
+from tradesignals.api.ws_session import CLOSE_SLOW
 
 WEBHOOK_EVENTS = Counter(
     "ts_webhook_events_total", "Payment provider webhooks received, by outcome.", ["outcome"]

@@ -99,6 +99,8 @@ class Services:
     push: PushService | None = None  # Web Push; None: no VAPID key on this node (server mode)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    ws_port_bound: int | None = None  # the dedicated WebSocket server's port, once it listens
+    ws_listening: asyncio.Event = field(default_factory=asyncio.Event)
     on_close: list[Callable[[], None]] = field(default_factory=list)
 
     def start_roles(self, roles: set[str], feed: Feed | None = None) -> None:
@@ -766,6 +768,12 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
 
         hub = services.hub
         services.tasks.append(asyncio.create_task(fanout(hub.log, hub, stop), name="ws-fanout"))
+        if settings.ws_port is not None:
+            from tradesignals.api.ws_server import serve_fanout
+
+            services.tasks.append(
+                asyncio.create_task(serve_fanout(services, stop, services.ws_listening), name="ws-server")
+            )
         exchanges = {DEFAULT_EXCHANGE: exchange_calendar(DEFAULT_EXCHANGE)}
         services.tasks.append(
             asyncio.create_task(market_status(hub.log, stop, exchanges), name="ws-market-status")

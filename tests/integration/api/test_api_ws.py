@@ -1,10 +1,13 @@
-"""``/ws`` end to end, on both stacks (SQLite + in-process bus; PostgreSQL + Redis): what the engine
-puts on the bus reaches the right channels, resume and its bounds, and bad input from a hostile
-or unlucky client. Every wait is on a condition with a deadline."""
+"""``/ws`` end to end, on both stacks (SQLite + in-process bus; PostgreSQL + Redis) and on both
+servers that carry the protocol (the API's ASGI route; the dedicated fan-out server on its own
+port, reached over a real socket): what the engine puts on the bus reaches the right channels,
+resume and its bounds, and bad input from a hostile or unlucky client. Every wait is on a
+condition with a deadline."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -12,10 +15,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
+import websockets.sync.client
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
+from websockets.exceptions import ConnectionClosed
 
 from tradesignals.api.app import create_app
 from tradesignals.bus import topics
@@ -40,19 +46,88 @@ from tradesignals.wiring import Services, build_services
 PASSWORD = "correct horse battery staple"
 
 
+class RealSocket:
+    """A client socket on the fan-out server with the test client's interface: a close from the
+    server is ``WebSocketDisconnect`` with its code and reason, as the ASGI test client says it."""
+
+    def __init__(self, conn: websockets.sync.client.ClientConnection) -> None:
+        self.conn = conn
+
+    def send_text(self, data: str) -> None:
+        self.conn.send(data)
+
+    def send_bytes(self, data: bytes) -> None:
+        self.conn.send(data)
+
+    def send_json(self, data: Any) -> None:
+        self.conn.send(orjson.dumps(data).decode())
+
+    def receive_text(self) -> str:
+        try:
+            frame = self.conn.recv(timeout=30)
+        except ConnectionClosed as exc:
+            code, reason = (exc.rcvd.code, exc.rcvd.reason) if exc.rcvd is not None else (1006, "")
+            raise WebSocketDisconnect(code, reason) from exc
+        assert isinstance(frame, str), "the server sends text frames only"
+        return frame
+
+    def receive_json(self) -> Any:
+        return orjson.loads(self.receive_text())
+
+
+class FanoutClient:
+    """The node's test client, but ``websocket_connect`` opens a real socket to its dedicated
+    WebSocket server (``ws_port``); everything else (``portal``, HTTP) is the test client's."""
+
+    def __init__(self, inner: TestClient, port: int) -> None:
+        self._inner = inner
+        self.port = port
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    @contextlib.contextmanager
+    def websocket_connect(self, path: str, headers: dict[str, str] | None = None) -> Iterator[RealSocket]:
+        origin = (headers or {}).get("origin")
+        if origin == "http://testserver":  # the test client's own origin: this server's, here
+            origin = f"http://127.0.0.1:{self.port}"
+        with websockets.sync.client.connect(
+            f"ws://127.0.0.1:{self.port}{path}",
+            origin=origin,  # type: ignore[arg-type]
+            open_timeout=10,
+            max_size=None,
+        ) as conn:
+            yield RealSocket(conn)
+
+
+@pytest.fixture(params=["asgi", "fanout"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """Which server carries the sockets: the API's ASGI route or the dedicated fan-out server."""
+    return str(request.param)
+
+
 @pytest.fixture
-def make_node(stack: dict[str, object]) -> Iterator[Callable[..., tuple[Services, TestClient]]]:
+def make_node(
+    stack: dict[str, object], transport: str
+) -> Iterator[Callable[..., tuple[Services, TestClient]]]:
     """``make_node(**settings)`` → (services, client) of an API node on this test's stack, started
     and ready (its fan-out reads the channel log and its relays have joined their groups)."""
     opened: list[TestClient] = []
 
     def make(**overrides: object) -> tuple[Services, TestClient]:
-        services = asyncio.run(build_services(load_settings(**{**stack, **overrides})))  # type: ignore[arg-type]
+        settings = {**stack, **overrides}
+        if transport == "fanout":
+            settings.setdefault("ws_port", 0)
+        services = asyncio.run(build_services(load_settings(**settings)))  # type: ignore[arg-type]
         forget_loop_bound_connections(services)
         client = TestClient(create_app(services, roles=frozenset({"api"})))
         client.__enter__()
         opened.append(client)
         wait_for(services.hub.is_ready, "the node never became ready")
+        if transport == "fanout":
+            wait_for(services.ws_listening.is_set, "the fan-out server never listened")
+            assert services.ws_port_bound is not None
+            return services, FanoutClient(client, services.ws_port_bound)  # type: ignore[return-value]
         return services, client
 
     yield make

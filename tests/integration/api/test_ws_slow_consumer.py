@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
+import pytest
 import uvicorn
 import websockets
 
@@ -59,9 +60,15 @@ async def stalled_subscriber(port: int) -> socket.socket:
     return sock
 
 
-async def scenario(home: Path) -> None:
+async def scenario(home: Path, transport: str) -> None:
     services = await build_services(
-        load_settings(home=home, mode="embedded", ws_send_timeout_s=0.5, ws_client_queue=20)
+        load_settings(
+            home=home,
+            mode="embedded",
+            ws_send_timeout_s=0.5,
+            ws_client_queue=20,
+            ws_port=0 if transport == "fanout" else None,
+        )
     )
     port = free_port()
     config = uvicorn.Config(create_app(services, roles=frozenset({"api"})), host="127.0.0.1", port=port)
@@ -69,6 +76,10 @@ async def scenario(home: Path) -> None:
     serving = asyncio.create_task(server.serve())
     hub = services.hub
     await until(lambda: server.started and hub.is_ready(), "server not ready")
+    if transport == "fanout":  # the dedicated server: sockets written at once until they cannot be
+        await until(services.ws_listening.is_set, "the fan-out server never listened")
+        assert services.ws_port_bound is not None
+        port = services.ws_port_bound
     url = f"ws://127.0.0.1:{port}/ws"
     n, pad = 2000, "x" * 20_000
     try:
@@ -103,5 +114,8 @@ async def scenario(home: Path) -> None:
         await services.close()
 
 
-def test_a_reader_that_stops_reading_lags_then_is_closed_and_others_lose_nothing(tmp_path: Path) -> None:
-    asyncio.run(scenario(tmp_path))
+@pytest.mark.parametrize("transport", ["asgi", "fanout"])
+def test_a_reader_that_stops_reading_lags_then_is_closed_and_others_lose_nothing(
+    tmp_path: Path, transport: str
+) -> None:
+    asyncio.run(scenario(tmp_path, transport))

@@ -153,3 +153,104 @@ async def test_channels_leave_the_hub_with_their_last_subscriber() -> None:
     hub.unsubscribe(b, "market:S0:updates")
     hub.remove(b)
     assert hub.channel_count == 0 and not hub.clients
+
+
+# --- writing at once (the dedicated fan-out server's writer) -----------------------------------------
+
+
+class Socket:
+    """A writer that takes frames until its send buffer is "full" (``open`` False)."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.open = True
+
+    def __call__(self, frame: bytes) -> bool:
+        if not self.open:
+            return False
+        self.sent.append(frame)
+        return True
+
+    def seqs(self) -> list[int]:
+        return [orjson.loads(f)["seq"] for f in self.sent]
+
+
+async def test_a_client_with_an_empty_queue_is_written_at_once_and_nothing_waits() -> None:
+    hub = Hub(MemoryChannelLog())
+    fast, slow = hub.new_client(), hub.new_client()
+    sock = Socket()
+    fast.writer = sock
+    await subscribe(hub, fast, "signals")
+    await subscribe(hub, slow, "signals")
+    await publish(hub, "signals", 3)
+    assert sock.seqs() == [1, 2, 3] and not fast.queue and not fast.wake.is_set()
+    assert fast.last["signals"] == 3
+    assert [m["seq"] for m in drain(slow)] == [1, 2, 3]  # no writer: the queue, as before
+
+
+async def test_one_message_is_encoded_once_for_every_socket_written_at_once() -> None:
+    hub = Hub(MemoryChannelLog())
+    socks = [Socket() for _ in range(5)]
+    for sock in socks:
+        client = hub.new_client()
+        client.writer = sock
+        await subscribe(hub, client, "system:alerts")
+    await publish(hub, "system:alerts", 1)
+    assert len({id(s.sent[0]) for s in socks}) == 1  # the same bytes object handed to all five
+
+
+async def test_a_socket_that_cannot_take_more_falls_back_to_the_queue_and_keeps_the_order() -> None:
+    hub = Hub(MemoryChannelLog(), client_queue=10)
+    client = hub.new_client()
+    sock = Socket()
+    client.writer = sock
+    await subscribe(hub, client, "signals")
+    await publish(hub, "signals", 2)
+    sock.open = False  # the peer stopped reading: its send buffer is over the high-water mark
+    await publish(hub, "signals", 3, first=2)
+    sock.open = True  # it reads again, but frames wait in the queue: later ones must not overtake
+    await publish(hub, "signals", 1, first=5)
+    assert sock.seqs() == [1, 2]
+    assert [m["seq"] for m in drain(client)] == [3, 4, 5, 6]
+    await publish(hub, "signals", 1, first=6)  # the queue is empty again: written at once
+    assert sock.seqs() == [1, 2, 7]
+
+
+async def test_a_socket_that_stays_full_lags_and_catches_up_from_the_log() -> None:
+    hub = Hub(MemoryChannelLog(), client_queue=10)
+    client = hub.new_client()
+    sock = Socket()
+    sock.open = False
+    client.writer = sock
+    await subscribe(hub, client, "signals")
+    await publish(hub, "signals", 25)
+    assert hub.lagged_total == 1 and "signals" in client.catching_up
+    sock.open = True
+    got = await caught_up(hub, client)
+    assert [m.get("seq") for m in got if "seq" in m] == list(range(1, 26))
+    assert any(m.get("type") == "lagged" for m in got)
+
+
+async def test_a_gap_is_never_written_at_once() -> None:
+    hub = Hub(MemoryChannelLog())
+    client = hub.new_client()
+    sock = Socket()
+    client.writer = sock
+    await subscribe(hub, client, "signals")
+    await hub.log.append("signals", "signal", {"i": 0})  # seq 1: this node's tail missed it
+    await hub.log.append("signals", "signal", {"i": 1})
+    hub.deliver(Entry("signals", 2, (await hub.log.read("signals", 1, 1))[0].frame))
+    assert sock.sent == [] and client.catching_up == {"signals": 2}
+    assert [m["seq"] for m in await caught_up(hub, client)] == [1, 2]
+
+
+async def test_replies_are_written_at_once_only_behind_nothing() -> None:
+    hub = Hub(MemoryChannelLog())
+    client = hub.new_client()
+    sock = Socket()
+    client.writer = sock
+    assert client.offer(b'{"type":"pong"}') and sock.sent == [b'{"type":"pong"}'] and not client.queue
+    sock.open = False
+    assert client.offer(b'{"type":"pong","n":2}') and len(client.queue) == 1
+    sock.open = True
+    assert client.offer(b'{"type":"pong","n":3}') and len(client.queue) == 2  # behind the waiting one

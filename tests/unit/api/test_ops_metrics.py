@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry
 from tradesignals.api.channel_seq import MemoryChannelLog
 from tradesignals.api.hub import Hub
 from tradesignals.api.ops_metrics import HubCollector
-from tradesignals.api.ws import CLOSE_IDLE, CLOSE_SLOW
+from tradesignals.api.ws_session import CLOSE_IDLE, CLOSE_SLOW
 
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
