@@ -1,5 +1,6 @@
 """Two API nodes and one engine on the real Redis and PostgreSQL: a client on each node gets the
-same sequence per channel, each message numbered once, and a stopped node leaves its relay group."""
+same sequence per channel (one on the ASGI route, one on the dedicated fan-out server), each
+message numbered once, and a stopped node leaves its relay group."""
 
 from __future__ import annotations
 
@@ -102,7 +103,8 @@ async def scenario(db: str, redis_url: str, prefix: str, home: Path) -> None:
 
     nodes: list[Node] = []
     for name in ("a", "b"):
-        services = await build_services(settings(name))
+        # node b's clients use its dedicated fan-out server: both servers give the same seqs and bytes
+        services = await build_services(settings(name, ws_port=0 if name == "b" else None))
         services.node_id = f"node-{name}"  # two nodes in one process: each its own relay member
         nodes.append(Node(services, free_port()))
     for node in nodes:
@@ -120,7 +122,9 @@ async def scenario(db: str, redis_url: str, prefix: str, home: Path) -> None:
         assert isinstance(feed, SimulatorFeed)
         symbol = feed.symbols()[0]
         channels = ["signals", "system:alerts", f"market:{symbol}:updates"]
-        clients += [Client(f"ws://127.0.0.1:{n.port}/ws", channels) for n in nodes]
+        await until(nodes[1].services.ws_listening.is_set, "node b's fan-out server never listened")
+        ports = [nodes[0].port, nodes[1].services.ws_port_bound]
+        clients += [Client(f"ws://127.0.0.1:{port}/ws", channels) for port in ports]
         for c in clients:
             await asyncio.wait_for(c.subscribed.wait(), timeout=10)
         engine.start_roles({"ingest", "engine"}, feed)
