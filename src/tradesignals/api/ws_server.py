@@ -61,7 +61,9 @@ class Connection(WSListener):
         self.server = server
         self.request = request
         self.transport: WSTransport | None = None
-        self.client: HubClient = server.hub.new_client()
+        # A placeholder until the upgrade succeeds (picows asks for the listener before it checks the
+        # upgrade headers): a refused handshake must leave nothing in the hub.
+        self.client = HubClient()
         self.session = WsSession(server.services, self.client)
         self.inbox: deque[str | None] = deque()  # text frames; None: a binary frame
         self.partial: bytearray | None = None  # a fragmented message being reassembled
@@ -76,6 +78,8 @@ class Connection(WSListener):
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
+        self.client = self.server.hub.new_client()
+        self.session = WsSession(self.server.services, self.client)
         self.client.writer = self._write
         self.server.connections.add(self)
         self._start(self._open())

@@ -164,3 +164,18 @@ async def test_a_stopping_server_says_going_away(tmp_path: Path) -> None:
     assert info.value.rcvd is not None and info.value.rcvd.code == 1001
     with socket.socket() as s:  # and the port is released
         assert s.connect_ex(("127.0.0.1", services.ws_port_bound or 0)) != 0
+
+
+async def test_a_refused_upgrade_leaves_nothing_in_the_hub(node: tuple[Services, str]) -> None:
+    services, _ = node
+    port = services.ws_port_bound or 0
+    for _ in range(20):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(  # no Sec-WebSocket-Key: picows refuses it after asking for the listener
+            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        head = await asyncio.wait_for(reader.read(200), 10)
+        assert not head.startswith(b"HTTP/1.1 101"), head
+        writer.close()
+    assert not services.hub.clients
