@@ -12,10 +12,15 @@ Two halves, so that a message gets one sequence number however many API nodes ru
 Topic → channels (``Router``):
 
 - ``signals`` (a new open signal) → ``user:{id}:signals`` of each premium user whose risk profile
-  accepts it, with the position size for their stated capital;
+  accepts it, with the position size for their stated capital (type ``signal``);
 - ``signal.events`` (a close) → ``signals`` (the public outcome), ``signal:{id}:live`` (its last
-  message, ``closed``), ``user:{id}:notifications`` of each holder of an upgrade to it, and
-  ``user:{id}:watchlist`` of each watcher of its symbol;
+  message, ``closed``), ``user:{id}:notifications`` of each holder of an upgrade to it,
+  ``user:{id}:watchlist`` of each watcher of its symbol, and ``user:{id}:signals`` of each premium
+  user whose profile accepts the signal (type ``update``: the signal's row as ``GET /api/signals``
+  gives it, closed, with its outcome and the user's size). Who gets the update is decided by the
+  same fitting rule on the same bars (up to the deciding bar) as who got the signal, so it reaches
+  the users the signal reached, unless their tier, profile or capital changed meanwhile (then
+  it follows what their list shows now);
 - ``signal.live`` → ``signal:{id}:live``;
 - ``signal.research`` (the explain sidecar's explanation or research brief) → ``signal:{id}:live``
   (message type ``explanation`` or ``research``: text, claims and the news ids they cite);
@@ -39,11 +44,12 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import structlog
+from redis.exceptions import RedisError
 
 from tradesignals.api.channel_seq import ChannelLog
 from tradesignals.api.hub import Hub
 from tradesignals.api.routes.signals import DEFAULT_CAPITAL, sizes_for
-from tradesignals.api.schemas import SignalPublic
+from tradesignals.api.schemas import PositionSize, SignalPublic
 from tradesignals.bus import topics
 from tradesignals.bus.base import Bus, Delivery
 from tradesignals.bus.codec import decoder
@@ -55,8 +61,10 @@ from tradesignals.domain.risk import ProfileName
 from tradesignals.domain.sessions import DAY_NS, SessionCalendar, date_of
 from tradesignals.domain.signals import Signal, SignalEvent
 from tradesignals.domain.trace import signal_trace_id
-from tradesignals.engine.backoff import bus_call
+from tradesignals.engine.backoff import BUS_RETRY_S, bus_call, with_backoff
+from tradesignals.engine.track_record import HistoryRow
 from tradesignals.storage.audience import SqlAudience
+from tradesignals.storage.base import SignalRepository
 from tradesignals.storage.timeseries import BarStore
 
 log = structlog.get_logger(__name__)
@@ -124,11 +132,18 @@ def text_payload(text: SignalText) -> dict[str, Any]:
 
 class Router:
     """Topic → channel messages. Reads who a per-user message is for from ``audience`` (one query
-    per batch) and fits live signals with the API's one fitting rule (``routes.signals.sizes_for``)."""
+    per batch) and fits live signals with the API's one fitting rule (``routes.signals.sizes_for``);
+    a close's signal is read from ``signals`` (one read per closed signal)."""
 
-    def __init__(self, audience: SqlAudience | None = None, bars: BarStore | None = None) -> None:
+    def __init__(
+        self,
+        audience: SqlAudience | None = None,
+        bars: BarStore | None = None,
+        signals: SignalRepository | None = None,
+    ) -> None:
         self.audience = audience
         self.bar_store = bars
+        self.signal_repo = signals
 
     def routes(self) -> dict[str, tuple[Callable[[bytes], Any], Route]]:
         return {
@@ -140,24 +155,44 @@ class Router:
             topics.SYSTEM_ALERTS: (decoder(dict[str, Any]), self.alerts),
         }
 
-    async def signals(self, batch: Sequence[Delivery[Any]]) -> list[list[Message]]:
-        """A new (open) signal to each premium user whose profile accepts it, sized for their capital."""
-        out: list[list[Message]] = [[] for _ in batch]
-        if self.audience is None or self.bar_store is None:
+    async def fitted(self, signals: Sequence[Signal]) -> dict[str, list[tuple[list[int], PositionSize]]]:
+        """For each signal, the premium users whose profile accepts it, grouped by (profile,
+        capital) with that group's size; a signal no one is fitted for is absent."""
+        out: dict[str, list[tuple[list[int], PositionSize]]] = {}
+        if self.audience is None or self.bar_store is None or not signals:
             return out
-        signals: list[Signal] = [d.value for d in batch]
         groups: dict[tuple[ProfileName, float], list[int]] = {}
         for sub in await asyncio.to_thread(self.audience.premium_users):
             groups.setdefault((sub.profile, sub.capital or DEFAULT_CAPITAL), []).append(sub.user_id)
         for (profile, capital), users in groups.items():
             sizes = await asyncio.to_thread(sizes_for, self.bar_store, signals, profile, capital)
-            for i, s in enumerate(signals):
-                size = sizes.get(s.id)
-                if size is None:
-                    continue
+            for sid, size in sizes.items():
+                out.setdefault(sid, []).append((users, size))
+        return out
+
+    async def signals(self, batch: Sequence[Delivery[Any]]) -> list[list[Message]]:
+        """A new (open) signal to each premium user whose profile accepts it, sized for their capital."""
+        out: list[list[Message]] = [[] for _ in batch]
+        signals: list[Signal] = [d.value for d in batch]
+        fitted = await self.fitted(signals)
+        for i, s in enumerate(signals):
+            for users, size in fitted.get(s.id, ()):
                 payload = SignalPublic.of(s, None, size).model_dump(mode="json")
                 out[i].extend((user_channel(uid, "signals"), "signal", payload) for uid in users)
         return out
+
+    async def _closed_signals(self, events: Sequence[SignalEvent]) -> dict[str, Signal]:
+        """The stored signals of ``events`` (closed before the event was published)."""
+        if self.signal_repo is None or self.audience is None or self.bar_store is None:
+            return {}
+        repo = self.signal_repo
+        ids = sorted({e.signal_id for e in events})
+
+        def read() -> dict[str, Signal]:
+            found = {sid: repo.get(sid) for sid in ids}
+            return {sid: s for sid, s in found.items() if s is not None}
+
+        return await asyncio.to_thread(read)
 
     async def events(self, batch: Sequence[Delivery[Any]]) -> list[list[Message]]:
         """A close: the public outcome, the live stream's last message, the upgrade holders'
@@ -169,6 +204,8 @@ class Router:
             ids = [e.signal_id for e in events]
             holders = await asyncio.to_thread(self.audience.upgrade_holders, ids, datetime.now(UTC))
             watchers = await asyncio.to_thread(self.audience.watchers, [d.key for d in batch])
+        stored = await self._closed_signals(events)
+        fitted = await self.fitted(list(stored.values()))
         out: list[list[Message]] = []
         for d, event in zip(batch, events, strict=True):
             payload = outcome_payload(d.key, event)
@@ -180,6 +217,12 @@ class Router:
                 messages.append((user_channel(u, "notifications"), "outcome", payload))
             for u in watchers.get(d.key, ()):
                 messages.append((user_channel(u, "watchlist"), "outcome", payload))
+            signal = stored.get(event.signal_id)
+            if signal is not None:
+                close = HistoryRow.of(signal, 0, event)  # (the ledger seq is not part of the row)
+                for users, size in fitted.get(signal.id, ()):
+                    row = SignalPublic.of(signal, close, size).model_dump(mode="json")
+                    messages.extend((user_channel(u, "signals"), "update", row) for u in users)
             out.append(messages)
         return out
 
@@ -241,9 +284,23 @@ async def relay(
                 for d, per in zip(batch, messages, strict=True)
                 for i, (channel, type_, data) in enumerate(per)
             ]
+            # The same batch again until it is appended: a live member is not handed its unacked
+            # messages again, and an append cut short (say, numbered but not yet fanned out) is
+            # completed by appending it again (``once``; ``channel_seq.RedisChannelLog``). Past
+            # ``TS_BUS_RETRY_S`` the task fails, the node restarts and the bus hands the batch over.
             try:
-                await channel_log.append_many(items)
-            except Exception as exc:  # unacked: the bus hands the batch to us (or another node) again
+                await with_backoff(
+                    lambda: channel_log.append_many(items),  # noqa: B023
+                    what=f"appending {topic}",
+                    component="api",
+                    dependency="redis",
+                    retry_on=(RedisError, OSError),
+                    stop=stop,
+                    limit_s=BUS_RETRY_S,
+                )
+            except (RedisError, OSError):
+                raise  # Redis away past TS_BUS_RETRY_S: the task fails (as a fetch does)
+            except Exception as exc:  # a bug in a payload: logged; the batch stays unacked
                 log.warning("ws.relay_append_failed", topic=topic, error=str(exc)[:200])
                 await asyncio.sleep(0.5)
                 continue

@@ -7,12 +7,15 @@ frame is encoded once, with its ``seq``, and those bytes go to every client on e
 
 Two implementations meet one contract (tests/integration/api/test_channel_log_contract.py):
 
-- ``RedisChannelLog`` (server mode): one Lua script per append does ``INCR`` on the channel's
-  sequence key, ``XADD`` of the frame to the channel's capped stream under the id ``{seq}-0`` (so a
-  replay is an ``XRANGE`` by sequence number) and ``XADD`` to one capped fan-out stream that every
-  node reads with ``XREAD`` from its own cursor: no group, no per-node state left in Redis when a
-  node stops. ``once`` (the bus message id of the source) makes a redelivered source message a
-  no-op, so at-least-once delivery on the bus never numbers one message twice.
+- ``RedisChannelLog`` (server mode, one Redis or a Redis Cluster): a channel's keys share one hash
+  tag, so one Lua script on that slot does the ``once`` check, ``INCR`` on the channel's sequence
+  key and ``XADD`` of the frame to the channel's capped stream under the id ``{seq}-0`` (so a replay
+  is an ``XRANGE`` by sequence number); a second step appends it to one capped fan-out stream
+  that every node reads with ``XREAD`` from its own cursor: no group, no per-node state left in
+  Redis when a node stops. ``once`` (the bus message id of the source) makes a redelivered source
+  message a no-op for numbering, so at-least-once delivery on the bus never numbers one message
+  twice; it fans the logged frame out again, which repairs a fan-out step lost with a dead node
+  (``RedisChannelLog``'s docstring).
 - ``MemoryChannelLog`` (embedded mode): the same in one process.
 
 A channel that has never had a message is at sequence 0 and costs nothing (reading it creates no
@@ -152,22 +155,43 @@ class MemoryChannelLog:
         return None
 
 
-# KEYS: seq key, channel stream, fan-out stream, once key ('' for none)
-# ARGV: frame body (starts with '{'), channel, channel maxlen, fan-out maxlen, once ttl (s)
-_APPEND = """
-if KEYS[4] ~= '' then
-  if not redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[5]) then return 0 end
+# One channel's keys, one hash slot (``{prefix:ws:<channel>}``): KEYS = seq, log[, once]
+# ARGV: frame body (starts with '{'), log maxlen, once ttl (s)
+# Returns the new seq; for a ``once`` seen before, {its seq, its frame} (0 once the frame is trimmed).
+_NUMBER = """
+if #KEYS == 3 then
+  local seen = redis.call('GET', KEYS[3])
+  if seen then
+    local rows = redis.call('XRANGE', KEYS[2], seen .. '-0', seen .. '-0')
+    if rows[1] then return {tonumber(seen), rows[1][2][2]} end
+    return 0
+  end
 end
 local seq = redis.call('INCR', KEYS[1])
 local frame = '{"seq":' .. seq .. ',' .. string.sub(ARGV[1], 2)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], seq .. '-0', 'f', frame)
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'c', ARGV[2], 's', seq, 'f', frame)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'f', frame)
+if #KEYS == 3 then redis.call('SET', KEYS[3], seq, 'EX', ARGV[3]) end
 return seq
 """
 
 
 class RedisChannelLog:
-    """The log on Redis (server mode), shared by every API node; see the module docstring."""
+    """The log on Redis (server mode), shared by every API node; see the module docstring.
+
+    Works on one Redis server and on a Redis Cluster (``cluster=True``, ADR 0017 amendment): an
+    append is two steps, because the fan-out stream is one key and a channel's keys are another
+    slot. Step 1 is one script on the channel's slot (``{prefix:ws:<channel>}``: sequence key,
+    capped log, ``once`` key): the ``once`` check, ``INCR``, the frame into the log, the ``once``
+    key set to the seq, atomically. Step 2 appends the frame to the fan-out stream. A node that dies
+    between the two leaves the message numbered and logged but not fanned out; its bus message was
+    not acked, so the bus redelivers it (to this node or another, within ``TS_BUS_LEASE_S``), step 1
+    finds the ``once`` key and hands back the logged frame, and step 2 fans it out then. A ``once``
+    seen before is therefore fanned out again on every redelivery: the tail may carry one
+    (channel, seq) twice, always with the same bytes, and subscribers skip a seq they have
+    (``seq <= last``). A message appended without ``once`` (bars, ``Hub.publish``) whose step 2 is
+    lost reaches its subscribers with the channel's next message (the gap is read from the log)
+    or on a resume with ``since``.
+    """
 
     def __init__(
         self,
@@ -177,52 +201,102 @@ class RedisChannelLog:
         retention: int = 10_000,
         fanout: int = 100_000,
         once_ttl_s: int = 86_400,
+        cluster: bool = False,
         client: Callable[[], Any] | None = None,
     ) -> None:
         import redis.asyncio as aioredis
 
-        self.prefix = prefix
+        from tradesignals.bus.redis_client import check_tag_free, connect
+
+        self.prefix = check_tag_free("the channel log's prefix", prefix)
         self.retention = retention
         self.fanout = fanout
         self.once_ttl_s = once_ttl_s
-        # A bounded pool that waits for a free connection: a burst of subscribes (each reads the
-        # channel's seq) queues for up to 5 s rather than failing with "too many connections".
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=64, timeout=5, socket_connect_timeout=2.0
-        )
-        self._pool = pool
-        self._redis: Any = client() if client is not None else aioredis.Redis(connection_pool=pool)
-        self._append = self._redis.register_script(_APPEND)
+        self.cluster = cluster
+        self._pool: Any = None
+        if client is not None:
+            self._redis: Any = client()
+        elif cluster:
+            self._redis = connect(url, cluster=True)
+        else:
+            # A bounded pool that waits for a free connection: a burst of subscribes (each reads
+            # the channel's seq) queues for up to 5 s rather than failing with "too many connections".
+            self._pool = aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=64, timeout=5, socket_connect_timeout=2.0
+            )
+            self._redis = aioredis.Redis(connection_pool=self._pool)
+        self._number = self._redis.register_script(_NUMBER)
+
+    def _tag(self, channel: str) -> str:
+        """The hash tag of one channel's keys: they share a slot, so one script may touch them all."""
+        return "{" + f"{self.prefix}:ws:{channel}" + "}"
 
     def _seq_key(self, channel: str) -> str:
-        return f"{self.prefix}:wsseq:{channel}"
+        return self._tag(channel) + ":seq"
 
     def _stream_key(self, channel: str) -> str:
-        return f"{self.prefix}:wslog:{channel}"
+        return self._tag(channel) + ":log"
+
+    def _once_key(self, channel: str, once: str) -> str:
+        return self._tag(channel) + ":once:" + once
 
     @property
     def fanout_key(self) -> str:
         return f"{self.prefix}:wsfanout"
 
     def _call(self, channel: str, type_: str, data: Any, once: str | None) -> tuple[list[str], list[Any]]:
-        once_key = f"{self.prefix}:wsonce:{once}" if once is not None else ""
-        keys = [self._seq_key(channel), self._stream_key(channel), self.fanout_key, once_key]
-        return keys, [frame_body(channel, type_, data), channel, self.retention, self.fanout, self.once_ttl_s]
+        keys = [self._seq_key(channel), self._stream_key(channel)]
+        if once is not None:
+            keys.append(self._once_key(channel, once))
+        return keys, [frame_body(channel, type_, data), self.retention, self.once_ttl_s]
 
     async def append(self, channel: str, type_: str, data: Any, *, once: str | None = None) -> int | None:
-        keys, args = self._call(channel, type_, data, once)
-        seq = await self._append(keys=keys, args=args)
-        return int(seq) or None
+        return (await self.append_many([(channel, type_, data, once)]))[0]
 
     async def append_many(self, items: Sequence[Item]) -> list[int | None]:
         if not items:
             return []
+        calls = [self._call(channel, type_, data, once) for channel, type_, data, once in items]
+        # Step 1: number and log each message on its channel's slot (one pipeline; on a cluster
+        # redis-py sends each node its share).
+        if len(calls) == 1 and not self.cluster:
+            replies = [await self._number(keys=calls[0][0], args=calls[0][1])]
+        else:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for keys, args in calls:
+                    if self.cluster:  # EVAL: a cluster pipeline does not load scripts on NOSCRIPT
+                        pipe.execute_command("EVAL", _NUMBER, len(keys), *keys, *args)
+                    else:
+                        await self._number(keys=keys, args=args, client=pipe)
+                replies = await pipe.execute()
+        out: list[int | None] = []
+        fan: list[tuple[str, int, str]] = []
+        for (channel, _t, _d, _o), (_keys, args), reply in zip(items, calls, replies, strict=True):
+            if isinstance(reply, list):  # seen before: fan the logged frame out again (repair)
+                seq = int(reply[0])
+                fan.append((channel, seq, reply[1].decode() if isinstance(reply[1], bytes) else reply[1]))
+                out.append(None)
+            elif int(reply) == 0:  # seen before and no longer retained: long since fanned out
+                out.append(None)
+            else:
+                seq = int(reply)
+                fan.append((channel, seq, with_seq(args[0], seq)))
+                out.append(seq)
+        if fan:
+            await self._fan_out(fan)
+        return out
+
+    async def _fan_out(self, fan: Sequence[tuple[str, int, str]]) -> None:
+        """Step 2: (channel, seq, frame) onto the one fan-out stream, in order."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            for channel, type_, data, once in items:
-                keys, args = self._call(channel, type_, data, once)
-                await self._append(keys=keys, args=args, client=pipe)
-            replies = await pipe.execute()
-        return [int(r) or None for r in replies]
+            for channel, seq, frame in fan:
+                pipe.xadd(
+                    self.fanout_key,
+                    {"c": channel, "s": seq, "f": frame},
+                    maxlen=self.fanout,
+                    approximate=True,
+                )
+            await pipe.execute()
 
     async def current(self, channel: str) -> int:
         value = await self._redis.get(self._seq_key(channel))
@@ -248,7 +322,8 @@ class RedisChannelLog:
 
     async def close(self) -> None:
         await self._redis.aclose()
-        await self._pool.disconnect()
+        if self._pool is not None:
+            await self._pool.disconnect()
 
 
 __all__ = ["ChannelLog", "Entry", "Item", "MemoryChannelLog", "RedisChannelLog", "frame_body", "with_seq"]

@@ -1,5 +1,6 @@
-"""The channel log contract (api/channel_seq.py), proven by the same tests on both implementations:
-in process, and on the real Redis (every key under the test's own prefix)."""
+"""The channel log contract (api/channel_seq.py), proven by the same tests on every implementation:
+in process, on the real Redis (every key under the test's own prefix) and on the 3-master Redis
+Cluster the session starts (tests/conftest.py), where every script must stay in one hash slot."""
 
 from __future__ import annotations
 
@@ -12,15 +13,36 @@ import pytest
 from tradesignals.api.channel_seq import ChannelLog, MemoryChannelLog, RedisChannelLog
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
+def _redis_log(request: pytest.FixtureRequest, kind: str, **kw: int) -> RedisChannelLog:
+    if kind == "redis":
+        url = request.getfixturevalue("redis_url")
+        prefix = request.getfixturevalue("redis_prefix")
+        return RedisChannelLog(url, prefix=prefix, **kw)
+    url = request.getfixturevalue("redis_cluster").url  # 3 masters + 3 replicas, once per session
+    prefix = request.getfixturevalue("redis_cluster_prefix")
+    return RedisChannelLog(url, prefix=prefix, cluster=True, **kw)
+
+
+REDIS_KINDS = [
+    pytest.param("redis", marks=pytest.mark.integration),
+    pytest.param("redis-cluster", marks=pytest.mark.integration),
+]
+
+
+@pytest.fixture(params=["memory", *REDIS_KINDS])
 async def log(request: pytest.FixtureRequest) -> AsyncIterator[ChannelLog]:
     impl: ChannelLog
     if request.param == "memory":
         impl = MemoryChannelLog(retention=50)
     else:
-        url = request.getfixturevalue("redis_url")
-        prefix = request.getfixturevalue("redis_prefix")
-        impl = RedisChannelLog(url, prefix=prefix, retention=50)
+        impl = _redis_log(request, request.param, retention=50)
+    yield impl
+    await impl.close()
+
+
+@pytest.fixture(params=REDIS_KINDS)
+async def redis_log(request: pytest.FixtureRequest) -> AsyncIterator[RedisChannelLog]:
+    impl = _redis_log(request, request.param, retention=50)
     yield impl
     await impl.close()
 
@@ -82,3 +104,73 @@ async def test_a_waiting_tail_wakes_on_an_append(log: ChannelLog) -> None:
     await log.append("system:alerts", "alert", {"x": 1})
     _, entries = await asyncio.wait_for(waiting, timeout=3.0)
     assert [(e.channel, e.seq) for e in entries] == [("system:alerts", 1)]
+
+
+async def test_one_batch_spans_many_channels_and_keeps_each_channels_order(log: ChannelLog) -> None:
+    """Channels spread over the cluster's slots: one ``append_many`` numbers each on its own and the
+    tail gives them in the order appended (a cluster pipeline sends each node its share)."""
+    cursor = await log.tail_start()
+    items = [
+        (f"user:{u}:signals", "signal", {"u": u, "n": n}, f"signals:0:{n}-0:{u}")
+        for n in range(3)
+        for u in range(20)
+    ]
+    seqs = await log.append_many(items)
+    assert seqs == [n + 1 for n in range(3) for _ in range(20)]
+    got = []
+    while len(got) < len(items):
+        cursor, entries = await log.tail(cursor, wait=1.0)
+        got.extend(entries)
+    assert [(e.channel, orjson.loads(e.frame)["data"]) for e in got] == [(c, d) for c, _, d, _ in items]
+    assert [await log.current(f"user:{u}:signals") for u in range(20)] == [3] * 20
+
+
+async def test_a_fan_out_lost_between_the_steps_is_repaired_when_the_message_comes_again(
+    redis_log: RedisChannelLog,
+) -> None:
+    """A node that dies after numbering a message but before its fan-out append: the bus hands the
+    message again (it was not acked) and the second append fans the logged frame out, same seq and
+    bytes, without numbering it again. Without the repair a channel's last message would never
+    reach the sockets that are live on it."""
+    cursor = await redis_log.tail_start()
+    fan_out = redis_log._fan_out
+
+    async def dies(fan: object) -> None:
+        raise ConnectionError("node died between numbering and fan-out")
+
+    redis_log._fan_out = dies  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        await redis_log.append("user:7:signals", "update", {"state": "filled"}, once="signal.events:3:9-0:0")
+    assert await redis_log.current("user:7:signals") == 1  # numbered and logged ...
+    assert (await redis_log.tail(cursor, wait=0.05))[1] == []  # ... but not fanned out
+    logged = await redis_log.read("user:7:signals", 0, 10)
+
+    redis_log._fan_out = fan_out  # type: ignore[method-assign]
+    # redelivered: not numbered again, fanned out with the logged bytes
+    assert (
+        await redis_log.append("user:7:signals", "update", {"state": "filled"}, once="signal.events:3:9-0:0")
+        is None
+    )
+    cursor, entries = await redis_log.tail(cursor, wait=1.0)
+    assert entries == logged and [e.seq for e in entries] == [1]
+    assert await redis_log.current("user:7:signals") == 1
+    # the channel goes on from there
+    assert (
+        await redis_log.append("user:7:signals", "update", {"state": "closed"}, once="signal.events:3:10-0:0")
+        == 2
+    )
+    _, entries = await redis_log.tail(cursor, wait=1.0)
+    assert [e.seq for e in entries] == [2]
+
+
+async def test_a_channels_keys_share_one_hash_slot_and_the_fan_out_is_its_own(
+    redis_log: RedisChannelLog,
+) -> None:
+    from redis.crc import key_slot
+
+    keys = [redis_log._seq_key("user:1:signals"), redis_log._stream_key("user:1:signals")]
+    keys.append(redis_log._once_key("user:1:signals", "signals:0:1-0:0"))
+    assert len({key_slot(k.encode()) for k in keys}) == 1
+    assert redis_log._seq_key("user:2:signals") != keys[0]
+    with pytest.raises(ValueError, match="hash tags"):
+        RedisChannelLog("redis://127.0.0.1:1/0", prefix="bad{prefix}")

@@ -2,8 +2,9 @@
 kept current over the WebSocket without a reload.
 
 Fitting and sizing are the server's: a message that carries a signal already sized for this profile
-and capital (the user's own channel) is merged at once, an outcome removes its row, and any other
-message, gap or reconnect makes the page refetch `GET /api/signals?profile=&capital=&status=open`.
+and capital (the user's own channel) is merged at once, a closed signal leaves the list (its `update`
+on the user's own channel or its public outcome, whichever comes first), and any other message, gap
+or reconnect makes the page refetch `GET /api/signals?profile=&capital=&status=open`.
 Rows not seen before are drawn with a brief highlight, announced to screen readers, and (if the user
 turned it on) a short tone. Each drawn row is time-stamped for bench/webapp.py (`window.tsDrawn`). */
 import { ApiError } from "../api";
@@ -160,15 +161,17 @@ export async function livePage(root: HTMLElement): Promise<void> {
   }
 
   /** A message merged into the list when it carries all the page needs — an open signal already
-   * fitted and sized for this profile and capital (the user's own channel), or the outcome of a
-   * signal shown (it leaves the list); anything else is a reason to ask REST. */
+   * fitted and sized for this profile and capital (the user's own channel), or the close of a
+   * signal shown (its `update` with a closed status, or its public outcome: it leaves the list);
+   * anything else is a reason to ask REST. */
   function onMessage(f: DataFrame): void {
     const d = f.data as Partial<SignalOut> & { signal_id?: string };
     if (f.type === "signal" && d.status === "open" && d.size && d.size.profile === m.risk_profile && d.size.capital === capital() && !inFlight) {
       const s = d as SignalOut;
       draw([s, ...shown.filter((x) => x.id !== s.id)].sort((a, b) => b.created_at.localeCompare(a.created_at)).slice(0, 100));
-    } else if (f.type === "outcome") {
-      if (shown.some((x) => x.id === d.signal_id)) draw(shown.filter((x) => x.id !== d.signal_id));
+    } else if (f.type === "outcome" || (f.type === "update" && d.id && d.status && d.status !== "open")) {
+      const id = f.type === "outcome" ? d.signal_id : d.id;
+      if (shown.some((x) => x.id === id)) draw(shown.filter((x) => x.id !== id));
     } else {
       void refetch();
     }
