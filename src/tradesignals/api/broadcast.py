@@ -21,7 +21,10 @@ Topic → channels (``Router``):
   same fitting rule on the same bars (up to the deciding bar) as who got the signal, so it reaches
   the users the signal reached, unless their tier, profile or capital changed meanwhile (then
   it follows what their list shows now);
-- ``signal.live`` → ``signal:{id}:live``;
+- ``signal.live`` → ``signal:{id}:live``; the first mark that shows a signal filled also goes to
+  ``user:{id}:signals`` of the users the signal is fitted for (type ``update``: the open row with
+  ``filled_at`` and ``fill_price``, ``once`` keyed by the signal, so a node that restarts or takes
+  the partition over announces it again only past the log's ``once`` lifetime, a day);
 - ``signal.research`` (the explain sidecar's explanation or research brief) → ``signal:{id}:live``
   (message type ``explanation`` or ``research``: text, claims and the news ids they cite);
 - ``market.bars`` → ``market:{symbol}:updates`` and the watchers' ``user:{id}:watchlist``;
@@ -38,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -73,8 +77,13 @@ RELAY_GROUP = "ws-relay"
 
 R = TypeVar("R")
 
-Message = tuple[str, str, Any]
-"""(channel, type, data): one message for one channel."""
+Message = tuple[str, str, Any] | tuple[str, str, Any, str]
+"""(channel, type, data[, once]): one message for one channel. ``once`` names the message where the
+bus message id would not (a fill, whichever mark of the signal shows it first); without it the relay
+uses the bus message id."""
+
+FILLS_SEEN = 100_000
+"""Fills this node remembers having announced (so each later mark of a filled signal costs a probe)."""
 
 Route = Callable[[Sequence[Delivery[Any]]], Awaitable[list[list[Message]]]]
 """Turns a batch of bus deliveries into the messages of each (same order, one list per delivery)."""
@@ -144,6 +153,7 @@ class Router:
         self.audience = audience
         self.bar_store = bars
         self.signal_repo = signals
+        self._fills_seen: OrderedDict[str, None] = OrderedDict()
 
     def routes(self) -> dict[str, tuple[Callable[[bytes], Any], Route]]:
         return {
@@ -181,12 +191,12 @@ class Router:
                 out[i].extend((user_channel(uid, "signals"), "signal", payload) for uid in users)
         return out
 
-    async def _closed_signals(self, events: Sequence[SignalEvent]) -> dict[str, Signal]:
-        """The stored signals of ``events`` (closed before the event was published)."""
-        if self.signal_repo is None or self.audience is None or self.bar_store is None:
+    async def _stored(self, signal_ids: Sequence[str]) -> dict[str, Signal]:
+        """The stored signals among ``signal_ids`` (none without a repository or an audience)."""
+        if self.signal_repo is None or self.audience is None or self.bar_store is None or not signal_ids:
             return {}
         repo = self.signal_repo
-        ids = sorted({e.signal_id for e in events})
+        ids = sorted(set(signal_ids))
 
         def read() -> dict[str, Signal]:
             found = {sid: repo.get(sid) for sid in ids}
@@ -204,7 +214,7 @@ class Router:
             ids = [e.signal_id for e in events]
             holders = await asyncio.to_thread(self.audience.upgrade_holders, ids, datetime.now(UTC))
             watchers = await asyncio.to_thread(self.audience.watchers, [d.key for d in batch])
-        stored = await self._closed_signals(events)
+        stored = await self._stored([e.signal_id for e in events])  # closed before the event went out
         fitted = await self.fitted(list(stored.values()))
         out: list[list[Message]] = []
         for d, event in zip(batch, events, strict=True):
@@ -227,7 +237,35 @@ class Router:
         return out
 
     async def live(self, batch: Sequence[Delivery[Any]]) -> list[list[Message]]:
-        return [[(live_channel(d.value.signal_id), "live", live_payload(d.value))] for d in batch]
+        updates: list[LiveUpdate] = [d.value for d in batch]
+        out: list[list[Message]] = [[(live_channel(u.signal_id), "live", live_payload(u))] for u in updates]
+        fills = [
+            i
+            for i, u in enumerate(updates)
+            if u.filled_ns is not None and u.signal_id not in self._fills_seen
+        ]
+        if not fills:
+            return out
+        stored = await self._stored([updates[i].signal_id for i in fills])
+        opened = {sid: s for sid, s in stored.items() if not s.status.is_closed}  # a close says it all
+        fitted = await self.fitted(list(opened.values()))
+        for i in fills:
+            u = updates[i]
+            self._fills_seen[u.signal_id] = None
+            if len(self._fills_seen) > FILLS_SEEN:
+                self._fills_seen.popitem(last=False)
+            signal = opened.get(u.signal_id)
+            if signal is None or u.filled_ns is None:
+                continue
+            filled_at = datetime.fromtimestamp(u.filled_ns / 1e9, UTC)
+            for users, size in fitted.get(signal.id, ()):
+                row = SignalPublic.of(signal, None, size).model_copy(
+                    update={"filled_at": filled_at, "fill_price": u.fill_price}
+                )
+                data = row.model_dump(mode="json")
+                once = f"signal.filled:{signal.id}"
+                out[i].extend((user_channel(uid, "signals"), "update", data, once) for uid in users)
+        return out
 
     async def research(self, batch: Sequence[Delivery[Any]]) -> list[list[Message]]:
         return [[(live_channel(d.value.signal_id), d.value.kind, text_payload(d.value))] for d in batch]
@@ -249,6 +287,12 @@ class Router:
 
     async def alerts(self, batch: Sequence[Delivery[Any]]) -> list[list[Message]]:
         return [[("system:alerts", "alert", d.value)] for d in batch]
+
+
+def _once(topic: str, d: Delivery[Any], i: int, m: Message) -> str | None:
+    if len(m) == 4:
+        return m[3]
+    return None if m[1] == "bar" else f"{topic}:{d.partition}:{d.id}:{i}"
 
 
 async def relay(
@@ -280,9 +324,9 @@ async def relay(
             # ``once``: a redelivered message is not numbered twice. Bars go without (a repeated bar
             # is harmless, and a key per bar per day would cost Redis more than the bars).
             items = [
-                (channel, type_, data, None if type_ == "bar" else f"{topic}:{d.partition}:{d.id}:{i}")
+                (m[0], m[1], m[2], _once(topic, d, i, m))
                 for d, per in zip(batch, messages, strict=True)
-                for i, (channel, type_, data) in enumerate(per)
+                for i, m in enumerate(per)
             ]
             # The same batch again until it is appended: a live member is not handed its unacked
             # messages again, and an append cut short (say, numbered but not yet fanned out) is

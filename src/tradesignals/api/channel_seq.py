@@ -58,7 +58,8 @@ Item = tuple[str, str, Any, str | None]
 
 class ChannelLog(Protocol):
     async def append(self, channel: str, type_: str, data: Any, *, once: str | None = None) -> int | None:
-        """Number, store and fan out one message; returns its seq (None: ``once`` was seen before)."""
+        """Number, store and fan out one message; returns its seq (None: ``once`` was seen before on
+        this channel — the same ``once`` on another channel is another message)."""
         ...
 
     async def append_many(self, items: Sequence[Item]) -> list[int | None]:
@@ -103,6 +104,7 @@ class MemoryChannelLog:
 
     async def append(self, channel: str, type_: str, data: Any, *, once: str | None = None) -> int | None:
         if once is not None:
+            once = f"{channel}\0{once}"  # per channel, as the Redis log's once keys are
             if once in self._once:
                 return None
             self._once[once] = None

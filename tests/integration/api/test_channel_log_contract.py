@@ -71,6 +71,15 @@ async def test_once_numbers_a_redelivered_message_once(log: ChannelLog) -> None:
     assert await log.current("signals") == 2
 
 
+async def test_once_is_per_channel(log: ChannelLog) -> None:
+    """One source message may name one message per channel with the same ``once`` (a fill to each
+    of its users): each channel numbers its own once."""
+    assert await log.append_many(
+        [(f"user:{u}:signals", "update", {}, "signal.filled:x") for u in (1, 2)]
+    ) == [1, 1]
+    assert await log.append("user:2:signals", "update", {}, once="signal.filled:x") is None
+
+
 async def test_retention_is_bounded_and_a_trimmed_start_is_visible(log: ChannelLog) -> None:
     await log.append_many([("market:X:updates", "bar", {"i": i}, None) for i in range(500)])
     entries = await log.read("market:X:updates", 0, 1000)

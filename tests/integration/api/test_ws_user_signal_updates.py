@@ -20,7 +20,10 @@ from tradesignals.api.channel_seq import ChannelLog, Entry, Item
 from tradesignals.bus import topics
 from tradesignals.bus.codec import encode
 from tradesignals.config import load_settings
-from tradesignals.domain.market import Timeframe, to_ns
+from tradesignals.domain.costs import DEFAULT_COSTS
+from tradesignals.domain.entitlements import live_channel
+from tradesignals.domain.live import LiveUpdate, live_update
+from tradesignals.domain.market import AssetClass, Timeframe, to_ns
 from tradesignals.domain.outcomes import Outcome, OutcomeKind
 from tradesignals.domain.sessions import DAY_NS
 from tradesignals.domain.signals import Direction, Signal, SignalType, new_signal_id
@@ -161,6 +164,58 @@ async def test_a_close_reaches_the_users_the_signal_was_fitted_for_as_an_update(
     finally:
         stop.set()
         await asyncio.gather(*tasks)
+
+
+async def test_a_fill_reaches_the_users_the_signal_was_fitted_for_once(services: Services) -> None:
+    calm_bars(services, "CALM")
+    signal = signal_on("CALM")
+    services.signals.add(signal)
+    uid = premium(services, "p@example.com", 25_000)
+    log = services.hub.log
+    stop = asyncio.Event()
+
+    async def relayed(*updates: LiveUpdate) -> None:
+        """A fresh relay node (nothing remembered) relays ``updates`` until the live channel has them."""
+        joined = asyncio.Event()
+        decode, route = Router(services.audience, services.bars, services.signals).routes()[
+            topics.SIGNAL_LIVE
+        ]
+        task = asyncio.create_task(
+            relay(services.bus, log, topics.SIGNAL_LIVE, decode, route, "node-a", stop, joined, lease_s=2.0)
+        )
+        try:
+            await asyncio.wait_for(joined.wait(), 10)
+            before = await log.current(live_channel(signal.id))
+            await services.bus.publish_many(topics.SIGNAL_LIVE, [(signal.symbol, encode(u)) for u in updates])
+            await until(
+                lambda: _is(log.current(live_channel(signal.id)), before + len(updates)), "marks lost"
+            )
+        finally:
+            stop.set()
+            await task
+            stop.clear()
+
+    def mark(ts_ns: int, fill: float | None) -> LiveUpdate:
+        return live_update(
+            signal,
+            ts_ns=ts_ns,
+            price=102.0,
+            fill=fill,
+            filled_ns=None if fill is None else 1_767_366_000_000_000_000,
+            costs=DEFAULT_COSTS[AssetClass.EQUITY],
+            probability=0.5,
+            model_version="m",
+        )
+
+    await relayed(mark(1, None), mark(2, 101.5), mark(3, 101.5))  # pending, then filled twice
+    [update] = frames(await log.read(f"user:{uid}:signals", 0, 10))
+    assert (update["type"], update["data"]["id"], update["data"]["status"]) == ("update", signal.id, "open")
+    assert update["data"]["fill_price"] == 101.5 and update["data"]["filled_at"].startswith(
+        "2026-01-02T15:00"
+    )
+    assert update["data"]["size"]["capital"] == 25_000.0
+    await relayed(mark(4, 101.5))  # another node (a restart, a takeover) sees the fill: not again
+    assert await log.current(f"user:{uid}:signals") == 1
 
 
 class CutShort:
