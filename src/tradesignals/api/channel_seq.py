@@ -10,12 +10,12 @@ Two implementations meet one contract (tests/integration/api/test_channel_log_co
 - ``RedisChannelLog`` (server mode, one Redis or a Redis Cluster): a channel's keys share one hash
   tag, so one Lua script on that slot does the ``once`` check, ``INCR`` on the channel's sequence
   key and ``XADD`` of the frame to the channel's capped stream under the id ``{seq}-0`` (so a replay
-  is an ``XRANGE`` by sequence number); a second step appends it to one capped fan-out stream
-  that every node reads with ``XREAD`` from its own cursor: no group, no per-node state left in
-  Redis when a node stops. ``once`` (the bus message id of the source) makes a redelivered source
-  message a no-op for numbering, so at-least-once delivery on the bus never numbers one message
-  twice; it fans the logged frame out again, which repairs a fan-out step lost with a dead node
-  (``RedisChannelLog``'s docstring).
+  is an ``XRANGE`` by sequence number), and the frame goes onto one capped fan-out stream that
+  every node reads with ``XREAD`` from its own cursor: no group, no per-node state left in Redis
+  when a node stops. On one server the same script does the fan-out append; on a cluster it is a
+  second step (``RedisChannelLog``'s docstring: how a step lost with a dead node is repaired).
+  ``once`` (the bus message id of the source) makes a redelivered source message a no-op for
+  numbering, so at-least-once delivery on the bus never numbers one message twice.
 - ``MemoryChannelLog`` (embedded mode): the same in one process.
 
 A channel that has never had a message is at sequence 0 and costs nothing (reading it creates no
@@ -177,14 +177,39 @@ return seq
 """
 
 
+# A single server (no slots): number, log and fan out in one script, atomically.
+# KEYS = seq, log, fan-out[, once]; ARGV: frame body, log maxlen, once ttl, channel, fan-out maxlen
+_APPEND = """
+if #KEYS == 4 and redis.call('GET', KEYS[4]) then return 0 end
+local seq = redis.call('INCR', KEYS[1])
+local frame = '{"seq":' .. seq .. ',' .. string.sub(ARGV[1], 2)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'f', frame)
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'c', ARGV[4], 's', seq, 'f', frame)
+if #KEYS == 4 then redis.call('SET', KEYS[4], seq, 'EX', ARGV[3]) end
+return seq
+"""
+
+# Step 2 of a split append: KEYS = fan-out; ARGV: maxlen, then (channel, seq, frame) per message.
+_FAN_OUT = """
+for i = 2, #ARGV, 3 do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'c', ARGV[i], 's', ARGV[i + 1], 'f', ARGV[i + 2])
+end
+return (#ARGV - 1) / 3
+"""
+
+
 class RedisChannelLog:
     """The log on Redis (server mode), shared by every API node; see the module docstring.
 
-    Works on one Redis server and on a Redis Cluster (``cluster=True``, ADR 0017 amendment): an
-    append is two steps, because the fan-out stream is one key and a channel's keys are another
-    slot. Step 1 is one script on the channel's slot (``{prefix:ws:<channel>}``: sequence key,
-    capped log, ``once`` key): the ``once`` check, ``INCR``, the frame into the log, the ``once``
-    key set to the seq, atomically. Step 2 appends the frame to the fan-out stream. A node that dies
+    One key layout for one Redis server and a Redis Cluster (ADR 0017 amendment): a channel's keys
+    share the hash tag ``{prefix:ws:<channel>}``; the fan-out stream is one key of its own. On a
+    single server an append is one script, atomic (``_APPEND``: the old guarantee, one round trip).
+    On a cluster (``cluster=True``; or ``split=True`` on one server, which the tests use to prove
+    the cluster's path there too) an append is two steps, because the fan-out stream and a
+    channel's keys are in different slots. Step 1 is one script on the channel's slot (sequence
+    key, capped log, ``once`` key): the ``once`` check, ``INCR``, the frame into the log, the
+    ``once`` key set to the seq, atomically. Step 2 appends the batch's frames to the fan-out
+    stream (one script on its one key). A node that dies
     between the two leaves the message numbered and logged but not fanned out; its bus message was
     not acked, so the bus redelivers it (to this node or another, within ``TS_BUS_LEASE_S``), step 1
     finds the ``once`` key and hands back the logged frame, and step 2 fans it out then. A ``once``
@@ -204,6 +229,7 @@ class RedisChannelLog:
         fanout: int = 100_000,
         once_ttl_s: int = 86_400,
         cluster: bool = False,
+        split: bool | None = None,
         client: Callable[[], Any] | None = None,
     ) -> None:
         import redis.asyncio as aioredis
@@ -215,6 +241,9 @@ class RedisChannelLog:
         self.fanout = fanout
         self.once_ttl_s = once_ttl_s
         self.cluster = cluster
+        self.split = cluster if split is None else split
+        if cluster and not self.split:
+            raise ValueError("a Redis Cluster needs the split append (the fan-out is another slot)")
         self._pool: Any = None
         if client is not None:
             self._redis: Any = client()
@@ -228,6 +257,8 @@ class RedisChannelLog:
             )
             self._redis = aioredis.Redis(connection_pool=self._pool)
         self._number = self._redis.register_script(_NUMBER)
+        self._append_atomic = self._redis.register_script(_APPEND)
+        self._fan = self._redis.register_script(_FAN_OUT)
 
     def _tag(self, channel: str) -> str:
         """The hash tag of one channel's keys: they share a slot, so one script may touch them all."""
@@ -258,10 +289,12 @@ class RedisChannelLog:
     async def append_many(self, items: Sequence[Item]) -> list[int | None]:
         if not items:
             return []
+        if not self.split:
+            return await self._append_many_atomic(items)
         calls = [self._call(channel, type_, data, once) for channel, type_, data, once in items]
         # Step 1: number and log each message on its channel's slot (one pipeline; on a cluster
         # redis-py sends each node its share).
-        if len(calls) == 1 and not self.cluster:
+        if len(calls) == 1 and not self.cluster:  # (split on one server: the tests)
             replies = [await self._number(keys=calls[0][0], args=calls[0][1])]
         else:
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -289,16 +322,28 @@ class RedisChannelLog:
         return out
 
     async def _fan_out(self, fan: Sequence[tuple[str, int, str]]) -> None:
-        """Step 2: (channel, seq, frame) onto the one fan-out stream, in order."""
+        """Step 2: (channel, seq, frame) onto the one fan-out stream, in order: one script (one key)."""
+        args: list[Any] = [self.fanout]
+        for channel, seq, frame in fan:
+            args += (channel, seq, frame)
+        await self._fan(keys=[self.fanout_key], args=args)
+
+    async def _append_many_atomic(self, items: Sequence[Item]) -> list[int | None]:
+        """A single server: each message numbered, logged and fanned out by one script."""
+        calls = []
+        for channel, type_, data, once in items:
+            keys = [self._seq_key(channel), self._stream_key(channel), self.fanout_key]
+            if once is not None:
+                keys.append(self._once_key(channel, once))
+            args = [frame_body(channel, type_, data), self.retention, self.once_ttl_s, channel, self.fanout]
+            calls.append((keys, args))
+        if len(calls) == 1:
+            return [int(await self._append_atomic(keys=calls[0][0], args=calls[0][1])) or None]
         async with self._redis.pipeline(transaction=False) as pipe:
-            for channel, seq, frame in fan:
-                pipe.xadd(
-                    self.fanout_key,
-                    {"c": channel, "s": seq, "f": frame},
-                    maxlen=self.fanout,
-                    approximate=True,
-                )
-            await pipe.execute()
+            for keys, args in calls:
+                await self._append_atomic(keys=keys, args=args, client=pipe)
+            replies = await pipe.execute()
+        return [int(r) or None for r in replies]
 
     async def current(self, channel: str) -> int:
         value = await self._redis.get(self._seq_key(channel))

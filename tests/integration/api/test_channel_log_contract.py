@@ -14,22 +14,22 @@ from tradesignals.api.channel_seq import ChannelLog, MemoryChannelLog, RedisChan
 
 
 def _redis_log(request: pytest.FixtureRequest, kind: str, **kw: int) -> RedisChannelLog:
-    if kind == "redis":
+    if kind in ("redis", "redis-split"):  # one script per append, or the cluster's two steps
         url = request.getfixturevalue("redis_url")
         prefix = request.getfixturevalue("redis_prefix")
-        return RedisChannelLog(url, prefix=prefix, **kw)
+        return RedisChannelLog(url, prefix=prefix, split=kind == "redis-split", **kw)
     url = request.getfixturevalue("redis_cluster").url  # 3 masters + 3 replicas, once per session
     prefix = request.getfixturevalue("redis_cluster_prefix")
     return RedisChannelLog(url, prefix=prefix, cluster=True, **kw)
 
 
-REDIS_KINDS = [
-    pytest.param("redis", marks=pytest.mark.integration),
+SPLIT_KINDS = [
+    pytest.param("redis-split", marks=pytest.mark.integration),
     pytest.param("redis-cluster", marks=pytest.mark.integration),
 ]
 
 
-@pytest.fixture(params=["memory", *REDIS_KINDS])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration), *SPLIT_KINDS])
 async def log(request: pytest.FixtureRequest) -> AsyncIterator[ChannelLog]:
     impl: ChannelLog
     if request.param == "memory":
@@ -40,8 +40,8 @@ async def log(request: pytest.FixtureRequest) -> AsyncIterator[ChannelLog]:
     await impl.close()
 
 
-@pytest.fixture(params=REDIS_KINDS)
-async def redis_log(request: pytest.FixtureRequest) -> AsyncIterator[RedisChannelLog]:
+@pytest.fixture(params=SPLIT_KINDS)
+async def split_log(request: pytest.FixtureRequest) -> AsyncIterator[RedisChannelLog]:
     impl = _redis_log(request, request.param, retention=50)
     yield impl
     await impl.close()
@@ -135,51 +135,53 @@ async def test_one_batch_spans_many_channels_and_keeps_each_channels_order(log: 
 
 
 async def test_a_fan_out_lost_between_the_steps_is_repaired_when_the_message_comes_again(
-    redis_log: RedisChannelLog,
+    split_log: RedisChannelLog,
 ) -> None:
     """A node that dies after numbering a message but before its fan-out append: the bus hands the
     message again (it was not acked) and the second append fans the logged frame out, same seq and
     bytes, without numbering it again. Without the repair a channel's last message would never
     reach the sockets that are live on it."""
-    cursor = await redis_log.tail_start()
-    fan_out = redis_log._fan_out
+    cursor = await split_log.tail_start()
+    fan_out = split_log._fan_out
 
     async def dies(fan: object) -> None:
         raise ConnectionError("node died between numbering and fan-out")
 
-    redis_log._fan_out = dies  # type: ignore[method-assign]
+    split_log._fan_out = dies  # type: ignore[method-assign]
     with pytest.raises(ConnectionError):
-        await redis_log.append("user:7:signals", "update", {"state": "filled"}, once="signal.events:3:9-0:0")
-    assert await redis_log.current("user:7:signals") == 1  # numbered and logged ...
-    assert (await redis_log.tail(cursor, wait=0.05))[1] == []  # ... but not fanned out
-    logged = await redis_log.read("user:7:signals", 0, 10)
+        await split_log.append("user:7:signals", "update", {"state": "filled"}, once="signal.events:3:9-0:0")
+    assert await split_log.current("user:7:signals") == 1  # numbered and logged ...
+    assert (await split_log.tail(cursor, wait=0.05))[1] == []  # ... but not fanned out
+    logged = await split_log.read("user:7:signals", 0, 10)
 
-    redis_log._fan_out = fan_out  # type: ignore[method-assign]
+    split_log._fan_out = fan_out  # type: ignore[method-assign]
     # redelivered: not numbered again, fanned out with the logged bytes
     assert (
-        await redis_log.append("user:7:signals", "update", {"state": "filled"}, once="signal.events:3:9-0:0")
+        await split_log.append("user:7:signals", "update", {"state": "filled"}, once="signal.events:3:9-0:0")
         is None
     )
-    cursor, entries = await redis_log.tail(cursor, wait=1.0)
+    cursor, entries = await split_log.tail(cursor, wait=1.0)
     assert entries == logged and [e.seq for e in entries] == [1]
-    assert await redis_log.current("user:7:signals") == 1
+    assert await split_log.current("user:7:signals") == 1
     # the channel goes on from there
     assert (
-        await redis_log.append("user:7:signals", "update", {"state": "closed"}, once="signal.events:3:10-0:0")
+        await split_log.append("user:7:signals", "update", {"state": "closed"}, once="signal.events:3:10-0:0")
         == 2
     )
-    _, entries = await redis_log.tail(cursor, wait=1.0)
+    _, entries = await split_log.tail(cursor, wait=1.0)
     assert [e.seq for e in entries] == [2]
 
 
 async def test_a_channels_keys_share_one_hash_slot_and_the_fan_out_is_its_own(
-    redis_log: RedisChannelLog,
+    split_log: RedisChannelLog,
 ) -> None:
     from redis.crc import key_slot
 
-    keys = [redis_log._seq_key("user:1:signals"), redis_log._stream_key("user:1:signals")]
-    keys.append(redis_log._once_key("user:1:signals", "signals:0:1-0:0"))
+    keys = [split_log._seq_key("user:1:signals"), split_log._stream_key("user:1:signals")]
+    keys.append(split_log._once_key("user:1:signals", "signals:0:1-0:0"))
     assert len({key_slot(k.encode()) for k in keys}) == 1
-    assert redis_log._seq_key("user:2:signals") != keys[0]
+    assert split_log._seq_key("user:2:signals") != keys[0]
     with pytest.raises(ValueError, match="hash tags"):
         RedisChannelLog("redis://127.0.0.1:1/0", prefix="bad{prefix}")
+    with pytest.raises(ValueError, match="split"):  # one script would cross slots on a cluster
+        RedisChannelLog("redis://127.0.0.1:1/0", prefix="p", cluster=True, split=False)
