@@ -165,15 +165,25 @@ class Router:
             topics.SYSTEM_ALERTS: (decoder(dict[str, Any]), self.alerts),
         }
 
-    async def fitted(self, signals: Sequence[Signal]) -> dict[str, list[tuple[list[int], PositionSize]]]:
+    async def premium_groups(self) -> dict[tuple[ProfileName, float], list[int]]:
+        """The premium users by (profile, capital): one query (none without an audience)."""
+        groups: dict[tuple[ProfileName, float], list[int]] = {}
+        if self.audience is None or self.bar_store is None:
+            return groups
+        for sub in await asyncio.to_thread(self.audience.premium_users):
+            groups.setdefault((sub.profile, sub.capital or DEFAULT_CAPITAL), []).append(sub.user_id)
+        return groups
+
+    async def fitted(
+        self, signals: Sequence[Signal], groups: dict[tuple[ProfileName, float], list[int]] | None = None
+    ) -> dict[str, list[tuple[list[int], PositionSize]]]:
         """For each signal, the premium users whose profile accepts it, grouped by (profile,
         capital) with that group's size; a signal no one is fitted for is absent."""
         out: dict[str, list[tuple[list[int], PositionSize]]] = {}
-        if self.audience is None or self.bar_store is None or not signals:
+        if self.bar_store is None or not signals:
             return out
-        groups: dict[tuple[ProfileName, float], list[int]] = {}
-        for sub in await asyncio.to_thread(self.audience.premium_users):
-            groups.setdefault((sub.profile, sub.capital or DEFAULT_CAPITAL), []).append(sub.user_id)
+        if groups is None:
+            groups = await self.premium_groups()
         for (profile, capital), users in groups.items():
             sizes = await asyncio.to_thread(sizes_for, self.bar_store, signals, profile, capital)
             for sid, size in sizes.items():
@@ -214,8 +224,10 @@ class Router:
             ids = [e.signal_id for e in events]
             holders = await asyncio.to_thread(self.audience.upgrade_holders, ids, datetime.now(UTC))
             watchers = await asyncio.to_thread(self.audience.watchers, [d.key for d in batch])
-        stored = await self._stored([e.signal_id for e in events])  # closed before the event went out
-        fitted = await self.fitted(list(stored.values()))
+        # the stored signals (closed before the event went out), read only when someone is premium
+        groups = await self.premium_groups() if self.signal_repo is not None else {}
+        stored = await self._stored([e.signal_id for e in events]) if groups else {}
+        fitted = await self.fitted(list(stored.values()), groups)
         out: list[list[Message]] = []
         for d, event in zip(batch, events, strict=True):
             payload = outcome_payload(d.key, event)
@@ -246,9 +258,14 @@ class Router:
         ]
         if not fills:
             return out
-        stored = await self._stored([updates[i].signal_id for i in fills])
-        opened = {sid: s for sid, s in stored.items() if not s.status.is_closed}  # a close says it all
-        fitted = await self.fitted(list(opened.values()))
+        try:
+            groups = await self.premium_groups() if self.signal_repo is not None else {}
+            stored = await self._stored([updates[i].signal_id for i in fills]) if groups else {}
+            opened = {sid: s for sid, s in stored.items() if not s.status.is_closed}  # a close says it all
+            fitted = await self.fitted(list(opened.values()), groups)
+        except Exception as exc:  # the database away: the marks go on, the fills wait for a later mark
+            log.warning("ws.fill_lookup_failed", signals=len(fills), error=str(exc)[:200])
+            return out
         for i in fills:
             u = updates[i]
             self._fills_seen[u.signal_id] = None

@@ -10,17 +10,17 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 
-from tradesignals.api.channel_seq import ChannelLog, MemoryChannelLog, RedisChannelLog
+from tradesignals.api.channel_seq import ChannelLog, Entry, MemoryChannelLog, RedisChannelLog
 
 
-def _redis_log(request: pytest.FixtureRequest, kind: str, **kw: int) -> RedisChannelLog:
+def _redis_log(request: pytest.FixtureRequest, kind: str, retention: int) -> RedisChannelLog:
     if kind in ("redis", "redis-split"):  # one script per append, or the cluster's two steps
         url = request.getfixturevalue("redis_url")
         prefix = request.getfixturevalue("redis_prefix")
-        return RedisChannelLog(url, prefix=prefix, split=kind == "redis-split", **kw)
+        return RedisChannelLog(url, prefix=prefix, split=kind == "redis-split", retention=retention)
     url = request.getfixturevalue("redis_cluster").url  # 3 masters + 3 replicas, once per session
     prefix = request.getfixturevalue("redis_cluster_prefix")
-    return RedisChannelLog(url, prefix=prefix, cluster=True, **kw)
+    return RedisChannelLog(url, prefix=prefix, cluster=True, retention=retention)
 
 
 SPLIT_KINDS = [
@@ -98,7 +98,7 @@ async def test_tail_gives_every_channel_in_append_order_from_a_cursor(log: Chann
     await log.append("signals", "outcome", {"n": 1})
     await log.append("market:A:updates", "bar", {"n": 2})
     await log.append("signals", "outcome", {"n": 3})
-    got = []
+    got: list[Entry] = []
     while len(got) < 3:
         cursor, entries = await log.tail(cursor, count=2, wait=1.0)
         got.extend(entries)
@@ -126,7 +126,7 @@ async def test_one_batch_spans_many_channels_and_keeps_each_channels_order(log: 
     ]
     seqs = await log.append_many(items)
     assert seqs == [n + 1 for n in range(3) for _ in range(20)]
-    got = []
+    got: list[Entry] = []
     while len(got) < len(items):
         cursor, entries = await log.tail(cursor, wait=1.0)
         got.extend(entries)

@@ -18,6 +18,7 @@ import pytest
 from tradesignals.api.broadcast import Router, relay
 from tradesignals.api.channel_seq import ChannelLog, Entry, Item
 from tradesignals.bus import topics
+from tradesignals.bus.base import Delivery
 from tradesignals.bus.codec import encode
 from tradesignals.config import load_settings
 from tradesignals.domain.costs import DEFAULT_COSTS
@@ -36,7 +37,7 @@ T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 
 @pytest.fixture
 async def services(stack: dict[str, object]) -> AsyncIterator[Services]:
-    built = await build_services(load_settings(**stack))  # type: ignore[arg-type]
+    built = await build_services(load_settings(**stack))
     yield built
     await built.close()
 
@@ -218,6 +219,40 @@ async def test_a_fill_reaches_the_users_the_signal_was_fitted_for_once(services:
     assert await log.current(f"user:{uid}:signals") == 1
 
 
+async def test_a_fill_lookup_that_fails_keeps_the_marks_and_tries_the_fill_on_a_later_mark(
+    services: Services,
+) -> None:
+    calm_bars(services, "CALM")
+    signal = signal_on("CALM")
+    services.signals.add(signal)
+    uid = premium(services, "p@example.com", None)
+    router = Router(services.audience, services.bars, services.signals)
+    update = live_update(
+        signal,
+        ts_ns=1,
+        price=102.0,
+        fill=101.5,
+        filled_ns=1,
+        costs=DEFAULT_COSTS[AssetClass.EQUITY],
+        probability=None,
+        model_version="m",
+    )
+
+    class Away:
+        def premium_users(self) -> list[Any]:
+            raise RuntimeError("database away")
+
+    router.audience = Away()  # type: ignore[assignment]
+    [first] = await router.live([Delivery(topics.SIGNAL_LIVE, 0, "CALM", "1-0", update, 1)])
+    assert [(c, t) for c, t, *_ in first] == [(live_channel(signal.id), "live")]  # the mark still goes
+    router.audience = services.audience
+    [second] = await router.live([Delivery(topics.SIGNAL_LIVE, 0, "CALM", "2-0", update, 1)])
+    assert [(c, t) for c, t, *_ in second] == [
+        (live_channel(signal.id), "live"),
+        (f"user:{uid}:signals", "update"),
+    ]
+
+
 class CutShort:
     """A channel log whose first append raises after part of the work (a Redis blip mid-append)."""
 
@@ -244,7 +279,7 @@ async def test_the_relay_completes_an_append_cut_short_without_numbering_twice(s
     joined = asyncio.Event()
     decode, route = Router().routes()[topics.SYSTEM_ALERTS]
     task = asyncio.create_task(
-        relay(services.bus, log, topics.SYSTEM_ALERTS, decode, route, "node-a", stop, joined)  # type: ignore[arg-type]
+        relay(services.bus, log, topics.SYSTEM_ALERTS, decode, route, "node-a", stop, joined)
     )
     try:
         await asyncio.wait_for(joined.wait(), 10)
