@@ -360,6 +360,8 @@ async def relay(
                     limit_s=BUS_RETRY_S,
                 )
             except (RedisError, OSError):
+                if stop.is_set():
+                    break  # stopping mid-retry: unacked, the bus hands the batch to another member
                 raise  # Redis away past TS_BUS_RETRY_S: the task fails (as a fetch does)
             except Exception as exc:  # a bug in a payload: logged; the batch stays unacked
                 log.warning("ws.relay_append_failed", topic=topic, error=str(exc)[:200])

@@ -296,3 +296,26 @@ async def test_the_relay_completes_an_append_cut_short_without_numbering_twice(s
 
 async def _is(value: Any, expected: object) -> bool:
     return bool(await value == expected)
+
+
+async def test_a_relay_stopped_while_redis_is_away_ends_cleanly(services: Services) -> None:
+    """Stopping mid-retry leaves the batch unacked for another member; the task does not fail."""
+    tried = asyncio.Event()
+
+    class Away:
+        async def append_many(self, items: Sequence[Item]) -> list[int | None]:
+            tried.set()
+            raise ConnectionError("Redis away")
+
+    stop = asyncio.Event()
+    joined = asyncio.Event()
+    decode, route = Router().routes()[topics.SYSTEM_ALERTS]
+    away: Any = Away()
+    task = asyncio.create_task(
+        relay(services.bus, away, topics.SYSTEM_ALERTS, decode, route, "n", stop, joined)
+    )
+    await asyncio.wait_for(joined.wait(), 10)
+    await services.bus.publish(topics.SYSTEM_ALERTS, "model", encode({"n": 1}))
+    await asyncio.wait_for(tried.wait(), 10)
+    stop.set()
+    await asyncio.wait_for(task, 10)  # returns: no exception
