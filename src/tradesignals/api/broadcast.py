@@ -216,7 +216,8 @@ class Router:
 
     async def events(self, batch: Sequence[Delivery[Any]]) -> list[list[Message]]:
         """A close: the public outcome, the live stream's last message, the upgrade holders'
-        notification and the symbol's watchers' watchlist."""
+        notification, the symbol's watchers' watchlist and, as an ``update``, the closed row on
+        ``user:{id}:signals`` of each premium user the signal is fitted for."""
         events: list[SignalEvent] = [d.value for d in batch]
         holders: dict[str, list[int]] = {}
         watchers: dict[str, list[int]] = {}
@@ -249,6 +250,8 @@ class Router:
         return out
 
     async def live(self, batch: Sequence[Delivery[Any]]) -> list[list[Message]]:
+        """Each mark to its signal's live channel; a mark that shows a fill this node has not seen
+        also to the fitted users' ``user:{id}:signals`` (``update``, once per signal and channel)."""
         updates: list[LiveUpdate] = [d.value for d in batch]
         out: list[list[Message]] = [[(live_channel(u.signal_id), "live", live_payload(u))] for u in updates]
         fills = [
