@@ -76,7 +76,7 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     prefix = f"tstest:{uuid.uuid4().hex[:8]}"
     yield prefix
     client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    keys = list(client.scan_iter(match=f"*{prefix}*", count=1000))  # hash-tagged keys start with "{"
     if keys:
         client.delete(*keys)
     client.close()

@@ -141,7 +141,7 @@ def test_a_published_signal_appears_live_without_a_reload(user: Any, site: LiveS
     assert page.evaluate("() => window.sameDocument") is True
 
     # The user's own channel carries signals already fitted and sized (the ws work): merged at once,
-    # no REST call; an outcome on the shared feed takes its row away, no REST call either.
+    # no REST call; an outcome on the shared feed takes its row away, no REST call either ...
     pair = httpx.post(f"{site.url}/api/auth/token", data={"username": EMAIL, "password": PASSWORD}).json()
     auth = {"Authorization": f"Bearer {pair['access_token']}"}
     me = httpx.get(f"{site.url}/api/me", headers=auth).json()
@@ -159,6 +159,17 @@ def test_a_published_signal_appears_live_without_a_reload(user: Any, site: LiveS
     page.locator(f"#live-table tr[data-id='{sized.id}']").wait_for()
     site.publish_hub(SIGNALS_CHANNEL, "outcome", {"signal_id": sized.id, "kind": "closed", "outcome": "stop"})
     page.locator(f"#live-table tr[data-id='{sized.id}']").wait_for(state="detached")
+    # An ``update`` on the user's own channel: a fill is merged into the row, a close (the row,
+    # closed, with its outcome) takes it away; no REST call either.
+    closing = {**payload, "id": live_signal(5, "CALM", site.decided).id}
+    site.publish_hub(f"user:{me['id']}:signals", "signal", closing)
+    page.locator(f"#live-table tr[data-id='{closing['id']}']").wait_for()
+    filled = {**closing, "filled_at": "2026-01-02T15:00:00Z", "fill_price": 100.5}  # its fill: merged
+    site.publish_hub(f"user:{me['id']}:signals", "update", filled)
+    page.locator(f"#live-table tr[data-id='{closing['id']}'][data-filled='true']").wait_for()
+    closed = {**closing, "status": "target_hit", "outcome": "target", "net_r": 0.99}
+    site.publish_hub(f"user:{me['id']}:signals", "update", closed)
+    page.locator(f"#live-table tr[data-id='{closing['id']}']").wait_for(state="detached")
     assert asked == []
     check_page(page, screens, "live")
 

@@ -279,9 +279,13 @@ async def scenario(
         roles,
         clients,
     )
-    seq_key = f"{cluster.prefix}:wsseq:"
-    last_signals = int(cluster.r.get(seq_key + "signals") or 0)
-    last_bar = int(cluster.r.get(seq_key + channels[1]) or 0)
+
+    def seq_key(channel: str) -> str:  # the channel log's layout (api/channel_seq.py, ADR 0017)
+        return "{" + f"{cluster.prefix}:ws:{channel}" + "}:seq"
+
+    last_signals = int(cluster.r.get(seq_key("signals")) or 0)
+    last_bar = int(cluster.r.get(seq_key(channels[1])) or 0)
+    assert last_signals == len(closed)  # the key read is the one the nodes numbered with
     await until(
         "every client to reach the channels' last seq",
         lambda: all(c.last("signals") == last_signals and c.last(channels[1]) == last_bar for c in clients),

@@ -1,7 +1,7 @@
 /** Every WebSocket channel name the app uses, spelt here and nowhere else (the server's list and who
 may read each: src/tradesignals/domain/entitlements.py). */
 
-/** New signals fitted to this user's profile (premium). */
+/** New signals fitted to this user's profile (premium), and their fills and closes (`update`). */
 export const userSignalsChannel = (userId: number): string => `user:${userId}:signals`;
 
 /** The public feed of closed outcomes (the track record as it is written): a row closes here. */

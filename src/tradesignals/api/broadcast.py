@@ -12,11 +12,19 @@ Two halves, so that a message gets one sequence number however many API nodes ru
 Topic → channels (``Router``):
 
 - ``signals`` (a new open signal) → ``user:{id}:signals`` of each premium user whose risk profile
-  accepts it, with the position size for their stated capital;
+  accepts it, with the position size for their stated capital (type ``signal``);
 - ``signal.events`` (a close) → ``signals`` (the public outcome), ``signal:{id}:live`` (its last
-  message, ``closed``), ``user:{id}:notifications`` of each holder of an upgrade to it, and
-  ``user:{id}:watchlist`` of each watcher of its symbol;
-- ``signal.live`` → ``signal:{id}:live``;
+  message, ``closed``), ``user:{id}:notifications`` of each holder of an upgrade to it,
+  ``user:{id}:watchlist`` of each watcher of its symbol, and ``user:{id}:signals`` of each premium
+  user whose profile accepts the signal (type ``update``: the signal's row as ``GET /api/signals``
+  gives it, closed, with its outcome and the user's size). Who gets the update is decided by the
+  same fitting rule on the same bars (up to the deciding bar) as who got the signal, so it reaches
+  the users the signal reached, unless their tier, profile or capital changed meanwhile (then
+  it follows what their list shows now);
+- ``signal.live`` → ``signal:{id}:live``; the first mark that shows a signal filled also goes to
+  ``user:{id}:signals`` of the users the signal is fitted for (type ``update``: the open row with
+  ``filled_at`` and ``fill_price``, ``once`` keyed by the signal, so a node that restarts or takes
+  the partition over announces it again only past the log's ``once`` lifetime, a day);
 - ``signal.research`` (the explain sidecar's explanation or research brief) → ``signal:{id}:live``
   (message type ``explanation`` or ``research``: text, claims and the news ids they cite);
 - ``market.bars`` → ``market:{symbol}:updates`` and the watchers' ``user:{id}:watchlist``;
@@ -33,17 +41,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import structlog
+from redis.exceptions import RedisError
 
 from tradesignals.api.channel_seq import ChannelLog
 from tradesignals.api.hub import Hub
 from tradesignals.api.routes.signals import DEFAULT_CAPITAL, sizes_for
-from tradesignals.api.schemas import SignalPublic
+from tradesignals.api.schemas import PositionSize, SignalPublic
 from tradesignals.bus import topics
 from tradesignals.bus.base import Bus, Delivery
 from tradesignals.bus.codec import decoder
@@ -55,8 +65,10 @@ from tradesignals.domain.risk import ProfileName
 from tradesignals.domain.sessions import DAY_NS, SessionCalendar, date_of
 from tradesignals.domain.signals import Signal, SignalEvent
 from tradesignals.domain.trace import signal_trace_id
-from tradesignals.engine.backoff import bus_call
+from tradesignals.engine.backoff import BUS_RETRY_S, bus_call, with_backoff
+from tradesignals.engine.track_record import HistoryRow
 from tradesignals.storage.audience import SqlAudience
+from tradesignals.storage.base import SignalRepository
 from tradesignals.storage.timeseries import BarStore
 
 log = structlog.get_logger(__name__)
@@ -65,8 +77,13 @@ RELAY_GROUP = "ws-relay"
 
 R = TypeVar("R")
 
-Message = tuple[str, str, Any]
-"""(channel, type, data): one message for one channel."""
+Message = tuple[str, str, Any] | tuple[str, str, Any, str]
+"""(channel, type, data[, once]): one message for one channel. ``once`` names the message where the
+bus message id would not (a fill, whichever mark of the signal shows it first); without it the relay
+uses the bus message id."""
+
+FILLS_SEEN = 100_000
+"""Fills this node remembers having announced (so each later mark of a filled signal costs a probe)."""
 
 Route = Callable[[Sequence[Delivery[Any]]], Awaitable[list[list[Message]]]]
 """Turns a batch of bus deliveries into the messages of each (same order, one list per delivery)."""
@@ -124,11 +141,19 @@ def text_payload(text: SignalText) -> dict[str, Any]:
 
 class Router:
     """Topic → channel messages. Reads who a per-user message is for from ``audience`` (one query
-    per batch) and fits live signals with the API's one fitting rule (``routes.signals.sizes_for``)."""
+    per batch) and fits live signals with the API's one fitting rule (``routes.signals.sizes_for``);
+    a close's signal is read from ``signals`` (one read per closed signal)."""
 
-    def __init__(self, audience: SqlAudience | None = None, bars: BarStore | None = None) -> None:
+    def __init__(
+        self,
+        audience: SqlAudience | None = None,
+        bars: BarStore | None = None,
+        signals: SignalRepository | None = None,
+    ) -> None:
         self.audience = audience
         self.bar_store = bars
+        self.signal_repo = signals
+        self._fills_seen: OrderedDict[str, None] = OrderedDict()
 
     def routes(self) -> dict[str, tuple[Callable[[bytes], Any], Route]]:
         return {
@@ -140,28 +165,59 @@ class Router:
             topics.SYSTEM_ALERTS: (decoder(dict[str, Any]), self.alerts),
         }
 
+    async def premium_groups(self) -> dict[tuple[ProfileName, float], list[int]]:
+        """The premium users by (profile, capital): one query (none without an audience)."""
+        groups: dict[tuple[ProfileName, float], list[int]] = {}
+        if self.audience is None or self.bar_store is None:
+            return groups
+        for sub in await asyncio.to_thread(self.audience.premium_users):
+            groups.setdefault((sub.profile, sub.capital or DEFAULT_CAPITAL), []).append(sub.user_id)
+        return groups
+
+    async def fitted(
+        self, signals: Sequence[Signal], groups: dict[tuple[ProfileName, float], list[int]] | None = None
+    ) -> dict[str, list[tuple[list[int], PositionSize]]]:
+        """For each signal, the premium users whose profile accepts it, grouped by (profile,
+        capital) with that group's size; a signal no one is fitted for is absent."""
+        out: dict[str, list[tuple[list[int], PositionSize]]] = {}
+        if self.bar_store is None or not signals:
+            return out
+        if groups is None:
+            groups = await self.premium_groups()
+        for (profile, capital), users in groups.items():
+            sizes = await asyncio.to_thread(sizes_for, self.bar_store, signals, profile, capital)
+            for sid, size in sizes.items():
+                out.setdefault(sid, []).append((users, size))
+        return out
+
     async def signals(self, batch: Sequence[Delivery[Any]]) -> list[list[Message]]:
         """A new (open) signal to each premium user whose profile accepts it, sized for their capital."""
         out: list[list[Message]] = [[] for _ in batch]
-        if self.audience is None or self.bar_store is None:
-            return out
         signals: list[Signal] = [d.value for d in batch]
-        groups: dict[tuple[ProfileName, float], list[int]] = {}
-        for sub in await asyncio.to_thread(self.audience.premium_users):
-            groups.setdefault((sub.profile, sub.capital or DEFAULT_CAPITAL), []).append(sub.user_id)
-        for (profile, capital), users in groups.items():
-            sizes = await asyncio.to_thread(sizes_for, self.bar_store, signals, profile, capital)
-            for i, s in enumerate(signals):
-                size = sizes.get(s.id)
-                if size is None:
-                    continue
+        fitted = await self.fitted(signals)
+        for i, s in enumerate(signals):
+            for users, size in fitted.get(s.id, ()):
                 payload = SignalPublic.of(s, None, size).model_dump(mode="json")
                 out[i].extend((user_channel(uid, "signals"), "signal", payload) for uid in users)
         return out
 
+    async def _stored(self, signal_ids: Sequence[str]) -> dict[str, Signal]:
+        """The stored signals among ``signal_ids`` (none without a repository or an audience)."""
+        if self.signal_repo is None or self.audience is None or self.bar_store is None or not signal_ids:
+            return {}
+        repo = self.signal_repo
+        ids = sorted(set(signal_ids))
+
+        def read() -> dict[str, Signal]:
+            found = {sid: repo.get(sid) for sid in ids}
+            return {sid: s for sid, s in found.items() if s is not None}
+
+        return await asyncio.to_thread(read)
+
     async def events(self, batch: Sequence[Delivery[Any]]) -> list[list[Message]]:
         """A close: the public outcome, the live stream's last message, the upgrade holders'
-        notification and the symbol's watchers' watchlist."""
+        notification, the symbol's watchers' watchlist and, as an ``update``, the closed row on
+        ``user:{id}:signals`` of each premium user the signal is fitted for."""
         events: list[SignalEvent] = [d.value for d in batch]
         holders: dict[str, list[int]] = {}
         watchers: dict[str, list[int]] = {}
@@ -169,6 +225,10 @@ class Router:
             ids = [e.signal_id for e in events]
             holders = await asyncio.to_thread(self.audience.upgrade_holders, ids, datetime.now(UTC))
             watchers = await asyncio.to_thread(self.audience.watchers, [d.key for d in batch])
+        # the stored signals (closed before the event went out), read only when someone is premium
+        groups = await self.premium_groups() if self.signal_repo is not None else {}
+        stored = await self._stored([e.signal_id for e in events]) if groups else {}
+        fitted = await self.fitted(list(stored.values()), groups)
         out: list[list[Message]] = []
         for d, event in zip(batch, events, strict=True):
             payload = outcome_payload(d.key, event)
@@ -180,11 +240,52 @@ class Router:
                 messages.append((user_channel(u, "notifications"), "outcome", payload))
             for u in watchers.get(d.key, ()):
                 messages.append((user_channel(u, "watchlist"), "outcome", payload))
+            signal = stored.get(event.signal_id)
+            if signal is not None:
+                close = HistoryRow.of(signal, 0, event)  # (the ledger seq is not part of the row)
+                for users, size in fitted.get(signal.id, ()):
+                    row = SignalPublic.of(signal, close, size).model_dump(mode="json")
+                    messages.extend((user_channel(u, "signals"), "update", row) for u in users)
             out.append(messages)
         return out
 
     async def live(self, batch: Sequence[Delivery[Any]]) -> list[list[Message]]:
-        return [[(live_channel(d.value.signal_id), "live", live_payload(d.value))] for d in batch]
+        """Each mark to its signal's live channel; a mark that shows a fill this node has not seen
+        also to the fitted users' ``user:{id}:signals`` (``update``, once per signal and channel)."""
+        updates: list[LiveUpdate] = [d.value for d in batch]
+        out: list[list[Message]] = [[(live_channel(u.signal_id), "live", live_payload(u))] for u in updates]
+        fills = [
+            i
+            for i, u in enumerate(updates)
+            if u.filled_ns is not None and u.signal_id not in self._fills_seen
+        ]
+        if not fills:
+            return out
+        try:
+            groups = await self.premium_groups() if self.signal_repo is not None else {}
+            stored = await self._stored([updates[i].signal_id for i in fills]) if groups else {}
+            opened = {sid: s for sid, s in stored.items() if not s.status.is_closed}  # a close says it all
+            fitted = await self.fitted(list(opened.values()), groups)
+        except Exception as exc:  # the database away: the marks go on, the fills wait for a later mark
+            log.warning("ws.fill_lookup_failed", signals=len(fills), error=str(exc)[:200])
+            return out
+        for i in fills:
+            u = updates[i]
+            self._fills_seen[u.signal_id] = None
+            if len(self._fills_seen) > FILLS_SEEN:
+                self._fills_seen.popitem(last=False)
+            signal = opened.get(u.signal_id)
+            if signal is None or u.filled_ns is None:
+                continue
+            filled_at = datetime.fromtimestamp(u.filled_ns / 1e9, UTC)
+            for users, size in fitted.get(signal.id, ()):
+                row = SignalPublic.of(signal, None, size).model_copy(
+                    update={"filled_at": filled_at, "fill_price": u.fill_price}
+                )
+                data = row.model_dump(mode="json")
+                once = f"signal.filled:{signal.id}"
+                out[i].extend((user_channel(uid, "signals"), "update", data, once) for uid in users)
+        return out
 
     async def research(self, batch: Sequence[Delivery[Any]]) -> list[list[Message]]:
         return [[(live_channel(d.value.signal_id), d.value.kind, text_payload(d.value))] for d in batch]
@@ -206,6 +307,12 @@ class Router:
 
     async def alerts(self, batch: Sequence[Delivery[Any]]) -> list[list[Message]]:
         return [[("system:alerts", "alert", d.value)] for d in batch]
+
+
+def _once(topic: str, d: Delivery[Any], i: int, m: Message) -> str | None:
+    if len(m) == 4:
+        return m[3]
+    return None if m[1] == "bar" else f"{topic}:{d.partition}:{d.id}:{i}"
 
 
 async def relay(
@@ -237,13 +344,29 @@ async def relay(
             # ``once``: a redelivered message is not numbered twice. Bars go without (a repeated bar
             # is harmless, and a key per bar per day would cost Redis more than the bars).
             items = [
-                (channel, type_, data, None if type_ == "bar" else f"{topic}:{d.partition}:{d.id}:{i}")
+                (m[0], m[1], m[2], _once(topic, d, i, m))
                 for d, per in zip(batch, messages, strict=True)
-                for i, (channel, type_, data) in enumerate(per)
+                for i, m in enumerate(per)
             ]
+            # The same batch again until it is appended: a live member is not handed its unacked
+            # messages again, and an append cut short (say, numbered but not yet fanned out) is
+            # completed by appending it again (``once``; ``channel_seq.RedisChannelLog``). Past
+            # ``TS_BUS_RETRY_S`` the task fails, the node restarts and the bus hands the batch over.
             try:
-                await channel_log.append_many(items)
-            except Exception as exc:  # unacked: the bus hands the batch to us (or another node) again
+                await with_backoff(
+                    lambda: channel_log.append_many(items),  # noqa: B023
+                    what=f"appending {topic}",
+                    component="api",
+                    dependency="redis",
+                    retry_on=(RedisError, OSError),
+                    stop=stop,
+                    limit_s=BUS_RETRY_S,
+                )
+            except (RedisError, OSError):
+                if stop.is_set():
+                    break  # stopping mid-retry: unacked, the bus hands the batch to another member
+                raise  # Redis away past TS_BUS_RETRY_S: the task fails (as a fetch does)
+            except Exception as exc:  # a bug in a payload: logged; the batch stays unacked
                 log.warning("ws.relay_append_failed", topic=topic, error=str(exc)[:200])
                 await asyncio.sleep(0.5)
                 continue

@@ -23,7 +23,8 @@ class LiveUpdate:
     ``probability`` is the model's re-scored chance that the signal still wins (the rulebook's win:
     net R > 0 at the plan's exit), from the features of this bar; None where the signal's model
     cannot re-score (the rule-based placeholder). ``filled`` is False until the entry fill
-    (then P/L fields are None). Distances are in percent of ``price``, signed so that a positive
+    (then P/L fields are None); ``fill_price`` and ``filled_ns`` are that fill (None before it; absent
+    from marks of older engines). Distances are in percent of ``price``, signed so that a positive
     number means "still that far away".
     """
 
@@ -38,6 +39,8 @@ class LiveUpdate:
     distance_to_targets_pct: tuple[float, ...]
     probability: float | None
     model_version: str
+    fill_price: float | None = None
+    filled_ns: int | None = None
 
 
 def live_update(
@@ -78,4 +81,6 @@ def live_update(
         distance_to_targets_pct=tuple(sign * (t - price) * 100.0 / price for t in signal.targets),
         probability=probability,
         model_version=model_version,
+        fill_price=fill if net_pct is not None else None,
+        filled_ns=filled_ns if net_pct is not None else None,
     )

@@ -417,7 +417,10 @@ def build_hub(settings: Settings) -> Hub:
     log_: ChannelLog
     if settings.mode is Mode.SERVER:
         log_ = RedisChannelLog(
-            settings.redis_url, prefix=settings.bus_prefix, retention=settings.ws_retention
+            settings.redis_url,
+            prefix=settings.bus_prefix,
+            retention=settings.ws_retention,
+            cluster=settings.redis_cluster,
         )
     else:
         log_ = MemoryChannelLog(retention=settings.ws_retention)
@@ -779,7 +782,9 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
             asyncio.create_task(market_status(hub.log, stop, exchanges), name="ws-market-status")
         )
         _billing_notices(services, asyncio.get_running_loop())
-        for topic, (decode, route) in Router(services.audience, services.bars).routes().items():
+        for topic, (decode, route) in (
+            Router(services.audience, services.bars, services.signals).routes().items()
+        ):
             joined = hub.relays.setdefault(topic, asyncio.Event())
             services.tasks.append(
                 asyncio.create_task(

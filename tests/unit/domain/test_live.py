@@ -45,6 +45,7 @@ def test_a_pending_long_has_distances_but_no_pnl() -> None:
         model_version="swing:1",
     )
     assert not u.filled and u.unrealised_net_pct is None and u.unrealised_net_r is None
+    assert u.fill_price is None and u.filled_ns is None
     assert u.distance_to_stop_pct == pytest.approx((101 - 97) / 101 * 100)
     assert u.distance_to_targets_pct == pytest.approx(
         ((103 - 101) / 101 * 100, (106 - 101) / 101 * 100, (109 - 101) / 101 * 100)
@@ -68,6 +69,7 @@ def test_a_filled_long_books_the_costs_of_domain_costs() -> None:
     costs = EQUITY.costs_pct(1, 100.5, 104.0, DAY_NS)
     assert costs > 0
     assert u.filled and u.unrealised_net_pct == pytest.approx(gross - costs)
+    assert (u.fill_price, u.filled_ns) == (100.5, 0)  # the fill itself: the relay announces it
     # R is measured in the plan's risk (entry to stop: 3.0), from the fill.
     assert u.unrealised_net_r == pytest.approx((gross - costs) * 100.5 / 100 / 3.0)
     # Past the first target: its distance is negative (passed), the others still ahead.

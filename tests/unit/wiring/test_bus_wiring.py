@@ -39,3 +39,17 @@ async def test_embedded_mode_keeps_the_in_process_bus() -> None:
     bus = _build_bus(Settings(redis_cluster=True))
     assert isinstance(bus, MemoryBus)
     await bus.close()
+
+
+async def test_ts_redis_cluster_gives_the_websocket_channel_log_a_cluster_client_too() -> None:
+    from tradesignals.api.channel_seq import MemoryChannelLog, RedisChannelLog
+    from tradesignals.wiring import build_hub
+
+    for cluster, client_type in ((True, RedisCluster), (False, Redis)):
+        hub = build_hub(Settings(mode=Mode.SERVER, redis_url="redis://127.0.0.1:1/0", redis_cluster=cluster))
+        try:
+            assert isinstance(hub.log, RedisChannelLog) and hub.log.cluster is cluster
+            assert isinstance(hub.log._redis, client_type)
+        finally:
+            await hub.log.close()
+    assert isinstance(build_hub(Settings(redis_cluster=True)).log, MemoryChannelLog)

@@ -2,8 +2,10 @@
 kept current over the WebSocket without a reload.
 
 Fitting and sizing are the server's: a message that carries a signal already sized for this profile
-and capital (the user's own channel) is merged at once, an outcome removes its row, and any other
-message, gap or reconnect makes the page refetch `GET /api/signals?profile=&capital=&status=open`.
+and capital (the user's own channel: a new signal, or an `update` of an open one such as its fill) is
+merged at once, a closed signal leaves the list (its `update` on the user's own channel or its
+public outcome, whichever comes first), and any other message, gap or reconnect makes the page
+refetch `GET /api/signals?profile=&capital=&status=open`.
 Rows not seen before are drawn with a brief highlight, announced to screen readers, and (if the user
 turned it on) a short tone. Each drawn row is time-stamped for bench/webapp.py (`window.tsDrawn`). */
 import { ApiError } from "../api";
@@ -19,6 +21,7 @@ export interface SignalOut {
   confidence: number; created_at: string; expires_at: string; status: string; timeframe: string; model_version: string;
   reasons: string[]; decided_at: string | null; base_rate: number | null; edge: number | null; size: Size | null;
   outcome: string | null; net_r: number | null; net_pnl_pct: number | null;
+  filled_at?: string | null; fill_price?: number | null;
 }
 interface Page { items: SignalOut[]; next_before: string | null }
 
@@ -63,7 +66,7 @@ function row(s: SignalOut, fresh: boolean): HTMLElement {
     when(s.expires_at),
   ];
   // data-label: on a phone each row is a card, and each value carries its column's name.
-  return h("tr", { "data-id": s.id, class: fresh ? "fresh" : "" },
+  return h("tr", { "data-id": s.id, class: fresh ? "fresh" : "", "data-filled": s.filled_at ? "true" : undefined },
     ...cells.map((c, i) => h("td", { class: i >= 2 && i <= 8 ? "n" : undefined, "data-label": COLUMNS[i] }, c)));
 }
 
@@ -159,16 +162,18 @@ export async function livePage(root: HTMLElement): Promise<void> {
     }
   }
 
-  /** A message merged into the list when it carries all the page needs — an open signal already
-   * fitted and sized for this profile and capital (the user's own channel), or the outcome of a
-   * signal shown (it leaves the list); anything else is a reason to ask REST. */
+  /** A message merged into the list when it carries all the page needs — an open signal (new, or
+   * updated: filled) already fitted and sized for this profile and capital (the user's own channel), or the close of a
+   * signal shown (its `update` with a closed status, or its public outcome: it leaves the list);
+   * anything else is a reason to ask REST. */
   function onMessage(f: DataFrame): void {
     const d = f.data as Partial<SignalOut> & { signal_id?: string };
-    if (f.type === "signal" && d.status === "open" && d.size && d.size.profile === m.risk_profile && d.size.capital === capital() && !inFlight) {
+    if ((f.type === "signal" || f.type === "update") && d.status === "open" && d.size && d.size.profile === m.risk_profile && d.size.capital === capital() && !inFlight) {
       const s = d as SignalOut;
       draw([s, ...shown.filter((x) => x.id !== s.id)].sort((a, b) => b.created_at.localeCompare(a.created_at)).slice(0, 100));
-    } else if (f.type === "outcome") {
-      if (shown.some((x) => x.id === d.signal_id)) draw(shown.filter((x) => x.id !== d.signal_id));
+    } else if (f.type === "outcome" || (f.type === "update" && d.id && d.status && d.status !== "open")) {
+      const id = f.type === "outcome" ? d.signal_id : d.id;
+      if (shown.some((x) => x.id === id)) draw(shown.filter((x) => x.id !== id));
     } else {
       void refetch();
     }
