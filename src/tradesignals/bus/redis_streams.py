@@ -57,6 +57,8 @@ from tradesignals.bus.redis_client import (
     AnyRedis,
     check_tag_free,
     connect,
+    pack,
+    pipelined,
     read_replies,
     reply_reader,
     slot_groups,
@@ -396,32 +398,11 @@ class RedisStreamsBus:
         if self.maxlen is not None:
             streams = self.streams(topic)
             touched = {cache[key][1] for key, _ in items}
-            cap = str(self.maxlen).encode()
-            for p in sorted(touched):
-                stream = streams[p].encode()
-                data.append(
-                    b"*5\r\n$5\r\nXTRIM\r\n$%d\r\n%b\r\n$6\r\nMAXLEN\r\n$1\r\n~\r\n$%d\r\n%b\r\n"
-                    % (
-                        len(stream),
-                        stream,
-                        len(cap),
-                        cap,
-                    )
-                )
+            data += [pack("XTRIM", streams[p], "MAXLEN", "~", self.maxlen) for p in sorted(touched)]
             count += len(touched)
-        pool = cast("Any", self._redis).connection_pool
-        conn = await pool.get_connection()
-        try:
-            gets = reply_reader(conn)
-            if gets is None:
-                return None
-            await conn.send_packed_command(data)
-            replies = await read_replies(conn, gets, count)
-        except BaseException:
-            await conn.disconnect()  # replies left unread: the connection is out of step
-            raise
-        finally:
-            await pool.release(conn)
+        replies = await pipelined(self._redis, data, count)
+        if replies is None:
+            return None
         errors = [r for r in replies if isinstance(r, Exception)]
         if errors:
             raise errors[0]
@@ -903,10 +884,27 @@ class RedisConsumer(Generic[T]):
             raise TypeError("_read_watched needs a single-server client")
         pool = self._redis.connection_pool
         conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+        gets = reply_reader(conn)
+
+        async def replies(n: int) -> list[Any]:
+            """The next ``n`` replies, raising the first error only once all are read."""
+            if gets is not None:
+                got = await read_replies(conn, gets, n)
+            else:
+                got = []
+                for _ in range(n):
+                    try:
+                        got.append(await conn.read_response())
+                    except ResponseError as err:
+                        got.append(err)
+            for reply in got:
+                if isinstance(reply, Exception):
+                    raise reply
+            return got
+
         try:
             await conn.send_packed_command(conn.pack_commands([("WATCH", *leases), ("MGET", *leases)]))
-            await conn.read_response()
-            holders = await conn.read_response()
+            _, holders = await replies(2)
             held = [self._streams[p] for p, h in zip(partitions, holders, strict=True) if h == me]
             if not held:
                 await conn.send_command("UNWATCH")
@@ -929,9 +927,7 @@ class RedisConsumer(Generic[T]):
                 ("EXEC",),
             ]
             await conn.send_packed_command(conn.pack_commands(commands))
-            for _ in range(len(commands) - 1):
-                await conn.read_response()  # OK, QUEUED…
-            result = await conn.read_response()
+            *_, result = await replies(len(commands))  # OK, QUEUED…, then EXEC's
         except BaseException:
             await conn.disconnect()  # mid-transaction: the connection's state is unknown
             raise
@@ -1073,7 +1069,16 @@ class RedisConsumer(Generic[T]):
             if outstanding:
                 outstanding.difference_update(ids)
         try:
-            if len(by_partition) == 1:
+            # One XACK per partition, with all its ids; sent and read without redis-py's pipeline.
+            replies = None
+            if not self._bus.cluster:
+                packed = [pack("XACK", self._streams[p], self.group, *ids) for p, ids in by_partition.items()]
+                replies = await pipelined(self._redis, packed, len(packed))
+            if replies is not None:
+                for reply in replies:
+                    if isinstance(reply, Exception):
+                        raise reply
+            elif len(by_partition) == 1:
                 [(p, ids)] = by_partition.items()
                 await self._redis.xack(self._streams[p], self.group, *ids)
             else:

@@ -163,11 +163,12 @@ async def test_a_single_server_publishes_a_batch_without_the_script(
         await bus.close()
 
 
-async def test_an_error_reply_inside_a_batch_is_a_bus_error_and_the_next_batch_gets_its_own_ids(
+async def test_an_error_reply_inside_a_batch_or_an_ack_is_a_bus_error_and_the_next_batch_gets_its_own_ids(
     redis_url: str, redis_prefix: str
 ) -> None:
-    """One XADD of the pipeline fails (its stream key holds a string): every reply is still read, so
-    the connection, back in the pool, gives the next batch its own replies, not the failed one's."""
+    """One XADD of the pipeline fails (its stream key holds a string), or one XACK of an ack: every
+    reply is still read, so the connection, back in the pool, gives the next batch its own
+    replies, not the failed one's."""
     bus = RedisStreamsBus(redis_url, prefix=redis_prefix)
     raw = aioredis.Redis.from_url(redis_url)
     try:
@@ -177,6 +178,15 @@ async def test_an_error_reply_inside_a_batch_is_a_bus_error_and_the_next_batch_g
         async with asyncio.timeout(15):
             with pytest.raises(BusError, match="WRONGTYPE"):
                 await bus.publish_many("broken", [(k, encode(Msg(k, 0))) for k in keys])
+            # Likewise an ack whose XACK fails, among the XACKs of the other partitions.
+            consumer = bus.consumer("acked", "engine", "a", DECODE, lease_seconds=5)
+            await bus.publish_many("acked", [(k, encode(Msg(k, 0))) for k in keys])
+            got = await consumer.fetch(100, wait=1)
+            assert len({d.partition for d in got}) > 1
+            await raw.delete(bus.stream_key("acked", got[0].partition))
+            await raw.set(bus.stream_key("acked", got[0].partition), "not a stream")
+            with pytest.raises(BusError, match="WRONGTYPE"):
+                await consumer.ack(*got)
             items = [(k, encode(Msg(k, 1))) for k in keys]
             ids = await bus.publish_many(TOPIC, items)
             for (key, payload), msg_id in zip(items, ids, strict=True):
