@@ -5,6 +5,7 @@ what the batched hot paths (pipelined XADD, COUNT spread over the streams) must 
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -224,3 +225,48 @@ async def test_a_read_brings_about_what_was_asked_not_that_much_per_stream(
         reads = [await consumer.fetch(400, wait=1) for _ in range(3)]
         assert 1 <= len(reads[0]) <= 400
         assert [len(r) for r in reads[1:]] == [400, 400]
+
+
+async def test_a_read_leaves_the_garbage_collector_as_it_found_it(
+    bus: RedisStreamsBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads pause cyclic collection while a reply becomes deliveries: it must be back on after a
+    read, after one that failed, and stay off where the process itself had turned it off."""
+    consumer = bus.consumer(TOPIC, "engine", "a", DECODE, lease_seconds=5)
+    async with asyncio.timeout(15):
+        await bus.publish_many(TOPIC, [(k, encode(Msg(k, 0))) for k in keys_over_partitions(40)])
+        got = await consumer.fetch(100, wait=1)
+        assert got
+        assert gc.isenabled()
+        await consumer.ack(*got)
+
+        reads: list[bool] = []
+
+        async def broken(*_: Any, **__: Any) -> Any:
+            reads.append(gc.isenabled())
+            raise ConnectionError("Redis went away mid-read")
+
+        class BrokenPipeline:
+            def execute_command(self, *_: Any, **__: Any) -> None:
+                pass
+
+            execute = broken
+
+        with monkeypatch.context() as patch:
+            patch.setattr(consumer, "_read_watched", broken)
+            patch.setattr(bus, "_read_script", broken)
+            patch.setattr(bus._redis, "pipeline", lambda **_: BrokenPipeline())  # a cluster's reads
+            patch.setattr(consumer, "_last_read", 0)  # a small last read: the script read
+            patch.setattr(consumer, "_rebalance_due", float("inf"))  # straight to the read
+            with pytest.raises(BusError, match="went away"):
+                await consumer.fetch(100, wait=0.2)
+        assert reads == [False]  # paused over the read's round trips
+        assert gc.isenabled()
+
+        await bus.publish(TOPIC, "AAPL", encode(Msg("AAPL", 1)))
+        gc.disable()
+        try:
+            assert [d.value.seq for d in await consumer.fetch(100, wait=1)] == [1]
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
