@@ -391,12 +391,13 @@ class RedisStreamsBus:
         k = key.encode()
         p = zlib.crc32(k) % self.partitions  # partition_for
         s = self.streams(topic)[p].encode()
-        return b"*7\r\n$4\r\nXADD\r\n$%d\r\n%b\r\n$1\r\n*\r\n$1\r\nk\r\n$%d\r\n%b\r\n$1\r\nv\r\n$" % (
+        head = b"*7\r\n$4\r\nXADD\r\n$%d\r\n%b\r\n$1\r\n*\r\n$1\r\nk\r\n$%d\r\n%b\r\n$1\r\nv\r\n$" % (
             len(s),
             s,
             len(k),
             k,
-        ), p
+        )
+        return head, p
 
     async def _xadd_pipelined(self, topic: str, items: Sequence[tuple[str, bytes]]) -> list[str] | None:
         """A single server's batch: plain XADDs in one pipeline, then XTRIM MAXLEN ~ once per stream
@@ -433,8 +434,7 @@ class RedisStreamsBus:
         return list(map(bytes.decode, replies[: len(items)]))
 
     async def _xadd_many(self, topic: str, items: Sequence[tuple[str, bytes]]) -> list[str]:
-        cluster = isinstance(self._redis, RedisCluster)
-        if not cluster and not self.wait_replicas:
+        if not isinstance(self._redis, RedisCluster) and not self.wait_replicas:
             try:
                 fast = await self._xadd_pipelined(topic, items)
             except _REDIS_ERRORS as err:
@@ -932,16 +932,7 @@ class RedisConsumer(Generic[T]):
                 return None, []
             commands: list[tuple[Any, ...]] = [
                 ("MULTI",),
-                (
-                    "XREADGROUP",
-                    "GROUP",
-                    self.group,
-                    self.name,
-                    "COUNT",
-                    count,
-                    "STREAMS",
-                    *held,
-                )
+                ("XREADGROUP", "GROUP", self.group, self.name, "COUNT", count, "STREAMS", *held)
                 + (">",) * len(held),
                 *(("XREVRANGE", s, "+", "-", "COUNT", 1) for s in held),
                 ("EXEC",),
