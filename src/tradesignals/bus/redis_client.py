@@ -17,6 +17,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.crc import key_slot
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 try:  # what redis-py's hiredis parser has its Reader return while a reply is still incomplete
@@ -76,12 +77,25 @@ async def pipelined(client: AnyRedis, packed: Sequence[bytes], count: int) -> li
         return None
     pool = client.connection_pool
     conn = await pool.get_connection()  # type: ignore[no-untyped-call]
-    try:
-        gets = reply_reader(conn)
+
+    async def attempt() -> list[Any]:
+        await conn.connect()  # again after a failed attempt (a no-op while connected)
+        gets = reply_reader(conn)  # a new connection has a new reader
         if gets is None:
-            return None
+            raise RedisConnectionError("the connection lost its hiredis reader")
         await conn.send_packed_command(packed)
         return await read_replies(conn, gets, count)
+
+    async def failed(_error: Exception) -> None:
+        await conn.disconnect()
+
+    try:
+        if reply_reader(conn) is None:
+            return None
+        # Retried like redis-py's own commands (the client's Retry: a connection that broke, e.g.
+        # after a Redis restart, is replaced); what the first attempt wrote may be written again,
+        # which the bus allows (at least once).
+        return cast("list[Any]", await conn.retry.call_with_retry(attempt, failed))
     except BaseException:
         await conn.disconnect()
         raise

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
-from tradesignals.bus import redis_streams
+from tradesignals.bus import redis_client, redis_streams
 from tradesignals.bus.base import BusError, partition_for
 from tradesignals.bus.codec import decoder, encode
 from tradesignals.bus.redis_client import reply_reader
@@ -270,3 +271,44 @@ async def test_a_read_leaves_the_garbage_collector_as_it_found_it(
             assert not gc.isenabled()
         finally:
             gc.enable()
+
+
+async def test_a_batch_or_an_ack_whose_connection_breaks_is_retried_on_a_new_one(
+    redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As redis-py retries its own commands (a connection broken by a Redis restart is replaced),
+    so do the bus's own pipelines: the caller sees the batch's ids and an ack that took, no error."""
+    bus = RedisStreamsBus(redis_url, prefix=redis_prefix)
+    raw = aioredis.Redis.from_url(redis_url)
+    real = redis_client.read_replies
+    breaks: list[int] = []
+
+    async def breaking(conn: Any, gets: Any, count: int) -> list[Any]:
+        if len(breaks) < 2 and count > 1:  # the first try of the publish, then of the ack
+            breaks.append(count)
+            await conn.disconnect()
+            raise RedisConnectionError("Connection closed by server.")
+        return await real(conn, gets, count)
+
+    try:
+        keys = keys_over_partitions(40)
+        consumer = bus.consumer(TOPIC, "engine", "a", DECODE, lease_seconds=5)
+        async with asyncio.timeout(15):
+            await consumer.fetch(1, wait=0)
+            monkeypatch.setattr(redis_client, "read_replies", breaking)
+            items = [(k, encode(Msg(k, 0))) for k in keys]
+            ids = await bus.publish_many(TOPIC, items)
+            for (key, payload), msg_id in zip(items, ids, strict=True):
+                stream = bus.stream_key(TOPIC, partition_for(key, bus.partitions))
+                [(_, fields)] = await raw.xrange(stream, min=msg_id, max=msg_id)
+                assert fields == {b"k": key.encode(), b"v": payload}
+            got: list[Any] = []
+            while len({d.value.key for d in got}) < len(keys):  # the first try's copies come too
+                got += await consumer.fetch(500, wait=1)
+            await consumer.ack(*got)
+            assert len(breaks) == 2
+            lag = await bus.lag(TOPIC, "engine")
+            assert lag is not None and lag.pending == 0
+    finally:
+        await raw.aclose()
+        await bus.close()
