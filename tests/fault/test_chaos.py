@@ -17,7 +17,8 @@ At the end the replay finishes, every bar is handled, and the invariants are che
 of the clean single-process run is stored once with its final status — lost 0, duplicated 0 — no
 bar is twice on the bus, `ledger verify` passes, and each WebSocket client received every seq of
 ``signals`` once, in order, with no gap (1..N, N the channel's last seq), and strictly rising seqs
-ending at the last one on the (conflated) bars channel. The figures are printed as one JSON line.
+ending at the last one on the (conflated) bars channel; the ``signals`` outcomes are exactly the
+reference's closed signals, each once. The figures are printed as one JSON line.
 """
 
 from __future__ import annotations
@@ -308,8 +309,12 @@ def test_chaos_run_loses_and_duplicates_no_signal(fresh_pg_url: str, tmp_path: P
     assert figures["bars_twice_on_bus"] == 0 and sum(copies.values()) == len(validated(bars))
     assert status == expected
     assert relay_drained, relay_stuck
+    closed = sorted(sid for sid, st in expected.items() if st != "open")
     for i in range(CLIENTS):  # every seq once, in order, none missing — across every node it was on
         assert signal_seqs[i] == list(range(1, last_seq["signals"] + 1)), (i, clients.notices[i][:3])
+        # … and each closed signal's outcome once, though an engine killed mid-batch publishes again
+        ids = [json.loads(frame)["data"]["signal_id"] for _, frame in clients.got[i]["signals"]]
+        assert sorted(ids) == closed, i
         assert bar_seqs[i] == sorted(set(bar_seqs[i])) and bar_seqs[i][-1] == last_seq[channels[1]], i
     verify = cluster.ledger_verify()
     assert verify.returncode == 0, verify.stdout + verify.stderr

@@ -53,7 +53,7 @@ from tradesignals.domain.market import Bar
 from tradesignals.domain.research import SignalText
 from tradesignals.domain.risk import ProfileName
 from tradesignals.domain.sessions import DAY_NS, SessionCalendar, date_of
-from tradesignals.domain.signals import Signal, SignalEvent
+from tradesignals.domain.signals import Signal, SignalEvent, SignalEventKind
 from tradesignals.domain.trace import signal_trace_id
 from tradesignals.engine.backoff import bus_call
 from tradesignals.storage.audience import SqlAudience
@@ -208,6 +208,27 @@ class Router:
         return [[("system:alerts", "alert", d.value)] for d in batch]
 
 
+def once_key(topic: str, d: Delivery[Any], i: int, channel: str, type_: str) -> str | None:
+    """What makes one relayed message numbered once on ``channel``, whoever relays it how often.
+
+    The bus message (topic, partition, id): a message redelivered to this or another node is a
+    no-op. A signal's close happens once, but the engine may publish it again (it handles a
+    redelivered bar after a crash and cannot know its first publish landed): keyed by the signal
+    and the channel instead, so the chaos run's clients see each outcome once. Bars go without (a
+    repeated bar is harmless, and a key per bar per day would cost Redis more than the bars).
+    """
+    if type_ == "bar":
+        return None
+    value = d.value
+    if (
+        topic == topics.SIGNAL_EVENTS
+        and isinstance(value, SignalEvent)
+        and value.kind is SignalEventKind.CLOSED
+    ):
+        return f"{topic}:{value.signal_id}:closed:{channel}"
+    return f"{topic}:{d.partition}:{d.id}:{i}"
+
+
 async def relay(
     bus: Bus,
     channel_log: ChannelLog,
@@ -234,10 +255,9 @@ async def relay(
             if not batch:
                 continue
             messages = await route(batch)
-            # ``once``: a redelivered message is not numbered twice. Bars go without (a repeated bar
-            # is harmless, and a key per bar per day would cost Redis more than the bars).
+            # ``once``: a redelivered message is not numbered twice (see ``once_key``).
             items = [
-                (channel, type_, data, None if type_ == "bar" else f"{topic}:{d.partition}:{d.id}:{i}")
+                (channel, type_, data, once_key(topic, d, i, channel, type_))
                 for d, per in zip(batch, messages, strict=True)
                 for i, (channel, type_, data) in enumerate(per)
             ]
