@@ -328,7 +328,12 @@ def relay_state(cluster: Cluster, relayed: tuple[str, ...]) -> list[dict[str, ob
             key = stream_key(cluster.prefix, t, p)
             groups = cluster.r.xinfo_groups(key) if cluster.r.exists(key) else []
             g = next((g for g in groups if g["name"] == RELAY_GROUP), None)
-            last = cluster.r.xinfo_stream(key)["last-generated-id"] if cluster.r.exists(key) else None
+            raw = redis.Redis.from_url(cluster.redis_url)  # entries are MessagePack, not text
+            try:
+                tail = raw.xrevrange(key, count=1)
+            finally:
+                raw.close()
+            last = tail[0][0].decode() if tail else None
             if g is None or g["pending"] or g["lag"] or g["last-delivered-id"] != last:
                 out.append(
                     {

@@ -261,12 +261,20 @@ async def relay(
                 for d, per in zip(batch, messages, strict=True)
                 for i, (channel, type_, data) in enumerate(per)
             ]
-            try:
-                await channel_log.append_many(items)
-            except Exception as exc:  # unacked: the bus hands the batch to us (or another node) again
-                log.warning("ws.relay_append_failed", topic=topic, error=str(exc)[:200])
-                await asyncio.sleep(0.5)
-                continue
+            # The same batch again until it is appended: the bus does not hand a member back what it
+            # handed out and was not acked (only another member gets it, once our lease lapses), so
+            # dropping the batch here would hold it pending, undelivered, for as long as this node
+            # lives (the chaos run's relay after a Redis restart). ``once`` makes the retry a no-op
+            # for what the failed call appended.
+            while True:
+                try:
+                    await channel_log.append_many(items)
+                    break
+                except Exception as exc:  # Redis away or restarting: keep the batch, try again
+                    log.warning("ws.relay_append_failed", topic=topic, error=str(exc)[:200])
+                    if stop.is_set():
+                        return
+                    await asyncio.sleep(0.5)
             if topic == topics.SIGNALS:
                 for d, per in zip(batch, messages, strict=True):
                     # the bar → signal → delivery trace (domain.trace): one id from the bar's close on
@@ -284,10 +292,12 @@ async def relay(
 
 async def fanout(channel_log: ChannelLog, hub: Hub, stop: asyncio.Event) -> None:
     """Every message appended to the log (by any node) to this node's subscribers."""
-    cursor = await channel_log.tail_start()
-    hub.ready.set()
+    cursor: str | None = None
     while not stop.is_set():
         try:
+            if cursor is None:  # at start, and retried: a node may start while Redis loads its data
+                cursor = await channel_log.tail_start()
+                hub.ready.set()
             cursor, entries = await channel_log.tail(cursor, count=1000, wait=0.2)
         except Exception as exc:  # Redis away: keep the cursor, try again
             log.warning("ws.fanout_failed", error=str(exc)[:200])
