@@ -349,7 +349,11 @@ class ResumingClients:
             pass
         except Exception as exc:  # reported by ``alive``: the test fails on it
             self.errors.append(repr(exc))
-        finally:
+        finally:  # the sockets' own tasks (keepalive) too, so none is destroyed pending
+            left = asyncio.all_tasks(self._loop)
+            for task in left:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
             self._loop.close()
 
     async def _all(self) -> None:
