@@ -361,6 +361,19 @@ class Settings(BaseSettings):
     metrics_interval_s: float = Field(
         default=5.0, gt=0, le=300, description="Seconds between refreshes of the lag and up gauges."
     )
+    registry_heartbeat_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Seconds between a process's heartbeats in the process registry; an entry "
+        "lapses after three missed ones (/api/health lists the live processes).",
+    )
+    health_max_lag: int = Field(
+        default=2_000,
+        ge=0,
+        description="Unread + pending messages a role's consumer group may hold and still count as "
+        "keeping up in /api/health (an unknown unread never does).",
+    )
     bus_retry_s: float = Field(
         default=300.0,
         gt=0,

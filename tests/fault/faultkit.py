@@ -13,6 +13,7 @@ import random
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -306,3 +307,107 @@ def compare(
         "duplicated_events": sum(1 for n in events.values() if n > 1),
         "status_mismatches": sum(1 for sid, st in expected.items() if sid in status and status[sid] != st),
     }
+
+
+class ResumingClients:
+    """WebSocket clients on a changing set of API nodes, on their own event loop in a thread.
+
+    Each client subscribes to ``channels`` (one subscribe per channel, as a ``since`` is per
+    channel) on a node from ``nodes()`` (``ws://`` URLs, read again at every reconnect). When its
+    node goes away (killed, or closed with 1011) it connects to another live node and subscribes
+    again with ``since`` = the last seq it saw on each channel, retrying until one accepts it —
+    what the README tells a client to do. Every (seq, frame) is kept per channel, in order.
+    """
+
+    def __init__(self, n: int, channels: list[str], nodes: Callable[[], list[str]]) -> None:
+        self.channels = channels
+        self.nodes = nodes
+        self.got: list[dict[str, list[tuple[int, str]]]] = [{c: [] for c in channels} for _ in range(n)]
+        self.notices: list[list[dict[str, object]]] = [[] for _ in range(n)]
+        self.subscribed = [False] * n
+        self.resumes = [0] * n
+        self.on: list[str | None] = [None] * n  # the node each client is subscribed on now
+        self.errors: list[str] = []
+        self._stop = False
+        self._loop = asyncio.new_event_loop()
+        self._main = self._loop.create_task(self._all())  # runs once the thread runs the loop
+        self._thread = threading.Thread(target=self._run, name="ws-clients", daemon=True)
+        self._thread.start()
+
+    def last(self, i: int, channel: str) -> int:
+        got = self.got[i][channel]
+        return got[-1][0] if got else 0
+
+    def seqs(self, i: int, channel: str) -> list[int]:
+        return [seq for seq, _ in self.got[i][channel]]
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._main)
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # reported by ``alive``: the test fails on it
+            self.errors.append(repr(exc))
+        finally:  # the sockets' own tasks (keepalive) too, so none is destroyed pending
+            left = asyncio.all_tasks(self._loop)
+            for task in left:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+            self._loop.close()
+
+    async def _all(self) -> None:
+        await asyncio.gather(*(self._client(i) for i in range(len(self.got))))
+
+    async def _client(self, i: int) -> None:
+        import orjson
+        import websockets
+
+        previous: str | None = None
+        while not self._stop:
+            urls = self.nodes()
+            others = [u for u in urls if u != previous] or urls
+            if not others:
+                await asyncio.sleep(0.05)
+                continue
+            url = others[i % len(others)]
+            try:
+                async with websockets.connect(url, open_timeout=5) as ws:
+                    for channel in self.channels:
+                        msg: dict[str, object] = {"op": "subscribe", "channels": [channel]}
+                        if self.subscribed[i]:
+                            msg["since"] = self.last(i, channel)
+                        await ws.send(orjson.dumps(msg).decode())
+                    if self.subscribed[i]:
+                        self.resumes[i] += 1
+                    self.on[i] = url
+                    async for raw in ws:
+                        if self._stop:
+                            return
+                        text = raw if isinstance(raw, str) else raw.decode()
+                        frame: dict[str, object] = orjson.loads(text)
+                        if frame.get("type") == "subscribed":
+                            if frame.get("channels") == self.channels[-1:]:
+                                self.subscribed[i] = True
+                        elif "seq" in frame and "channel" in frame:
+                            seq = frame["seq"]
+                            assert isinstance(seq, int)
+                            self.got[i][str(frame["channel"])].append((seq, text))
+                        else:
+                            self.notices[i].append(frame)
+            except (websockets.ConnectionClosed, websockets.InvalidHandshake, OSError, TimeoutError):
+                pass
+            self.on[i] = None
+            previous = url
+            await asyncio.sleep(0.05)  # before the next node: a refused connect is not a busy loop
+
+    def alive(self) -> bool:
+        """True; fails the test when the clients' thread stopped on an error."""
+        assert self._thread.is_alive() and not self.errors, self.errors
+        return True
+
+    def close(self) -> None:
+        self._stop = True
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._main.cancel)
+        self._thread.join(timeout=10)

@@ -63,7 +63,7 @@ from tradesignals.domain.market import Bar
 from tradesignals.domain.research import SignalText
 from tradesignals.domain.risk import ProfileName
 from tradesignals.domain.sessions import DAY_NS, SessionCalendar, date_of
-from tradesignals.domain.signals import Signal, SignalEvent
+from tradesignals.domain.signals import Signal, SignalEvent, SignalEventKind
 from tradesignals.domain.trace import signal_trace_id
 from tradesignals.engine.backoff import BUS_RETRY_S, bus_call, with_backoff
 from tradesignals.engine.track_record import HistoryRow
@@ -309,10 +309,30 @@ class Router:
         return [[("system:alerts", "alert", d.value)] for d in batch]
 
 
-def _once(topic: str, d: Delivery[Any], i: int, m: Message) -> str | None:
+def once_key(topic: str, d: Delivery[Any], i: int, m: Message) -> str | None:
+    """What makes one relayed message numbered once on its channel, whoever relays it how often.
+
+    A message the router keyed itself (a fourth element: a fill, announced once per signal) keeps
+    its key. Otherwise the bus message (topic, partition, id): a message redelivered to this or
+    another node is a no-op. A signal's close happens once, but the engine may publish it again (it
+    handles a redelivered bar after a crash and cannot know its first publish landed): keyed by the
+    signal and the channel instead, so the chaos run's clients see each outcome once. Bars go
+    without (a repeated bar is harmless, and a key per bar per day would cost Redis more than the
+    bars).
+    """
     if len(m) == 4:
         return m[3]
-    return None if m[1] == "bar" else f"{topic}:{d.partition}:{d.id}:{i}"
+    channel, type_ = m[0], m[1]
+    if type_ == "bar":
+        return None
+    value = d.value
+    if (
+        topic == topics.SIGNAL_EVENTS
+        and isinstance(value, SignalEvent)
+        and value.kind is SignalEventKind.CLOSED
+    ):
+        return f"{topic}:{value.signal_id}:closed:{channel}"
+    return f"{topic}:{d.partition}:{d.id}:{i}"
 
 
 async def relay(
@@ -341,10 +361,9 @@ async def relay(
             if not batch:
                 continue
             messages = await route(batch)
-            # ``once``: a redelivered message is not numbered twice. Bars go without (a repeated bar
-            # is harmless, and a key per bar per day would cost Redis more than the bars).
+            # ``once``: a redelivered message is not numbered twice (see ``once_key``).
             items = [
-                (m[0], m[1], m[2], _once(topic, d, i, m))
+                (m[0], m[1], m[2], once_key(topic, d, i, m))
                 for d, per in zip(batch, messages, strict=True)
                 for i, m in enumerate(per)
             ]
@@ -387,10 +406,12 @@ async def relay(
 
 async def fanout(channel_log: ChannelLog, hub: Hub, stop: asyncio.Event) -> None:
     """Every message appended to the log (by any node) to this node's subscribers."""
-    cursor = await channel_log.tail_start()
-    hub.ready.set()
+    cursor: str | None = None
     while not stop.is_set():
         try:
+            if cursor is None:  # at start, and retried: a node may start while Redis loads its data
+                cursor = await channel_log.tail_start()
+                hub.ready.set()
             cursor, entries = await channel_log.tail(cursor, count=1000, wait=0.2)
         except Exception as exc:  # Redis away: keep the cursor, try again
             log.warning("ws.fanout_failed", error=str(exc)[:200])

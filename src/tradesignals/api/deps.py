@@ -7,7 +7,8 @@ wiring and the wiring may import the API (its hub, its broadcasters) without a c
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Protocol, cast
 
 from fastapi import Depends, Request
@@ -16,6 +17,7 @@ from tradesignals.accounts.billing import BillingService
 from tradesignals.accounts.oauth import OAuthSignIn
 from tradesignals.accounts.service import AccountService, RateLimiter
 from tradesignals.api.hub import Hub
+from tradesignals.bus.registry import LiveProcess, RoleLag
 from tradesignals.config import Settings
 from tradesignals.domain.checkpoints import Signer
 from tradesignals.domain.research import SignalText
@@ -35,6 +37,15 @@ class HealthCheck(Protocol):
 
     @property
     def detail(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    """What ``/api/health`` shows: the probes, each role's group lag, the live processes."""
+
+    checks: Mapping[str, HealthCheck]
+    groups: Sequence[RoleLag]
+    processes: Sequence[LiveProcess] | None  # None: the registry could not be read
 
 
 class NewsFeaturesReader(Protocol):
@@ -73,6 +84,8 @@ class AppServices(Protocol):
     oauth: OAuthSignIn
 
     async def check_health(self) -> Mapping[str, HealthCheck]: ...
+
+    async def health_report(self) -> HealthReport: ...
 
     def start_roles(self, roles: set[str], feed: Feed | None = None) -> None: ...
 

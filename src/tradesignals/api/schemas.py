@@ -129,11 +129,48 @@ class ServiceHealth(BaseModel):
     detail: str
 
 
+class GroupHealth(BaseModel):
+    """A role's consumer group: how far behind it is, and whether it keeps up."""
+
+    role: str = Field(description="The role that reads the group (engine, recorder).")
+    topic: str
+    group: str
+    unread: int | None = Field(description="Published, never delivered; null: Redis cannot count it.")
+    pending: int = Field(description="Delivered, not acked.")
+    members: int = Field(description="Live members of the group.")
+    keeping_up: bool = Field(
+        description="unread + pending within TS_HEALTH_MAX_LAG and a live member reading; "
+        "an unknown unread is not keeping up."
+    )
+
+
+class ProcessHealth(BaseModel):
+    """A live ``serve`` process, from its heartbeat (operators only)."""
+
+    host: str
+    pid: int
+    roles: list[str]
+    version: str
+    started_at: datetime
+    last_seen: datetime = Field(description="Its last heartbeat (every TS_REGISTRY_HEARTBEAT_S).")
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     mode: str
     version: str
     services: dict[str, ServiceHealth]
+    roles: dict[str, int] = Field(
+        default_factory=dict,
+        description="Live processes per role, from the process registry (empty: it could not be read).",
+    )
+    groups: list[GroupHealth] = Field(
+        default_factory=list, description="Each role's consumer group that exists (lag, keeping up)."
+    )
+    processes: list[ProcessHealth] | None = Field(
+        default=None,
+        description="Which process runs which roles where: only with X-Operator-Token or an admin's token.",
+    )
 
 
 class ErrorOut(BaseModel):

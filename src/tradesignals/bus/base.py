@@ -77,7 +77,7 @@ class GroupLag:
 
     topic: str
     group: str
-    unread: int  # published, never delivered to the group
+    unread: int | None  # published, never delivered to the group (None: Redis cannot count it)
     pending: int  # delivered, not acked
     members: int  # live members (lease not lapsed)
 

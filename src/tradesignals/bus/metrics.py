@@ -23,6 +23,12 @@ LAG = Gauge(
     "Messages a consumer group has not finished: unread (never delivered) or pending (not acked).",
     ["topic", "group", "state"],
 )
+LAG_UNKNOWN = Gauge(
+    "ts_bus_consumer_lag_unknown",
+    "1 when Redis cannot count a group's unread messages (its lag is nil and too many to count): "
+    "the unread gauge is NaN meanwhile; treat it as not keeping up.",
+    ["topic", "group"],
+)
 MEMBERS = Gauge("ts_bus_consumer_members", "Live members of a consumer group.", ["topic", "group"])
 UP = Gauge("ts_bus_up", "1 when this process's last bus ping answered, else 0.")
 DB_UP = Gauge("ts_database_up", "1 when this process's last database probe answered, else 0.")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
 
@@ -189,6 +189,12 @@ async def run_ingest(
     seen = dict.fromkeys(pending, 0)  # per topic: accepted events of this run
     checking = {topic: bool(landed) for topic in pending}
     resumed = 0
+    # A paced replay must not sleep through the pace of what it skips: hold its pace until the
+    # first event this run publishes, which anchors the pace (ADR 0025).
+    hold_pace: Callable[[bool], None] | None = getattr(feed, "hold_pace", None)
+    holding = hold_pace is not None and (any(skip.values()) or bool(landed))
+    if holding and hold_pace is not None:
+        hold_pace(True)
     try:
         async for event in feed.stream():
             if stop.is_set():
@@ -211,6 +217,9 @@ async def run_ingest(
                     resumed += 1
                     continue
                 checking[topic] = False  # the first of this topic not on the bus: none after it is
+            if holding and hold_pace is not None:
+                holding = False
+                hold_pace(False)
             pending[topic].append((event.symbol, payload))
             wake.set()
             if backlog() >= MAX_BACKLOG:
@@ -225,6 +234,8 @@ async def run_ingest(
     finally:
         if not sender.done():
             sender.cancel()
+        if holding and hold_pace is not None:
+            hold_pace(False)
     stage_metrics.INGEST_RESUMED.inc(resumed)
     log.info(
         "ingest.done",

@@ -11,6 +11,7 @@ import asyncio
 import os
 import socket
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 import structlog
 
+from tradesignals.api.deps import HealthReport
 from tradesignals.api.hub import Hub
-from tradesignals.bus.base import Bus, BusError
+from tradesignals.bus.base import Bus, BusError, GroupLag
+from tradesignals.bus.registry import LiveProcess, MemoryRegistry, ProcessInfo, ProcessRegistry
 from tradesignals.config import ConfigError, Mode, Settings
 from tradesignals.domain.market import Timeframe
 from tradesignals.domain.news import NewsFeed, ScoredNews
@@ -97,6 +100,10 @@ class Services:
     llm_provider: LlmProvider | None = None  # None: the template writes them (TS_LLM_PROVIDER)
     images: SignalImages | None = None  # signal images (object store + render thread)
     push: PushService | None = None  # Web Push; None: no VAPID key on this node (server mode)
+    # Which processes run which roles (ADR 0030): Redis in server mode, this process alone embedded.
+    registry: ProcessRegistry = field(default_factory=MemoryRegistry)
+    process_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started_at: float = field(default_factory=time.time)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     ws_port_bound: int | None = None  # the dedicated WebSocket server's port, once it listens
@@ -109,15 +116,37 @@ class Services:
 
     async def check_health(self) -> dict[str, Check]:
         """Each dependency's answer and each group's lag; the same probes refresh the gauges."""
+        checks, _ = await self._probe()
+        return checks
+
+    async def health_report(self) -> HealthReport:
+        """``check_health``, each role's group lag with its keeping-up flag, and the live processes."""
+        from tradesignals.bus.registry import RoleLag, keeping_up
+
+        checks, lags = await self._probe()
+        bound = self.settings.health_max_lag
+        groups = [RoleLag(name, lag, keeping_up(lag, bound)) for name, lag in lags.items()]
+        processes: list[LiveProcess] | None = None
+        if checks["bus"].ok:
+            try:
+                processes = await self.registry.live()
+            except BusError as exc:
+                log.warning("health.registry_unreadable", error=str(exc)[:200])
+        return HealthReport(checks=checks, groups=groups, processes=processes)
+
+    async def _probe(self) -> tuple[dict[str, Check], dict[str, GroupLag]]:
         from tradesignals.bus import metrics as bus_metrics
 
         checks = {"database": await self._check_db(), "bus": await self._check_bus()}
         bus_metrics.DB_UP.set(1 if checks["database"].ok else 0)
         bus_metrics.UP.set(1 if checks["bus"].ok else 0)
+        lags: dict[str, GroupLag] = {}
         if checks["bus"].ok:
             for name, topic, group in self.lag_groups():
-                checks[f"lag:{name}"] = await self._check_lag(topic, group)
-        return checks
+                checks[f"lag:{name}"], lag = await self._check_lag(topic, group)
+                if lag is not None:
+                    lags[name] = lag
+        return checks, lags
 
     def lag_groups(self) -> list[tuple[str, str, str]]:
         """(name, topic, group) of the consumer groups whose lag health reports: the roles that must
@@ -127,25 +156,29 @@ class Services:
         engine_topic = topics.MARKET_TICKS if self.settings.engine_input == "ticks" else topics.MARKET_BARS
         return [("engine", engine_topic, "engine"), ("recorder", topics.MARKET_BARS, "history")]
 
-    async def _check_lag(self, topic: str, group: str) -> Check:
+    async def _check_lag(self, topic: str, group: str) -> tuple[Check, GroupLag | None]:
         """Reported, not judged: a lagging engine must not take the API node out of a load balancer.
 
-        ``ok`` is false only when messages wait and the group has no live member at all.
+        ``ok`` is false only when messages wait (or may: an unknown unread) and the group has no
+        live member at all — the role is down.
         """
         try:
             lag = await asyncio.wait_for(self.bus.lag(topic, group), timeout=3.0)
         except (TimeoutError, BusError) as exc:
-            return Check(True, f"{topic}: lag unknown ({str(exc)[:120] or type(exc).__name__})")
+            return Check(True, f"{topic}: lag unknown ({str(exc)[:120] or type(exc).__name__})"), None
         if lag is None:
-            return Check(True, f"{topic}: no {group!r} group yet")
+            return Check(True, f"{topic}: no {group!r} group yet"), None
         from tradesignals.bus import metrics as bus_metrics
 
-        bus_metrics.LAG.labels(topic, group, "unread").set(lag.unread)
+        # Unknown: NaN (neither a reassuring 0 nor a stale value) and the unknown gauge's alert.
+        bus_metrics.LAG.labels(topic, group, "unread").set(float("nan") if lag.unread is None else lag.unread)
+        bus_metrics.LAG_UNKNOWN.labels(topic, group).set(1 if lag.unread is None else 0)
         bus_metrics.LAG.labels(topic, group, "pending").set(lag.pending)
         bus_metrics.MEMBERS.labels(topic, group).set(lag.members)
-        waiting = lag.unread + lag.pending
-        detail = f"{topic}: unread={lag.unread} pending={lag.pending} members={lag.members}"
-        return Check(not (waiting and lag.members == 0), detail)
+        unread = "unknown" if lag.unread is None else str(lag.unread)
+        waiting = lag.unread is None or lag.unread + lag.pending > 0
+        detail = f"{topic}: unread={unread} pending={lag.pending} members={lag.members}"
+        return Check(not (waiting and lag.members == 0), detail), lag
 
     async def _check_db(self) -> Check:
         def probe() -> None:
@@ -198,7 +231,11 @@ class Services:
             await self.news_feed.close()
         if self.llm_provider is not None:  # idempotent: the explain task closes it too when it ran
             await self.llm_provider.close()
-        for step, action in (("bus", self.bus.close()), ("channel log", self.hub.log.close())):
+        for step, action in (
+            ("bus", self.bus.close()),
+            ("channel log", self.hub.log.close()),
+            ("registry", self.registry.close()),
+        ):
             try:
                 await asyncio.wait_for(action, timeout=grace)
             except TimeoutError:
@@ -298,6 +335,7 @@ async def build_services(settings: Settings) -> Services:
         await bus.close()
         engine.dispose()
         raise
+    registry = _build_registry(settings)
     return Services(
         images=images,
         push=push,
@@ -322,7 +360,17 @@ async def build_services(settings: Settings) -> Services:
         signer=signer,
         llm_texts=SqlLlmStore(engine),
         llm_provider=llm_provider,
+        registry=registry,
     )
+
+
+def _build_registry(settings: Settings) -> ProcessRegistry:
+    """Beside the bus: the deployment's Redis in server mode; this process alone when embedded."""
+    if settings.mode is Mode.SERVER:
+        from tradesignals.bus.registry import RedisRegistry
+
+        return RedisRegistry(settings.redis_url, prefix=settings.bus_prefix, cluster=settings.redis_cluster)
+    return MemoryRegistry()
 
 
 def build_llm_provider(settings: Settings) -> LlmProvider | None:
@@ -934,6 +982,39 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
                 )
             )
     _start_metrics(services, roles)  # last: a role refused above leaves nothing running
+    services.tasks.append(asyncio.create_task(_heartbeat(services, roles), name="registry"))
+
+
+async def _heartbeat(services: Services, roles: set[str]) -> None:
+    """Announce this process and its roles every ``TS_REGISTRY_HEARTBEAT_S``; leave on shutdown.
+
+    The entry lapses after three missed beats, so a process killed with ``kill -9`` drops out of
+    /api/health on its own. A failed beat is logged and retried at the next one: the registry
+    reports, it never stops a role.
+    """
+    import contextlib
+
+    from tradesignals import __version__
+
+    every = services.settings.registry_heartbeat_s
+    info = ProcessInfo(
+        id=services.process_id,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        roles=tuple(sorted(roles)),
+        started_at=services.started_at,
+        version=__version__,
+    )
+    stop = services.stop
+    while not stop.is_set():
+        try:
+            await services.registry.beat(info, ttl_s=3 * every)
+        except BusError as exc:
+            log.warning("registry.beat_failed", error=str(exc)[:200])
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+    with contextlib.suppress(BusError, TimeoutError):
+        await asyncio.wait_for(services.registry.leave(services.process_id), timeout=1.0)
 
 
 def _start_metrics(services: Services, roles: set[str]) -> None:

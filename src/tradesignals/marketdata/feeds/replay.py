@@ -38,6 +38,8 @@ class ReplayFeed:
 
     ``replayable``: every run of ``stream()`` yields the same events in the same order, so a
     restarted ingest may skip the ones an earlier run published (``engine.ingest``, ADR 0025).
+    While it skips, ingest holds the pace (``hold_pace``): those bars come at once, and a paced
+    replay anchors its pace at the first bar it yields after the hold, not at the file's first bar.
     """
 
     replayable = True
@@ -86,6 +88,12 @@ class ReplayFeed:
         self.emitted = 0
         self.skipped = 0
         self._closed = False
+        self._held = False
+
+    def hold_pace(self, held: bool) -> None:
+        """While held, bars come without waiting; once released, the pace starts from the last bar
+        yielded (a restarted ingest skipping what an earlier run published, ADR 0025)."""
+        self._held = held
 
     def symbols(self) -> list[str]:
         return list(self._names)
@@ -101,8 +109,10 @@ class ReplayFeed:
         self.emitted = self.skipped = 0
         paced = self.speed != float("inf")
         ns_per_wall_s = self.speed * NS_PER_SECOND
-        t0_wall = time.monotonic()
-        t0_sim = int(self._ts[0]) if self.rows else 0
+        # The pace's anchor: (wall time, bar time) of the first bar yielded unheld — or, after a
+        # hold, of the last bar yielded under it. None until then.
+        anchor: tuple[float, int] | None = None
+        last: tuple[float, int] | None = None
         names, tf = self._names, self.timeframe
         for start in range(0, self.rows, CHUNK):
             end = start + CHUNK
@@ -120,12 +130,19 @@ class ReplayFeed:
                     self.rejected.update(problems or [QualityReason.EMPTY_SYMBOL])
                     continue
                 if paced:
-                    delay = t0_wall + (ts - t0_sim) / ns_per_wall_s - time.monotonic()
-                    if delay > _MIN_SLEEP_S:
-                        await asyncio.sleep(delay)
+                    if self._held:
+                        anchor = None
+                    elif anchor is None:
+                        anchor = last or (time.monotonic(), ts)
+                    if anchor is not None:
+                        delay = anchor[0] + (ts - anchor[1]) / ns_per_wall_s - time.monotonic()
+                        if delay > _MIN_SLEEP_S:
+                            await asyncio.sleep(delay)
                 if self._closed:
                     return
                 self.emitted += 1
+                if paced:
+                    last = (time.monotonic(), ts)
                 yield bar
             await asyncio.sleep(0)
 
