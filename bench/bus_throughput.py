@@ -8,9 +8,10 @@ include the codec as the tick path pays it. Throughput runs producer and consume
 one event loop (one core); latency is ping-pong (publish one, wait for its delivery), i.e. the
 unloaded path a lone tick takes. Keys under a random ``tsbench:`` prefix are deleted afterwards.
 
-For Redis it also measures, in the same run: batched publish alone (``publish_many``: one Lua XADD
-loop per 1,000), consume alone (XREADGROUP COUNT 2,000 + one XACK per partition per batch), the
-producer and the consumer in two processes (as ingest and engine run), and ``redis-benchmark``
+For Redis it also measures, in the same run: batched publish alone (``publish_many`` of 1,000:
+pipelined XADDs and one XTRIM per stream on a single server, one Lua script on a cluster),
+consume alone (XREADGROUP COUNT 2,000 + one XACK per partition per batch), the producer and the
+consumer in two processes (as ingest and engine run), and ``redis-benchmark``
 pipelining the same XADD (same payload size, MAXLEN ~) — the server's own ceiling on this machine.
 
 With ``--redis-cluster-url`` (any master of a Redis Cluster, e.g. one made with ``redis-cli --cluster

@@ -13,7 +13,13 @@ For each N, in the same run and with the same clients and messages:
 - **plain**: a minimal ``websockets`` server in its own process, fed through Redis too (``XREAD`` on
   a stream), sending each message with ``websockets.broadcast`` to every socket that subscribed.
 
-N clients subscribe from ``--procs`` client processes (asyncio + websockets, many sockets each).
+N clients subscribe from ``--procs`` client processes, many sockets each, on picows (frames parsed
+in C, a callback per frame; ``--client websockets`` for asyncio + websockets as earlier runs used).
+Why picows by default: on this 2-core machine the client processes share the cores with the
+server, so a client that costs less per frame lets the spread show the server more; and the
+``websockets`` client offers permessage-deflate, which the plain ``websockets`` server accepts
+(compressing every frame for every socket) and ours does not (a fan-out sends one encoded frame to
+all), so that client makes the two servers do different work.
 Per message: the spread from the first client to receive it to the last (p50/p99 over messages),
 the delay from publish to the first client, drops (messages a client never got), and the server
 process's CPU (seconds and % of one core over the send window) and peak RSS.
@@ -47,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 CHANNEL = "system:alerts"
+CLIENT_LIB = ["websockets"]  # the client processes' WebSocket library (--client)
 HERE = Path(__file__).resolve()
 
 
@@ -232,6 +239,96 @@ def run_clients(url: str, n: int, expect: int, since: int | None) -> None:
     asyncio.run(main())
 
 
+def run_picows_clients(url: str, n: int, expect: int, since: int | None) -> None:
+    """As ``run_clients``, on picows (frames parsed in C, a callback per frame, no task per socket):
+    a client process that costs less per frame measures the server more and itself less."""
+    import orjson
+    from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+
+    raise_fd_limit()
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    count: dict[int, int] = {}
+    sent_at: dict[int, int] = {}
+    state = {"received": 0}
+    done = asyncio.Event()
+    failures: list[str] = []
+    sub: dict[str, Any] = {"op": "subscribe", "channels": [CHANNEL]}
+    if since is not None:
+        sub["since"] = since
+    sub_frame = orjson.dumps(sub)
+
+    class Client(WSListener):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.subscribed = asyncio.get_running_loop().create_future()
+
+        def on_ws_connected(self, transport: WSTransport) -> None:
+            transport.send(WSMsgType.TEXT, sub_frame)
+
+        def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+            if frame.msg_type != WSMsgType.TEXT:
+                return
+            now = time.time_ns()
+            msg = orjson.loads(frame.get_payload_as_bytes())
+            if msg.get("type") in ("subscribed", "error"):
+                if not self.subscribed.done():
+                    self.subscribed.set_result(True)
+                return
+            if "seq" not in msg:
+                return
+            i = int(msg["data"]["i"])
+            sent_at.setdefault(i, int(msg["data"]["t"]))
+            if i not in first or now < first[i]:
+                first[i] = now
+            if now > last.get(i, 0):
+                last[i] = now
+            count[i] = count.get(i, 0) + 1
+            state["received"] += 1
+            if state["received"] >= expect * n:
+                done.set()
+
+    async def one(sem: asyncio.Semaphore) -> WSTransport | None:
+        async with sem:
+            try:
+                transport, client = await ws_connect(Client, url, websocket_handshake_timeout=60)
+                await asyncio.wait_for(client.subscribed, 60)
+                return transport  # type: ignore[no-any-return]
+            except Exception as exc:
+                failures.append(f"{type(exc).__name__}: {str(exc)[:100]}")
+                return None
+
+    async def main() -> None:
+        sem = asyncio.Semaphore(100)
+        opened = await asyncio.gather(*(one(sem) for _ in range(n)))
+        print(
+            json.dumps({"ready": sum(1 for t in opened if t is not None), "failures": failures[:3]}),
+            flush=True,
+        )
+        quiet, seen = 0, -1
+        while not done.is_set() and quiet < 100:  # stop 10 s after the last message
+            await asyncio.sleep(0.1)
+            quiet = quiet + 1 if state["received"] == seen else 0
+            seen = state["received"]
+        print(
+            json.dumps(
+                {
+                    "first": first,
+                    "last": last,
+                    "count": count,
+                    "sent_at": sent_at,
+                    "received": state["received"],
+                }
+            ),
+            flush=True,
+        )
+        for t in opened:
+            if t is not None:
+                with contextlib.suppress(Exception):
+                    t.disconnect()
+
+    asyncio.run(main())
+
+
 # --- the driver -----------------------------------------------------------------------------------
 
 
@@ -269,7 +366,17 @@ def start_clients(
     url: str, n: int, procs: int, expect: int, since: int | None = None
 ) -> list[subprocess.Popen[str]]:
     per = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
-    cmd = [sys.executable, str(HERE), "_clients", "--url", url, "--expect", str(expect)]
+    cmd = [
+        sys.executable,
+        str(HERE),
+        "_clients",
+        "--url",
+        url,
+        "--expect",
+        str(expect),
+        "--lib",
+        CLIENT_LIB[0],
+    ]
     if since is not None:
         cmd += ["--since", str(since)]
     return [subprocess.Popen([*cmd, "--n", str(k)], stdout=subprocess.PIPE, text=True) for k in per if k > 0]
@@ -488,6 +595,7 @@ def main() -> None:
     c.add_argument("--n", type=int)
     c.add_argument("--expect", type=int)
     c.add_argument("--since", type=int, default=None)
+    c.add_argument("--lib", default="websockets")
     p.add_argument("--n", default="1000,5000,10000")
     p.add_argument("--messages", type=int, default=30)
     p.add_argument("--rate", type=float, default=10.0)
@@ -495,6 +603,12 @@ def main() -> None:
     p.add_argument("--open-timeout", type=float, default=300.0)
     p.add_argument("--resume", type=int, default=100_000)
     p.add_argument("--servers", default="plain,fanout,asgi", help="which servers to measure, in order")
+    p.add_argument(
+        "--client",
+        choices=["websockets", "picows"],
+        default="picows",
+        help="the client processes' library (picows: less client CPU per frame, so the spread shows the server more)",
+    )
     p.add_argument("--redis-url", default=os.environ.get("TS_REDIS_URL", "redis://127.0.0.1:6379/0"))
     p.add_argument(
         "--pg-url", default=os.environ.get("TS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -507,13 +621,15 @@ def main() -> None:
         serve_plain(args.port, args.redis_url, args.stream)
         return
     if args.cmd == "_clients":
-        run_clients(args.url, args.n, args.expect, args.since)
+        run = run_picows_clients if args.lib == "picows" else run_clients
+        run(args.url, args.n, args.expect, args.since)
         return
 
     import psycopg
     import redis
 
     fd_limit = raise_fd_limit()
+    CLIENT_LIB[0] = args.client
     name = f"tsbench_ws_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(args.pg_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -526,6 +642,7 @@ def main() -> None:
         "fd_limit": fd_limit,
         "procs": args.procs,
         "rate_per_s": args.rate,
+        "client": args.client,
         "fanout": [],
     }
     try:
