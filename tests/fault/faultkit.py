@@ -411,3 +411,8 @@ class ResumingClients:
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._main.cancel)
         self._thread.join(timeout=10)
+
+
+def channel_seq_key(prefix: str, channel: str) -> str:
+    """The Redis key of a WebSocket channel's current seq (api/channel_seq.py, ADR 0017's layout)."""
+    return "{" + f"{prefix}:ws:{channel}" + "}:seq"

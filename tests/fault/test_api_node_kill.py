@@ -38,6 +38,7 @@ import websockets
 from faultkit import (
     PARTITIONS,
     Cluster,
+    channel_seq_key,
     compare,
     free_port,
     health,
@@ -280,11 +281,8 @@ async def scenario(
         clients,
     )
 
-    def seq_key(channel: str) -> str:  # the channel log's layout (api/channel_seq.py, ADR 0017)
-        return "{" + f"{cluster.prefix}:ws:{channel}" + "}:seq"
-
-    last_signals = int(cluster.r.get(seq_key("signals")) or 0)
-    last_bar = int(cluster.r.get(seq_key(channels[1])) or 0)
+    last_signals = int(cluster.r.get(channel_seq_key(cluster.prefix, "signals")) or 0)
+    last_bar = int(cluster.r.get(channel_seq_key(cluster.prefix, channels[1])) or 0)
     assert last_signals == len(closed)  # the key read is the one the nodes numbered with
     await until(
         "every client to reach the channels' last seq",

@@ -42,6 +42,7 @@ from faultkit import (
     PARTITIONS,
     Cluster,
     ResumingClients,
+    channel_seq_key,
     compare,
     free_port,
     health,
@@ -243,8 +244,8 @@ def test_chaos_run_loses_and_duplicates_no_signal(fresh_pg_url: str, tmp_path: P
                 relay_stuck = relay_state(cluster, relayed)
                 break
             time.sleep(0.1)
-        seq_key = f"{cluster.prefix}:wsseq:"
-        last_seq = {c: int(cluster.r.get(seq_key + c) or 0) for c in channels}
+        last_seq = {c: int(cluster.r.get(channel_seq_key(cluster.prefix, c)) or 0) for c in channels}
+        assert all(last_seq.values()), f"no seq under the channel log's keys: {last_seq}"
         settle = min(deadline, time.monotonic() + 60)
         while not all(clients.last(i, c) == last_seq[c] for i in range(CLIENTS) for c in channels):
             supervise()
