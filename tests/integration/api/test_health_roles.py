@@ -82,8 +82,9 @@ def test_an_admin_sees_the_processes_too(services: Services, admin: dict[str, st
 
 
 def test_server_mode_lists_every_process_and_drops_a_killed_one(
-    pg_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
+    server_db_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
 ) -> None:
+    pg_url = server_db_url  # a fresh schema: the shared database holds other tests' checkpoints
     key = tmp_path / "ledger-key.pem"
     key.write_bytes(Ed25519Signer.generate().pem())
     key.chmod(0o600)

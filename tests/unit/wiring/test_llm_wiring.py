@@ -56,5 +56,5 @@ def test_the_explain_role_starts_a_task(tmp_path: Path) -> None:
         await services.close()
         return names
 
-    # the explain task, beside the metrics refresher every process runs (ops); no engine, no API
-    assert sorted(asyncio.run(run())) == ["explain", "metrics"]
+    # the explain task, beside the metrics refresher and the registry heartbeat every process runs (ops); no engine, no API
+    assert sorted(asyncio.run(run())) == ["explain", "metrics", "registry"]
