@@ -106,9 +106,8 @@ class MemoryRegistry:
         return None
 
 
-# KEYS[1] zset id → expiry ms, KEYS[2] hash id → JSON. ARGV[1] id, ARGV[2] ttl ms, ARGV[3] JSON.
-_BEAT = """
-local ttl = tonumber(ARGV[2])
+# Both scripts first read the server's clock (``now``, ms) and prune the entries that lapsed.
+_PRUNE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -116,6 +115,11 @@ if #gone > 0 then
   redis.call('HDEL', KEYS[2], unpack(gone))
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 end
+"""
+
+# KEYS[1] zset id → expiry ms, KEYS[2] hash id → JSON. ARGV[1] id, ARGV[2] ttl ms, ARGV[3] JSON.
+_BEAT = _PRUNE + """
+local ttl = tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 for _, k in ipairs(KEYS) do
@@ -125,14 +129,7 @@ return now
 """
 
 # The live entries: flat list id, expiry ms, JSON, ... (expired ones are pruned first).
-_LIVE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
-if #gone > 0 then
-  redis.call('HDEL', KEYS[2], unpack(gone))
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-end
+_LIVE = _PRUNE + """
 local live = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 local out = {}
 for i = 1, #live, 2 do
