@@ -118,7 +118,9 @@ end
 """
 
 # KEYS[1] zset id → expiry ms, KEYS[2] hash id → JSON. ARGV[1] id, ARGV[2] ttl ms, ARGV[3] JSON.
-_BEAT = _PRUNE + """
+_BEAT = (
+    _PRUNE
+    + """
 local ttl = tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
@@ -127,9 +129,12 @@ for _, k in ipairs(KEYS) do
 end
 return now
 """
+)
 
 # The live entries: flat list id, expiry ms, JSON, ... (expired ones are pruned first).
-_LIVE = _PRUNE + """
+_LIVE = (
+    _PRUNE
+    + """
 local live = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 local out = {}
 for i = 1, #live, 2 do
@@ -139,6 +144,7 @@ for i = 1, #live, 2 do
 end
 return out
 """
+)
 
 _LEAVE = """
 redis.call('ZREM', KEYS[1], ARGV[1])
