@@ -121,21 +121,38 @@ async def _serve_http(
     await server.serve()
 
 
+_FINITE = frozenset({"ingest", "recorder"})  # role tasks that end with the feed, in this order
+
+
 async def _run_headless(
     services: Services, roles: frozenset[str], feed: Feed | None, banner: str, done: asyncio.Event
 ) -> None:
-    """Roles without HTTP (engine, ingest) run until SIGINT/SIGTERM, then stop cleanly."""
+    """Roles without HTTP (engine, ingest) run until SIGINT/SIGTERM, then stop cleanly.
+
+    A feed that ends (a replay) ends the process too, once its recorder has drained what the feed
+    published (``record_bars``'s ``drain``): history must not miss the replay's last bars.
+    """
     from tradesignals.wiring import start_roles
 
     start_roles(services, set(roles), feed)
     typer.echo(banner.format(url="(no HTTP)"))
     try:
-        tasks = set(services.tasks)
+        running = set(services.tasks)
         waiter = asyncio.create_task(done.wait())
-        finished, _ = await asyncio.wait({*tasks, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        for task in finished - {waiter}:
-            if not task.cancelled() and task.exception() is not None:
-                raise ConfigError(f"role task {task.get_name()} failed: {task.exception()}")
+        while True:
+            finished, running = await asyncio.wait({*running, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            running.discard(waiter)
+            for task in finished - {waiter}:
+                if not task.cancelled() and task.exception() is not None:
+                    raise ConfigError(f"role task {task.get_name()} failed: {task.exception()}")
+            names = {t.get_name() for t in finished}
+            # The feed ended: wait on for the recorder alone; anything else ending ends the process.
+            if (
+                waiter in finished
+                or not names <= _FINITE
+                or not any(t.get_name() in _FINITE for t in running)
+            ):
+                break
         waiter.cancel()
     finally:
         # If shutdown ever wedges, say where instead of hanging silently until SIGKILL.

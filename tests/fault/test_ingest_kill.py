@@ -29,6 +29,7 @@ from faultkit import (
     write_replay_csv,
 )
 
+from tradesignals.bus import topics
 from tradesignals.storage.db import make_engine, migrate
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration, pytest.mark.slow]
@@ -68,6 +69,9 @@ def test_kill_9_of_ingest_mid_replay_resumes_without_duplicate_bars(
         assert figures["published_at_kill"] < len(bars)  # killed mid-replay
         second = cluster.start_role("ingest-2", "ingest", *feed, env={"TS_SPEED": "inf"})
         wait_until("the restarted ingest to finish", lambda: second.poll() is not None, deadline, [engine])
+        # It exits only once its recorder has stored every bar (the first one's unacked ones too):
+        # a replay's end must not leave history with a hole, nor health a recorder down with bars waiting.
+        history_drained_at_exit = cluster.group_drained(topics.MARKET_BARS, "history")
         wait_until("every bar to be handled", cluster.drained, deadline, [engine])
         copies = cluster.bar_copies()
     finally:
@@ -89,6 +93,7 @@ def test_kill_9_of_ingest_mid_replay_resumes_without_duplicate_bars(
     print("FAULT ingest_kill", json.dumps(figures))
     assert second.returncode == 0, second_log[-3000:]
     assert "Traceback" not in second_log
+    assert history_drained_at_exit and "recorder.drained" in second_log, second_log[-3000:]
     # It resumed: the bars published before the kill were not sent again (all of them skipped).
     assert figures["skipped_at_restart"] == figures["published_at_kill"]
     assert figures["bars_on_bus"] == len(validated(bars)) and figures["bars_twice_on_bus"] == 0

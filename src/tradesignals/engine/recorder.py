@@ -56,8 +56,17 @@ async def record_bars(
     max_batch: int = 5_000,
     max_wait: float = 1.0,
     retry_s: float = 300.0,
+    drain: asyncio.Event | None = None,
+    drain_limit_s: float = 120.0,
 ) -> int:
-    """Run until ``stop``; returns the number of bars recorded."""
+    """Run until ``stop``, or once ``drain`` is set until the history group has nothing left.
+
+    ``drain`` is the feed of this process ending (a replay finished): the process exits then, and
+    the bars it published must be in the store first, or history (charts, images, training) has a
+    hole and health reports a recorder down with bars waiting. Drained means the group's unread
+    and pending are 0, read from the bus after an empty fetch; bounded by ``drain_limit_s``.
+    Returns the number of bars recorded.
+    """
     consumer = bus.consumer(topics.MARKET_BARS, "history", name, decoder(Bar))
     recorded = 0
     pending: list[Delivery[Bar]] = []
@@ -89,14 +98,31 @@ async def record_bars(
         stage_metrics.RECORDED.inc(n)
         return n
 
+    async def drained() -> bool:
+        lag = await bus_call("reading the history lag", lambda: bus.lag(topics.MARKET_BARS, "history"))
+        # No group: nothing waits for it. An unknown unread (None) is not drained.
+        return lag is None or (lag.unread == 0 and lag.pending == 0)
+
+    drain_until: float | None = None
     try:
         while not stop.is_set():
-            pending += await bus_call(
-                "fetching bars", lambda: consumer.fetch(max_batch, wait=min(0.2, max_wait))
-            )
+            got = await bus_call("fetching bars", lambda: consumer.fetch(max_batch, wait=min(0.2, max_wait)))
+            pending += got
             if pending and (len(pending) >= max_batch or loop.time() >= deadline):
                 recorded += await flush_and_ack(pending)
                 pending = []
+            if drain is not None and drain.is_set() and not got:
+                if pending:
+                    recorded += await flush_and_ack(pending)
+                    pending = []
+                if drain_until is None:
+                    drain_until = loop.time() + drain_limit_s
+                if await drained():
+                    log.info("recorder.drained", recorded=recorded)
+                    break
+                if loop.time() >= drain_until:
+                    log.warning("recorder.drain_timeout", recorded=recorded, limit_s=drain_limit_s)
+                    break
             if loop.time() >= deadline:
                 deadline = loop.time() + max_wait
         if pending:

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from tradesignals.engine.pipeline import Scorer
     from tradesignals.images.service import SignalImages
     from tradesignals.llm.providers import Provider as LlmProvider
+    from tradesignals.marketdata.validate import Validator
     from tradesignals.news.names import CompanyNames
     from tradesignals.push.service import PushService
     from tradesignals.storage.llm import SqlLlmStore
@@ -106,6 +107,8 @@ class Services:
     started_at: float = field(default_factory=time.time)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set when this process's feed has ended (a replay finished): its recorder drains, then stops.
+    feed_done: asyncio.Event = field(default_factory=asyncio.Event)
     ws_port_bound: int | None = None  # the dedicated WebSocket server's port, once it listens
     ws_listening: asyncio.Event = field(default_factory=asyncio.Event)
     on_close: list[Callable[[], None]] = field(default_factory=list)
@@ -954,13 +957,15 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
                     stop,
                     name=f"history-{services.node_id}",
                     retry_s=settings.bus_retry_s,
+                    drain=services.feed_done,
                 ),
                 name="recorder",
             )
         )
         if feed is None:
             raise ConfigError("the ingest role needs a feed (TS_FEED)")
-        services.tasks.append(asyncio.create_task(_ingest(feed, services), name="ingest"))
+        validator = _validator(settings)
+        services.tasks.append(asyncio.create_task(_ingest(feed, services, validator), name="ingest"))
         news_feed = services.news_feed
         if news_feed is not None and services.news is not None and services.news_scorer is not None:
             from tradesignals.news.pipeline import run_news
@@ -1118,15 +1123,25 @@ def _billing_notices(services: Services, loop: asyncio.AbstractEventLoop) -> Non
 LIVE_FEEDS = frozenset({"binance", "alpaca", "polygon"})
 
 
-async def _ingest(feed: Feed, services: Services) -> None:
-    from tradesignals.engine.ingest import run_ingest
+def _validator(settings: Settings) -> Validator:
+    """The ingest role's validator, built when the role starts rather than in its task.
+
+    Importing ``marketdata.validate`` registers ``ts_marketdata_*_total`` with every reason at 0;
+    done before ``/metrics`` serves, a first scrape already lists them (an alert on a series that
+    is absent would otherwise fire at every start).
+    """
     from tradesignals.marketdata.validate import Validator
 
     # Live feeds are judged against the wall clock: a tick stamped in the future would otherwise
     # make every later tick of its symbol look out of order. Simulated and replayed time runs
     # ahead of or behind the wall clock by design, so they get no clock limits.
-    live = services.settings.feed_kind in LIVE_FEEDS
-    validator = Validator(max_future_ns=5 * 10**9) if live else Validator()
+    live = settings.feed_kind in LIVE_FEEDS
+    return Validator(max_future_ns=5 * 10**9) if live else Validator()
+
+
+async def _ingest(feed: Feed, services: Services, validator: Validator) -> None:
+    from tradesignals.engine.ingest import run_ingest
+
     positions = None
     if services.settings.mode is Mode.SERVER:
         # The bus outlives this process only in server mode: there a restart resumes (ADR 0025).
@@ -1142,6 +1157,7 @@ async def _ingest(feed: Feed, services: Services) -> None:
             positions=positions,
             retry_s=services.settings.bus_retry_s,
         )
+        services.feed_done.set()
     finally:
         await feed.close()
 
