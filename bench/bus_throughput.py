@@ -11,8 +11,11 @@ unloaded path a lone tick takes. Keys under a random ``tsbench:`` prefix are del
 For Redis it also measures, in the same run: batched publish alone (``publish_many`` of 1,000:
 pipelined XADDs and one XTRIM per stream on a single server, one Lua script on a cluster),
 consume alone (XREADGROUP COUNT 2,000 + one XACK per partition per batch), the producer and the
-consumer in two processes (as ingest and engine run), and ``redis-benchmark``
-pipelining the same XADD (same payload size, MAXLEN ~) — the server's own ceiling on this machine.
+consumer in two processes (as ingest and engine run), ``redis-benchmark`` pipelining the same XADD
+(same payload size, MAXLEN ~) — the server's own ceiling on this machine — and the same publish +
+consume + ack cycle from bare hiredis sockets with no bus logic (``raw_hiredis_floor``): about the
+best a Python client does here, the peer the bus's own figure is judged against. For both it reads
+the server's own CPU per message (INFO cpu), and so the rate at which the server alone fills a core.
 
 With ``--redis-cluster-url`` (any master of a Redis Cluster, e.g. one made with ``redis-cli --cluster
 create``), the same Redis figures are measured on the cluster too (ADR 0027), ``redis-benchmark``
@@ -218,6 +221,133 @@ def redis_benchmark_xadd(url: str, n: int, payload_size: int, prefix: str, clust
     return {"xadd_msgs_per_s": round(float(found[-1])), "pipeline": 1000, "clients": 1, "messages": n}
 
 
+def raw_floor(url: str, n: int, payload: bytes, prefix: str) -> dict[str, Any]:
+    """The peer: the same publish + consume + ack cycle from bare hiredis sockets, with no bus.
+
+    A producer thread pipelines XADD (1,000 per batch, MAXLEN ~) over the same 8 streams while a
+    consumer thread reads them with XREADGROUP COUNT 2,000 and acks with one XACK per stream, each on
+    its own blocking socket (the GIL is let go while they wait on the socket): no leases, no
+    partition script, no payload decoding, no event loop. About the best a Python client does on
+    this machine for this cycle, so the bus's figure can be judged against it in the same run.
+    """
+    import socket
+    import threading
+
+    import hiredis
+
+    m = re.match(r"redis://(?:[^@/]*@)?([^:/]+)(?::(\d+))?(?:/(\d+))?", url)
+    if m is None or "@" in url:
+        return {"skipped": "needs a redis://host:port/db URL without a password"}
+    host, port, db = m.group(1), int(m.group(2) or 6379), m.group(3) or "0"
+    pack = hiredis.pack_command
+
+    class Conn:
+        def __init__(self) -> None:
+            self.sock = socket.create_connection((host, port))
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.reader = hiredis.Reader()
+            self.call([pack(("SELECT", db))])
+
+        def call(self, commands: list[bytes]) -> list[Any]:
+            self.sock.sendall(b"".join(commands))
+            replies: list[Any] = []
+            while len(replies) < len(commands):
+                reply = self.reader.gets()
+                if reply is False:
+                    self.reader.feed(self.sock.recv(1 << 20))
+                else:
+                    replies.append(reply)
+            return replies
+
+    streams = [f"{prefix}:raw:{p}" for p in range(PARTITIONS)]
+    producer, consumer = Conn(), Conn()
+    consumer.call([pack(("XGROUP", "CREATE", s, "g", "$", "MKSTREAM")) for s in streams])
+    read = pack(
+        (
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "COUNT",
+            "2000",
+            "BLOCK",
+            "1000",
+            "STREAMS",
+            *streams,
+            *[">"] * len(streams),
+        )
+    )
+
+    def produce() -> None:
+        for start in range(0, n, 1_000):
+            producer.call(
+                [
+                    pack(
+                        (
+                            "XADD",
+                            streams[i % PARTITIONS],
+                            "MAXLEN",
+                            "~",
+                            "1000000",
+                            "*",
+                            "k",
+                            "SYM001",
+                            "v",
+                            payload,
+                        )
+                    )
+                    for i in range(start, min(n, start + 1_000))
+                ]
+            )
+
+    try:
+        t0 = time.perf_counter()
+        thread = threading.Thread(target=produce)
+        thread.start()
+        got = 0
+        while got < n:
+            acks = []
+            for stream, entries in consumer.call([read])[0] or []:
+                ids = [entry[0] for entry in entries]
+                got += len(ids)
+                if ids:
+                    acks.append(pack(("XACK", stream, "g", *ids)))
+            if acks:
+                consumer.call(acks)
+        elapsed = time.perf_counter() - t0
+        thread.join()
+        consumer.call([pack(("DEL", *streams))])
+    finally:
+        producer.sock.close()
+        consumer.sock.close()
+    return {"publish_consume_ack_msgs_per_s": round(n / elapsed), "messages": n, "threads": 2}
+
+
+async def server_cpu_s(bus: RedisStreamsBus) -> float:
+    """The Redis server's own CPU seconds so far (INFO cpu: user + system, main thread and all)."""
+    info = await bus._redis.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+async def server_cost(bus: RedisStreamsBus, url: str, n: int, prefix: str) -> dict[str, Any]:
+    """Server CPU per message for the bus's cycle and for the bare-client peer's, and the ceiling
+    that implies: the rate at which the server alone would fill one core with this cycle."""
+    before = await server_cpu_s(bus)
+    rate = await throughput(bus, n, 1_000)
+    bus_cpu = await server_cpu_s(bus) - before
+    before = await server_cpu_s(bus)
+    peer = await asyncio.to_thread(raw_floor, url, n, ticks(1)[0][1], prefix)
+    peer_cpu = await server_cpu_s(bus) - before
+    return {
+        "bus_msgs_per_s": round(rate),
+        "bus_server_cpu_us_per_msg": round(bus_cpu / n * 1e6, 2),
+        "bus_server_ceiling_msgs_per_s": round(n / bus_cpu) if bus_cpu else None,
+        "raw_hiredis_floor": peer,
+        "raw_server_cpu_us_per_msg": round(peer_cpu / n * 1e6, 2),
+        "raw_server_ceiling_msgs_per_s": round(n / peer_cpu) if peer_cpu else None,
+    }
+
+
 async def redis_figures(url: str, quick: bool, cluster: bool = False) -> dict[str, Any]:
     prefix = f"tsbench:{uuid.uuid4().hex[:8]}"
     bus = RedisStreamsBus(url, partitions=PARTITIONS, prefix=prefix, cluster=cluster)
@@ -236,6 +366,7 @@ async def redis_figures(url: str, quick: bool, cluster: bool = False) -> dict[st
                 await two_processes(url, cluster, prefix, batched)
             ),
             "redis_benchmark": redis_benchmark_xadd(url, batched, len(ticks(1)[0][1]), prefix, cluster),
+            **({} if cluster else {"same_cycle_server_cost": await server_cost(bus, url, batched, prefix)}),
         }
     finally:
         await bus.close()
