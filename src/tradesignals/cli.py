@@ -10,7 +10,6 @@ import asyncio
 import errno
 import faulthandler
 import json
-import logging
 import os
 import signal
 import socket
@@ -25,6 +24,7 @@ from rich.console import Console
 
 from tradesignals import __version__
 from tradesignals.config import ConfigError, Mode, Settings, load_settings
+from tradesignals.logging_setup import configure_logging
 from tradesignals.marketdata.feeds.base import Feed, FeedError
 
 if TYPE_CHECKING:
@@ -68,25 +68,6 @@ def _check_port(host: str, port: int) -> None:
                 "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
             )
             raise ConfigError(f"port {port} on {host} {why}; pick another with --port") from None
-
-
-def _configure_logging(level: str) -> None:
-    import structlog
-
-    logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
-    for noisy in ("alembic", "sqlalchemy", "uvicorn.error", "httpx"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        # sys.stderr looked up at each call, not bound now: a caller that swaps it for a while (a
-        # test runner, an embedding program) must not leave logging writing to a closed stream.
-        logger_factory=lambda *_: structlog.PrintLogger(sys.stderr),
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.dev.ConsoleRenderer(colors=False),
-        ],
-    )
 
 
 async def _run(settings: Settings, roles: frozenset[str], banner: str) -> None:
@@ -207,7 +188,7 @@ def demo(
             train_demo_model=True,
             news_feed=news,
         )
-        _configure_logging(settings.log_level)
+        configure_logging(settings.log_level)
         _check_port(settings.host, settings.port)
         asyncio.run(
             _run(
@@ -238,7 +219,7 @@ def serve(
         if unknown:
             raise ConfigError(f"unknown role {sorted(unknown)[0]!r}; expected api, engine, ingest or explain")
         settings = _settings(mode=Mode.SERVER, port=port, host=host, feed=feed)
-        _configure_logging(settings.log_level)
+        configure_logging(settings.log_level)
         if "api" in roles:
             _check_port(settings.host, settings.port)
         asyncio.run(_run(settings, roles, "tradesignals serve (" + ",".join(sorted(roles)) + ") on {url}"))
@@ -724,7 +705,7 @@ def backtest(
                 overrides[f"costs_{asset}_slippage_bp"] = slippage_bps
                 overrides[f"costs_{asset}_half_spread_bp"] = 0.0
         settings = _settings(**overrides)
-        _configure_logging("WARNING")
+        configure_logging("WARNING")
         spec = BacktestSpec(
             data=data,
             profile=profile,

@@ -21,8 +21,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import anthropic
-import openai
 from pydantic import SecretStr
 
 from tradesignals.domain.research import Fallback, Usage
@@ -81,24 +79,32 @@ def usage_of(
     )
 
 
-def _classify(exc: BaseException) -> ProviderError:
-    """The SDKs' exceptions (both derive from their own APIError family) as one counted reason."""
-    if isinstance(exc, openai.APITimeoutError | anthropic.APITimeoutError | TimeoutError):
+def _classify(
+    exc: BaseException,
+    timeouts: tuple[type[BaseException], ...],
+    rate_limited: tuple[type[BaseException], ...],
+) -> ProviderError:
+    """An SDK's exception (each SDK has its own APIError family) as one counted reason."""
+    if isinstance(exc, timeouts):
         return ProviderError(Fallback.TIMEOUT, type(exc).__name__)
-    if isinstance(exc, openai.RateLimitError | anthropic.RateLimitError):
+    if isinstance(exc, rate_limited):
         return ProviderError(Fallback.RATE_LIMITED, f"429 after retries ({type(exc).__name__})")
     status = getattr(exc, "status_code", None)
     detail = f"{type(exc).__name__}" + (f" {status}" if status is not None else "")
     return ProviderError(Fallback.PROVIDER_ERROR, detail)
 
 
-_SDK_ERRORS = (openai.OpenAIError, anthropic.AnthropicError, TimeoutError)
-
-
 class _SdkProvider:
-    """What both SDK providers share: settings, the overall deadline and the error mapping."""
+    """What both SDK providers share: settings, the overall deadline and the error mapping.
+
+    Each SDK is imported by its provider's constructor, not by this module: the two SDKs take ~5 s
+    to import on a small machine, which a node using the template (the demo's default) never needs.
+    """
 
     name: str
+    _errors: tuple[type[BaseException], ...]  # the SDK's base error, and TimeoutError
+    _timeouts: tuple[type[BaseException], ...]
+    _rate_limited: tuple[type[BaseException], ...]
 
     def __init__(
         self, *, model: str, timeout_s: float, max_retries: int, max_tokens: int, stream: bool
@@ -115,8 +121,8 @@ class _SdkProvider:
     async def complete(self, prompt: Prompt) -> Reply:
         try:
             return await asyncio.wait_for(self._complete(prompt), timeout=self.deadline_s)
-        except _SDK_ERRORS as exc:
-            raise _classify(exc) from None
+        except self._errors as exc:
+            raise _classify(exc, self._timeouts, self._rate_limited) from None
 
     async def _complete(self, prompt: Prompt) -> Reply:
         raise NotImplementedError
@@ -140,7 +146,12 @@ class OpenAIChatProvider(_SdkProvider):
         super().__init__(
             model=model, timeout_s=timeout_s, max_retries=max_retries, max_tokens=max_tokens, stream=stream
         )
+        import openai
+
         self.name = name
+        self._errors = (openai.OpenAIError, TimeoutError)
+        self._timeouts = (openai.APITimeoutError, TimeoutError)
+        self._rate_limited = (openai.RateLimitError,)
         self._client = openai.AsyncOpenAI(
             api_key=api_key.get_secret_value(), base_url=base_url, timeout=timeout_s, max_retries=max_retries
         )
@@ -201,6 +212,11 @@ class AnthropicProvider(_SdkProvider):
         super().__init__(
             model=model, timeout_s=timeout_s, max_retries=max_retries, max_tokens=max_tokens, stream=stream
         )
+        import anthropic
+
+        self._errors = (anthropic.AnthropicError, TimeoutError)
+        self._timeouts = (anthropic.APITimeoutError, TimeoutError)
+        self._rate_limited = (anthropic.RateLimitError,)
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key.get_secret_value(), base_url=base_url, timeout=timeout_s, max_retries=max_retries
         )

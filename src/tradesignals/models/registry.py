@@ -440,6 +440,16 @@ def _serialise(scorer: Scorer) -> dict[str, bytes]:
     return files
 
 
+def preload_libraries() -> None:
+    """Import the boosting libraries that loading an artifact needs (seconds on a small machine).
+
+    For a caller that is waiting anyway — the demo, while its first model trains in another
+    process — so the load that follows pays only for reading the model.
+    """
+    import lightgbm  # noqa: F401
+    import xgboost  # noqa: F401
+
+
 def _deserialise(blobs: Mapping[str, bytes], *, warm: bool) -> Scorer:
     ens = json.loads(blobs[ENSEMBLE])
     members: list[Member] = []

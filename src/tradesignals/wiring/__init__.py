@@ -47,7 +47,7 @@ from tradesignals.wiring.engine_builder import (
     demo_models_missing,
     model_name_for,
     model_registry,
-    train_demo_models,
+    train_demo_models_apart,
 )
 
 if TYPE_CHECKING:
@@ -927,12 +927,16 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
 
         untrained = demo_models_missing(settings, warm)
         if untrained:
-            # A fresh demo trains its first model: in a worker thread, so the API answers meanwhile.
-            # Bars wait on the bus (the engine's group starts at the earliest entry); none is missed.
+            # A fresh demo trains its first model: in a child process, so the API answers meanwhile
+            # and the training has a GIL of its own. Bars wait on the bus (the engine's group starts
+            # at the earliest entry); none is missed.
             async def train_then_run() -> None:
                 log.info("engine.training_demo_model", timeframes=[tf.value for tf in untrained])
                 try:
-                    await asyncio.to_thread(train_demo_models, settings, untrained)
+                    # Meanwhile this process imports what loading the model will need.
+                    await asyncio.gather(
+                        train_demo_models_apart(settings, untrained), asyncio.to_thread(_preload_engine)
+                    )
                     service = engine_service()
                 except Exception as exc:  # said now, not only at shutdown: the demo has no engine
                     log.error("engine.not_started", error=str(exc).splitlines()[0][:300])
@@ -988,6 +992,17 @@ def start_roles(services: Services, roles: set[str], feed: Feed | None = None) -
             )
     _start_metrics(services, roles)  # last: a role refused above leaves nothing running
     services.tasks.append(asyncio.create_task(_heartbeat(services, roles), name="registry"))
+
+
+def _preload_engine() -> None:
+    """Import the modules the engine builder loads lazily: the boosting libraries, the incremental
+    features (TA-Lib) and the online adapter (river) — 6 s on two busy cores, paid while waiting."""
+    from tradesignals.engine import model_scorer  # noqa: F401
+    from tradesignals.features import incremental  # noqa: F401
+    from tradesignals.models import online  # noqa: F401
+    from tradesignals.models.registry import preload_libraries
+
+    preload_libraries()
 
 
 async def _heartbeat(services: Services, roles: set[str]) -> None:

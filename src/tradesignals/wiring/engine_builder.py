@@ -14,6 +14,8 @@ ticks are aggregated to (``TS_TICK_TIMEFRAME``), because ticks carry none.
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -189,7 +191,7 @@ def build_scorer(
 
     registry = model_registry(settings)
     if registry.latest_version(name) is None and settings.train_demo_model and settings.feed_kind == "sim":
-        from tradesignals.wiring.demo_model import ensure_demo_model
+        from tradesignals.demo_model import ensure_demo_model
 
         ensure_demo_model(settings, timeframe, name)
     if registry.latest_version(name) is None:
@@ -226,8 +228,8 @@ def build_scorer(
 def demo_models_missing(settings: Settings, timeframes: Iterable[Timeframe]) -> list[Timeframe]:
     """The timeframes among ``timeframes`` whose demo model must still be trained before scoring.
 
-    Training takes tens of seconds on a busy laptop: the wiring runs it in a worker thread so the
-    API answers (health, history) while the first model is being made.
+    Training takes tens of seconds on a busy laptop: the wiring runs it in a child process
+    (``train_demo_models_apart``) so the API answers (health, history) while the first model is made.
     """
     if not (settings.train_demo_model and settings.feed_kind == "sim"):
         return []
@@ -241,12 +243,42 @@ def demo_models_missing(settings: Settings, timeframes: Iterable[Timeframe]) -> 
 
 def train_demo_models(settings: Settings, timeframes: Iterable[Timeframe]) -> None:
     """Train (blocking) the demo model of each timeframe that has none; see ``demo_models_missing``."""
-    from tradesignals.wiring.demo_model import ensure_demo_model
+    from tradesignals.demo_model import ensure_demo_model
 
     for tf in timeframes:
         name = model_name_for(settings, tf)
         if name is not None:
             ensure_demo_model(settings, tf, name)
+
+
+async def train_demo_models_apart(settings: Settings, timeframes: Iterable[Timeframe]) -> None:
+    """``train_demo_models`` in a child process, awaited without blocking the event loop.
+
+    Why not a thread: most of the training is Python holding the GIL (the simulator's history, the
+    dataset), so in a thread it took turns with the demo's own loop (feed, engine, API) — 28–35 s
+    on two cores against 10 s alone, and the demo's first signal came after its 60 s promise. A
+    spawned child has a GIL of its own. Cancelled (the demo stopping), it terminates the child.
+    """
+    from tradesignals.demo_training import train_in_child  # light: the child imports the models
+
+    ctx = multiprocessing.get_context("spawn")  # never fork a process with running threads and loop
+    receive, send = ctx.Pipe(duplex=False)
+    jobs = tuple((tf, name) for tf in timeframes if (name := model_name_for(settings, tf)) is not None)
+    child = ctx.Process(
+        target=train_in_child, args=(settings, jobs, send), name="ts-demo-training", daemon=True
+    )
+    child.start()
+    send.close()  # the child holds its own end; ours would keep the pipe open after it exits
+    try:
+        await asyncio.to_thread(child.join)
+        error = receive.recv() if receive.poll() else f"the training process ended with code {child.exitcode}"
+    finally:
+        if child.is_alive():
+            child.terminate()
+            await asyncio.to_thread(child.join, 5)
+        receive.close()
+    if error is not None:
+        raise RuntimeError(f"training the demo model failed: {error}")
 
 
 def model_name_for(settings: Settings, timeframe: Timeframe) -> str | None:
@@ -301,4 +333,5 @@ __all__ = [
     "symbol_calendars",
     "tick_timeframe",
     "train_demo_models",
+    "train_demo_models_apart",
 ]

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from tradesignals.config import load_settings
+from tradesignals.demo_model import ensure_demo_model
 from tradesignals.domain.market import Timeframe
 from tradesignals.engine.model_scorer import ModelScorer
 from tradesignals.wiring import _keep_online_state, build_services
-from tradesignals.wiring.demo_model import ensure_demo_model
 
 
 def test_snapshot_saved_on_close_and_restored(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from tradesignals.cli import app
 from tradesignals.config import load_settings
+from tradesignals.demo_model import ensure_demo_model
 from tradesignals.domain.market import Timeframe
-from tradesignals.wiring.demo_model import ensure_demo_model
 
 runner = CliRunner()
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tradesignals.config import ConfigError, load_settings
+from tradesignals.demo_model import ensure_demo_model
 from tradesignals.domain.costs import DEFAULT_COSTS
 from tradesignals.domain.market import AssetClass, Bar, Timeframe
 from tradesignals.domain.signals import Direction, SignalType
@@ -15,7 +16,6 @@ from tradesignals.engine.pipeline import Scorer
 from tradesignals.engine.placeholder_rule import Decision
 from tradesignals.marketdata.calendar import ALWAYS_OPEN, calendar_for
 from tradesignals.marketdata.feeds.simulator import SimulatorFeed
-from tradesignals.wiring.demo_model import ensure_demo_model
 from tradesignals.wiring.engine_builder import (
     build_engine,
     cost_schedule,

@@ -1,10 +1,10 @@
 from pathlib import Path
 
 from tradesignals.config import load_settings
+from tradesignals.demo_model import ensure_demo_model
 from tradesignals.domain.market import Timeframe
 from tradesignals.engine.model_scorer import ModelScorer
 from tradesignals.models.registry import ModelRegistry
-from tradesignals.wiring.demo_model import ensure_demo_model
 
 
 def test_trains_once_on_simulated_history_and_the_engine_can_score_with_it(tmp_path: Path) -> None:
