@@ -17,6 +17,7 @@ import structlog
 from tradesignals.config import Settings
 from tradesignals.domain.market import Bar, Timeframe
 from tradesignals.domain.signals import SignalType
+from tradesignals.engine.recorder import bars_frame
 from tradesignals.marketdata.feeds.simulator import SimulatorFeed
 from tradesignals.models.dataset import build_dataset
 from tradesignals.models.registry import ModelRegistry
@@ -42,17 +43,7 @@ def simulated_history(settings: Settings, timeframe: Timeframe, bars_per_symbol:
         asset_class="mix",
     )
     rows: list[Bar] = feed.history(bars_per_symbol)
-    return pd.DataFrame(
-        {
-            "ts": pd.array([b.ts for b in rows], dtype="int64"),
-            "symbol": [b.symbol for b in rows],
-            "open": [b.open for b in rows],
-            "high": [b.high for b in rows],
-            "low": [b.low for b in rows],
-            "close": [b.close for b in rows],
-            "volume": [b.volume for b in rows],
-        }
-    )
+    return bars_frame(rows)
 
 
 def ensure_demo_model(

@@ -241,18 +241,9 @@ def demo_models_missing(settings: Settings, timeframes: Iterable[Timeframe]) -> 
     ]
 
 
-def train_demo_models(settings: Settings, timeframes: Iterable[Timeframe]) -> None:
-    """Train (blocking) the demo model of each timeframe that has none; see ``demo_models_missing``."""
-    from tradesignals.demo_model import ensure_demo_model
-
-    for tf in timeframes:
-        name = model_name_for(settings, tf)
-        if name is not None:
-            ensure_demo_model(settings, tf, name)
-
-
 async def train_demo_models_apart(settings: Settings, timeframes: Iterable[Timeframe]) -> None:
-    """``train_demo_models`` in a child process, awaited without blocking the event loop.
+    """Train the demo model of each of ``timeframes`` that has none, in a child process, awaited
+    without blocking the event loop (``demo_models_missing`` says which need it).
 
     Why not a thread: most of the training is Python holding the GIL (the simulator's history, the
     dataset), so in a thread it took turns with the demo's own loop (feed, engine, API) — 28–35 s
@@ -332,6 +323,5 @@ __all__ = [
     "plan_params",
     "symbol_calendars",
     "tick_timeframe",
-    "train_demo_models",
     "train_demo_models_apart",
 ]

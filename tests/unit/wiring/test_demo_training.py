@@ -4,6 +4,7 @@ comes back as one line (a RuntimeError the engine task logs), never as a child's
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 from pathlib import Path
 
 import pytest
@@ -37,15 +38,19 @@ def test_a_failed_training_is_one_line_and_no_traceback(
 def test_a_cancelled_wait_ends_the_child(tmp_path: Path) -> None:
     settings = load_settings(home=tmp_path, sim_symbols=4, model="auto", feed="sim", train_demo_model=True)
 
+    def training_children() -> list[multiprocessing.process.BaseProcess]:
+        return [p for p in multiprocessing.active_children() if p.name == "ts-demo-training"]
+
     async def run() -> None:
         task = asyncio.create_task(train_demo_models_apart(settings, [Timeframe.M1]))
-        await asyncio.sleep(1.0)  # the child has started; the training takes several seconds more
+        deadline = asyncio.get_running_loop().time() + 30
+        while not training_children():  # cancelled once the child runs; its training takes seconds more
+            assert asyncio.get_running_loop().time() < deadline, "the training child never started"
+            await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
 
     asyncio.run(run())
-    import multiprocessing
-
-    assert [p for p in multiprocessing.active_children() if p.name == "ts-demo-training"] == []
+    assert training_children() == []
     assert ModelRegistry.at_home(tmp_path).latest_version("day") is None
