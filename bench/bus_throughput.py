@@ -9,13 +9,15 @@ one event loop (one core); latency is ping-pong (publish one, wait for its deliv
 unloaded path a lone tick takes. Keys under a random ``tsbench:`` prefix are deleted afterwards.
 
 For Redis it also measures, in the same run: batched publish alone (``publish_many`` of 1,000:
-pipelined XADDs and one XTRIM per stream on a single server, one Lua script on a cluster),
-consume alone (XREADGROUP COUNT 2,000 + one XACK per partition per batch), the producer and the
-consumer in two processes (as ingest and engine run), ``redis-benchmark`` pipelining the same XADD
-(same payload size, MAXLEN ~) — the server's own ceiling on this machine — and the same publish +
-consume + ack cycle from bare hiredis sockets with no bus logic (``raw_hiredis_floor``): about the
-best a Python client does here, the peer the bus's own figure is judged against. For both it reads
-the server's own CPU per message (INFO cpu), and so the rate at which the server alone fills a core.
+each partition's messages packed into entries of up to 64 (ADR 0031), pipelined XADDs and one XTRIM
+per stream on a single server, one Lua script on a cluster), consume alone (XREADGROUP + one XACK per
+partition per batch), the producer and the consumer in two processes (as ingest and engine run),
+``redis-benchmark`` pipelining XADD of one message (same payload size, MAXLEN ~) — the server's own
+ceiling for one-message entries on this machine — and (``same_cycle_server_cost``) the same publish +
+consume + ack cycle four ways, each with the server's own CPU per message (INFO cpu) and so the rate
+at which the server alone fills a core: the bus, the bus writing one message an entry (the format
+before ADR 0031), and bare hiredis sockets with no bus logic in both formats — about the best a
+Python client does here, the peers the bus's figures are judged against.
 
 With ``--redis-cluster-url`` (any master of a Redis Cluster, e.g. one made with ``redis-cli --cluster
 create``), the same Redis figures are measured on the cluster too (ADR 0027), ``redis-benchmark``
@@ -221,19 +223,25 @@ def redis_benchmark_xadd(url: str, n: int, payload_size: int, prefix: str, clust
     return {"xadd_msgs_per_s": round(float(found[-1])), "pipeline": 1000, "clients": 1, "messages": n}
 
 
-def raw_floor(url: str, n: int, payload: bytes, prefix: str) -> dict[str, Any]:
+def raw_floor(url: str, n: int, payload: bytes, prefix: str, per_entry: int = 1) -> dict[str, Any]:
     """The peer: the same publish + consume + ack cycle from bare hiredis sockets, with no bus.
 
-    A producer thread pipelines XADD (1,000 per batch, MAXLEN ~) over the same 8 streams while a
-    consumer thread reads them with XREADGROUP COUNT 2,000 and acks with one XACK per stream, each on
-    its own blocking socket (the GIL is let go while they wait on the socket): no leases, no
-    partition script, no payload decoding, no event loop. About the best a Python client does on
-    this machine for this cycle, so the bus's figure can be judged against it in the same run.
+    A producer thread pipelines XADD (1,000 messages per batch, MAXLEN ~) over the same 8 streams
+    while a consumer thread reads them with XREADGROUP (2,000 messages a stream per read) and acks
+    with one XACK per stream, each on its own blocking socket (the GIL is let go while they wait on
+    the socket): no leases, no partition script, no payload decoding, no event loop. With
+    ``per_entry`` > 1 each XADD carries that many messages of a stream packed as the bus packs them
+    (ADR 0031), which the consumer unpacks. About the best a Python client does on this machine for
+    this cycle, so the bus's figure can be judged against it in the same run.
     """
     import socket
     import threading
 
     import hiredis
+    import msgspec
+
+    pack_batch = msgspec.msgpack.Encoder().encode
+    unpack_batch = msgspec.msgpack.Decoder(list[tuple[str, bytes]]).decode
 
     m = re.match(r"redis://(?:[^@/]*@)?([^:/]+)(?::(\d+))?(?:/(\d+))?", url)
     if m is None or "@" in url:
@@ -269,7 +277,7 @@ def raw_floor(url: str, n: int, payload: bytes, prefix: str) -> dict[str, Any]:
             "g",
             "c",
             "COUNT",
-            "2000",
+            str(max(1, 2_000 // per_entry)),
             "BLOCK",
             "1000",
             "STREAMS",
@@ -278,7 +286,36 @@ def raw_floor(url: str, n: int, payload: bytes, prefix: str) -> dict[str, Any]:
         )
     )
 
+    def produce_packed() -> None:
+        for start in range(0, n, 1_000):
+            count = min(n, start + 1_000) - start
+            per_stream = [
+                [("SYM001", payload)] * (count // PARTITIONS + (p < count % PARTITIONS))
+                for p in range(PARTITIONS)
+            ]
+            producer.call(
+                [
+                    pack(
+                        (
+                            "XADD",
+                            streams[p],
+                            "MAXLEN",
+                            "~",
+                            "1000000",
+                            "*",
+                            "b",
+                            pack_batch(msgs[at : at + per_entry]),
+                        )
+                    )
+                    for p, msgs in enumerate(per_stream)
+                    for at in range(0, len(msgs), per_entry)
+                ]
+            )
+
     def produce() -> None:
+        if per_entry > 1:
+            produce_packed()
+            return
         for start in range(0, n, 1_000):
             producer.call(
                 [
@@ -309,7 +346,7 @@ def raw_floor(url: str, n: int, payload: bytes, prefix: str) -> dict[str, Any]:
             acks = []
             for stream, entries in consumer.call([read])[0] or []:
                 ids = [entry[0] for entry in entries]
-                got += len(ids)
+                got += sum(len(unpack_batch(e[1][1])) for e in entries) if per_entry > 1 else len(ids)
                 if ids:
                     acks.append(pack(("XACK", stream, "g", *ids)))
             if acks:
@@ -320,7 +357,12 @@ def raw_floor(url: str, n: int, payload: bytes, prefix: str) -> dict[str, Any]:
     finally:
         producer.sock.close()
         consumer.sock.close()
-    return {"publish_consume_ack_msgs_per_s": round(n / elapsed), "messages": n, "threads": 2}
+    return {
+        "publish_consume_ack_msgs_per_s": round(n / elapsed),
+        "messages": n,
+        "messages_per_entry": per_entry,
+        "threads": 2,
+    }
 
 
 async def server_cpu_s(bus: RedisStreamsBus) -> float:
@@ -330,21 +372,44 @@ async def server_cpu_s(bus: RedisStreamsBus) -> float:
 
 
 async def server_cost(bus: RedisStreamsBus, url: str, n: int, prefix: str) -> dict[str, Any]:
-    """Server CPU per message for the bus's cycle and for the bare-client peer's, and the ceiling
-    that implies: the rate at which the server alone would fill one core with this cycle."""
-    before = await server_cpu_s(bus)
-    rate = await throughput(bus, n, 1_000)
-    bus_cpu = await server_cpu_s(bus) - before
-    before = await server_cpu_s(bus)
-    peer = await asyncio.to_thread(raw_floor, url, n, ticks(1)[0][1], prefix)
-    peer_cpu = await server_cpu_s(bus) - before
+    """Server CPU per message, and the ceiling that implies (the rate at which the server alone would
+    fill one core), for the same cycle four ways: the bus as configured (batch entries, ADR 0031),
+    the bus writing one message an entry (``entry_messages=1``, the format before), and the
+    bare-client peer in both formats."""
+
+    async def measured(run: Any) -> tuple[Any, float]:
+        before = await server_cpu_s(bus)
+        result = await run()
+        return result, await server_cpu_s(bus) - before
+
+    one = RedisStreamsBus(url, partitions=PARTITIONS, prefix=prefix, entry_messages=1)
+    try:
+        rate, bus_cpu = await measured(lambda: throughput(bus, n, 1_000))
+        rate_one, one_cpu = await measured(lambda: throughput(one, n, 1_000))
+    finally:
+        await one.close()
+    payload = ticks(1)[0][1]
+    peer, peer_cpu = await measured(lambda: asyncio.to_thread(raw_floor, url, n, payload, prefix))
+    packed, packed_cpu = await measured(
+        lambda: asyncio.to_thread(raw_floor, url, n, payload, prefix, bus.entry_messages)
+    )
+
+    def cost(rate: float, cpu: float) -> dict[str, Any]:
+        return {
+            "msgs_per_s": round(rate),
+            "server_cpu_us_per_msg": round(cpu / n * 1e6, 2),
+            "server_ceiling_msgs_per_s": round(n / cpu) if cpu else None,
+        }
+
     return {
-        "bus_msgs_per_s": round(rate),
-        "bus_server_cpu_us_per_msg": round(bus_cpu / n * 1e6, 2),
-        "bus_server_ceiling_msgs_per_s": round(n / bus_cpu) if bus_cpu else None,
-        "raw_hiredis_floor": peer,
-        "raw_server_cpu_us_per_msg": round(peer_cpu / n * 1e6, 2),
-        "raw_server_ceiling_msgs_per_s": round(n / peer_cpu) if peer_cpu else None,
+        "bus": {**cost(rate, bus_cpu), "messages_per_entry": bus.entry_messages},
+        "bus_one_message_entries": {**cost(rate_one, one_cpu), "messages_per_entry": 1},
+        "raw_hiredis_peer": {**cost(peer["publish_consume_ack_msgs_per_s"], peer_cpu), **peer},
+        "raw_hiredis_peer_batch_entries": {
+            **cost(packed["publish_consume_ack_msgs_per_s"], packed_cpu),
+            **packed,
+        },
+        "messages": n,
     }
 
 
@@ -379,6 +444,18 @@ async def redis_figures(url: str, quick: bool, cluster: bool = False) -> dict[st
         await client.aclose()
 
 
+def _cpu_model() -> str:
+    """Figures from different sessions ran on different CPUs (3x apart): say which this was."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -398,6 +475,8 @@ async def main() -> None:
         "bench": "bus_throughput",
         "python": sys.version.split()[0],
         "machine": platform.machine(),
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
         "partitions": PARTITIONS,
         "memory": await measure(
             memory, single=200_000 // scale, batched=400_000 // scale, pings=20_000 // scale

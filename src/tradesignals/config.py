@@ -48,6 +48,12 @@ class Settings(BaseSettings):
         description="A publish returns once this many replicas have it (WAIT), so a failover loses none.",
     )
     bus_partitions: int = Field(default=8, ge=1, le=1024)
+    bus_entry_messages: int = Field(
+        default=64,
+        ge=1,
+        le=1024,
+        description="Most messages a batch publish packs into one Redis stream entry (ADR 0031); 1 during a rolling upgrade from a release before batch entries.",
+    )
     bus_prefix: str = Field(default="ts", min_length=1, pattern=r"^[^{}]+$")  # braces: hash tags (ADR 0027)
     bus_lease_s: float = Field(
         default=10.0,
@@ -371,8 +377,8 @@ class Settings(BaseSettings):
     health_max_lag: int = Field(
         default=2_000,
         ge=0,
-        description="Unread + pending messages a role's consumer group may hold and still count as "
-        "keeping up in /api/health (an unknown unread never does).",
+        description="Unread + pending messages (on Redis: stream entries, ADR 0031) a role's consumer "
+        "group may hold and still count as keeping up in /api/health (an unknown unread never does).",
     )
     bus_retry_s: float = Field(
         default=300.0,

@@ -203,21 +203,30 @@ class Cluster:
         return proc
 
     def published(self) -> int:
-        """Entries on the bars topic, over every partition."""
-        return sum(int(self.r.xlen(s)) for s in self.streams)
+        """Bars on the bars topic, over every partition: messages, not entries (an entry of a batch
+        publish holds several, ADR 0031)."""
+        from tradesignals.bus.redis_streams import entry_messages
+
+        raw = redis.Redis.from_url(self.redis_url)  # payloads are bytes, not text
+        try:
+            return sum(len(entry_messages(fields)) for s in self.streams for _id, fields in raw.xrange(s))
+        finally:
+            raw.close()
 
     def bar_copies(self) -> Counter[tuple[str, int]]:
         """How many times each (symbol, bar time) is on the bars topic: a restarted ingest must not
         have published any twice."""
         from tradesignals.bus.codec import decoder
+        from tradesignals.bus.redis_streams import entry_messages
 
         decode = decoder(Bar)
         seen: Counter[tuple[str, int]] = Counter()
         raw = redis.Redis.from_url(self.redis_url)  # payloads are bytes, not text
         for s in self.streams:
             for _id, fields in raw.xrange(s):
-                bar = decode(fields[b"v"])
-                seen[(bar.symbol, bar.ts)] += 1
+                for _key, payload in entry_messages(fields):  # one message, or a batch (ADR 0031)
+                    bar = decode(payload)
+                    seen[(bar.symbol, bar.ts)] += 1
         raw.close()
         return seen
 

@@ -34,6 +34,7 @@ def test_server_mode_has_no_default_database(monkeypatch: pytest.MonkeyPatch) ->
         ("TS_BUS_PREFIX", "ts{a}", "TS_BUS_PREFIX"),  # braces would move the cluster hash tag
         ("TS_REDIS_CLUSTER", "perhaps", "TS_REDIS_CLUSTER"),
         ("TS_BUS_WAIT_REPLICAS", "-1", "TS_BUS_WAIT_REPLICAS"),
+        ("TS_BUS_ENTRY_MESSAGES", "0", "TS_BUS_ENTRY_MESSAGES"),
     ],
 )
 def test_bad_values_give_one_line_naming_the_variable(

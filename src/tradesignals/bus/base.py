@@ -56,7 +56,7 @@ class Delivery(msgspec.Struct, Generic[T], frozen=True, gc=False):
     topic: str
     partition: int
     key: str
-    id: str  # opaque; unique within (topic, partition), e.g. a Redis stream id
+    id: str  # opaque; unique within (topic, partition), e.g. a Redis stream id, or <entry id>/<index> (ADR 0031)
     value: T
     attempt: int  # 1 on first delivery; more when redelivered after a member died
 
@@ -73,12 +73,16 @@ class DeadLetter:
 
 @dataclass(frozen=True, slots=True)
 class GroupLag:
-    """How far a consumer group is behind on a topic: the figure that says whether a role keeps up."""
+    """How far a consumer group is behind on a topic: the figure that says whether a role keeps up.
+
+    Counted in the bus's own units: messages on the memory bus, stream entries on Redis, where a
+    ``publish_many`` packs up to 64 messages of a partition into one entry (ADR 0031).
+    """
 
     topic: str
     group: str
     unread: int | None  # published, never delivered to the group (None: Redis cannot count it)
-    pending: int  # delivered, not acked
+    pending: int  # delivered, not acked (Redis: an entry until every message in it is acked)
     members: int  # live members (lease not lapsed)
 
 
@@ -123,7 +127,11 @@ class Bus(Protocol):
         ...
 
     async def publish_many(self, topic: str, items: Sequence[tuple[str, bytes]]) -> list[str]:
-        """``publish`` for a batch of (key, payload), in order; one round trip where the server allows."""
+        """``publish`` for a batch of (key, payload), in order; one round trip where the server allows.
+
+        Each message keeps its own id, delivery, ack and redelivery, however the bus stores the
+        batch (Redis packs a partition's messages into shared stream entries, ADR 0031).
+        """
         ...
 
     def consumer(
@@ -162,7 +170,7 @@ class Bus(Protocol):
         ...
 
     async def lag(self, topic: str, group: str) -> GroupLag | None:
-        """Unread and pending messages of ``group`` on ``topic`` over all partitions (None: no such group)."""
+        """Unread and pending messages (Redis: entries) of ``group`` on ``topic`` over all partitions (None: no such group)."""
         ...
 
     async def ping(self) -> bool:

@@ -20,7 +20,8 @@ DEAD_LETTERS = Counter(
 )
 LAG = Gauge(
     "ts_bus_consumer_lag",
-    "Messages a consumer group has not finished: unread (never delivered) or pending (not acked).",
+    "Messages a consumer group has not finished: unread (never delivered) or pending (not acked); "
+    "on Redis counted in stream entries, up to 64 messages each (ADR 0031).",
     ["topic", "group", "state"],
 )
 LAG_UNKNOWN = Gauge(

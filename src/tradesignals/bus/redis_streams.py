@@ -3,8 +3,13 @@
 Layout (ADR 0027): a partition's keys share one hash tag, ``{prefix:topic:p}``, so on a Redis
 Cluster they live in one slot and a script may touch them together:
 
-- ``{prefix:topic:p}`` — one stream per partition; entries ``k`` (key) and ``v`` (payload), XADD
-  with approximate MAXLEN so the server bounds memory. Consumer groups live inside the stream.
+- ``{prefix:topic:p}`` — one stream per partition, XADD with approximate MAXLEN so the server
+  bounds memory. Consumer groups live inside the stream. An entry holds one message, fields ``k``
+  (key) and ``v`` (payload), or (``publish_many``) a batch of them, field ``b``: a msgpack array of
+  [key, payload] of one partition, in order (ADR 0031). A batched message's id is
+  ``<entry id>/<index>``.
+- ``{prefix:topic:p}:group:{g}:acked`` — per batch entry that a member acked only in part, the
+  indexes acked so far, so the next owner is not given them again.
 - ``{prefix:topic:p}:group:{g}:lease`` — the member owning partition ``p`` for group ``g``, with a
   PX expiry (server time).
 - ``prefix:topic:group:{g}:members`` — sorted set of live members, scored by lease expiry.
@@ -30,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import math
 import weakref
 import zlib
 from collections import defaultdict, deque
@@ -37,6 +43,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Generic, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
+import msgspec
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MovedError, RedisClusterException, RedisError, ResponseError
@@ -92,6 +99,54 @@ _WATCH_READ_MIN = 256
 #: member that joined (and so hands partitions over).
 _REBALANCE_EVERY = 0.05
 
+#: Most messages ``publish_many`` packs into one stream entry (field ``b``) of a partition, and the
+#: most payload bytes such an entry holds (one bigger message still gets an entry of its own). The
+#: server's work is per entry: with one entry per message, XADD + XREADGROUP + XACK cost one Redis
+#: ~6 µs of CPU a message here, a ceiling near 170,000 msgs/s whatever the client did (ADR 0031).
+ENTRY_MESSAGES = 64
+_ENTRY_BYTES = 256 * 1024
+
+_pack_batch = msgspec.msgpack.Encoder().encode
+_unpack_batch = msgspec.msgpack.Decoder(list[tuple[str, bytes]]).decode
+_pack_indexes = msgspec.msgpack.Encoder().encode
+_unpack_indexes = msgspec.msgpack.Decoder(list[int]).decode
+
+
+def split_id(msg_id: str) -> tuple[str, int | None]:
+    """(stream entry id, index in the entry's batch or None for a one-message entry)."""
+    entry, sep, index = msg_id.partition("/")
+    if not sep:
+        return msg_id, None
+    if not index.isdigit():
+        raise ValueError(f"not a bus message id: {msg_id!r}")
+    return entry, int(index)
+
+
+def entry_messages(fields: dict[bytes, bytes]) -> list[tuple[str, bytes]]:
+    """The (key, payload) messages a stream entry holds, in order: one (``k``, ``v``) or a batch
+    (``b``). For tools that read the streams directly; raises ValueError on an entry of neither kind."""
+    if b"b" in fields:
+        try:
+            return _unpack_batch(fields[b"b"])
+        except msgspec.DecodeError as err:
+            raise ValueError(f"unreadable batch entry: {err}") from err
+    if b"k" in fields and b"v" in fields:
+        return [(fields[b"k"].decode(), fields[b"v"])]
+    raise ValueError("an entry without k and v or b fields")
+
+
+class _Open:
+    """A batch entry handed to this member: its size and the indexes not yet acked (or parked).
+    The entry is XACKed once none is left; until then the acked ones are recorded (``acked_key``)
+    whenever the member acks part of it, so a crash hands only the rest to the next owner."""
+
+    __slots__ = ("left", "recorded", "size")
+
+    def __init__(self, size: int, left: set[int] | None = None, recorded: bool = False) -> None:
+        self.size = size
+        self.left = set(range(size)) if left is None else left
+        self.recorded = recorded
+
 
 def _pause_collector() -> bool:
     """No cyclic garbage collection while a read's reply arrives and becomes deliveries; True if
@@ -124,6 +179,11 @@ def stream_key(prefix: str, topic: str, partition: int) -> str:
 
 def lease_key(prefix: str, topic: str, group: str, partition: int) -> str:
     return f"{stream_key(prefix, topic, partition)}:group:{group}:lease"
+
+
+def acked_key(prefix: str, topic: str, group: str, partition: int) -> str:
+    """Hash: batch entry id -> msgpack list of the indexes ``group`` acked in it (an entry acked in part)."""
+    return f"{stream_key(prefix, topic, partition)}:group:{group}:acked"
 
 
 def members_key(prefix: str, topic: str, group: str) -> str:
@@ -180,14 +240,20 @@ return 0
 
 # Append a batch in one command (a cluster's per-slot batch, or a publish waiting for replicas):
 # KEYS are the partition streams touched (one slot on a cluster), ARGV[1] the MAXLEN ('' for
-# none), then (key index, k, v) per message. Trimmed once per stream at the end, not per XADD:
-# MAXLEN ~ on every XADD cost the server 0.6 µs a message (INFO commandstats: 1.44 µs against
-# 0.85), and approximate trimming once per batch bounds memory as well.
+# none), then (key index, kind, a, b) per entry: kind 'm' one message (k = a, v = b), kind 'b' a
+# packed batch (b = a). Trimmed once per stream at the end, not per XADD: MAXLEN ~ on every XADD
+# cost the server 0.6 µs an entry (INFO commandstats: 1.44 µs against 0.85), and approximate
+# trimming once per batch bounds memory as well.
 _XADD_MANY = """
 local out = {}
 local j = 1
-for i = 2, #ARGV, 3 do
-  out[j] = redis.call('XADD', KEYS[tonumber(ARGV[i])], '*', 'k', ARGV[i + 1], 'v', ARGV[i + 2])
+for i = 2, #ARGV, 4 do
+  local stream = KEYS[tonumber(ARGV[i])]
+  if ARGV[i + 1] == 'b' then
+    out[j] = redis.call('XADD', stream, '*', 'b', ARGV[i + 2])
+  else
+    out[j] = redis.call('XADD', stream, '*', 'k', ARGV[i + 2], 'v', ARGV[i + 3])
+  end
   j = j + 1
 end
 if ARGV[1] ~= '' then
@@ -258,6 +324,10 @@ class RedisStreamsBus:
     so what a publish acknowledged survives a failover (a replica promoted); fewer within
     ``wait_timeout`` is a ``BusError`` and the caller publishes again (at least once). 0 (the
     default) acknowledges what the master has, which a failover may lose.
+
+    ``entry_messages``: most messages ``publish_many`` packs into one stream entry per partition
+    (ADR 0031); 1 writes one entry per message, as releases before batch entries did, which is how
+    a rolling upgrade keeps older consumers reading (operations.md).
     """
 
     def __init__(
@@ -272,12 +342,16 @@ class RedisStreamsBus:
         cluster: bool = False,
         wait_replicas: int = 0,
         wait_timeout: float = 1.0,
+        entry_messages: int = ENTRY_MESSAGES,
     ) -> None:
         if partitions < 1:
             raise ValueError(f"partitions must be >= 1, not {partitions}")
         if wait_replicas < 0:
             raise ValueError(f"wait_replicas must be >= 0, not {wait_replicas}")
+        if entry_messages < 1:
+            raise ValueError(f"entry_messages must be >= 1, not {entry_messages}")
         self.url = url
+        self.entry_messages = entry_messages
         self.partitions = partitions
         self.prefix = check_tag_free("the bus prefix", prefix)
         self.maxlen = maxlen
@@ -294,7 +368,7 @@ class RedisStreamsBus:
         self._read_script = self._redis.register_script(_READ_HELD)
         self._xadd_many_script = self._redis.register_script(_XADD_MANY)
         self._streams: dict[str, list[str]] = {}
-        self._xadd_heads: dict[str, dict[str, tuple[bytes, int]]] = {}  # topic -> key -> head, partition
+        self._xadd_heads: dict[str, dict[str, bytes]] = {}  # topic -> key -> packed XADD head
         self._consumers: weakref.WeakSet[RedisConsumer[Any]] = weakref.WeakSet()
         self._closed = False
 
@@ -383,8 +457,9 @@ class RedisStreamsBus:
         return _text(msg_id)
 
     async def publish_many(self, topic: str, items: Sequence[tuple[str, bytes]]) -> list[str]:
-        """One round trip for the batch: pipelined XADDs on a single server, a Lua XADD loop per
-        hash slot on a cluster (or when the publish waits for replicas).
+        """One round trip for the batch: each partition's messages packed into entries of up to
+        ``entry_messages`` (ADR 0031), appended by pipelined XADDs on a single server, by a Lua XADD
+        loop per hash slot on a cluster (or when the publish waits for replicas).
 
         Neither is atomic as a whole (a pipeline is not; on a cluster the scripts run per node): a
         failure may leave part of the batch appended, and the caller publishes it again, at least
@@ -396,44 +471,94 @@ class RedisStreamsBus:
             ids += await self._xadd_many(topic, items[start : start + _XADD_SLICE])
         return ids
 
-    def _xadd_head(self, topic: str, key: str) -> tuple[bytes, int]:
-        """The packed XADD of a message of ``key`` up to its payload's length, and its partition."""
+    def _entries(self, items: Sequence[tuple[str, bytes]]) -> list[tuple[int, list[int]]]:
+        """The stream entries to append for ``items``: (partition, item indexes), each partition's
+        items in order, at most ``entry_messages`` and ``_ENTRY_BYTES`` of payload an entry."""
+        n = self.partitions
+        by_partition: dict[int, list[int]] = {}
+        for i, (key, _payload) in enumerate(items):
+            p = zlib.crc32(key.encode()) % n  # partition_for
+            indexes = by_partition.get(p)
+            if indexes is None:
+                by_partition[p] = [i]
+            else:
+                indexes.append(i)
+        step = self.entry_messages
+        entries: list[tuple[int, list[int]]] = []
+        if step == 1:
+            return [(p, [i]) for p, indexes in by_partition.items() for i in indexes]
+        small = max(len(v) for _, v in items) * step <= _ENTRY_BYTES
+        for p, indexes in by_partition.items():
+            if small:  # the usual case (bars, ticks): cut by count alone
+                entries += [(p, indexes[at : at + step]) for at in range(0, len(indexes), step)]
+                continue
+            run: list[int] = []
+            size = 0
+            for i in indexes:
+                length = len(items[i][1])
+                if run and (len(run) == step or size + length > _ENTRY_BYTES):
+                    entries.append((p, run))
+                    run, size = [], 0
+                run.append(i)
+                size += length
+            entries.append((p, run))
+        return entries
+
+    @staticmethod
+    def _message_ids(entries: list[tuple[int, list[int]]], entry_ids: list[str], count: int) -> list[str]:
+        """Each item's id from its entry's: the entry id itself, or ``<entry id>/<index>`` in a batch."""
+        ids: list[str] = [""] * count
+        for (_, indexes), entry_id in zip(entries, entry_ids, strict=True):
+            if len(indexes) == 1:
+                ids[indexes[0]] = entry_id
+            else:
+                for j, i in enumerate(indexes):
+                    ids[i] = f"{entry_id}/{j}"
+        return ids
+
+    def _xadd_head(self, topic: str, key: str) -> bytes:
+        """The packed XADD of a one-message entry of ``key`` up to its payload's length."""
         k = key.encode()
-        p = zlib.crc32(k) % self.partitions  # partition_for
-        s = self.streams(topic)[p].encode()
-        head = b"*7\r\n$4\r\nXADD\r\n$%d\r\n%b\r\n$1\r\n*\r\n$1\r\nk\r\n$%d\r\n%b\r\n$1\r\nv\r\n$" % (
+        s = self.streams(topic)[zlib.crc32(k) % self.partitions].encode()  # partition_for
+        return b"*7\r\n$4\r\nXADD\r\n$%d\r\n%b\r\n$1\r\n*\r\n$1\r\nk\r\n$%d\r\n%b\r\n$1\r\nv\r\n$" % (
             len(s),
             s,
             len(k),
             k,
         )
-        return head, p
 
-    async def _xadd_pipelined(self, topic: str, items: Sequence[tuple[str, bytes]]) -> list[str] | None:
+    async def _xadd_pipelined(
+        self, topic: str, items: Sequence[tuple[str, bytes]], entries: list[tuple[int, list[int]]]
+    ) -> list[str] | None:
         """A single server's batch: plain XADDs in one pipeline, then XTRIM MAXLEN ~ once per stream
-        touched; the ids, or None where the connection's replies cannot be read fast (``reply_reader``).
+        touched; the entry ids, or None where the connection's replies cannot be read fast
+        (``reply_reader``).
 
         The server's hot path (profiled with ``bench/bus_throughput.py`` and INFO commandstats): an
-        XADD costs it 0.85 µs, against 2.7 µs a message for the Lua loop (each ``redis.call``
+        XADD costs it 0.85 µs, against 2.7 µs an entry for the Lua loop (each ``redis.call``
         converts its arguments and reply) with MAXLEN on each XADD. The client packs the protocol
-        itself, from a cached head per key (command, stream, key), and reads the replies straight
-        from hiredis (``read_replies``): 0.3 µs a message where the script's arguments cost 0.95.
+        itself (a one-message entry from a cached head per key: command, stream, key) and reads the
+        replies straight from hiredis (``read_replies``).
         """
         cache = self._xadd_heads.get(topic)
         if cache is None or len(cache) > _XADD_HEADS_MAX:  # keys are symbols: bounded, but be safe
             cache = self._xadd_heads[topic] = {}
-        try:
-            data = [b"".join([b"%b%d\r\n%b\r\n" % (cache[key][0], len(v), v) for key, v in items])]
-        except KeyError:  # a key not seen yet on this topic
-            for key, _ in items:
-                if key not in cache:
-                    cache[key] = self._xadd_head(topic, key)
-            data = [b"".join([b"%b%d\r\n%b\r\n" % (cache[key][0], len(v), v) for key, v in items])]
-        count = len(items)
+        streams = self.streams(topic)
+        parts: list[bytes] = []
+        for p, indexes in entries:
+            if len(indexes) == 1:
+                key, v = items[indexes[0]]
+                head = cache.get(key)
+                if head is None:
+                    head = cache[key] = self._xadd_head(topic, key)
+                parts.append(b"%b%d\r\n%b\r\n" % (head, len(v), v))
+            else:
+                parts.append(pack("XADD", streams[p], "*", "b", _pack_batch([items[i] for i in indexes])))
+        data = [b"".join(parts)]
+        count = len(entries)
         if self.maxlen is not None:
-            streams = self.streams(topic)
-            touched = {cache[key][1] for key, _ in items}
-            data += [pack("XTRIM", streams[p], "MAXLEN", "~", self.maxlen) for p in sorted(touched)]
+            touched = sorted({p for p, _ in entries})
+            data += [pack("XTRIM", streams[p], "MAXLEN", "~", self.maxlen) for p in touched]
             count += len(touched)
         replies = await pipelined(self._redis, data, count)
         if replies is None:
@@ -441,24 +566,26 @@ class RedisStreamsBus:
         errors = [r for r in replies if isinstance(r, Exception)]
         if errors:
             raise errors[0]
-        return list(map(bytes.decode, replies[: len(items)]))
+        return list(map(bytes.decode, replies[: len(entries)]))
 
     async def _xadd_many(self, topic: str, items: Sequence[tuple[str, bytes]]) -> list[str]:
+        if not items:
+            return []
+        entries = self._entries(items)
         if not isinstance(self._redis, RedisCluster) and not self.wait_replicas:
             try:
-                fast = await self._xadd_pipelined(topic, items)
+                fast = await self._xadd_pipelined(topic, items, entries)
             except _REDIS_ERRORS as err:
                 raise self._error(err, f"publishing to {topic!r}") from err
             if fast is not None:
-                return fast
+                return self._message_ids(entries, fast, len(items))
         streams = self.streams(topic)
-        n = self.partitions
         maxlen = "" if self.maxlen is None else self.maxlen
-        by_partition: dict[int, list[int]] = defaultdict(list)
-        for i, (key, _payload) in enumerate(items):
-            by_partition[zlib.crc32(key.encode()) % n].append(i)
+        by_partition: dict[int, list[int]] = defaultdict(list)  # partition -> entry indexes
+        for e, (p, _) in enumerate(entries):
+            by_partition[p].append(e)
         parts = list(by_partition)
-        calls: list[tuple[list[str], list[Any], list[int]]] = []  # keys, args, item indexes
+        calls: list[tuple[list[str], list[Any], list[int]]] = []  # keys, args, entry indexes
         for group in slot_groups(self._redis, [streams[p] for p in parts]):
             keys: list[str] = []
             args: list[Any] = [maxlen]
@@ -467,9 +594,13 @@ class RedisStreamsBus:
                 p = parts[g]
                 keys.append(streams[p])
                 index = len(keys)
-                for i in by_partition[p]:
-                    key, payload = items[i]
-                    args += (index, key, payload)
+                for e in by_partition[p]:
+                    indexes = entries[e][1]
+                    if len(indexes) == 1:
+                        key, payload = items[indexes[0]]
+                        args += (index, "m", key, payload)
+                    else:
+                        args += (index, "b", _pack_batch([items[i] for i in indexes]), "")
                 order += by_partition[p]
             calls.append((keys, args, order))
         try:
@@ -486,12 +617,12 @@ class RedisStreamsBus:
                 replies = await pipe.execute()
         except _REDIS_ERRORS as err:
             raise self._error(err, f"publishing to {topic!r}") from err
-        # Each script appended its items partition by partition: put the ids back in items' order.
-        ids: list[str] = [""] * len(items)
+        # Each script appended its entries partition by partition: put the ids back in order.
+        entry_ids: list[str] = [""] * len(entries)
         for (_, _, positions), reply in zip(calls, replies, strict=True):
-            for i, msg_id in zip(positions, reply, strict=True):
-                ids[i] = msg_id.decode()  # bytes: scripts reply in RESP2
-        return ids
+            for e, entry_id in zip(positions, reply, strict=True):
+                entry_ids[e] = entry_id.decode()  # bytes: scripts reply in RESP2
+        return self._message_ids(entries, entry_ids, len(items))
 
     def consumer(
         self,
@@ -541,21 +672,47 @@ class RedisStreamsBus:
         after: str | None = None,
         count: int = 1000,
     ) -> list[Delivery[T]]:
-        """XRANGE with exclusive bounds; retained up to ``maxlen`` (approximate) per partition."""
+        """XRANGE with exclusive bounds; retained up to ``maxlen`` (approximate) entries per partition.
+
+        A bound inside a batch entry (``<entry id>/<index>``) reads that entry too and keeps only its
+        messages past ``after`` or before ``before``; ``count`` counts messages, not entries.
+        """
         self._check_open()
         out: list[Delivery[T]] = []
-        low = "-" if after is None else f"({after}"
+        before_entry, before_index = split_id(before)
+        after_entry, after_index = (None, None) if after is None else split_id(after)
+        low = "-"  # from the start, else from after ``after``: its batch entry, or the entry after it
+        if after_entry is not None:
+            low = after_entry if after_index is not None else f"({after_entry}"
+        high = before_entry if before_index is not None else f"({before_entry}"
         stream = self.stream_key(topic, partition)
         while len(out) < count:
             try:
-                entries: Any = await self._redis.xrange(stream, min=low, max=f"({before}", count=count)
+                entries: Any = await self._redis.xrange(stream, min=low, max=high, count=count)
             except _REDIS_ERRORS as err:
                 raise self._error(err, f"reading the history of {topic!r}") from err
-            for entry_id, fields in entries or []:
+            for raw_id, fields in entries or []:
+                entry_id = _text(raw_id)
+                if b"b" in fields:
+                    try:
+                        messages = _unpack_batch(fields[b"b"])
+                    except msgspec.DecodeError:
+                        continue  # parked when it was consumed
+                    first = after_index + 1 if entry_id == after_entry and after_index is not None else 0
+                    stop = before_index if entry_id == before_entry and before_index is not None else None
+                    for index, (key, payload) in list(enumerate(messages))[first:stop]:
+                        item = decode_or_park(
+                            decode, topic, partition, key, f"{entry_id}/{index}", payload, 0
+                        )
+                        if isinstance(item, Delivery):
+                            out.append(item)
+                    continue
                 key, payload = fields.get(b"k"), fields.get(b"v")
                 if key is None or payload is None:
                     continue
-                item = decode_or_park(decode, topic, partition, key.decode(), _text(entry_id), payload, 0)
+                if entry_id in (after_entry, before_entry):
+                    continue  # a one-message entry named by an inclusive (batch) bound of the other kind
+                item = decode_or_park(decode, topic, partition, key.decode(), entry_id, payload, 0)
                 if isinstance(item, Delivery):
                     out.append(item)
             if len(entries or []) < count:
@@ -673,12 +830,18 @@ class RedisConsumer(Generic[T]):
         self._last_read = _WATCH_READ_MIN  # entries the last read got: picks the read (``_read_held``)
         self._last_streams = 0  # streams the last read got entries from: spreads its COUNT
         self._leases = [lease_key(bus.prefix, topic, group, p) for p in range(bus.partitions)]
+        self._acked = [acked_key(bus.prefix, topic, group, p) for p in range(bus.partitions)]
+        # Messages an entry held in the last read: turns max_count into XREADGROUP's COUNT (of
+        # entries). Before any read, the most a batch entry holds: a first read too small costs one
+        # more round trip; one too big would pull up to that many times what was asked.
+        self._per_entry = float(bus.entry_messages)
         self._owned: set[int] = set()
         self._draining: set[int] = set()
         self._recovering: dict[int, str] = {}  # partition -> last pending id handed out again
         self._epochs: dict[int, int] = {}  # partition -> claim number (see ``epoch``)
         self._claims = 0
         self._outstanding: dict[int, set[str]] = defaultdict(set)  # handed out, not acked
+        self._open: dict[int, dict[str, _Open]] = {}  # partition -> batch entry id -> what is left of it
         self._buffer: deque[Delivery[T]] = deque()  # read beyond max_count; pending in Redis
         self._waits: dict[tuple[Any, ...], asyncio.Future[Any]] = {}  # cluster: XREADs still blocking
         self._joined = False
@@ -740,6 +903,7 @@ class RedisConsumer(Generic[T]):
         now_owned = {int(p) for p in owned}
         for p in self._owned - now_owned:  # released, or lost when our lease ran out
             self._outstanding.pop(p, None)
+            self._open.pop(p, None)
             self._recovering.pop(p, None)
             self._epochs.pop(p, None)
         if self._buffer and self._owned - now_owned:
@@ -749,6 +913,7 @@ class RedisConsumer(Generic[T]):
         for p in sorted({int(p) for p in claimed} | (now_owned - self._owned)):
             self._recovering[p] = "-"
             self._outstanding.pop(p, None)
+            self._open.pop(p, None)
             self._claims += 1
             self._epochs[p] = self._claims
         self._owned = now_owned
@@ -778,17 +943,40 @@ class RedisConsumer(Generic[T]):
                 stream, self.group, self.name, min_idle_time=0, message_ids=cast("list[Any]", ids)
             )
             entries = {_text(i): f for i, f in claimed if f}
-            gone = [i for i in ids if i not in entries]  # trimmed by MAXLEN while pending
-            if gone:
-                await self._redis.xack(stream, self.group, *gone)
+            opens = self._open.setdefault(p, {})
+            # Trimmed by MAXLEN while pending, or batch entries with nothing left to hand out.
+            settled = [i for i in ids if i not in entries]
+            unknown = [i for i, f in entries.items() if b"b" in f and i not in opens]
+            acked: dict[str, set[int]] = {}
+            if unknown:  # batch entries another member (or our previous life) acked in part
+                recorded: Any = await self._redis.hmget(self._acked[p], unknown)
+                for entry_id, indexes in zip(unknown, recorded, strict=True):
+                    if indexes is not None:
+                        with contextlib.suppress(msgspec.DecodeError):
+                            acked[entry_id] = set(_unpack_indexes(indexes))
             # After a failed fetch we re-read our own pending entries: those still in the caller's
             # hands (handed out, or buffered) are not handed out twice.
             in_flight = self._outstanding.get(p, set()) | {d.id for d in self._buffer if d.partition == p}
             for e in pending:
                 msg_id = _text(e["message_id"])
                 fields = entries.get(msg_id)
-                if fields is not None and msg_id not in in_flight:
-                    self._take(p, msg_id, fields, int(e["times_delivered"]) + 1, out, dead)
+                attempt = int(e["times_delivered"]) + 1
+                if fields is None:
+                    continue
+                if b"b" in fields:
+                    if not self._take_batch(
+                        p, msg_id, fields[b"b"], attempt, out, dead, in_flight, acked.get(msg_id)
+                    ):
+                        settled.append(msg_id)
+                elif msg_id not in in_flight:
+                    self._take(p, msg_id, fields, attempt, out, dead)
+            if settled:
+                pipe = self._redis.pipeline(transaction=False)
+                pipe.xack(stream, self.group, *settled)
+                pipe.hdel(self._acked[p], *settled)
+                await pipe.execute()
+                for entry_id in settled:
+                    opens.pop(entry_id, None)
             self._recovering[p] = ids[-1]
         return out, dead
 
@@ -814,6 +1002,45 @@ class RedisConsumer(Generic[T]):
         else:
             out.append(item)
 
+    def _take_batch(
+        self,
+        p: int,
+        entry_id: str,
+        blob: bytes,
+        attempt: int,
+        out: list[Delivery[T]],
+        dead: list[DeadLetter],
+        in_flight: set[str] | frozenset[str] = frozenset(),
+        acked: set[int] | None = None,
+    ) -> bool:
+        """The messages of a batch entry still to hand out (not acked, not in the caller's hands),
+        in order; an unreadable batch is parked whole. False when nothing of it is left to settle."""
+        try:
+            messages = _unpack_batch(blob)
+        except msgspec.DecodeError as exc:
+            dead.append(
+                DeadLetter(self.topic, p, "", entry_id, blob, f"unreadable batch entry: {reason_for(exc)}")
+            )
+            return True
+        opens = self._open.setdefault(p, {})
+        entry = opens.get(entry_id)
+        if entry is None:
+            left = set(range(len(messages))) - (acked or set())
+            entry = opens[entry_id] = _Open(len(messages), left, recorded=acked is not None)
+        if not entry.left:
+            return False
+        for index in sorted(entry.left):
+            msg_id = f"{entry_id}/{index}"
+            if msg_id in in_flight:
+                continue
+            key, payload = messages[index]
+            item = decode_or_park(self._decode, self.topic, p, key, msg_id, payload, attempt)
+            if isinstance(item, DeadLetter):
+                dead.append(item)
+            else:
+                out.append(item)
+        return True
+
     async def _read_new(
         self, partitions: list[int], max_count: int, block: float
     ) -> tuple[list[Delivery[T]], list[DeadLetter]]:
@@ -836,9 +1063,29 @@ class RedisConsumer(Generic[T]):
         # The hot loop of the consumer (profiled with bench/bus_throughput.py): a stream's entries in
         # one comprehension, ids and keys decoded without type checks (they come as bytes). An entry
         # it cannot take (other fields, a decoder that raises) sends the stream to the careful loop.
-        decode, topic, make = self._decode, self.topic, Delivery
+        decode, topic, make, unpack = self._decode, self.topic, Delivery, _unpack_batch
         for stream, entries in streams:
             p = self._partition_of[stream if isinstance(stream, bytes) else stream.encode()]
+            if entries and len(entries[0][1]) == 2:  # batch entries (publish_many, ADR 0031)
+                opens = self._open.get(p)
+                if opens is None:
+                    opens = self._open[p] = {}
+                for raw_id, fields in entries:
+                    entry_id = raw_id.decode()
+                    if len(fields) == 2 and fields[0] == b"b":
+                        try:
+                            messages = unpack(fields[1])
+                            out += [
+                                make(topic, p, k, f"{entry_id}/{j}", decode(v), 1)
+                                for j, (k, v) in enumerate(messages)
+                            ]
+                        except Exception:  # poison inside, or an unreadable batch: one by one
+                            self._take_batch(p, entry_id, fields[1], 1, out, dead)
+                            continue
+                        opens[entry_id] = _Open(len(messages))
+                    else:
+                        self._take_entry(p, entry_id, fields, out, dead)
+                continue
             try:
                 fast = [
                     make(topic, p, k.decode(), i.decode(), decode(v), 1)
@@ -851,19 +1098,28 @@ class RedisConsumer(Generic[T]):
                 out += fast
                 continue
             for msg_id, fields in entries:
-                mid = msg_id.decode()
-                if fields and len(fields) == 4 and fields[0] == b"k" and fields[2] == b"v":
-                    key = fields[1].decode()
-                    try:
-                        value = decode(fields[3])
-                    except Exception as exc:  # poison: parked with the decoder's reason
-                        dead.append(DeadLetter(topic, p, key, mid, fields[3], reason_for(exc)))
-                        continue
-                    out.append(make(topic, p, key, mid, value, 1))
-                else:
-                    pairs = dict(zip(fields[::2], fields[1::2], strict=False)) if fields else {}
-                    self._take(p, mid, pairs, 1, out, dead)
+                self._take_entry(p, msg_id.decode(), fields, out, dead)
+        if self._last_read:
+            self._per_entry = max(1.0, len(out) / self._last_read)
         return out, dead
+
+    def _take_entry(
+        self, p: int, mid: str, fields: list[bytes], out: list[Delivery[T]], dead: list[DeadLetter]
+    ) -> None:
+        """One newly read entry of any kind, the careful way (the fast loops could not take it)."""
+        if fields and len(fields) == 2 and fields[0] == b"b":
+            self._take_batch(p, mid, fields[1], 1, out, dead)
+        elif fields and len(fields) == 4 and fields[0] == b"k" and fields[2] == b"v":
+            key = fields[1].decode()
+            try:
+                value = self._decode(fields[3])
+            except Exception as exc:  # poison: parked with the decoder's reason
+                dead.append(DeadLetter(self.topic, p, key, mid, fields[3], reason_for(exc)))
+                return
+            out.append(Delivery(self.topic, p, key, mid, value, 1))
+        else:
+            pairs = dict(zip(fields[::2], fields[1::2], strict=False)) if fields else {}
+            self._take(p, mid, pairs, 1, out, dead)
 
     async def _read_held(
         self, partitions: list[int], max_count: int, block: float, *, script: bool | None = None
@@ -884,7 +1140,7 @@ class RedisConsumer(Generic[T]):
         # exceeds it waits in the buffer, which only makes garbage collection dearer); one busy
         # stream still gets it all, from the next read on.
         busy = min(len(partitions), self._last_streams) or len(partitions)
-        count = -(-max_count // busy)
+        count = max(1, math.ceil(max_count / (busy * self._per_entry)))  # entries, not messages
         groups = [
             [partitions[i] for i in g]
             for g in slot_groups(self._redis, [self._streams[p] for p in partitions])
@@ -1021,6 +1277,7 @@ class RedisConsumer(Generic[T]):
     async def _park(self, dead: list[DeadLetter]) -> None:
         """Dead letter and ack in one round trip, so poison never blocks its partition."""
         pipe = self._redis.pipeline(transaction=False)
+        by_partition: dict[int, list[str]] = defaultdict(list)
         for d in dead:
             pipe.xadd(
                 self._bus.dead_key(self.topic),
@@ -1035,9 +1292,72 @@ class RedisConsumer(Generic[T]):
                 maxlen=DEAD_LETTER_MAXLEN,
                 approximate=True,
             )
-            pipe.xack(self._streams[d.partition], self.group, d.id)
-        await pipe.execute()
+            by_partition[d.partition].append(d.id)
+        commands, undo = self._settle(by_partition)
+        for command in commands:
+            pipe.execute_command(*command)
+        try:
+            await pipe.execute()
+        except BaseException:
+            undo()
+            raise
         DEAD_LETTERS.labels(self.topic, self.group).inc(len(dead))
+
+    def _settle(self, by_partition: dict[int, list[str]]) -> tuple[list[tuple[Any, ...]], Callable[[], None]]:
+        """The commands that ack these message ids, and how to undo the bookkeeping if they fail.
+
+        A one-message entry is XACKed. A message of a batch entry is struck off the entry's
+        ``_Open``: the entry is XACKed once nothing of it is left (and its record of partial acks
+        dropped), else the indexes acked so far are recorded (HSET) for whoever takes it over. A
+        message not handed out by this member (acked twice, or after a handover) changes nothing.
+        The bookkeeping changes before the commands go out, so concurrent acks of one entry see
+        each other; ``undo`` puts it back when they fail, so the caller's retry acks again.
+        """
+        commands: list[tuple[Any, ...]] = []
+        struck: list[tuple[dict[str, _Open], str, _Open, int]] = []
+        for p, ids in by_partition.items():
+            xack: list[str] = []
+            opens = self._open.get(p)
+            touched: dict[str, _Open] = {}
+            for msg_id in ids:
+                entry_id, sep, index = msg_id.partition("/")
+                if not sep:
+                    xack.append(msg_id)
+                    continue
+                entry = None if opens is None else opens.get(entry_id)
+                if entry is None or opens is None:
+                    continue
+                i = int(index)
+                if i in entry.left:
+                    entry.left.discard(i)
+                    struck.append((opens, entry_id, entry, i))
+                    touched[entry_id] = entry
+            record: list[Any] = []
+            forget: list[str] = []
+            for entry_id, entry in touched.items():
+                if entry.left:
+                    done = [i for i in range(entry.size) if i not in entry.left]
+                    record += (entry_id, _pack_indexes(done))
+                    entry.recorded = True
+                else:
+                    xack.append(entry_id)
+                    if opens is not None:
+                        opens.pop(entry_id, None)
+                    if entry.recorded:
+                        forget.append(entry_id)
+            if xack:
+                commands.append(("XACK", self._streams[p], self.group, *xack))
+            if record:
+                commands.append(("HSET", self._acked[p], *record))
+            if forget:
+                commands.append(("HDEL", self._acked[p], *forget))
+
+        def undo() -> None:
+            for opens, entry_id, entry, i in struck:
+                entry.left.add(i)
+                opens.setdefault(entry_id, entry)
+
+        return commands, undo
 
     def _hand_out(self, out: list[Delivery[T]], max_count: int) -> list[Delivery[T]]:
         if len(out) > max_count:
@@ -1047,6 +1367,10 @@ class RedisConsumer(Generic[T]):
         for d in out:
             outstanding[d.partition].add(d.id)
         return out
+
+    def _readable(self) -> list[int]:
+        """Partitions to read new entries from: ours, not being handed over, their pending re-handed."""
+        return [p for p in sorted(self._owned) if p not in self._draining and p not in self._recovering]
 
     async def fetch(self, max_count: int = 100, wait: float = 1.0) -> list[Delivery[T]]:
         if self.closed:
@@ -1066,17 +1390,22 @@ class RedisConsumer(Generic[T]):
                         await self._rebalance()
                         self._rebalance_due = now + self._rebalance_every
                     if self._buffer:
+                        # What an earlier read brought beyond its max_count, topped up from what is
+                        # there now (no wait): entries of many messages leave a few in the buffer.
                         take = min(max_count, len(self._buffer))
-                        return self._hand_out([self._buffer.popleft() for _ in range(take)], max_count)
+                        out = [self._buffer.popleft() for _ in range(take)]
+                        readable = self._readable()
+                        if take < max_count and readable:
+                            more, dead = await self._read_new(readable, max_count - take, 0)
+                            if dead:
+                                await self._park(dead)
+                            out += more
+                        return self._hand_out(out, max_count)
                     out, dead = await self._recover(max_count)
                     if not out and not dead:
                         remaining = deadline - loop.time()
-                        readable = [
-                            p
-                            for p in sorted(self._owned)
-                            if p not in self._draining and p not in self._recovering
-                        ]
                         block = min(remaining, self._max_block)
+                        readable = self._readable()
                         if readable:
                             out, dead = await self._read_new(readable, max_count, block)
                         elif block > 0:
@@ -1119,25 +1448,25 @@ class RedisConsumer(Generic[T]):
             outstanding = self._outstanding.get(p)
             if outstanding:
                 outstanding.difference_update(ids)
+        commands, undo = self._settle(by_partition)
+        if not commands:
+            return
         try:
-            # One XACK per partition, with all its ids; sent and read without redis-py's pipeline.
+            # Sent and read without redis-py's pipeline where the connection allows.
             replies = None
             if not self._bus.cluster:
-                packed = [pack("XACK", self._streams[p], self.group, *ids) for p, ids in by_partition.items()]
+                packed = [pack(*command) for command in commands]
                 replies = await pipelined(self._redis, packed, len(packed))
-            if replies is not None:
-                for reply in replies:
-                    if isinstance(reply, Exception):
-                        raise reply
-            elif len(by_partition) == 1:
-                [(p, ids)] = by_partition.items()
-                await self._redis.xack(self._streams[p], self.group, *ids)
-            else:
+            if replies is None:
                 pipe = self._redis.pipeline(transaction=False)
-                for p, ids in by_partition.items():
-                    pipe.xack(self._streams[p], self.group, *ids)
-                await pipe.execute()
+                for command in commands:
+                    pipe.execute_command(*command)
+                replies = await pipe.execute(raise_on_error=False)
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
         except _REDIS_ERRORS as err:
+            undo()
             raise self._bus._error(err, f"acking on {self.topic!r} as {self.group}/{self.name}") from err
 
     def epoch(self, partition: int) -> int:
@@ -1149,6 +1478,7 @@ class RedisConsumer(Generic[T]):
             return
         self._closed = True
         self._buffer.clear()
+        self._open.clear()
         for task in self._waits.values():
             task.cancel()
         await asyncio.gather(*self._waits.values(), return_exceptions=True)

@@ -267,6 +267,7 @@ def _build_bus(settings: Settings) -> Bus:
             prefix=settings.bus_prefix,
             cluster=settings.redis_cluster,
             wait_replicas=settings.bus_wait_replicas,
+            entry_messages=settings.bus_entry_messages,
         )
     from tradesignals.bus.memory import MemoryBus
 

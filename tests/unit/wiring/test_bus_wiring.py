@@ -16,6 +16,17 @@ async def test_server_mode_builds_a_single_server_bus_by_default() -> None:
     try:
         assert isinstance(bus, RedisStreamsBus)
         assert isinstance(bus._redis, Redis) and not bus.cluster and bus.wait_replicas == 0
+        assert bus.entry_messages == 64
+    finally:
+        await bus.close()
+
+
+async def test_ts_bus_entry_messages_reaches_the_redis_bus() -> None:
+    """The rolling-upgrade setting (one message an entry) must reach the bus, or older consumers
+    would park every batch entry as unreadable."""
+    bus = _build_bus(Settings(mode=Mode.SERVER, redis_url="redis://127.0.0.1:1/0", bus_entry_messages=1))
+    try:
+        assert isinstance(bus, RedisStreamsBus) and bus.entry_messages == 1
     finally:
         await bus.close()
 
