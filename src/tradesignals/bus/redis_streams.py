@@ -1396,9 +1396,13 @@ class RedisConsumer(Generic[T]):
                         out = [self._buffer.popleft() for _ in range(take)]
                         readable = self._readable()
                         if take < max_count and readable:
-                            more, dead = await self._read_new(readable, max_count - take, 0)
-                            if dead:
-                                await self._park(dead)
+                            try:
+                                more, dead = await self._read_new(readable, max_count - take, 0)
+                                if dead:
+                                    await self._park(dead)
+                            except BaseException:
+                                self._buffer.extendleft(reversed(out))  # still to hand out, in order
+                                raise
                             out += more
                         return self._hand_out(out, max_count)
                     out, dead = await self._recover(max_count)
@@ -1423,9 +1427,11 @@ class RedisConsumer(Generic[T]):
                     return []
         except _REDIS_ERRORS as err:
             # The server may have delivered entries whose reply was lost with the connection: they
-            # are pending under our name, so the next fetch re-reads our pending entries first.
+            # are pending under our name, so the next fetch re-reads our pending entries first —
+            # from the start, not from a recovery's cursor: what a recovery handed out may have
+            # been lost with this fetch. What is in the caller's hands or buffered is skipped.
             for p in self._owned:
-                self._recovering.setdefault(p, "-")
+                self._recovering[p] = "-"
             raise self._bus._error(err, f"fetching from {self.topic!r} as {self.group}/{self.name}") from err
         finally:
             if self._closed and self._joined:

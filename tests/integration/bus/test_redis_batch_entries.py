@@ -277,3 +277,87 @@ async def test_one_message_entries_when_batching_is_off(make_bus: Callable[..., 
             make_bus(entry_messages=0)
     finally:
         await raw.aclose()
+
+
+async def test_a_read_whose_reply_is_lost_hands_its_batch_entries_out_once_on_the_next_fetch(
+    make_bus: Callable[..., RedisStreamsBus], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server delivered the entries (they are pending under this member) but the reply never
+    became deliveries; and a top-up read fails after the buffer was emptied into it. Either way the
+    next fetch re-reads the member's pending entries: every message handed out exactly once more,
+    none that is already in the caller's hands."""
+    bus = make_bus()
+    async with asyncio.timeout(15):
+        await bus.publish_many(TOPIC, msgs(10))
+        await bus.publish_many(TOPIC, msgs(10, first=10))  # two entries of one partition
+        c = bus.consumer(TOPIC, "engine", "a", DECODE, lease_seconds=30)
+        real_parse = c._parse
+
+        def lost(_response: Any) -> Any:
+            raise RedisConnectionError("Connection closed by server.")
+
+        monkeypatch.setattr(c, "_parse", lost)
+        with pytest.raises(BusError, match="Connection closed"):
+            await c.fetch(100, wait=1)
+        monkeypatch.setattr(c, "_parse", real_parse)
+        first = await c.fetch(3, wait=1)  # recovered: the pending entry, again
+        assert [(d.value.seq, d.attempt) for d in first] == [(0, 2), (1, 2), (2, 2)]
+
+        calls = {"n": 0}
+        real_read = c._read_new
+
+        async def failing_top_up(*args: Any, **kwargs: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RedisConnectionError("Connection closed by server.")
+            return await real_read(*args, **kwargs)
+
+        monkeypatch.setattr(c, "_read_new", failing_top_up)
+        if c._buffer:  # the rest of that read waits in the buffer: the top-up read after it fails
+            with pytest.raises(BusError, match="Connection closed"):
+                await c.fetch(100, wait=1)
+        rest: list[Any] = []
+        while batch := await c.fetch(100, wait=0.3):
+            rest += batch
+        seqs = [d.value.seq for d in [*first, *rest]]
+        assert sorted(seqs) == list(range(20)) and len(seqs) == 20  # each once: none lost, none twice
+        await c.ack(*first, *rest)
+        lag = await bus.lag(TOPIC, "engine")
+        assert lag is not None and (lag.unread, lag.pending) == (0, 0)
+
+
+async def test_a_fetch_that_fails_after_its_recovery_handed_messages_out_loses_none(
+    make_bus: Callable[..., RedisStreamsBus], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A recovery (re-reading the member's pending entries) moves its cursor past what it took;
+    when the same fetch then fails (here: parking the poison it found), what it took never reached
+    the caller. The next fetch must read the pending entries from the start again, not from the
+    cursor, or those messages would stay pending under this member, never handed out."""
+    bus = make_bus()
+    async with asyncio.timeout(15):
+        await bus.publish_many(TOPIC, [*msgs(4), (KEY, b"\xc1"), *msgs(4, first=4)])
+        c = bus.consumer(TOPIC, "engine", "a", DECODE, lease_seconds=30)
+        real_parse, real_park = c._parse, c._park
+
+        def lost(_response: Any) -> Any:
+            raise RedisConnectionError("Connection closed by server.")
+
+        async def park_fails(_dead: Any) -> None:
+            monkeypatch.setattr(c, "_park", real_park)
+            raise RedisConnectionError("Connection closed by server.")
+
+        monkeypatch.setattr(c, "_parse", lost)
+        with pytest.raises(BusError):
+            await c.fetch(100, wait=1)  # delivered by the server, the reply lost
+        monkeypatch.setattr(c, "_parse", real_parse)
+        monkeypatch.setattr(c, "_park", park_fails)
+        with pytest.raises(BusError):
+            await c.fetch(100, wait=1)  # the recovery took the 8 and the poison, then parking failed
+        got: list[Any] = []
+        while batch := await c.fetch(100, wait=0.3):
+            got += batch
+        assert sorted(d.value.seq for d in got) == list(range(8)) and len(got) == 8
+        await c.ack(*got)
+        assert len(await bus.dead_letters(TOPIC)) == 1
+        lag = await bus.lag(TOPIC, "engine")
+        assert lag is not None and (lag.unread, lag.pending) == (0, 0)
