@@ -38,6 +38,11 @@ class HealthCheck(Protocol):
     @property
     def detail(self) -> str: ...
 
+    @property
+    def gates(self) -> bool:
+        """Whether a failure of this check makes the node answer 503 (not ready)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class HealthReport:

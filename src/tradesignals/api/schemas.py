@@ -127,6 +127,11 @@ class SignalsPage(BaseModel):
 class ServiceHealth(BaseModel):
     ok: bool
     detail: str
+    gates: bool = Field(
+        default=True,
+        description="A failure of this check makes the node answer 503 (its database, Redis); "
+        "a role's lag is reported only.",
+    )
 
 
 class GroupHealth(BaseModel):

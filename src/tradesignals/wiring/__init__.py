@@ -69,8 +69,14 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Check:
+    """One health probe. ``gates``: a failure makes this node not ready (503): what the node itself
+    needs to serve (its database, Redis). A role that is down elsewhere is reported, not gated: an
+    API node still serves history, accounts and billing, and taking every node out of the load
+    balancer for it would take the whole site down (the alert rules page for it instead)."""
+
     ok: bool
     detail: str
+    gates: bool = True
 
 
 @dataclass(slots=True)
@@ -160,17 +166,19 @@ class Services:
         return [("engine", engine_topic, "engine"), ("recorder", topics.MARKET_BARS, "history")]
 
     async def _check_lag(self, topic: str, group: str) -> tuple[Check, GroupLag | None]:
-        """Reported, not judged: a lagging engine must not take the API node out of a load balancer.
+        """Reported, not judged: neither a lagging engine nor one that is down takes the API node out
+        of a load balancer (``gates`` False).
 
         ``ok`` is false only when messages wait (or may: an unknown unread) and the group has no
-        live member at all — the role is down.
+        live member at all — the role is down: the body says so and ``TsConsumerGroupWithoutMembers``
+        pages.
         """
         try:
             lag = await asyncio.wait_for(self.bus.lag(topic, group), timeout=3.0)
         except (TimeoutError, BusError) as exc:
-            return Check(True, f"{topic}: lag unknown ({str(exc)[:120] or type(exc).__name__})"), None
+            return Check(True, f"{topic}: lag unknown ({str(exc)[:120] or type(exc).__name__})", False), None
         if lag is None:
-            return Check(True, f"{topic}: no {group!r} group yet"), None
+            return Check(True, f"{topic}: no {group!r} group yet", False), None
         from tradesignals.bus import metrics as bus_metrics
 
         # Unknown: NaN (neither a reassuring 0 nor a stale value) and the unknown gauge's alert.
@@ -181,7 +189,7 @@ class Services:
         unread = "unknown" if lag.unread is None else str(lag.unread)
         waiting = lag.unread is None or lag.unread + lag.pending > 0
         detail = f"{topic}: unread={unread} pending={lag.pending} members={lag.members}"
-        return Check(not (waiting and lag.members == 0), detail), lag
+        return Check(not (waiting and lag.members == 0), detail, gates=False), lag
 
     async def _check_db(self) -> Check:
         def probe() -> None:

@@ -40,7 +40,7 @@ def test_health_reports_mode_and_services(client: TestClient) -> None:
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "ok" and body["mode"] == "embedded"
-    assert body["services"]["database"] == {"ok": True, "detail": "sqlite"}
+    assert body["services"]["database"] == {"ok": True, "detail": "sqlite", "gates": True}
     assert body["services"]["bus"]["ok"] is True
 
 

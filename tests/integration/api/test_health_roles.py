@@ -137,6 +137,12 @@ def test_server_mode_lists_every_process_and_drops_a_killed_one(
                     (b := client.get("/api/health", headers=OPERATOR).json())["roles"] == {"api": 1} and b
                 ),
             )
+            # No engine left and a bar waiting for one: the engine role is down everywhere. This
+            # node still serves (history, accounts, billing): 200, degraded, the role named; a 503
+            # would take every API node out of the load balancer at once.
+            _until("the engine's lease to lapse", lambda: _engine_members(client) == 0)
+            asyncio.run(_publish_bar(redis_url, redis_prefix))
+            stranded = client.get("/api/health")
     finally:
         if engine.poll() is None:
             engine.kill()
@@ -149,3 +155,26 @@ def test_server_mode_lists_every_process_and_drops_a_killed_one(
     assert group["keeping_up"] is True and group["unread"] == 0
     assert anon["roles"] == {"api": 1, "engine": 1} and anon["processes"] is None
     assert [p["roles"] for p in alone["processes"]] == [["api"]]
+    body = stranded.json()
+    assert stranded.status_code == 200 and body["status"] == "degraded"
+    assert body["services"]["lag:engine"]["ok"] is False and body["services"]["lag:engine"]["gates"] is False
+    assert body["services"]["database"] == {"ok": True, "detail": "postgresql", "gates": True}
+    (down,) = [g for g in body["groups"] if g["role"] == "engine"]
+    assert down["members"] == 0 and down["unread"] >= 1 and down["keeping_up"] is False
+
+
+def _engine_members(client: TestClient) -> int:
+    groups = client.get("/api/health").json()["groups"]
+    return sum(g["members"] for g in groups if g["role"] == "engine")
+
+
+async def _publish_bar(redis_url: str, prefix: str) -> None:
+    """From a bus of its own: the node's client belongs to the test client's event loop."""
+    from tradesignals.bus.redis_streams import RedisStreamsBus
+
+    bus = RedisStreamsBus(redis_url, prefix=prefix)
+    try:
+        [(key, payload)] = _bars(1)
+        await bus.publish(topics.MARKET_BARS, key, payload)
+    finally:
+        await bus.close()

@@ -20,8 +20,8 @@ def test_health_in_server_mode_checks_postgres_and_redis(
     with TestClient(create_app(services)) as client:
         body = client.get("/api/health").json()
     assert body["mode"] == "server" and body["status"] == "ok"
-    assert body["services"]["database"] == {"ok": True, "detail": "postgresql"}
-    assert body["services"]["bus"] == {"ok": True, "detail": "RedisStreamsBus"}
+    assert body["services"]["database"] == {"ok": True, "detail": "postgresql", "gates": True}
+    assert body["services"]["bus"] == {"ok": True, "detail": "RedisStreamsBus", "gates": True}
 
 
 def test_unreachable_redis_is_one_line(pg_url: str) -> None:

@@ -42,14 +42,24 @@ def _at(unix_s: float) -> datetime:
 @router.get(
     "/health",
     response_model=Health,
-    responses={503: {"model": Health, "description": "A service the node needs does not answer."}},
+    responses={
+        503: {
+            "model": Health,
+            "description": "A service this node needs (its database, Redis) does not answer.",
+        }
+    },
 )
 async def health(services: ServicesDep, request: Request, response: Response) -> Health:
-    """Mode, version, each service, each role's lag and processes (200 when all answer, 503 otherwise)."""
+    """Mode, version, each service, each role's lag and processes.
+
+    503 when a service this node needs does not answer (the readiness a load balancer acts on);
+    ``degraded`` with a 200 when only a role elsewhere is down (a group with messages waiting and no
+    live member): this node still serves everything but what that role produces.
+    """
     report = await services.health_report()
     checks = report.checks
     ok = all(c.ok for c in checks.values())
-    if not ok:
+    if not all(c.ok for c in checks.values() if c.gates):
         response.status_code = 503
     live = report.processes or []
     roles: dict[str, int] = {}
@@ -73,7 +83,7 @@ async def health(services: ServicesDep, request: Request, response: Response) ->
         status="ok" if ok else "degraded",
         mode=services.settings.mode.value,
         version=__version__,
-        services={name: ServiceHealth(ok=c.ok, detail=c.detail) for name, c in checks.items()},
+        services={name: ServiceHealth(ok=c.ok, detail=c.detail, gates=c.gates) for name, c in checks.items()},
         roles=dict(sorted(roles.items())),
         groups=[
             GroupHealth(
