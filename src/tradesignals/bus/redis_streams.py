@@ -106,9 +106,8 @@ _REBALANCE_EVERY = 0.05
 ENTRY_MESSAGES = 64
 _ENTRY_BYTES = 256 * 1024
 
-_pack_batch = msgspec.msgpack.Encoder().encode
+_pack = msgspec.msgpack.Encoder().encode  # a batch entry's [key, payload]s; a partial ack's indexes
 _unpack_batch = msgspec.msgpack.Decoder(list[tuple[str, bytes]]).decode
-_pack_indexes = msgspec.msgpack.Encoder().encode
 _unpack_indexes = msgspec.msgpack.Decoder(list[int]).decode
 
 
@@ -553,7 +552,7 @@ class RedisStreamsBus:
                     head = cache[key] = self._xadd_head(topic, key)
                 parts.append(b"%b%d\r\n%b\r\n" % (head, len(v), v))
             else:
-                parts.append(pack("XADD", streams[p], "*", "b", _pack_batch([items[i] for i in indexes])))
+                parts.append(pack("XADD", streams[p], "*", "b", _pack([items[i] for i in indexes])))
         data = [b"".join(parts)]
         count = len(entries)
         if self.maxlen is not None:
@@ -600,7 +599,7 @@ class RedisStreamsBus:
                         key, payload = items[indexes[0]]
                         args += (index, "m", key, payload)
                     else:
-                        args += (index, "b", _pack_batch([items[i] for i in indexes]), "")
+                        args += (index, "b", _pack([items[i] for i in indexes]), "")
                 order += by_partition[p]
             calls.append((keys, args, order))
         try:
@@ -700,7 +699,7 @@ class RedisStreamsBus:
                         continue  # parked when it was consumed
                     first = after_index + 1 if entry_id == after_entry and after_index is not None else 0
                     stop = before_index if entry_id == before_entry and before_index is not None else None
-                    for index, (key, payload) in list(enumerate(messages))[first:stop]:
+                    for index, (key, payload) in enumerate(messages[first:stop], start=first):
                         item = decode_or_park(
                             decode, topic, partition, key, f"{entry_id}/{index}", payload, 0
                         )
@@ -711,7 +710,7 @@ class RedisStreamsBus:
                 if key is None or payload is None:
                     continue
                 if entry_id in (after_entry, before_entry):
-                    continue  # a one-message entry named by an inclusive (batch) bound of the other kind
+                    continue  # named as ``<id>/<n>`` (no id the bus hands out): the bound stays exclusive
                 item = decode_or_park(decode, topic, partition, key.decode(), entry_id, payload, 0)
                 if isinstance(item, Delivery):
                     out.append(item)
@@ -1337,7 +1336,7 @@ class RedisConsumer(Generic[T]):
             for entry_id, entry in touched.items():
                 if entry.left:
                     done = [i for i in range(entry.size) if i not in entry.left]
-                    record += (entry_id, _pack_indexes(done))
+                    record += (entry_id, _pack(done))
                     entry.recorded = True
                 else:
                     xack.append(entry_id)
