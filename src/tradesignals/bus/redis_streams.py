@@ -927,12 +927,9 @@ class RedisConsumer(Generic[T]):
                 break
             stream = self._streams[p]
             after = self._recovering[p]
+            asked = max_count - len(out)
             pending: Any = await self._redis.xpending_range(
-                stream,
-                self.group,
-                min=after if after == "-" else f"({after}",
-                max="+",
-                count=max_count - len(out),
+                stream, self.group, min=after if after == "-" else f"({after}", max="+", count=asked
             )
             if not pending:
                 del self._recovering[p]
@@ -976,7 +973,10 @@ class RedisConsumer(Generic[T]):
                 await pipe.execute()
                 for entry_id in settled:
                     opens.pop(entry_id, None)
-            self._recovering[p] = ids[-1]
+            if len(pending) < asked:  # the last page: read new entries there from the next read on
+                del self._recovering[p]
+            else:
+                self._recovering[p] = ids[-1]
         return out, dead
 
     def _take(
